@@ -1,0 +1,152 @@
+"""Entry point: read the config, build the target, then serve or check once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from . import __version__
+from .client import PingawayClient, TokenState, safe_url
+from .collector import CollectorOptions
+from .config import Config, ConfigError, load
+from .logs import setup as setup_logging
+from .payload import Parser
+from .scrape import Target
+from .secret import SecretError, SecretSource
+from .web import ExporterServer, WebOptions
+
+log = logging.getLogger("pingaway_exporter")
+
+
+def demo_clock(zone: str) -> "callable":
+    """Real time, shifted so the demo starts at 09:30 on the last weekday.
+
+    A demo on a Saturday night would otherwise show a closed office.
+    """
+    tz = ZoneInfo(zone)
+    now = time.time()
+    local = datetime.fromtimestamp(now, tz)
+    day = local.date()
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=tz).timestamp()
+    offset = start - now
+    return lambda: time.time() + offset
+
+
+def build_target(cfg: Config):
+    """The target plus, in demo mode, the simulator serving it."""
+    sim = None
+    url = cfg.url
+    token_source = cfg.token
+    clock = time.time
+    if cfg.demo:
+        from .simulator import Simulator
+        clock = demo_clock(cfg.timezone)
+        sim = Simulator(clock=clock).start("127.0.0.1", 0)
+        url = sim.url
+        if cfg.token is not None:
+            log.info("demo mode: ignoring the configured token and using one the simulator issued")
+        token_source = SecretSource("demo token", value=sim.issue_token())
+    assert token_source is not None
+    token = TokenState(token_source)
+    claims = token.current()[1]  # refuse a non-JWT now, with a clear message
+    if token_source.loose_permissions():
+        log.warning("secret file is readable by group or others; chmod 600 it",
+                    extra={"fields": {"file": token_source.path}})
+    if claims.expired(clock()):
+        log.warning("the token has expired; scrapes will report token_expired until it is replaced",
+                    extra={"fields": {"expired_at": _iso(claims.expires_at)}})
+    client = PingawayClient(url, token, max_body_bytes=cfg.max_body, clock=clock)
+    target = Target("default", client, Parser(cfg.timezone))
+    return target, sim
+
+
+def _iso(ts: float | None) -> str:
+    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def run_check(cfg: Config, target: Target, out=None) -> int:
+    """Fetch once and print a short human summary; non-zero on failure."""
+    out = out or sys.stdout
+    outcome = target.scrape(time.monotonic() + cfg.timeout)
+    claims = target.token_claims
+    print(f"Pingaway API:  {safe_url(target.client.base_url)}", file=out)
+    if claims is not None:
+        print(f"Token expires: {_iso(claims.expires_at)}" + (
+            f" (issued {_iso(claims.issued_at)})" if claims.issued_at else ""), file=out)
+    if not outcome.ok:
+        print(f"FAILED ({outcome.reason}): {outcome.detail}", file=out)
+        return 1
+    exts = outcome.result.extensions
+    directions = {"in": 0, "out": 0, "unknown": 0}
+    ringing = 0
+    for e in exts:
+        for c in e.calls:
+            directions[c.direction] += 1
+            ringing += c.status == "ringing"
+    print(f"Extensions:    {len(exts)}"
+          + (f" ({outcome.result.skipped} unusable records skipped)" if outcome.result.skipped else ""), file=out)
+    print(f"Available now: {sum(1 for e in exts if e.available)}", file=out)
+    print(f"Ready now:     {sum(1 for e in exts if e.ready)}", file=out)
+    print(f"Calls:         {directions['in']} in, {directions['out']} out, {directions['unknown']} unknown; "
+          f"{ringing} ringing", file=out)
+    print(f"OK: fetched in {outcome.duration:.2f}s", file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = load(argv, os.environ)
+    except ConfigError as exc:
+        print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.log_level, cfg.log_format)
+    try:
+        target, sim = build_target(cfg)
+    except SecretError as exc:
+        print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
+        return 2
+    if cfg.check:
+        try:
+            return run_check(cfg, target)
+        finally:
+            if sim is not None:
+                sim.stop()
+    options = WebOptions(
+        telemetry_path=cfg.telemetry_path, timeout=cfg.timeout, timeout_offset=cfg.timeout_offset,
+        collector=CollectorOptions(per_extension=cfg.per_extension, include_email=cfg.include_email,
+                                   profile_limit=cfg.profile_limit),
+        upstream_label=("embedded simulator (demo) at " if sim else "") + safe_url(target.client.base_url),
+    )
+    try:
+        server = ExporterServer(cfg.listen, target, options)
+    except OSError as exc:
+        host, port = cfg.listen
+        log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc)}})
+        return 1
+
+    def stop(signum, frame):  # noqa: ARG001
+        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
+        import threading
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.ready.set()
+    log.info("listening", extra={"fields": {"address": server.url(cfg.telemetry_path), "version": __version__,
+                                            "upstream": options.upstream_label, "demo": cfg.demo}})
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        target.client.close()
+        if sim is not None:
+            sim.stop()
+    return 0

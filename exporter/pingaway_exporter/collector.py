@@ -1,0 +1,196 @@
+"""Records to metric families, once per scrape.
+
+A fresh ``ScrapeCollector`` is built for every request (the
+prometheus-pve-exporter pattern): it carries that request's deadline, and
+there is no shared mutable registry state to race on. ``describe()`` lists
+the families without touching the network, so registering the collector
+never calls the vendor.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .client import REASONS
+from .payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
+from .scrape import Outcome, Target
+
+NO_PROFILE = "none"
+
+
+@dataclass(frozen=True)
+class CollectorOptions:
+    per_extension: bool = True
+    include_email: bool = False
+    profile_limit: int = 50
+
+
+def _g(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+class ScrapeCollector(Collector):
+    """Exposes one target's state as of this scrape."""
+
+    def __init__(self, target: Target, deadline: float, options: CollectorOptions) -> None:
+        self.target = target
+        self.deadline = deadline
+        self.options = options
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(None, None)
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.monotonic()
+        outcome = self.target.scrape(self.deadline)
+        yield from self._families(outcome, started)
+
+    # -- building ------------------------------------------------------------
+
+    def _families(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
+        ok = outcome is not None and outcome.ok
+        up = _g("pingaway_up", "1 if this scrape got a usable extension list from Pingaway, else 0.")
+        duration = _g("pingaway_scrape_duration_seconds", "Time spent fetching and parsing the extension list.")
+        errors = CounterMetricFamily("pingaway_scrape_errors", "Failed scrapes since the exporter started, by reason.",
+                                     labels=["reason"])
+        current = _g("pingaway_scrape_error", "1 for the reason this scrape failed, 0 for the others.", ["reason"])
+        if outcome is not None:
+            up.add_metric([], 1.0 if ok else 0.0)
+            duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
+            counts = self.target.stats.snapshot()
+            for reason in REASONS:
+                errors.add_metric([reason], float(counts.get(reason, 0)))
+                current.add_metric([reason], 1.0 if outcome.reason == reason else 0.0)
+        yield from (up, duration, errors, current)
+        yield from self._token_families(outcome is not None)
+        yield from self._build_info(outcome is not None)
+        extensions = outcome.result.extensions if (outcome is not None and outcome.ok) else None
+        skipped = outcome.result.skipped if (outcome is not None and outcome.ok) else None
+        yield from self._domain_families(extensions, skipped)
+
+    def _token_families(self, with_samples: bool) -> Iterator[Metric]:
+        expiry = _g("pingaway_token_expiry_timestamp_seconds", "The token's exp claim, when it has one (Unix time).")
+        issued = _g("pingaway_token_issued_timestamp_seconds", "The token's iat claim, when it has one (Unix time).")
+        claims = self.target.token_claims if with_samples else None
+        if claims is not None:
+            if claims.expires_at is not None:
+                expiry.add_metric([], claims.expires_at)
+            if claims.issued_at is not None:
+                issued.add_metric([], claims.issued_at)
+        yield expiry
+        yield issued
+
+    def _build_info(self, with_samples: bool) -> Iterator[Metric]:
+        info = _g("pingaway_exporter_build_info", "Version of pingaway-exporter and of the Python running it.",
+                  ["version", "python_version"])
+        if with_samples:
+            info.add_metric([__version__, platform.python_version()], 1.0)
+        yield info
+
+    def _domain_families(self, exts: list[Extension] | None, skipped: int | None) -> Iterator[Metric]:
+        users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
+        available = _g("pingaway_users_available", "Extensions whose presence profile says available.")
+        on_call = _g("pingaway_users_on_call", "Extensions with at least one line up.")
+        ready = _g("pingaway_users_ready", "Available extensions with no line up or ringing: who could take the next call.")
+        calls = _g("pingaway_calls_active", "Ongoing calls (every entry in an extension's calls list), by direction.",
+                   ["direction"])
+        lines = _g("pingaway_lines", "Call lines by line status; 'other' appears only for undocumented statuses.",
+                   ["status"])
+        profiles = _g("pingaway_profile_users",
+                      f"Extensions per presence profile name; at most {self.options.profile_limit} names, "
+                      f"the rest summed as 'other', '{NO_PROFILE}' where there is no profile.", ["profile"])
+        invalid = _g("pingaway_records_skipped", "Records in this scrape's list skipped as unusable.")
+        dups = _g("pingaway_extension_duplicates",
+                  "Records whose extension number and name repeat an earlier record; their per-extension series "
+                  "are folded into the first.")
+        ext_labels = ["extension", "name"]
+        info_labels = ext_labels + ["profile"] + (["email"] if self.options.include_email else [])
+        ext_available = _g("pingaway_extension_available", "1 if the extension is available, 0 if not; absent when unknown.",
+                           ext_labels)
+        ext_calls = _g("pingaway_extension_calls_active", "Ongoing calls per extension.", ext_labels)
+        ext_until = _g("pingaway_extension_profile_until_timestamp_seconds",
+                       "When the extension's current presence profile ends (Unix time); only when it has an end.",
+                       ext_labels)
+        ext_info = _g("pingaway_extension_info", "Per-extension metadata; always 1.", info_labels)
+        if exts is not None:
+            self._fill(exts, users, available, on_call, ready, calls, lines, profiles, dups,
+                       ext_available, ext_calls, ext_until, ext_info)
+            invalid.add_metric([], float(skipped or 0))
+        yield from (users, available, on_call, ready, calls, lines, profiles, invalid, dups)
+        if self.options.per_extension:
+            yield from (ext_available, ext_calls, ext_until, ext_info)
+
+    def _fill(self, exts, users, available, on_call, ready, calls, lines, profiles, dups,
+              ext_available, ext_calls, ext_until, ext_info) -> None:
+        n_available = n_on_call = n_ready = 0
+        directions = dict.fromkeys(DIRECTIONS, 0)
+        statuses = dict.fromkeys(LINE_STATUSES, 0)
+        profile_counts: Counter[str] = Counter()
+        seen: set[tuple[str, str]] = set()
+        duplicates = 0
+        per_ext = self.options.per_extension
+        email = self.options.include_email
+        for e in exts:
+            up = busy = False
+            for c in e.calls:
+                directions[c.direction] += 1
+                statuses[c.status] = statuses.get(c.status, 0) + 1
+                if c.status == "up":
+                    up = busy = True
+                elif c.status == "ringing":
+                    busy = True
+            if e.available:
+                n_available += 1
+                if not busy:
+                    n_ready += 1
+            if up:
+                n_on_call += 1
+            profile_counts[e.profile or NO_PROFILE] += 1
+            key = (e.extension, e.name)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            if not per_ext:
+                continue
+            labels = [e.extension, e.name]
+            if e.available is not None:
+                ext_available.add_metric(labels, 1.0 if e.available else 0.0)
+            ext_calls.add_metric(labels, float(len(e.calls)))
+            if e.until is not None:
+                ext_until.add_metric(labels, e.until)
+            info = [e.extension, e.name, e.profile or NO_PROFILE]
+            if email:
+                info.append(e.email)
+            ext_info.add_metric(info, 1.0)
+        users.add_metric([], float(len(exts)))
+        available.add_metric([], float(n_available))
+        on_call.add_metric([], float(n_on_call))
+        ready.add_metric([], float(n_ready))
+        for d in DIRECTIONS:
+            calls.add_metric([d], float(directions[d]))
+        for s in LINE_STATUSES:
+            lines.add_metric([s], float(statuses[s]))
+        if statuses.get(OTHER):
+            lines.add_metric([OTHER], float(statuses[OTHER]))
+        for name, count in bounded(profile_counts, self.options.profile_limit):
+            profiles.add_metric([name], float(count))
+        dups.add_metric([], float(duplicates))
+
+
+def bounded(counts: Counter[str], limit: int) -> list[tuple[str, int]]:
+    """The ``limit`` largest entries by count (ties by name), the rest summed under 'other'."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = dict(ranked[:limit])
+    rest = sum(count for _, count in ranked[limit:])
+    if rest:
+        kept[OTHER] = kept.get(OTHER, 0) + rest
+    return sorted(kept.items())

@@ -1,0 +1,278 @@
+"""Command-line flags, their ``PINGAWAY_*`` environment twins, and validation.
+
+Flags follow the Prometheus exporter style (``--web.listen-address``,
+``--log.level``). Every flag has an environment twin, named by dropping a
+leading ``pingaway.`` and upper-casing the rest under ``PINGAWAY_``
+(``--web.listen-address`` -> ``PINGAWAY_WEB_LISTEN_ADDRESS``); a flag given
+on the command line wins. Secrets are never flag *values*, because the
+command line is visible in ``ps``: only the path of a file, or an
+environment variable, carries them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import __version__
+from .secret import SecretSource
+
+DEFAULT_PORT = 10035
+DEFAULT_URL = "https://admin.pingaway.se/api/"
+
+
+class ConfigError(Exception):
+    """A bad flag, environment variable or file. The message names the field."""
+
+
+# -- value parsers: raise ValueError with a short reason ------------------------
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``10``, ``2.5``, ``500ms``, ``1m30s`` (Prometheus style)."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        if not _DURATION.match(text):
+            raise ValueError(f"{text!r} is not a duration (e.g. 10s, 500ms, 1m)") from None
+        value = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if value <= 0:
+        raise ValueError(f"{text!r} must be greater than zero")
+    return value
+
+
+def nonneg_duration(text: str) -> float:
+    if text.strip() in ("0", "0s"):
+        return 0.0
+    return duration(text)
+
+
+def size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*", text)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (e.g. 64MiB, 1048576)")
+    mult = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+            "KB": 10**3, "MB": 10**6, "GB": 10**9}[m.group(2)]
+    value = int(m.group(1)) * mult
+    if value < 1024:
+        raise ValueError(f"{text!r} is smaller than 1KiB")
+    return value
+
+
+def boolean(text: str) -> bool:
+    v = text.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def api_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ValueError("the URL must not carry credentials; use a token file")
+    if parts.query or parts.fragment:
+        raise ValueError("the URL must not have a query or fragment")
+    url = text.strip()
+    return url if url.endswith("/") else url + "/"
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    text = text.strip()
+    m = re.fullmatch(r"(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})", text)
+    if not m:
+        raise ValueError(f"{text!r} is not host:port (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})")
+    host = m.group(1) if m.group(1) is not None else m.group(2)
+    port = int(m.group(3))
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
+def url_path(text: str) -> str:
+    if not text.startswith("/") or any(c in text for c in "?# "):
+        raise ValueError(f"{text!r} is not a URL path starting with '/'")
+    return text
+
+
+def timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{text!r} is not a known IANA time zone (e.g. Europe/Stockholm)") from None
+    return text
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        v = text.strip().lower()
+        if v not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return v
+    return parse
+
+
+# -- the flag table -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Flag:
+    flag: str
+    dest: str
+    parse: Callable[[str], object]
+    default: object
+    help: str
+    metavar: str = "VALUE"
+    switch: bool = False  # a boolean flag with a --no- form
+
+    @property
+    def env(self) -> str:
+        name = self.flag.removeprefix("--").removeprefix("pingaway.")
+        return "PINGAWAY_" + re.sub(r"[.\-]", "_", name).upper()
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("--pingaway.url", "url", api_url, DEFAULT_URL, "Pingaway API root; extensions/ is fetched below it.", "URL"),
+    Flag("--pingaway.token-file", "token_file", str, None,
+         "File holding the API token (a JWT). Re-read when it changes. PINGAWAY_TOKEN may hold the token itself.",
+         "PATH"),
+    Flag("--pingaway.timeout", "timeout", duration, 10.0,
+         "Upper bound for one upstream fetch; Prometheus's scrape timeout lowers it further.", "DURATION"),
+    Flag("--pingaway.timezone", "timezone", timezone, "Europe/Stockholm",
+         "Time zone of the API's local 'until' timestamps.", "ZONE"),
+    Flag("--pingaway.max-response-size", "max_body", size, 64 << 20,
+         "Largest decoded response body accepted from the API.", "SIZE"),
+    Flag("--web.listen-address", "listen", listen_address, ("", DEFAULT_PORT),
+         f"Address to serve on. Default :{DEFAULT_PORT}.", "HOST:PORT"),
+    Flag("--web.telemetry-path", "telemetry_path", url_path, "/metrics", "Path that serves the metrics.", "PATH"),
+    Flag("--web.timeout-offset", "timeout_offset", nonneg_duration, 0.5,
+         "Subtracted from Prometheus's X-Prometheus-Scrape-Timeout-Seconds to leave room for the answer.",
+         "DURATION"),
+    Flag("--collector.extensions", "per_extension", boolean, True,
+         "Export per-extension series (pingaway_extension_*). Turn off for large or privacy-sensitive domains.",
+         switch=True),
+    Flag("--collector.extensions.email", "include_email", boolean, False,
+         "Add an email label to pingaway_extension_info. Personal data: off unless asked for.", switch=True),
+    Flag("--collector.profile-limit", "profile_limit", positive_int, 50,
+         "Most distinct profile names on pingaway_profile_users; the rest are summed as 'other'.", "N"),
+    Flag("--log.level", "log_level", choice("debug", "info", "warn", "error"), "info",
+         "Only log messages at this level or above: debug, info, warn, error.", "LEVEL"),
+    Flag("--log.format", "log_format", choice("logfmt", "json"), "logfmt", "Log line format: logfmt or json.",
+         "FORMAT"),
+    Flag("--demo", "demo", boolean, False,
+         "Serve data from the embedded Pingaway simulator; needs no account or token.", switch=True),
+)
+
+TOKEN_ENV = "PINGAWAY_TOKEN"
+
+
+@dataclass(frozen=True)
+class Config:
+    url: str
+    token: SecretSource | None = field(repr=True)
+    timeout: float
+    timezone: str
+    max_body: int
+    listen: tuple[str, int]
+    telemetry_path: str
+    timeout_offset: float
+    per_extension: bool
+    include_email: bool
+    profile_limit: int
+    log_level: str
+    log_format: str
+    demo: bool
+    check: bool = False
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)  # field -> where it came from
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pingaway-exporter",
+        description="Prometheus exporter for the Pingaway cloud switchboard. "
+                    "Every flag can also be set through the environment variable shown with it; "
+                    "a flag on the command line wins.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'pingaway-exporter check' to test a token once and print a summary.",
+    )
+    for f in FLAGS:
+        text = f"{f.help} [env {f.env}]"
+        if f.switch:
+            parser.add_argument(f.flag, dest=f.dest, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+        else:
+            parser.add_argument(f.flag, dest=f.dest, default=None, metavar=f.metavar, help=text)
+    parser.add_argument("--check", action="store_true", default=False,
+                        help="Fetch once, print a summary and exit non-zero on failure (same as 'check').")
+    parser.add_argument("--version", action="version", version=f"pingaway-exporter {__version__}")
+    return parser
+
+
+def load(argv: list[str], environ: Mapping[str, str]) -> Config:
+    """Build the config from argv and the environment, or raise ``ConfigError``."""
+    argv = list(argv)
+    check = False
+    if argv and argv[0] == "check":
+        check, argv = True, argv[1:]
+    ns = build_parser().parse_args(argv)
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for f in FLAGS:
+        raw = getattr(ns, f.dest)
+        if raw is not None:
+            where = f.flag
+            if f.switch:
+                values[f.dest] = bool(raw)
+                sources[f.dest] = where
+                continue
+        elif f.env in environ:
+            raw, where = environ[f.env], f.env
+        else:
+            values[f.dest] = f.default
+            sources[f.dest] = "default"
+            continue
+        try:
+            values[f.dest] = f.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        sources[f.dest] = where
+    token_file = values.pop("token_file")
+    token = resolve_token(token_file, sources.get("token_file", "default"), environ, bool(values["demo"]))
+    return Config(token=token, check=check or ns.check, sources=sources, **values)
+
+
+def resolve_token(token_file, where: str, environ: Mapping[str, str], demo: bool) -> SecretSource | None:
+    if token_file is not None:
+        if where == "PINGAWAY_TOKEN_FILE" and environ.get(TOKEN_ENV):
+            raise ConfigError("PINGAWAY_TOKEN and PINGAWAY_TOKEN_FILE are both set; keep one")
+        if not token_file:
+            raise ConfigError(f"{where}: empty path")
+        return SecretSource(f"token file ({where})", path=str(token_file))
+    if environ.get(TOKEN_ENV):
+        return SecretSource(f"token ({TOKEN_ENV})", value=environ[TOKEN_ENV])
+    if demo:
+        return None
+    raise ConfigError("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or PINGAWAY_TOKEN "
+                      "(or try --demo)")

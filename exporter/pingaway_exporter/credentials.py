@@ -1,0 +1,62 @@
+"""What the exporter may learn from a Pingaway token without its key.
+
+The API's tokens are JWTs signed by the vendor; the exporter has no key, so
+it reads the claims unverified. It uses them only to warn about expiry and to
+avoid sending a token that has visibly expired, never to decide trust.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from .secret import Secret, SecretError
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """The few claims the exporter cares about; other claims are ignored."""
+
+    expires_at: float | None
+    issued_at: float | None
+    subject: str | None
+    algorithm: str | None
+
+    def expired(self, now: float | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        return (time.time() if now is None else now) >= self.expires_at
+
+
+def _number(claims: dict, name: str, label: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SecretError(f"{label}: claim {name!r} is not a number")
+    return float(value)
+
+
+def read_claims(token: Secret, label: str) -> TokenClaims:
+    """Decode the claims, or raise ``SecretError`` naming ``label`` but never the token."""
+    raw = token.reveal()
+    if raw.lower().startswith("bearer "):
+        raise SecretError(f"{label} starts with 'Bearer '; store the token alone")
+    if raw.count(".") != 2:
+        raise SecretError(f"{label} is not a JWT (expected three dot-separated base64url parts)")
+    try:
+        header = jwt.get_unverified_header(raw)
+        claims = jwt.decode(raw, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise SecretError(f"{label} is not a readable JWT") from None
+    if not isinstance(claims, dict):
+        raise SecretError(f"{label} has no claims object")
+    sub = claims.get("sub")
+    return TokenClaims(
+        expires_at=_number(claims, "exp", label),
+        issued_at=_number(claims, "iat", label),
+        subject=str(sub) if sub is not None else None,
+        algorithm=header.get("alg") if isinstance(header, dict) else None,
+    )

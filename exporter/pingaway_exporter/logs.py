@@ -1,0 +1,80 @@
+"""logfmt or JSON log lines, one per event, with secrets scrubbed.
+
+Exporters in the Prometheus ecosystem log in logfmt (go-kit / slog style:
+``ts=... level=warn msg="scrape failed" reason=timeout``); JSON is there for
+log pipelines that want it. Tracebacks are not printed: a failing upstream
+is an expected event, described in one line. A last-line-of-defence filter
+replaces any known secret value with ``<redacted>`` in whatever reaches the
+handler, including lines from httpx and httpcore at debug level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from .secret import known_secret_values
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
+          logging.CRITICAL: "error"}
+REDACTED = "<redacted>"
+
+
+def scrub(text: str) -> str:
+    for value in known_secret_values():
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def _fields(record: logging.LogRecord) -> dict:
+    out = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+        "level": _NAMES.get(record.levelno, "info"),
+        "logger": record.name.removeprefix("pingaway_exporter.") if record.name != "pingaway_exporter" else "main",
+        "msg": record.getMessage(),
+    }
+    extra = getattr(record, "fields", None)
+    if isinstance(extra, dict):
+        for key, value in extra.items():
+            out.setdefault(key, value)
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        out.setdefault("err", f"{type(exc).__name__}: {exc}")
+    return out
+
+
+def _logfmt_value(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if not isinstance(
+        value, (int, float)) else repr(value)
+    if text == "" or any(ch in text for ch in ' ="\\\n\t') :
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    return text
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(" ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items()))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(json.dumps(_fields(record), ensure_ascii=False, default=str))
+
+
+def setup(level: str = "info", fmt: str = "logfmt", stream=None) -> logging.Handler:
+    """Route every logger (ours and the libraries') through one scrubbing handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(LEVELS[level])
+    # httpx logs every request at INFO; that is one line per scrape of noise.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    return handler

@@ -1,0 +1,135 @@
+"""One scrape of one Pingaway domain: fetch, parse, and remember how it went.
+
+This is the seam between the client (bytes from upstream) and the collector
+(metric families). Everything here runs inside the scrape's deadline; the
+upstream call itself is shared between concurrent scrapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .client import REASONS, TIMEOUT, FetchError, PingawayClient
+from .coalesce import Coalescer, DeadlineExceeded
+from .credentials import TokenClaims
+from .payload import ParseResult, Parser, PayloadError
+
+log = logging.getLogger("pingaway_exporter.scrape")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one upstream round trip produced. Shared by coalesced scrapes."""
+
+    result: ParseResult | None
+    reason: str | None
+    detail: str
+    duration: float
+    finished_at: float  # Unix time
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+@dataclass
+class ScrapeStats:
+    """Counters that outlive a single scrape."""
+
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    records_skipped: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_error(self, reason: str) -> None:
+        with self.lock:
+            self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.errors)
+
+
+class _OnceLog:
+    """Log each distinct message once at WARNING, and again only at DEBUG."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._seen: set[str] = set()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def warn(self, msg: str, **fields) -> None:
+        key = msg + repr(sorted(fields.items()))
+        with self._lock:
+            first = key not in self._seen
+            if first and len(self._seen) < self._limit:
+                self._seen.add(key)
+        log.log(logging.WARNING if first else logging.DEBUG, msg, extra={"fields": fields})
+
+
+class Target:
+    """A configured Pingaway domain and everything needed to scrape it."""
+
+    def __init__(self, name: str, client: PingawayClient, parser: Parser) -> None:
+        self.name = name
+        self.client = client
+        self.parser = parser
+        self.stats = ScrapeStats()
+        self._once = _OnceLog()
+        self._coalescer: Coalescer[Outcome] = Coalescer(self._fetch_and_parse, name=name)
+
+    @property
+    def upstream_calls(self) -> int:
+        return self._coalescer.started
+
+    @property
+    def token_claims(self) -> TokenClaims | None:
+        return self.client.token.claims
+
+    def scrape(self, deadline: float) -> Outcome:
+        """Fetch (or join a fetch already running) and count the outcome for this scrape."""
+        started = time.monotonic()
+        try:
+            outcome = self._coalescer.run(deadline)
+        except DeadlineExceeded:
+            waited = time.monotonic() - started
+            outcome = Outcome(None, TIMEOUT, f"upstream did not answer within the scrape deadline ({waited:.1f}s)",
+                              waited, time.time())
+            log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": TIMEOUT,
+                                                           "err": outcome.detail}})
+        if outcome.reason is not None:
+            self.stats.count_error(outcome.reason)
+        return outcome
+
+    def _fetch_and_parse(self, deadline: float) -> Outcome:
+        # Finish a little before the waiters give up, so that the precise
+        # reason (slow headers, trickling body, ...) is what gets reported.
+        started = time.monotonic()
+        inner_deadline = deadline - min(0.05, max(0.0, (deadline - started) * 0.05))
+        try:
+            response = self.client.fetch_extensions(inner_deadline)
+            result = self.parser.parse_body(response.body, response.content_type)
+        except FetchError as exc:
+            return self._failed(exc.reason, exc.detail, started)
+        except PayloadError as exc:
+            return self._failed("invalid_payload", str(exc), started)
+        except Exception as exc:  # a bug must not cost the scrape or print a traceback
+            log.debug("unexpected error while scraping", exc_info=True)
+            return self._failed("invalid_payload", f"unexpected {type(exc).__name__} while parsing", started)
+        duration = time.monotonic() - started
+        if result.skipped:
+            with self.stats.lock:
+                self.stats.records_skipped += result.skipped
+            for problem, count in result.problems.items():
+                self._once.warn("skipped unusable extension record", target=self.name, problem=problem)
+        for what in result.drift:
+            self._once.warn("upstream sent a value outside the documented set", target=self.name, field=what)
+        log.debug("scrape ok", extra={"fields": {"target": self.name, "extensions": len(result.extensions),
+                                                 "duration_seconds": round(duration, 3)}})
+        return Outcome(result, None, "", duration, time.time())
+
+    def _failed(self, reason: str, detail: str, started: float) -> Outcome:
+        log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": reason, "err": detail}})
+        return Outcome(None, reason, detail, time.monotonic() - started, time.time())

@@ -1,0 +1,168 @@
+"""A believable Pingaway domain whose state is a pure function of time.
+
+About sixty people in teams (support, växel, sales, ...) and two conference
+rooms. Over a Stockholm working day people arrive, take lunch, sit in
+meetings, go home; calls ring, get answered and end. Everything is derived
+from a seed and the clock by hashing, so a test that pins the clock gets the
+same domain every time, and the demo changes from scrape to scrape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+FIRST = ["Anna", "Bengt", "Åsa", "Örjan", "Karin", "Lars", "Maja", "Björn", "Ingrid", "Göran", "Sofia",
+         "Mikael", "Elin", "Per", "Linnéa", "Håkan", "Emma", "Jörgen", "Sara", "Stefan", "Märta", "Olof",
+         "Ebba", "Nils", "Frida", "Östen", "Klara", "Jonas", "Agnes", "Ulf"]
+LAST = ["Andersson", "Bengtsson", "Öberg", "Ängström", "Johansson", "Karlsson", "Nilsson", "Eriksson",
+        "Larsson", "Olsson", "Persson", "Svensson", "Gustafsson", "Pettersson", "Jönsson", "Åkesson",
+        "Lindström", "Sjöberg", "Hägg", "Fält", "Wallén", "Björk", "Strömberg", "Löfgren", "Holmqvist",
+        "Sundén", "Ekström", "Forsén", "Blomqvist", "Dahlén", "Nyström"]
+TEAMS = [("support", 22, 0.45), ("växel", 12, 0.55), ("sales", 14, 0.30), ("ekonomi", 6, 0.15),
+         ("it", 6, 0.20)]
+CITIES = ["stockholm", "göteborg", "malmö"]
+AVAILABLE = "Tillgänglig"
+NO_END = "0000-00-00 00:00:00"
+
+
+def _rand(*keys: object) -> float:
+    """A uniform number in [0, 1) fixed by its keys."""
+    digest = hashlib.blake2b("|".join(map(str, keys)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Person:
+    index: int
+    extension: str
+    name: str
+    email: str
+    mobile: str
+    team: str
+    city: str
+    call_rate: float
+
+
+@dataclass(frozen=True)
+class Room:
+    extension: str
+    name: str
+
+
+def _ascii(text: str) -> str:
+    return text.lower().translate(str.maketrans("åäöé", "aaoe"))
+
+
+class Domain:
+    def __init__(self, size: int = 60, seed: str = "pingaway", timezone: str = "Europe/Stockholm") -> None:
+        self.seed = seed
+        self.zone = ZoneInfo(timezone)
+        self.people: list[Person] = []
+        teams = [t for t, n, _ in TEAMS for _ in range(n)]
+        rates = {t: r for t, _, r in TEAMS}
+        for i in range(size):
+            first = FIRST[(i * 7) % len(FIRST)]
+            last = LAST[(i * 11 + i // len(FIRST)) % len(LAST)]
+            name = f"{first} {last}" if i < len(FIRST) * len(LAST) else f"{first} {last} {i}"
+            team = teams[i % len(teams)]
+            self.people.append(Person(
+                index=i, extension=f"08{10200 + i:06d}",
+                name=name, email=f"{_ascii(first)}.{_ascii(last)}{'' if i < 900 else i}@exempel.se",
+                mobile=f"07{int(_rand(seed, 'mob', i) * 10**8):08d}", team=team,
+                city=CITIES[int(_rand(seed, 'city', i) * len(CITIES))], call_rate=rates[team],
+            ))
+        # Like the vendor's own example: a room shares its number with a person.
+        self.rooms = [Room(self.people[0].extension if self.people else "08000000", "Konferensrum A"),
+                      Room("08999901", "Konferensrum B")]
+
+    # -- presence -----------------------------------------------------------
+
+    def _local(self, now: float) -> datetime:
+        return datetime.fromtimestamp(now, self.zone)
+
+    def _fmt(self, when: datetime) -> str:
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+
+    def presence(self, p: Person, now: float) -> tuple[bool, str, str, str | None]:
+        """(available, profile name, until, message) for a person at ``now``."""
+        local = self._local(now)
+        day = local.date()
+        key = (self.seed, p.index, day.isoformat())
+        week = (self.seed, p.index, day.isocalendar()[1])
+        midnight = datetime(day.year, day.month, day.day, tzinfo=self.zone)
+        if _rand(*week, "vacation") < 0.06:
+            back = midnight + timedelta(days=7 - day.weekday(), hours=8)
+            return False, "Semester", self._fmt(back), "Svarar på mail en gång i veckan"
+        if _rand(*key, "sick") < 0.04:
+            return False, "Sjuk", self._fmt(midnight + timedelta(days=1, hours=8)), None
+        if day.weekday() >= 5:
+            monday = midnight + timedelta(days=7 - day.weekday(), hours=8)
+            return False, "Ledig", self._fmt(monday), None
+        start = midnight + timedelta(minutes=450 + int(_rand(*key, "start") * 90))  # 07:30-09:00
+        end = midnight + timedelta(minutes=960 + int(_rand(*key, "end") * 90))  # 16:00-17:30
+        if local < start:
+            return False, "Ledig", self._fmt(start), None
+        if local >= end:
+            return False, "Ledig", self._fmt(start + timedelta(days=1)), None
+        lunch = midnight + timedelta(minutes=660 + int(_rand(*key, "lunch") * 90))  # 11:00-12:30
+        lunch_end = lunch + timedelta(minutes=40 + int(_rand(*key, "lunchlen") * 25))
+        if lunch <= local < lunch_end:
+            return False, "Lunch", self._fmt(lunch_end), f"Tillbaka {lunch_end:%H:%M}"
+        if _rand(*key, "training") < 0.03:
+            return False, "Utbildning", self._fmt(end), None
+        # Meetings: each hour, a chance of a 30-minute meeting starting on the hour.
+        hour = local.replace(minute=0, second=0, microsecond=0)
+        if local.minute < 30 and _rand(*key, "meeting", hour.hour) < 0.12:
+            done = hour + timedelta(minutes=30)
+            return False, "Möte", self._fmt(done), f"I möte till {done:%H:%M}"
+        return True, AVAILABLE, NO_END, None
+
+    def calls(self, p: Person, now: float, available: bool) -> list[dict]:
+        if not available:
+            return []
+        slot_len = 120
+        slot = int(now // slot_len)
+        into = now - slot * slot_len
+        r = _rand(self.seed, p.index, "call", slot)
+        if r >= p.call_rate:
+            return []
+        length = 25 + _rand(self.seed, p.index, "len", slot) * 90
+        if into > length:
+            return []
+        d = _rand(self.seed, p.index, "dir", slot)
+        direction = "in" if d < 0.62 else "out" if d < 0.95 else "unknown"
+        ring = 6 + _rand(self.seed, p.index, "ring", slot) * 14
+        if into < ring:
+            status = "ringing" if direction != "out" else "down"
+        else:
+            status = "up"
+        caller = f"07{int(_rand(self.seed, p.index, 'caller', slot) * 10**8):08d}"
+        calls = [{"callerid": caller, "direction": direction, "linestatus": status}]
+        # Switchboard operators sometimes have a second call waiting.
+        if p.team == "växel" and status == "up" and _rand(self.seed, p.index, "wait", slot) < 0.25 and into < ring + 15:
+            calls.append({"callerid": f"08{int(_rand(self.seed, p.index, 'w', slot) * 10**6):06d}",
+                          "direction": "in", "linestatus": "ringing"})
+        return calls
+
+    # -- payloads -------------------------------------------------------------
+
+    def extensions(self, now: float, shape: str = "nested") -> list[dict]:
+        out = []
+        for p in self.people:
+            available, profile, until, message = self.presence(p, now)
+            calls = self.calls(p, now, available)
+            record = {"extension": p.extension, "name": p.name, "email": p.email, "mobile": p.mobile}
+            if shape == "flat":
+                record.update(profile=profile, available=available, until=until, message=message)
+            else:
+                record["profile"] = {"available": available, "name": profile, "until": until, "message": message}
+            record["calls"] = calls
+            record["keyWords"] = [p.team, p.city]
+            out.append(record)
+        for room in self.rooms:
+            out.append({"extension": room.extension, "name": room.name, "email": "", "mobile": "",
+                        "profile": None, "calls": [], "keyWords": []})
+        return out

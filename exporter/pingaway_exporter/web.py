@@ -1,0 +1,176 @@
+"""The exporter's HTTP side: ``/``, the metrics path, ``/-/healthy``, ``/-/ready``.
+
+Built on the standard library's threading HTTP server: every request gets a
+thread, the upstream call is shared between them (see ``coalesce``), and each
+``/metrics`` request builds a fresh registry holding that request's deadline.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+
+from . import __version__
+from .collector import CollectorOptions, ScrapeCollector
+from .scrape import Target
+
+log = logging.getLogger("pingaway_exporter.web")
+
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+
+# Process and runtime metrics are cheap, collector-only and stateless: shared.
+_RUNTIME = (ProcessCollector(registry=None), PlatformCollector(registry=None), GCCollector(registry=CollectorRegistry()))
+
+
+@dataclass
+class WebOptions:
+    telemetry_path: str = "/metrics"
+    timeout: float = 10.0  # --pingaway.timeout: the upper bound of any scrape
+    timeout_offset: float = 0.5
+    collector: CollectorOptions = CollectorOptions()
+    upstream_label: str = ""  # shown on the landing page; never carries credentials
+
+
+def scrape_budget(header: str | None, cap: float, offset: float) -> float:
+    """Seconds this scrape may spend upstream.
+
+    Prometheus says how long it will wait; the answer must be back before
+    that, so the offset is kept for rendering and the network. A tiny scrape
+    timeout still gets half of itself rather than nothing.
+    """
+    if header:
+        try:
+            told = float(header)
+        except ValueError:
+            told = 0.0
+        if told > 0:
+            return max(0.01, min(cap, max(told - offset, told / 2)))
+    return cap
+
+
+class ExporterServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], target: Target, options: WebOptions) -> None:
+        self.target = target
+        self.options = options
+        self.ready = threading.Event()
+        family = _family(address[0])
+        if family is not None:
+            self.address_family = family
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("client connection error", exc_info=True)
+
+    def url(self, path: str = "/") -> str:
+        host, port = self.server_address[:2]
+        if ":" in host:
+            host = f"[{host}]"
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
+        return f"http://{host}:{port}{path}"
+
+
+def _family(host: str):
+    import socket
+    if host == "":
+        return None
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"pingaway-exporter/{__version__}"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http " + format, *args)
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        opts = self.server.options
+        try:
+            if path == opts.telemetry_path:
+                self._metrics()
+            elif path == "/":
+                self._send(200, landing_page(opts).encode(), "text/html; charset=utf-8")
+            elif path == "/-/healthy":
+                self._send(200, b"Healthy\n", "text/plain; charset=utf-8")
+            elif path == "/-/ready":
+                if self.server.ready.is_set():
+                    self._send(200, b"Ready\n", "text/plain; charset=utf-8")
+                else:
+                    self._send(503, b"Not ready\n", "text/plain; charset=utf-8")
+            else:
+                self._send(404, b"Not found\n", "text/plain; charset=utf-8")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _metrics(self) -> None:
+        opts = self.server.options
+        budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), opts.timeout, opts.timeout_offset)
+        deadline = time.monotonic() + budget
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ScrapeCollector(self.server.target, deadline, opts.collector))
+        for collector in _RUNTIME:
+            registry.register(collector)
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        try:
+            body = encoder(registry)
+        except Exception as exc:  # never a traceback, never a 500 without a log line
+            log.error("could not render metrics", extra={"fields": {"err": f"{type(exc).__name__}: {exc}"}})
+            log.debug("render failure", exc_info=True)
+            self._send(500, b"internal error rendering metrics; see the exporter log\n", "text/plain")
+            return
+        extra = {}
+        if "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024:
+            body = gzip.compress(body, compresslevel=1)
+            extra["Content-Encoding"] = "gzip"
+        self._send(200, body, content_type, extra)
+
+
+def landing_page(opts: WebOptions) -> str:
+    path = html.escape(opts.telemetry_path)
+    upstream = html.escape(opts.upstream_label)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Pingaway Exporter</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;line-height:1.5}}
+code{{background:#f3f3f3;padding:0 .2em}}</style></head>
+<body>
+<h1>Pingaway Exporter</h1>
+<p>Prometheus exporter for the Pingaway cloud switchboard. Version <code>{__version__}</code>.</p>
+<p>Upstream: <code>{upstream}</code></p>
+<ul>
+<li><a href="{path}">Metrics</a> (<code>{path}</code>)</li>
+<li><a href="/-/healthy">Health</a></li>
+<li><a href="/-/ready">Readiness</a></li>
+</ul>
+</body>
+</html>
+"""

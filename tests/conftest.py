@@ -1,0 +1,97 @@
+"""Shared fixtures: the project's own simulator over real HTTP, and an exporter in front of it."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from pingaway_exporter import logs
+from pingaway_exporter.client import PingawayClient, TokenState
+from pingaway_exporter.collector import CollectorOptions
+from pingaway_exporter.payload import Parser
+from pingaway_exporter.scrape import Target
+from pingaway_exporter.secret import SecretSource
+from pingaway_exporter.simulator import Simulator
+from pingaway_exporter.web import ExporterServer, WebOptions
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+# A Wednesday mid-morning: the office is open and the phones are busy.
+WEDNESDAY_1015 = datetime(2026, 11, 25, 10, 15, 7, tzinfo=STOCKHOLM).timestamp()
+
+
+def need_tool(name: str) -> str:
+    """The path of a CI-provided tool; in CI its absence is a failure, elsewhere a visible skip."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is required in CI but not on PATH (.ci/run installs Debian's prometheus package)")
+    pytest.skip(f"{name} not installed; CI installs it (apt-get install prometheus)")
+
+
+@pytest.fixture
+def sim():
+    simulator = Simulator(clock=lambda: WEDNESDAY_1015).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def log_output():
+    """Everything the exporter logs, at debug level, formatted as it would reach stderr."""
+    stream = io.StringIO()
+    handler = logs.setup("debug", "logfmt", stream=stream)
+    yield stream
+    logging.getLogger().removeHandler(handler)
+
+
+@dataclass
+class Running:
+    server: ExporterServer
+    target: Target
+    sim: Simulator | None
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.server.options.telemetry_path)
+
+    def get(self, path: str | None = None, timeout: float = 15.0, **kw) -> httpx.Response:
+        return httpx.get(self.server.url(path) if path else self.url, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def exporter_factory():
+    started: list[Running] = []
+
+    def make(sim: Simulator | None = None, *, url: str | None = None, token: str | None = None,
+             token_file: str | None = None, options: CollectorOptions | None = None,
+             timeout: float = 5.0, offset: float = 0.5, clock=None, max_body: int = 64 << 20) -> Running:
+        if token_file is not None:
+            source = SecretSource("token file", path=token_file)
+        else:
+            source = SecretSource("token", value=token if token is not None else sim.issue_token())
+        kwargs = {"clock": clock} if clock else {}
+        client = PingawayClient(url or sim.url, TokenState(source), max_body_bytes=max_body, **kwargs)
+        target = Target("default", client, Parser("Europe/Stockholm"))
+        web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions())
+        server = ExporterServer(("127.0.0.1", 0), target, web)
+        server.ready.set()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        running = Running(server, target, sim)
+        started.append(running)
+        return running
+
+    yield make
+    for r in started:
+        r.server.shutdown()
+        r.server.server_close()
+        r.target.client.close()

@@ -1,0 +1,160 @@
+"""The command line: flags and their environment twins, errors that name the field, check, and --demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from pingaway_exporter import __version__
+from pingaway_exporter.cli import main
+from pingaway_exporter.config import DEFAULT_PORT, FLAGS, ConfigError, load
+
+from .metrics_util import samples, value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_defaults(tmp_path):
+    cfg = load([], {"PINGAWAY_TOKEN": "a.b.c"})
+    assert cfg.url == "https://admin.pingaway.se/api/"
+    assert cfg.listen == ("", DEFAULT_PORT)
+    assert cfg.telemetry_path == "/metrics"
+    assert cfg.timeout == 10.0 and cfg.timezone == "Europe/Stockholm"
+    assert cfg.per_extension is True and cfg.include_email is False
+
+
+def test_every_flag_has_an_env_twin_and_flags_win(tmp_path):
+    env = {"PINGAWAY_TOKEN": "a.b.c", "PINGAWAY_TIMEOUT": "3s", "PINGAWAY_WEB_LISTEN_ADDRESS": "127.0.0.1:9999",
+           "PINGAWAY_LOG_LEVEL": "debug", "PINGAWAY_COLLECTOR_EXTENSIONS": "false", "PINGAWAY_URL": "http://x/api"}
+    cfg = load([], env)
+    assert cfg.timeout == 3.0 and cfg.listen == ("127.0.0.1", 9999) and cfg.log_level == "debug"
+    assert cfg.per_extension is False and cfg.url == "http://x/api/"
+    cfg = load(["--pingaway.timeout", "1m30s", "--collector.extensions", "--log.level", "warn"], env)
+    assert cfg.timeout == 90.0 and cfg.per_extension is True and cfg.log_level == "warn"
+    assert cfg.sources["timeout"] == "--pingaway.timeout"
+    names = {f.env for f in FLAGS}
+    assert "PINGAWAY_WEB_TELEMETRY_PATH" in names and "PINGAWAY_TOKEN_FILE" in names and "PINGAWAY_DEMO" in names
+
+
+@pytest.mark.parametrize("argv,env,field", [
+    (["--pingaway.timeout", "soon"], {}, "--pingaway.timeout"),
+    (["--pingaway.url", "ftp://x"], {}, "--pingaway.url"),
+    (["--pingaway.url", "https://user:pw@x/api/"], {}, "--pingaway.url"),
+    (["--web.listen-address", "nowhere"], {}, "--web.listen-address"),
+    (["--web.listen-address", ":99999"], {}, "--web.listen-address"),
+    (["--web.telemetry-path", "metrics"], {}, "--web.telemetry-path"),
+    (["--pingaway.timezone", "Mars/Olympus"], {}, "--pingaway.timezone"),
+    (["--log.level", "loud"], {}, "--log.level"),
+    (["--log.format", "xml"], {}, "--log.format"),
+    (["--collector.profile-limit", "0"], {}, "--collector.profile-limit"),
+    ([], {"PINGAWAY_TIMEOUT": "-1"}, "PINGAWAY_TIMEOUT"),
+    ([], {"PINGAWAY_DEMO": "maybe"}, "PINGAWAY_DEMO"),
+    ([], {"PINGAWAY_TOKEN_FILE": "/x", "PINGAWAY_TOKEN": "a.b.c"}, "PINGAWAY_TOKEN"),
+])
+def test_bad_values_name_the_field(argv, env, field):
+    env = {"PINGAWAY_TOKEN": "a.b.c", **env} if "PINGAWAY_TOKEN_FILE" not in env else env
+    with pytest.raises(ConfigError) as info:
+        load(argv, env)
+    assert field in str(info.value)
+
+
+def test_bad_flag_exits_nonzero_with_message(capsys):
+    assert main(["--pingaway.timeout", "soon"]) == 2
+    err = capsys.readouterr().err
+    assert "--pingaway.timeout" in err and "soon" in err and "Traceback" not in err
+
+
+def test_unknown_flag_exits_nonzero(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--no-such-flag"])
+    assert info.value.code == 2
+    assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_missing_token_is_explained(capsys, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("PINGAWAY_"):
+            monkeypatch.delenv(key)
+    assert main([]) == 2
+    assert "PINGAWAY_TOKEN_FILE" in capsys.readouterr().err
+
+
+def test_non_jwt_token_file_refused_at_startup(tmp_path, capsys):
+    path = tmp_path / "token"
+    path.write_text("plainly-not-a-jwt-value")
+    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "not a JWT" in err and "plainly-not-a-jwt-value" not in err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_check_against_simulator(sim, tmp_path, capsys):
+    path = tmp_path / "token"
+    path.write_text(sim.issue_token())
+    path.chmod(0o600)
+    assert main(["check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url]) == 0
+    out = capsys.readouterr().out
+    served = sim.last_served
+    available = sum(1 for e in served if e["profile"] and e["profile"]["available"])
+    assert f"Extensions:    {len(served)}" in out
+    assert f"Available now: {available}" in out
+    assert "Token expires:" in out and "OK" in out
+
+
+def test_check_failure_exits_nonzero(sim, tmp_path, capsys):
+    path = tmp_path / "token"
+    path.write_text(sim.issue_token())
+    sim.set_fault("status", status=401)
+    assert main(["--check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url]) == 1
+    assert "FAILED (unauthorized)" in capsys.readouterr().out
+
+
+def test_demo_mode_end_to_end(tmp_path):
+    """What the README promises: one command, no account, pingaway_up 1."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+    proc = subprocess.Popen([sys.executable, "-m", "pingaway_exporter", "--demo",
+                             "--web.listen-address", f"127.0.0.1:{port}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 20
+        while True:
+            try:
+                ready = httpx.get(base + "/-/ready", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < end, "exporter did not start"
+                time.sleep(0.1)
+        assert ready.status_code == 200
+        assert httpx.get(base + "/-/healthy").status_code == 200
+        landing = httpx.get(base + "/")
+        assert landing.status_code == 200 and 'href="/metrics"' in landing.text and __version__ in landing.text
+        m = samples(httpx.get(base + "/metrics", timeout=10).text)
+        assert value(m, "pingaway_up") == 1
+        assert value(m, "pingaway_users") == 62
+        assert httpx.get(base + "/nope").status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    log = err.decode()
+    assert "msg=listening" in log and "Traceback" not in log and "Warning" not in log

@@ -1,0 +1,119 @@
+"""Every way the upstream can fail: 200 on /metrics, pingaway_up 0, the right reason, one log line, no traceback."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from .metrics_util import samples, value
+
+REASONS = ("timeout", "connection", "unauthorized", "rate_limited", "http_error", "invalid_payload", "token_expired")
+
+
+def failed_lines(log_text: str) -> list[str]:
+    return [line for line in log_text.splitlines() if 'msg="scrape failed"' in line]
+
+
+def assert_failed(resp, reason: str, log_text: str):
+    assert resp.status_code == 200
+    m = samples(resp.text)
+    assert value(m, "pingaway_up") == 0
+    assert value(m, "pingaway_scrape_errors_total", reason=reason) == 1
+    assert value(m, "pingaway_scrape_error", reason=reason) == 1
+    for other in REASONS:
+        if other != reason:
+            assert value(m, "pingaway_scrape_errors_total", reason=other) == 0, other
+    assert value(m, "pingaway_users") is None  # no stale numbers on a failed scrape
+    lines = failed_lines(log_text)
+    assert len(lines) == 1, lines
+    assert f"reason={reason}" in lines[0]
+    assert "Traceback" not in log_text
+    return lines[0]
+
+
+def wait_idle(target, limit: float = 10.0) -> None:
+    end = time.monotonic() + limit
+    while target._coalescer.busy:
+        assert time.monotonic() < end, "the upstream call never ended"
+        time.sleep(0.02)
+
+
+FAULTS = [
+    ("status_500", dict(mode="status", status=500), "http_error"),
+    ("status_502", dict(mode="status", status=502), "http_error"),
+    ("status_503", dict(mode="status", status=503), "http_error"),
+    ("status_404", dict(mode="status", status=404), "http_error"),
+    ("status_401", dict(mode="status", status=401), "unauthorized"),
+    ("status_403", dict(mode="status", status=403), "unauthorized"),
+    ("status_429", dict(mode="status", status=429, retry_after="120"), "rate_limited"),
+    ("status_429_bare", dict(mode="status", status=429), "rate_limited"),
+    ("redirect", dict(mode="status", status=302), "http_error"),
+    ("reset", dict(mode="reset"), "connection"),
+    ("reset_mid_body", dict(mode="reset_mid_body"), "connection"),
+    ("truncated", dict(mode="truncated"), "invalid_payload"),
+    ("html", dict(mode="html"), "invalid_payload"),
+    ("not_list", dict(mode="not_list"), "invalid_payload"),
+    ("all_bad_records", dict(mode="json_body", body=[1, "x", None]), "invalid_payload"),
+    ("json_scalar", dict(mode="json_body", body=42), "invalid_payload"),
+    ("gzip_corrupt", dict(mode="gzip_corrupt"), "invalid_payload"),
+    ("huge_declared", dict(mode="huge", size=3 << 20), "invalid_payload"),
+    ("huge_chunked", dict(mode="huge", size=3 << 20, chunked=True), "invalid_payload"),
+    ("slow_headers", dict(mode="slow_headers", delay=5), "timeout"),
+    ("slow_body", dict(mode="slow_body", delay=0.2), "timeout"),
+    ("endless", dict(mode="endless"), "invalid_payload"),  # cut at the size cap
+]
+
+
+@pytest.mark.parametrize("spec,reason", [(f[1], f[2]) for f in FAULTS], ids=[f[0] for f in FAULTS])
+def test_fault(sim, exporter_factory, log_output, spec, reason):
+    exp = exporter_factory(sim, timeout=1.5, max_body=1 << 20)
+    sim.set_fault(**spec, remaining=1)
+    # The scrape timeout Prometheus sends; the answer must come before it.
+    resp = exp.get(headers={"X-Prometheus-Scrape-Timeout-Seconds": "2"}, timeout=2.0)
+    assert_failed(resp, reason, log_output.getvalue())
+    if reason != "rate_limited":
+        # The next good answer recovers without a restart, once the abandoned
+        # upstream call has ended (a scrape meanwhile would share it).
+        wait_idle(exp.target)
+        again = samples(exp.get(headers={"X-Prometheus-Scrape-Timeout-Seconds": "5"}).text)
+        assert value(again, "pingaway_up") == 1
+        assert value(again, "pingaway_scrape_errors_total", reason=reason) == 1
+
+
+def test_connection_refused(exporter_factory, log_output, sim):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    exp = exporter_factory(sim, url=f"http://127.0.0.1:{port}/api/")
+    line = assert_failed(exp.get(), "connection", log_output.getvalue())
+    assert f"127.0.0.1:{port}" in line
+
+
+def test_timeout_log_line_is_clear(sim, exporter_factory, log_output):
+    exp = exporter_factory(sim, timeout=1.0)
+    sim.set_fault("slow_headers", delay=3, remaining=1)
+    line = assert_failed(exp.get(timeout=3), "timeout", log_output.getvalue())
+    assert "level=warn" in line and "target=default" in line
+
+
+def test_bad_records_are_skipped_and_logged_once(sim, exporter_factory, log_output):
+    exp = exporter_factory(sim)
+    sim.set_fault("bad_records", body=[42, {"name": "no number"}])
+    for _ in range(3):
+        m = samples(exp.get().text)
+        assert value(m, "pingaway_up") == 1
+        assert value(m, "pingaway_records_skipped") == 2
+        assert value(m, "pingaway_users") == 62
+    warnings = [l for l in log_output.getvalue().splitlines() if "skipped unusable" in l and "level=warn" in l]
+    assert len(warnings) == 2, warnings  # one per distinct problem, not one per scrape
+
+
+def test_undocumented_values_are_counted_not_fatal(sim, exporter_factory, log_output):
+    sim.set_payload([{"extension": "1", "name": "A", "profile": {"available": True, "name": "X"},
+                      "calls": [{"direction": "sideways", "linestatus": "parked"}]}])
+    m = samples(exporter_factory(sim).get().text)
+    assert value(m, "pingaway_lines", status="other") == 1
+    assert value(m, "pingaway_calls_active", direction="unknown") == 1
+    assert "outside the documented set" in log_output.getvalue()

@@ -1,0 +1,40 @@
+"""The README is the contract: its commands, flags, variables and metric table match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.config import DEFAULT_PORT, FLAGS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_flag_and_env_var_is_documented():
+    for f in FLAGS:
+        name = f.flag[2:]
+        assert f"--{name}" in README or f"--[no-]{name}" in README, f.flag
+        assert f"`{f.env}`" in README, f.env
+    assert "`PINGAWAY_TOKEN`" in README and "--check" in README and "--version" in README
+
+
+def test_every_metric_is_in_the_table():
+    documented = set(re.findall(r"^\| `(pingaway_[a-z_]+)`", README, re.M))
+    exported = set()
+    for family in ScrapeCollector(None, 0.0, CollectorOptions()).describe():  # type: ignore[arg-type]
+        exported.add(family.name + ("_total" if family.type == "counter" else ""))
+    assert exported == documented
+
+
+def test_ci_runs_the_readme_test_command():
+    blocks = re.findall(r"```sh\n(.*?)\n```", README, re.S)
+    test_cmd = next(b for b in blocks if "pytest" in b)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_cmd.strip() in ci.splitlines()
+    assert any("--demo" in b for b in blocks[:2]), "the demo command comes first"
+
+
+def test_default_port_is_the_documented_one():
+    assert f":{DEFAULT_PORT}" in README and f"**{DEFAULT_PORT}**, which is outside" in README

@@ -1,0 +1,103 @@
+"""The simulator the demo and the tests rely on: published shape, auth, a believable day, fault control."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+import httpx
+
+from pingaway_exporter.simdomain import Domain
+from pingaway_exporter.simulator import Simulator
+
+from .conftest import STOCKHOLM, WEDNESDAY_1015
+
+
+def at(*args) -> float:
+    return datetime(*args, tzinfo=STOCKHOLM).timestamp()
+
+
+def test_published_shape_and_auth(sim):
+    url = sim.url + "extensions/"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer not.a.token"}).status_code == 401
+    resp = httpx.get(url, headers={"Authorization": "Bearer " + sim.issue_token()})
+    assert resp.status_code == 200
+    data = resp.json()
+    assert isinstance(data, list) and len(data) == 62
+    person = data[1]
+    assert set(person) >= {"extension", "name", "email", "mobile", "profile", "calls", "keyWords"}
+    assert set(person["profile"]) == {"available", "name", "until", "message"}
+    assert person["extension"].startswith("0")
+    rooms = [e for e in data if e["profile"] is None]
+    assert {r["name"] for r in rooms} == {"Konferensrum A", "Konferensrum B"}
+    assert rooms[0]["extension"] == data[0]["extension"]  # a shared number, as in the vendor's example
+
+
+def test_expired_token_is_refused(sim):
+    import time
+    token = sim.issue_token(expires_in=-5, issued_at=time.time())
+    assert httpx.get(sim.url + "extensions/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_single_extension_and_me(sim):
+    domain = sim.domain
+    token = sim.issue_token(subject=domain.people[3].extension)
+    h = {"Authorization": "Bearer " + token}
+    me = httpx.get(sim.url + "extensions/me", headers=h).json()
+    assert isinstance(me, dict) and me["name"] == domain.people[3].name
+    one = httpx.get(sim.url + f"extensions/{domain.people[5].extension}", headers=h).json()
+    assert one["name"] == domain.people[5].name
+    assert httpx.get(sim.url + "extensions/00000000", headers=h).status_code == 404
+
+
+def test_basic_login_gives_a_session_cookie():
+    with Simulator(users={"012345678": "verysecret"}).start() as sim:
+        basic = "Basic " + base64.b64encode(b"012345678:verysecret").decode()
+        assert basic == "Basic MDEyMzQ1Njc4OnZlcnlzZWNyZXQ="  # the vendor's documented example
+        with httpx.Client() as c:
+            assert c.post(sim.url + "auth/login", headers={"Authorization": "Basic eDp5"}).status_code == 401
+            login = c.post(sim.url + "auth/login", headers={"Authorization": basic})
+            assert login.status_code == 200 and "session" in login.cookies
+            assert c.get(sim.url + "extensions/").status_code == 200
+            sim.expire_sessions()
+            assert c.get(sim.url + "extensions/").status_code == 401
+
+
+def test_a_working_day():
+    d = Domain()
+    assert len(d.people) == 60
+    assert any(ch in "".join(p.name for p in d.people) for ch in "åäöÅÄÖ")
+    teams = {p.team for p in d.people}
+    assert {"support", "växel", "sales"} <= teams
+
+    def available(ts):
+        return sum(1 for e in d.extensions(ts) if e["profile"] and e["profile"]["available"])
+
+    night, morning, saturday = at(2026, 11, 25, 3, 0), at(2026, 11, 25, 10, 15), at(2026, 11, 28, 11, 0)
+    assert available(night) == 0 and available(saturday) == 0
+    assert 30 <= available(morning) <= 60
+    lunch_profiles = {e["profile"]["name"] for e in d.extensions(at(2026, 11, 25, 12, 0)) if e["profile"]}
+    assert "Lunch" in lunch_profiles
+    # Calls start, ring and end: the morning's call states are not frozen.
+    states = {tuple((c["direction"], c["linestatus"]) for e in d.extensions(morning + s) for c in e["calls"])
+              for s in range(0, 600, 30)}
+    assert len(states) > 5
+    statuses = {c["linestatus"] for s in range(0, 1800, 7) for e in d.extensions(morning + s) for c in e["calls"]}
+    assert statuses == {"up", "down", "ringing"}
+
+
+def test_same_clock_same_domain():
+    a = Domain().extensions(WEDNESDAY_1015)
+    b = Domain().extensions(WEDNESDAY_1015)
+    assert a == b
+
+
+def test_fault_control_over_http(sim):
+    h = {"Authorization": "Bearer " + sim.issue_token()}
+    assert httpx.post(sim.url.replace("/api/", "/_sim/fault"), json={"mode": "status", "status": 503,
+                                                                     "remaining": 1}).status_code == 200
+    assert httpx.get(sim.url + "extensions/", headers=h).status_code == 503
+    assert httpx.get(sim.url + "extensions/", headers=h).status_code == 200
+    bad = httpx.post(sim.url.replace("/api/", "/_sim/fault"), json={"mode": "explode"})
+    assert bad.status_code == 400 and "unknown fault mode" in bad.text
