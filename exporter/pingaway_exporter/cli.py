@@ -15,6 +15,7 @@ from .client import PingawayClient, TokenState, safe_url
 from .collector import CollectorOptions
 from .config import Config, ConfigError, load
 from .logs import setup as setup_logging
+from .memory import tune_malloc
 from .payload import Parser
 from .scrape import Target
 from .secret import SecretError, SecretSource
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
         return 2
     setup_logging(cfg.log_level, cfg.log_format)
+    tune_malloc()
     try:
         target, sim = build_target(cfg)
     except SecretError as exc:

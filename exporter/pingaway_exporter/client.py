@@ -52,7 +52,7 @@ class FetchError(Exception):
 
 @dataclass(frozen=True)
 class Response:
-    body: bytes
+    body: bytes | bytearray
     content_type: str
 
 
@@ -200,16 +200,15 @@ class PingawayClient:
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise FetchError(INVALID_PAYLOAD, f"response of {int(declared)} bytes exceeds the "
                                               f"{self.max_body_bytes}-byte limit")
-        chunks = []
-        size = 0
+        body = bytearray()  # grows in place: no list of chunks plus a joined copy
+        limit = self.max_body_bytes
         for chunk in resp.iter_bytes():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise FetchError(INVALID_PAYLOAD, f"response exceeds the {self.max_body_bytes}-byte limit")
-            chunks.append(chunk)
+            body += chunk
+            if len(body) > limit:
+                raise FetchError(INVALID_PAYLOAD, f"response exceeds the {limit}-byte limit")
             if self._monotonic() > deadline:
-                raise FetchError(TIMEOUT, f"body still arriving at the deadline ({size} bytes so far)")
-        return b"".join(chunks)
+                raise FetchError(TIMEOUT, f"body still arriving at the deadline ({len(body)} bytes so far)")
+        return body
 
 
 def _short(exc: Exception) -> str:

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .client import REASONS
+from .exposition import RowGauge, escape
 from .payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 from .scrape import Outcome, Target
 
@@ -111,33 +112,69 @@ class ScrapeCollector(Collector):
         dups = _g("pingaway_extension_duplicates",
                   "Records whose extension number and name repeat an earlier record; their per-extension series "
                   "are folded into the first.")
-        ext_labels = ["extension", "name"]
-        info_labels = ext_labels + ["profile"] + (["email"] if self.options.include_email else [])
-        ext_available = _g("pingaway_extension_available", "1 if the extension is available, 0 if not; absent when unknown.",
-                           ext_labels)
-        ext_calls = _g("pingaway_extension_calls_active", "Ongoing calls per extension.", ext_labels)
-        ext_until = _g("pingaway_extension_profile_until_timestamp_seconds",
-                       "When the extension's current presence profile ends (Unix time); only when it has an end.",
-                       ext_labels)
-        ext_info = _g("pingaway_extension_info", "Per-extension metadata; always 1.", info_labels)
+        unique: list[Extension] = []
+        rendered: list[str] = []
         if exts is not None:
-            self._fill(exts, users, available, on_call, ready, calls, lines, profiles, dups,
-                       ext_available, ext_calls, ext_until, ext_info)
+            self._fill(exts, users, available, on_call, ready, calls, lines, profiles, dups, unique, rendered)
             invalid.add_metric([], float(skipped or 0))
         yield from (users, available, on_call, ready, calls, lines, profiles, invalid, dups)
         if self.options.per_extension:
-            yield from (ext_available, ext_calls, ext_until, ext_info)
+            yield from self._extension_families(unique, rendered)
+
+    def _extension_families(self, unique: list[Extension], rendered: list[str]) -> Iterator[Metric]:
+        """Per-extension families, produced lazily from the de-duplicated records."""
+        email = self.options.include_email
+        pair = ("extension", "name")
+
+        def key(e: Extension) -> tuple[str, ...]:
+            return (e.extension, e.name)
+
+        def available_rows():
+            for r, e in zip(rendered, unique):
+                if e.available is not None:
+                    yield r, e, 1.0 if e.available else 0.0
+
+        def calls_rows():
+            for r, e in zip(rendered, unique):
+                yield r, e, len(e.calls)
+
+        def until_rows():
+            for r, e in zip(rendered, unique):
+                if e.until is not None:
+                    yield r, e, e.until
+
+        def info_rows():
+            for r, e in zip(rendered, unique):
+                profile = escape(e.profile) if e.profile else NO_PROFILE
+                if email:
+                    yield f'{r},profile="{profile}",email="{escape(e.email)}"', e, 1.0
+                else:
+                    yield f'{r},profile="{profile}"', e, 1.0
+
+        def info_values(e: Extension) -> tuple[str, ...]:
+            base = (e.extension, e.name, e.profile or NO_PROFILE)
+            return base + (e.email,) if email else base
+
+        yield RowGauge("pingaway_extension_available", "1 if the extension is available, 0 if not; absent when unknown.",
+                       pair, available_rows, key)
+        yield RowGauge("pingaway_extension_calls_active", "Ongoing calls per extension.", pair, calls_rows, key)
+        yield RowGauge("pingaway_extension_profile_until_timestamp_seconds",
+                       "When the extension's current presence profile ends (Unix time); only when it has an end.",
+                       pair, until_rows, key)
+        yield RowGauge("pingaway_extension_info", "Per-extension metadata; always 1.",
+                       pair + ("profile",) + (("email",) if email else ()), info_rows, info_values)
 
     def _fill(self, exts, users, available, on_call, ready, calls, lines, profiles, dups,
-              ext_available, ext_calls, ext_until, ext_info) -> None:
+              unique: list[Extension], rendered: list[str]) -> None:
+        """One pass over the records: totals, and the de-duplicated list for per-extension series."""
         n_available = n_on_call = n_ready = 0
         directions = dict.fromkeys(DIRECTIONS, 0)
         statuses = dict.fromkeys(LINE_STATUSES, 0)
         profile_counts: Counter[str] = Counter()
         seen: set[tuple[str, str]] = set()
         duplicates = 0
+        keep, render_label = unique.append, rendered.append
         per_ext = self.options.per_extension
-        email = self.options.include_email
         for e in exts:
             up = busy = False
             for c in e.calls:
@@ -159,18 +196,9 @@ class ScrapeCollector(Collector):
                 duplicates += 1
                 continue
             seen.add(key)
-            if not per_ext:
-                continue
-            labels = [e.extension, e.name]
-            if e.available is not None:
-                ext_available.add_metric(labels, 1.0 if e.available else 0.0)
-            ext_calls.add_metric(labels, float(len(e.calls)))
-            if e.until is not None:
-                ext_until.add_metric(labels, e.until)
-            info = [e.extension, e.name, e.profile or NO_PROFILE]
-            if email:
-                info.append(e.email)
-            ext_info.add_metric(info, 1.0)
+            if per_ext:
+                keep(e)
+                render_label(f'extension="{escape(e.extension)}",name="{escape(e.name)}"')
         users.add_metric([], float(len(exts)))
         available.add_metric([], float(n_available))
         on_call.add_metric([], float(n_on_call))

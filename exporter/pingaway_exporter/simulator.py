@@ -72,6 +72,7 @@ class Simulator:
         self.sessions: set[str] = set()
         self.fault = Fault()
         self.payload: list | None = None  # when set, served instead of the live domain
+        self._payload_body: tuple[list, bytes] | None = None
         self.stats = Stats()
         self.last_served: list | None = None
         self._lock = threading.Lock()
@@ -100,6 +101,14 @@ class Simulator:
     def set_payload(self, payload: list | None) -> None:
         with self._lock:
             self.payload = payload
+            self._payload_body = None
+
+    def _static_body(self, payload: list) -> bytes:
+        """The serialised static payload, made once: large benchmark domains are not re-encoded per request."""
+        with self._lock:
+            if self._payload_body is None or self._payload_body[0] is not payload:
+                self._payload_body = (payload, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+            return self._payload_body[1]
 
     def request_count(self, path: str = "/api/extensions/") -> int:
         with self.stats.lock:
@@ -205,6 +214,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     sim: Simulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "PingawaySimulator/1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -322,7 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode == "json_body":
             payload = fault.body
         self.sim.last_served = payload if isinstance(payload, list) else None
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if mode == "none" and payload is self.sim.payload:
+            body = self.sim._static_body(payload)
+        else:
+            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         if mode == "html":
             self._send(200, b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
                        "text/html; charset=utf-8")

@@ -7,7 +7,7 @@ thread, the upstream call is shared between them (see ``coalesce``), and each
 
 from __future__ import annotations
 
-import gzip
+import zlib
 import html
 import logging
 import threading
@@ -17,10 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import choose_encoder
 
 from . import __version__
 from .collector import CollectorOptions, ScrapeCollector
+from .exposition import Format, render
+from .payload import gc_paused
 from .scrape import Target
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -93,6 +94,7 @@ def _family(host: str):
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = f"pingaway-exporter/{__version__}"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -139,19 +141,75 @@ class _Handler(BaseHTTPRequestHandler):
         registry.register(ScrapeCollector(self.server.target, deadline, opts.collector))
         for collector in _RUNTIME:
             registry.register(collector)
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        fmt = Format(self.headers.get("Accept", ""))
+        body = _ResponseBody(self, fmt.content_type, "gzip" in self.headers.get("Accept-Encoding", ""))
         try:
-            body = encoder(registry)
+            with gc_paused():  # tens of thousands of short-lived, acyclic objects
+                render(registry, fmt, body.write)
         except Exception as exc:  # never a traceback, never a 500 without a log line
             log.error("could not render metrics", extra={"fields": {"err": f"{type(exc).__name__}: {exc}"}})
             log.debug("render failure", exc_info=True)
+            if body.streaming:  # too late for a status code: cut the response short
+                self.close_connection = True
+                return
             self._send(500, b"internal error rendering metrics; see the exporter log\n", "text/plain")
             return
-        extra = {}
-        if "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024:
-            body = gzip.compress(body, compresslevel=1)
-            extra["Content-Encoding"] = "gzip"
-        self._send(200, body, content_type, extra)
+        body.finish()
+
+
+class _ResponseBody:
+    """Buffers a small exposition (sent with Content-Length), streams a large one.
+
+    A 50,000-extension domain is ~15 MB of text. Holding all of it, and a
+    gzip copy, would double the exporter's peak memory; past a threshold the
+    response switches to chunked transfer encoding and goes out as it is
+    rendered. Below the threshold a render failure can still become a 500.
+    """
+
+    THRESHOLD = 256 * 1024
+
+    def __init__(self, handler: "_Handler", content_type: str, gzip_ok: bool) -> None:
+        self.h = handler
+        self.content_type = content_type
+        self.buf = bytearray()
+        self.streaming = False
+        self.head_only = handler.command == "HEAD"
+        self.zip = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip_ok else None
+
+    def write(self, data: bytes) -> None:
+        if self.zip is not None:
+            data = self.zip.compress(data)
+        self.buf += data
+        if len(self.buf) >= self.THRESHOLD:
+            self._flush_chunk()
+
+    def _start_stream(self) -> None:
+        h = self.h
+        h.send_response(200)
+        h.send_header("Content-Type", self.content_type)
+        h.send_header("Transfer-Encoding", "chunked")
+        if self.zip is not None:
+            h.send_header("Content-Encoding", "gzip")
+        h.end_headers()
+        self.streaming = True
+
+    def _flush_chunk(self) -> None:
+        if not self.streaming:
+            self._start_stream()
+        if self.buf and not self.head_only:
+            self.h.wfile.write(b"%x\r\n" % len(self.buf) + self.buf + b"\r\n")
+        self.buf = bytearray()
+
+    def finish(self) -> None:
+        if self.zip is not None:
+            self.buf += self.zip.flush()
+        if self.streaming:
+            self._flush_chunk()
+            if not self.head_only:
+                self.h.wfile.write(b"0\r\n\r\n")
+            return
+        extra = {"Content-Encoding": "gzip"} if self.zip is not None else None
+        self.h._send(200, bytes(self.buf), self.content_type, extra)
 
 
 def landing_page(opts: WebOptions) -> str:

@@ -1,0 +1,129 @@
+"""Fast exposition for families with tens of thousands of series.
+
+prometheus_client builds a ``Sample`` namedtuple and a label dict for every
+series and escapes every label value on output: about 15 µs a series, which
+is seconds at 50,000 extensions × 4 families. ``RowGauge`` instead keeps
+each series as a pre-rendered label string (the ``extension``/``name`` part
+is escaped once per extension and shared by all four per-extension
+families) and a value, and ``render`` writes it with one string format.
+Everything else (small families, OpenMetrics' ``_total`` and ``# EOF``
+details) is delegated to prometheus_client's own encoders, family by
+family, so the output stays exactly what the library would write.
+``RowGauge.samples`` still materialises ordinary samples on demand, so any
+other consumer of the collector keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
+def escape(value: str) -> str:
+    """Escape a label value; most values need nothing, and pay only a scan."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.translate(_ESCAPES)
+    return value
+
+
+_FORMATTED = {0.0: "0.0", 1.0: "1.0"}
+
+
+class RowGauge(Metric):
+    """A gauge family whose series are produced on demand from records.
+
+    ``rows()`` yields ``(rendered_labels, record, value)``; the rendered
+    label string is escaped once per record and shared between families.
+    ``label_values(record)`` gives the plain label values, used only when
+    something other than ``render`` asks for ``samples``. Nothing per
+    series is stored between the collector and the output.
+    """
+
+    def __init__(self, name: str, documentation: str, label_names: Iterable[str],
+                 rows: Callable[[], Iterator[tuple[str, Any, float]]],
+                 label_values: Callable[[Any], tuple[str, ...]]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.unit = ""
+        self.type = "gauge"
+        self.label_names = tuple(label_names)
+        self.rows = rows
+        self.label_values = label_values
+
+    @property
+    def samples(self) -> list[Sample]:  # type: ignore[override]
+        names, values_of = self.label_names, self.label_values
+        return [Sample(self.name, dict(zip(names, values_of(rec))), value, None, None)
+                for _, rec, value in self.rows()]
+
+    @samples.setter
+    def samples(self, _value) -> None:  # Metric.__init__ would assign; the rows are the truth here
+        pass
+
+    def write(self, sink: Callable[[bytes], Any], batch: int = 4096) -> None:
+        name = self.name
+        lines: list[str] = []
+        for rendered, _, value in self.rows():
+            text = _FORMATTED.get(value)
+            lines.append(f"{name}{{{rendered}}} {text if text is not None else repr(float(value))}\n")
+            if len(lines) >= batch:
+                sink("".join(lines).encode("utf-8"))
+                lines.clear()
+        if lines:
+            sink("".join(lines).encode("utf-8"))
+
+
+class _One:
+    """A registry-shaped wrapper so prometheus_client can encode a single family."""
+
+    __slots__ = ("metric",)
+
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+
+    def collect(self):
+        return [self.metric]
+
+
+def _header(metric: RowGauge, openmetrics: bool) -> str:
+    doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        doc = doc.replace('"', r"\"")
+    return f"# HELP {metric.name} {doc}\n# TYPE {metric.name} gauge\n"
+
+
+class Format:
+    """What the client negotiated: the encoder for ordinary families and the content type."""
+
+    def __init__(self, accept_header: str) -> None:
+        self.encoder, content_type = choose_encoder(accept_header or "")
+        self.content_type = content_type or CONTENT_TYPE_LATEST
+        self.openmetrics = self.content_type.startswith("application/openmetrics-text")
+
+
+def render(registry, fmt: Format, sink: Callable[[bytes], Any]) -> None:
+    """Encode the registry's families into ``sink``, a few hundred KB at a time at most."""
+    eof = b"# EOF\n"
+    for metric in registry.collect():
+        if isinstance(metric, RowGauge):
+            sink(_header(metric, fmt.openmetrics).encode("utf-8"))
+            metric.write(sink)
+        else:
+            chunk = fmt.encoder(_One(metric))
+            if fmt.openmetrics and chunk.endswith(eof):
+                chunk = chunk[: -len(eof)]
+            sink(chunk)
+    if fmt.openmetrics:
+        sink(eof)
+
+
+def render_bytes(registry, accept_header: str = "") -> bytes:
+    """The whole exposition as one bytes object, for tests and the one-shot check."""
+    out = bytearray()
+    render(registry, Format(accept_header), out.extend)
+    return bytes(out)
