@@ -79,6 +79,9 @@ class Target:
         self.stats = ScrapeStats()
         self._once = _OnceLog()
         self._coalescer: Coalescer[Outcome] = Coalescer(self._fetch_and_parse, name=name)
+        # What the status page shows: it reads these and never calls upstream itself.
+        self.last_outcome: Outcome | None = None
+        self.last_failure: Outcome | None = None
 
     @property
     def upstream_calls(self) -> int:
@@ -101,6 +104,8 @@ class Target:
                                                            "err": outcome.detail}})
         if outcome.reason is not None:
             self.stats.count_error(outcome.reason)
+            self.last_failure = outcome
+        self.last_outcome = outcome
         return outcome
 
     def _fetch_and_parse(self, deadline: float) -> Outcome:

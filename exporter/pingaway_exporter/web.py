@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from . import __version__
+from . import __version__, status
 from .collector import CollectorOptions, ScrapeCollector
 from .exposition import Format, render
 from .payload import gc_paused
@@ -120,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path == opts.telemetry_path:
                 self._metrics()
             elif path == "/":
-                self._send(200, landing_page(opts).encode(), "text/html; charset=utf-8")
+                self._send(200, landing_page(opts, self.server.target).encode(), "text/html; charset=utf-8")
             elif path == "/-/healthy":
                 self._send(200, b"Healthy\n", "text/plain; charset=utf-8")
             elif path == "/-/ready":
@@ -212,19 +212,23 @@ class _ResponseBody:
         self.h._send(200, bytes(self.buf), self.content_type, extra)
 
 
-def landing_page(opts: WebOptions) -> str:
+def landing_page(opts: WebOptions, target: Target | None = None) -> str:
+    """The landing page; with a target, a status view of the last scrape (never an upstream call)."""
     path = html.escape(opts.telemetry_path)
     upstream = html.escape(opts.upstream_label)
+    state = status.render(target, opts.telemetry_path)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Pingaway Exporter</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;line-height:1.5}}
-code{{background:#f3f3f3;padding:0 .2em}}</style></head>
+code{{background:#f3f3f3;padding:0 .2em}}
+.status li{{padding:.1em .4em;border-left:.4em solid #ccc;list-style:none;margin:.2em 0}}
+.status .ok{{border-color:#3a3}} .status .warn{{border-color:#e90}} .status .fail{{border-color:#d22}}</style></head>
 <body>
 <h1>Pingaway Exporter</h1>
 <p>Prometheus exporter for the Pingaway cloud switchboard. Version <code>{__version__}</code>.</p>
 <p>Upstream: <code>{upstream}</code></p>
-<ul>
+{state}<ul>
 <li><a href="{path}">Metrics</a> (<code>{path}</code>)</li>
 <li><a href="/-/healthy">Health</a></li>
 <li><a href="/-/ready">Readiness</a></li>

@@ -1,0 +1,181 @@
+"""The landing page's status view: rendered in headless Chromium, fed only by the last scrape.
+
+Chromium is the Debian package (`.ci/run` installs it). It loads the page from
+the exporter over real HTTP, and the assertions read the DOM it dumps, so the
+page is checked as a browser renders it, not as a string.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import struct
+import subprocess
+import time
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pingaway_exporter import status
+from pingaway_exporter.scrape import Outcome
+
+from .conftest import need_tool
+from .metrics_util import samples, value
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def chromium(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
+    binary = need_tool("chromium")
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    res = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+                         capture_output=True, timeout=90)
+    assert res.returncode == 0, res.stderr.decode(errors="replace")[-2000:]
+    return res
+
+
+class _Text(HTMLParser):
+    """Text per element id, plus every link target: what a reader of the rendered page gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[str, str] = {}
+        self.links: list[str] = []
+        self.scripts = 0
+        self._open: list[str | None] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag == "script":
+            self.scripts += 1
+        if tag not in ("br", "meta", "img", "link", "hr", "input"):
+            self._open.append(attrs.get("id"))
+
+    def handle_endtag(self, tag):
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+        for key in self._open:
+            if key:
+                self.by_id[key] = self.by_id.get(key, "") + data
+
+
+def rendered(tmp_path: Path, url: str) -> _Text:
+    dom = chromium(tmp_path, url, "--dump-dom").stdout.decode("utf-8")
+    parser = _Text()
+    parser.feed(dom)
+    return parser
+
+
+def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
+    """Width, height and the number of distinct byte values in the image data (1 means a blank image)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width, height = 8, b"", 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", chunk[:8])
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    pixels = zlib.decompress(idat)
+    return width, height, len(set(pixels))
+
+
+def test_status_page_in_chromium(sim, exporter_factory, tmp_path):
+    need_tool("chromium")
+    exp = exporter_factory(sim)
+    page = exp.server.url("/")
+
+    before = rendered(tmp_path, page)
+    assert before.by_id["last-scrape"].startswith("Last scrape: none yet")
+    assert before.by_id["available"] == "Available now: unknown (no scrape yet)"
+
+    metrics = samples(exp.get().text)
+    assert value(metrics, "pingaway_up") == 1
+    available = int(value(metrics, "pingaway_users_available"))
+    users = int(value(metrics, "pingaway_users"))
+    ok = rendered(tmp_path, page)
+    assert re.fullmatch(r"Last scrape: OK, \d+ s ago \(upstream call took [\d.]+ s\)", ok.by_id["last-scrape"])
+    assert ok.by_id["available"].startswith(f"Available now: {available} of {users} users")
+    assert ok.by_id["last-failure"] == "Last failure: none since the exporter started"
+    # The simulator's token carries exp and iat, 30 days apart.
+    assert re.match(r"Token expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in [\d.]+ days\); issued ", ok.by_id["token"])
+    assert "/metrics" in ok.links and any(link.startswith("https://grafana.com/docs/") for link in ok.links)
+    assert status.DASHBOARD_FILE in "".join(ok.text)
+    assert ok.scripts == 0
+
+    sim.set_fault("status", status=503)
+    assert value(samples(exp.get().text), "pingaway_up") == 0
+    failed = rendered(tmp_path, page)
+    assert failed.by_id["last-scrape"].startswith("Last scrape: FAILED (http_error), ")
+    assert re.fullmatch(r"Last failure: http_error, \d+ s ago: upstream answered HTTP 503", failed.by_id["last-failure"])
+    assert failed.by_id["available"] == "Available now: unknown (the last scrape failed)"
+
+    # Recovery: the last scrape is OK again, and the failure stays visible for whoever comes to look.
+    sim.set_fault()
+    exp.get()
+    recovered = rendered(tmp_path, page)
+    assert recovered.by_id["last-scrape"].startswith("Last scrape: OK")
+    assert recovered.by_id["last-failure"].startswith("Last failure: http_error, ")
+
+    shot = tmp_path / "status.png"
+    chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1024,768")
+    assert shot.is_file() and shot.stat().st_size > 2000
+    width, height, colours = _png_size_and_colours(shot)
+    assert (width, height) == (1024, 768)
+    assert colours > 10, "the screenshot is blank"
+
+
+def test_landing_page_never_calls_upstream(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    for _ in range(3):
+        assert "Last scrape: none yet" in exp.get("/").text
+    assert exp.target.upstream_calls == 0 and sim.request_count() == 0
+    exp.get()
+    assert sim.request_count() == 1
+    for _ in range(3):
+        page = exp.get("/")
+        assert page.status_code == 200 and "Last scrape: OK" in page.text
+        assert httpx.head(exp.server.url("/"), timeout=10).status_code == 200
+    assert sim.request_count() == 1 and exp.target.upstream_calls == 1
+
+
+def test_status_text_is_escaped(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    evil = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+    exp.target.last_failure = exp.target.last_outcome = Outcome(None, "http_error", evil, 0.1, time.time())
+    body = exp.get("/").text
+    assert "<script>" not in body and "<img" not in body
+    assert html.escape(evil) in body
+
+
+@pytest.mark.parametrize("left, tone, word", [
+    (30 * 86400, "ok", "in 30.0 days"), (3 * 86400, "warn", "in 3.0 days"), (3600, "fail", "in 60 min"),
+    (-7200, "fail", "EXPIRED"),
+])
+def test_token_line_warns_before_expiry(sim, exporter_factory, left, tone, word):
+    now = time.time()
+    exp = exporter_factory(sim, token=sim.issue_token(issued_at=now - 86400, expires_in=86400 + left))
+    exp.get()  # the claims are read when the token is first used
+    line = next(x for x in status.lines(exp.target, now) if x.key == "token")
+    assert line.tone == tone and word in line.text, line
+
+
+def test_token_without_exp(sim, exporter_factory):
+    exp = exporter_factory(sim, token=sim.issue_token(expires_in=None))
+    exp.get()
+    line = next(x for x in status.lines(exp.target) if x.key == "token")
+    assert line.text.startswith("Token expires: never (no exp claim); issued ") and line.tone == "ok"
