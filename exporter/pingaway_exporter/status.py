@@ -97,13 +97,11 @@ def _available(outcome: Outcome | None) -> Line:
         return Line("available", "Available now: unknown (no scrape yet)", "warn")
     if not outcome.ok:
         return Line("available", "Available now: unknown (the last scrape failed)", "fail")
-    exts = outcome.result.extensions
-    available = sum(1 for e in exts if e.available)
-    ready = sum(1 for e in exts if e.ready)
-    calls = sum(len(e.calls) for e in exts)
-    ringing = sum(1 for e in exts for c in e.calls if c.status == "ringing")
-    return Line("available", f"Available now: {available} of {len(exts)} users ({ready} ready; "
-                             f"{calls} calls, {ringing} ringing)", "ok" if available else "warn")
+    n = outcome.counts
+    if n is None:
+        return Line("available", "Available now: unknown", "warn")
+    return Line("available", f"Available now: {n.available} of {n.users} users ({n.ready} ready; "
+                             f"{n.calls} calls, {n.ringing} ringing)", "ok" if n.available else "warn")
 
 
 def render(target: Target | None, telemetry_path: str, now: float | None = None) -> str:
