@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,6 +23,8 @@ from .secret import SecretError, SecretSource
 from .web import ExporterServer, WebOptions
 
 log = logging.getLogger("pingaway_exporter")
+
+SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 
 
 def demo_clock(zone: str) -> "callable":
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum, frame):  # noqa: ARG001
         log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
-        import threading
+        server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -146,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                                             "upstream": options.upstream_label, "demo": cfg.demo}})
     try:
         server.serve_forever()
+        left = server.drain(SHUTDOWN_GRACE)  # let scrapes in flight finish and answer
+        if left:
+            log.warning("exiting with requests still in flight", extra={"fields": {"requests": left}})
     finally:
         server.server_close()
         target.client.close()

@@ -92,12 +92,6 @@ class Extension(msgspec.Struct, gc=False):
         return self.available is True and not any(c.status in ("up", "ringing") for c in self.calls)
 
 
-class _LooseExtension(Extension, gc=False):
-    """For the record-by-record path: keywords that are not strings are dropped, not fatal."""
-
-    keywords: Union[list[Union[str, int, float, bool, None]], None] = msgspec.field(default=None, name="keyWords")
-
-
 _STRICT = msgspec.json.Decoder(list[Extension])
 _GENERIC = msgspec.json.Decoder()
 
@@ -180,14 +174,14 @@ class Parser:
             raise PayloadError("upstream sent an HTML page, not JSON")
         with gc_paused():
             try:
-                wire = _STRICT.decode(body)
-            except msgspec.ValidationError:
-                wire = None  # valid JSON, unexpected somewhere: find out record by record
+                try:
+                    wire = _STRICT.decode(body)
+                except msgspec.ValidationError:
+                    # Valid JSON of an unexpected shape somewhere: find out record by record.
+                    return self._tolerant(_GENERIC.decode(body))
             except msgspec.DecodeError as exc:
                 raise PayloadError(f"response is not valid JSON ({len(body)} bytes): {exc}") from None
-            if wire is not None:
-                return self._normalise(wire, len(wire), ParseResult(extensions=[]))
-            return self._tolerant(_GENERIC.decode(body))
+            return self._normalise(wire, len(wire), ParseResult(extensions=[]))
 
     def parse(self, data: object) -> ParseResult:
         """Parse already-decoded JSON (the tolerant path)."""
@@ -206,8 +200,11 @@ class Parser:
                 result.skipped += 1
                 result.note(result.problems, f"record is a JSON {_json_type(item)}, not an object")
                 continue
+            words = item.get("keyWords")
+            if isinstance(words, list) and not all(type(w) is str for w in words):
+                item = {**item, "keyWords": [w for w in words if type(w) is str]}  # drop odd keywords only
             try:
-                wire.append(msgspec.convert(item, _LooseExtension))
+                wire.append(msgspec.convert(item, Extension))
             except msgspec.ValidationError as exc:
                 result.skipped += 1
                 result.note(result.problems, str(exc).replace("$.", "record."))

@@ -11,6 +11,7 @@ import zlib
 import html
 import logging
 import threading
+from contextlib import contextmanager
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,12 +62,14 @@ def scrape_budget(header: str | None, cap: float, offset: float) -> float:
 class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], target: Target, options: WebOptions) -> None:
         self.target = target
         self.options = options
         self.ready = threading.Event()
+        self._active = 0
+        self._idle = threading.Condition()
         family = _family(address[0])
         if family is not None:
             self.address_family = family
@@ -74,6 +77,24 @@ class ExporterServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("client connection error", exc_info=True)
+
+    @contextmanager
+    def tracking(self):
+        """Count a request as in flight, so shutdown can wait for it."""
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> int:
+        """Wait up to ``timeout`` for in-flight requests to finish; return how many are left."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout)
+            return self._active
 
     def url(self, path: str = "/") -> str:
         host, port = self.server_address[:2]
@@ -94,6 +115,7 @@ def _family(host: str):
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     protocol_version = "HTTP/1.1"
+    timeout = 300  # seconds an idle keep-alive connection may hold a thread
     disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = f"pingaway-exporter/{__version__}"
 
@@ -114,6 +136,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        with self.server.tracking():
+            self._get()
+
+    def _get(self) -> None:
         path = self.path.split("?", 1)[0]
         opts = self.server.options
         try:

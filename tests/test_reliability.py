@@ -1,0 +1,168 @@
+"""Reliability under load, over time and at shutdown. Bounded counts and deadlines, no timing asserts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from .conftest import WEDNESDAY_1015
+from .metrics_util import samples, value
+from .test_cli import free_port
+
+
+def report(request, text: str) -> None:
+    """Print a figure into pytest's own output, even when output capture is on."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(text)
+    else:  # pragma: no cover
+        print(text)
+
+
+class ExporterProcess:
+    """The real exporter as its own process, in front of a simulator in this one."""
+
+    def __init__(self, sim, *extra: str) -> None:
+        self.port = free_port()
+        self.token_file = None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+        env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pingaway_exporter", "--pingaway.url", sim.url,
+             "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.base = f"http://127.0.0.1:{self.port}"
+        end = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(self.base + "/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            assert time.monotonic() < end, "exporter did not become ready"
+            time.sleep(0.05)
+
+    def status(self, key: str) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        raise KeyError(key)
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return self.proc.returncode, err.decode()
+
+
+def test_sigterm_lets_in_flight_scrapes_finish(sim):
+    exp = ExporterProcess(sim)
+    sim.set_fault("slow_headers", delay=2.0, remaining=1)
+    result = {}
+
+    def scrape():
+        result["resp"] = httpx.get(exp.base + "/metrics", timeout=10)
+
+    t = threading.Thread(target=scrape)
+    t.start()
+    end = time.monotonic() + 5
+    while sim.stats.in_flight == 0:  # the upstream call has started
+        assert time.monotonic() < end
+        time.sleep(0.02)
+    exp.proc.send_signal(signal.SIGTERM)
+    rc, err = exp.stop()  # bounded: 20 s, else the test fails on the return code below
+    t.join(10)
+    assert rc == 0, err
+    assert result["resp"].status_code == 200
+    assert value(samples(result["resp"].text), "pingaway_up") == 1
+    assert "shutting down" in err and "Traceback" not in err
+
+
+def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, request):
+    exp = exporter_factory(sim, timeout=20.0)
+    sim.set_fault("slow_headers", delay=3.0, remaining=1)
+    n = 200
+    barrier = threading.Barrier(n)
+    ups: list[float | None] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def scrape():
+        barrier.wait()
+        try:
+            r = httpx.get(exp.url, timeout=25, headers={"X-Prometheus-Scrape-Timeout-Seconds": "20"})
+            v = value(samples(r.text), "pingaway_up")
+        except Exception as exc:  # collected and asserted below
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        with lock:
+            ups.append(v)
+
+    threads = [threading.Thread(target=scrape) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert ups == [1.0] * n
+    assert sim.request_count() == 1, "concurrent scrapes must share one upstream request"
+    assert sim.stats.max_in_flight == 1
+    report(request, f"load: {n} concurrent scrapes answered, {sim.request_count()} upstream request(s)")
+
+
+def test_soak_rss_and_fds_stay_flat(sim, request):
+    exp = ExporterProcess(sim, "--log.level", "warn")
+    try:
+        with httpx.Client(timeout=10) as client:
+            def scrapes(count: int) -> None:
+                for _ in range(count):
+                    r = client.get(exp.base + "/metrics")
+                    assert r.status_code == 200
+            scrapes(500)  # warm up: imports, caches, allocator arenas
+            rss0, fds0 = exp.status("VmRSS"), exp.fds()
+            sim.set_fault("status", status=503, remaining=200)  # failures must not leak either
+            scrapes(4500)
+            rss1, fds1 = exp.status("VmRSS"), exp.fds()
+            last = samples(client.get(exp.base + "/metrics").text)
+    finally:
+        rc, err = exp.stop()
+    report(request, f"soak: 5000 scrapes; RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB, "
+                    f"open fds {fds0} -> {fds1}")
+    assert value(last, "pingaway_up") == 1
+    assert value(last, "pingaway_scrape_errors_total", reason="http_error") == 200
+    assert rss1 - rss0 < 8 * 1024, f"RSS grew by {(rss1 - rss0) / 1024:.1f} MiB over 4500 scrapes"
+    assert fds1 - fds0 <= 2, f"open file descriptors grew from {fds0} to {fds1}"
+    assert rc == 0, err
+
+
+def test_100_mb_body_is_cut_at_the_default_limit(sim, exporter_factory, log_output):
+    exp = exporter_factory(sim, timeout=20.0)  # the default 64 MiB cap
+    sim.set_fault("huge", size=100 << 20, chunked=True, remaining=1)
+    m = samples(exp.get(headers={"X-Prometheus-Scrape-Timeout-Seconds": "20"}, timeout=20).text)
+    assert value(m, "pingaway_scrape_error", reason="invalid_payload") == 1
+    assert "exceeds the 67108864-byte limit" in log_output.getvalue()
+
+
+def test_html_error_page_with_error_status(sim, exporter_factory, log_output):
+    exp = exporter_factory(sim)
+    sim.set_fault("status", status=502, body="<html><body><h1>502 Bad Gateway</h1></body></html>", remaining=1)
+    m = samples(exp.get().text)
+    assert value(m, "pingaway_scrape_error", reason="http_error") == 1
+    assert "HTTP 502" in log_output.getvalue() and "<html>" not in log_output.getvalue()
