@@ -160,3 +160,40 @@ def test_promtool_check_metrics_with_groups(sim, exporter_factory):
     assert 'pingaway_group_users{group="växel"} 2.0' in text
     res = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), (res.stdout + res.stderr).decode()
+
+
+def test_demo_shows_groups_and_opening_hours(tmp_path):
+    """`--demo` alone: the shipped groups, with minimums, open at the demo's 09:30 start."""
+    import os
+    import sys
+    import time
+
+    import httpx
+
+    from .test_cli import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+    proc = subprocess.Popen([sys.executable, "-m", "pingaway_exporter", "--demo",
+                             "--web.listen-address", f"127.0.0.1:{port}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 20
+        while True:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < end, "exporter did not start"
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    m = samples(text)
+    minimum = by_group(m, "pingaway_group_staffing_minimum")
+    assert {"support", "växel", "sales", "it-jour"} <= set(minimum)
+    assert minimum["support"] > 0 and minimum["växel"] > 0 and minimum["sales"] > 0
+    opened = by_group(m, "pingaway_group_open")
+    assert opened["support"] == opened["växel"] == opened["sales"] == 1 and opened["it-jour"] == 0
+    assert by_group(m, "pingaway_group_users")["växel"] == 12

@@ -17,9 +17,9 @@ from .config import Config, ConfigError, load
 from .logs import setup as setup_logging
 from .payload import Parser
 from .reload import ConfigReloader
+from .schedule import HolidayCalendar
 from .scrape import Target
 from .secret import SecretError, SecretSource
-from .schedule import HolidayCalendar
 from .settings import demo_config_path, load_file
 from .web import ExporterServer, WebOptions
 

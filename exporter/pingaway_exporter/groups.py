@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Iterator, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -33,7 +34,6 @@ def auto_groups(exts: Sequence[Extension], zone: str, limit: int = AUTO_GROUP_LI
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     schedule = _ALWAYS.get(zone)
     if schedule is None:
-        from zoneinfo import ZoneInfo
         schedule = _ALWAYS.setdefault(zone, Schedule.always(ZoneInfo(zone)))
     return tuple(Group(word, (word,), 0, schedule) for word, _ in sorted(top))
 

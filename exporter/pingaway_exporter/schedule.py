@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterable
 from zoneinfo import ZoneInfo
 
 DAY_MINUTES = 24 * 60
@@ -106,6 +105,3 @@ class Schedule:
             if span.overnight and minute < span.end and not self.closed_on(yesterday):
                 return True
         return False
-
-    def open_days(self) -> Iterable[str]:
-        return (DAYS[i] for i, spans in enumerate(self.week) if spans)
