@@ -74,7 +74,8 @@ def exporter_factory():
 
     def make(sim: Simulator | None = None, *, url: str | None = None, token: str | None = None,
              token_file: str | None = None, options: CollectorOptions | None = None,
-             timeout: float = 5.0, offset: float = 0.5, clock=None, max_body: int = 64 << 20) -> Running:
+             timeout: float = 5.0, offset: float = 0.5, clock=None, max_body: int = 64 << 20,
+             config=None) -> Running:
         if token_file is not None:
             source = SecretSource("token file", path=token_file)
         else:
@@ -83,6 +84,8 @@ def exporter_factory():
         client = PingawayClient(url or sim.url, TokenState(source), max_body_bytes=max_body, **kwargs)
         target = Target("default", client, Parser("Europe/Stockholm"))
         web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions())
+        if config is not None:  # a ConfigReloader: groups and opening hours
+            web.config = config
         server = ExporterServer(("127.0.0.1", 0), target, web)
         server.ready.set()
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()

@@ -18,8 +18,11 @@ from .config import Config, ConfigError, load
 from .logs import setup as setup_logging
 from .memory import tune_malloc
 from .payload import Parser
+from .reload import ConfigReloader
+from .schedule import HolidayCalendar
 from .scrape import Target
 from .secret import SecretError, SecretSource
+from .settings import demo_config_path, load_file
 from .web import ExporterServer, WebOptions
 
 log = logging.getLogger("pingaway_exporter")
@@ -28,15 +31,16 @@ SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 
 
 def demo_clock(zone: str) -> "callable":
-    """Real time, shifted so the demo starts at 09:30 on the last weekday.
+    """Real time, shifted so the demo starts at 09:30 on the last working day.
 
-    A demo on a Saturday night would otherwise show a closed office.
+    A demo on a Saturday night, or on julafton, would otherwise show a closed office.
     """
     tz = ZoneInfo(zone)
     now = time.time()
     local = datetime.fromtimestamp(now, tz)
     day = local.date()
-    while day.weekday() >= 5:
+    closed = HolidayCalendar("SE", None, ("public", "de_facto"))  # the demo domain is Swedish
+    while day.weekday() >= 5 or day in closed:
         day -= timedelta(days=1)
     start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=tz).timestamp()
     offset = start - now
@@ -113,11 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(cfg.log_level, cfg.log_format)
     tune_malloc()
+    # --demo brings its own groups and opening hours unless a file is given.
+    config_path = cfg.config_file or (demo_config_path() if cfg.demo else None)
+    try:
+        settings = load_file(config_path) if config_path else None
+    except ConfigError as exc:
+        print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
+        return 2
     try:
         target, sim = build_target(cfg)
     except SecretError as exc:
         print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
         return 2
+    # Opening hours are judged on the same clock as the data (shifted in --demo).
+    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else time.time)
     if cfg.check:
         try:
             return run_check(cfg, target)
@@ -129,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         collector=CollectorOptions(per_extension=cfg.per_extension, include_email=cfg.include_email,
                                    profile_limit=cfg.profile_limit),
         upstream_label=("embedded simulator (demo) at " if sim else "") + safe_url(target.client.base_url),
+        config=reloader,
     )
     try:
         server = ExporterServer(cfg.listen, target, options)
@@ -142,8 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    def reload(signum, frame):  # noqa: ARG001
+        import threading
+        threading.Thread(target=reloader.reload, daemon=True, name="reload").start()
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, reload)
+    if config_path:
+        groups = reloader.current.groups
+        log.info("config loaded", extra={"fields": {
+            "file": config_path, "groups": "automatic" if groups is None else len(groups)}})
     server.ready.set()
     log.info("listening", extra={"fields": {"address": server.url(cfg.telemetry_path), "version": __version__,
                                             "upstream": options.upstream_label, "demo": cfg.demo}})

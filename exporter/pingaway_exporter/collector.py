@@ -18,10 +18,11 @@ from typing import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import __version__
+from . import __version__, groups
 from .client import REASONS
 from .exposition import RowGauge, escape
 from .payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
+from .reload import ConfigReloader
 from .scrape import Outcome, Target
 
 NO_PROFILE = "none"
@@ -41,10 +42,12 @@ def _g(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
 class ScrapeCollector(Collector):
     """Exposes one target's state as of this scrape."""
 
-    def __init__(self, target: Target, deadline: float, options: CollectorOptions) -> None:
+    def __init__(self, target: Target, deadline: float, options: CollectorOptions,
+                 config: ConfigReloader | None = None) -> None:
         self.target = target
         self.deadline = deadline
         self.options = options
+        self.config = config  # groups and opening hours in effect (--config.file)
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families(None, None)
@@ -76,6 +79,8 @@ class ScrapeCollector(Collector):
         extensions = outcome.result.extensions if (outcome is not None and outcome.ok) else None
         skipped = outcome.result.skipped if (outcome is not None and outcome.ok) else None
         yield from self._domain_families(extensions, skipped)
+        yield from groups.families(self.config, extensions, with_samples=outcome is not None)
+        yield from groups.reload_families(self.config, with_samples=outcome is not None)
 
     def _token_families(self, with_samples: bool) -> Iterator[Metric]:
         expiry = _g("pingaway_token_expiry_timestamp_seconds", "The token's exp claim, when it has one (Unix time).")

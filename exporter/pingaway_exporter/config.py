@@ -118,6 +118,12 @@ def url_path(text: str) -> str:
     return text
 
 
+def file_path(text: str) -> str:
+    if not text.strip():
+        raise ValueError("empty path")
+    return text
+
+
 def timezone(text: str) -> str:
     try:
         ZoneInfo(text)
@@ -177,6 +183,9 @@ FLAGS: tuple[Flag, ...] = (
          "Add an email label to pingaway_extension_info. Personal data: off unless asked for.", switch=True),
     Flag("--collector.profile-limit", "profile_limit", positive_int, 50,
          "Most distinct profile names on pingaway_profile_users; the rest are summed as 'other'.", "N"),
+    Flag("--config.file", "config_file", file_path, None,
+         "YAML file with staffing groups, opening hours and holidays. Reloaded on SIGHUP and POST /-/reload.",
+         "PATH"),
     Flag("--log.level", "log_level", choice("debug", "info", "warn", "error"), "info",
          "Only log messages at this level or above: debug, info, warn, error.", "LEVEL"),
     Flag("--log.format", "log_format", choice("logfmt", "json"), "logfmt", "Log line format: logfmt or json.",
@@ -205,6 +214,7 @@ class Config:
     log_format: str
     demo: bool
     check: bool = False
+    config_file: str | None = None  # --config.file; read by settings.py, not here
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)  # field -> where it came from
 
 

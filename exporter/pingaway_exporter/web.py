@@ -1,4 +1,4 @@
-"""The exporter's HTTP side: ``/``, the metrics path, ``/-/healthy``, ``/-/ready``.
+"""The exporter's HTTP side: ``/``, the metrics path, ``/-/healthy``, ``/-/ready``, ``/-/reload``.
 
 Built on the standard library's threading HTTP server: every request gets a
 thread, the upstream call is shared between them (see ``coalesce``), and each
@@ -13,7 +13,7 @@ import logging
 import threading
 from contextlib import contextmanager
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,6 +23,7 @@ from . import __version__, status
 from .collector import CollectorOptions, ScrapeCollector
 from .exposition import Format, render
 from .payload import gc_paused
+from .reload import ConfigReloader
 from .scrape import Target
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -40,6 +41,7 @@ class WebOptions:
     timeout_offset: float = 0.5
     collector: CollectorOptions = CollectorOptions()
     upstream_label: str = ""  # shown on the landing page; never carries credentials
+    config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
 
 
 def scrape_budget(header: str | None, cap: float, offset: float) -> float:
@@ -149,6 +151,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, landing_page(opts, self.server.target).encode(), "text/html; charset=utf-8")
             elif path == "/-/healthy":
                 self._send(200, b"Healthy\n", "text/plain; charset=utf-8")
+            elif path == "/-/reload":
+                self._send(405, b"Only POST reloads the config file\n", "text/plain; charset=utf-8",
+                           {"Allow": "POST"})
             elif path == "/-/ready":
                 if self.server.ready.is_set():
                     self._send(200, b"Ready\n", "text/plain; charset=utf-8")
@@ -159,12 +164,33 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if 0 < length <= 1 << 16:
+                self.rfile.read(length)  # unused; read so the connection can be kept alive
+            elif length:
+                self.close_connection = True
+            if path == "/-/reload":
+                ok, message = self.server.options.config.reload()
+                self._send(200 if ok else 500, (message + "\n").encode(), "text/plain; charset=utf-8")
+            elif path in (self.server.options.telemetry_path, "/", "/-/healthy", "/-/ready"):
+                self._send(405, b"Method not allowed\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"})
+            else:
+                self._send(404, b"Not found\n", "text/plain; charset=utf-8")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
     def _metrics(self) -> None:
         opts = self.server.options
         budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), opts.timeout, opts.timeout_offset)
         deadline = time.monotonic() + budget
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(ScrapeCollector(self.server.target, deadline, opts.collector))
+        registry.register(ScrapeCollector(self.server.target, deadline, opts.collector, opts.config))
         for collector in _RUNTIME:
             registry.register(collector)
         fmt = Format(self.headers.get("Accept", ""))

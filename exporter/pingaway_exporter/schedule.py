@@ -1,0 +1,107 @@
+"""Opening hours: is a group open at a given instant?
+
+PromQL's time functions are UTC-only and know nothing of holidays, so the
+exporter answers this question itself and publishes it as
+``pingaway_group_open``. Everything is wall-clock time in the group's zone:
+"08:00-17:00" means 08:00 to 17:00 on the office clock, on both sides of a
+DST change. A range whose end is not after its start ("22:00-06:00") runs
+past midnight and belongs to the day it starts, so a closed day (holiday,
+closed date) also cancels the night that follows it, and a night that began
+on an open day runs to its end even if the next day is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+DAY_MINUTES = 24 * 60
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Minutes after local midnight; ``end <= start`` means it runs past midnight."""
+
+    start: int
+    end: int
+
+    @property
+    def overnight(self) -> bool:
+        return self.end <= self.start
+
+    def __str__(self) -> str:
+        return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+
+
+class HolidayCalendar:
+    """Closed days from the ``holidays`` package, computed once per year.
+
+    ``holidays`` fills its dict lazily on lookup, which is not safe under
+    concurrent scrapes; a frozen set per year, built under a lock, is.
+    """
+
+    def __init__(self, country: str, subdivision: str | None, categories: tuple[str, ...]) -> None:
+        self.country = country
+        self.subdivision = subdivision
+        self.categories = categories
+        self._years: dict[int, frozenset[date]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HolidayCalendar({self.country!r}, {self.subdivision!r}, {self.categories!r})"
+
+    def __contains__(self, day: date) -> bool:
+        return day in self.year(day.year)
+
+    def year(self, year: int) -> frozenset[date]:
+        days = self._years.get(year)
+        if days is None:
+            with self._lock:
+                days = self._years.get(year)
+                if days is None:
+                    days = frozenset(self.names(year))
+                    self._years[year] = days
+        return days
+
+    def names(self, year: int) -> dict[date, str]:
+        """The closed days of ``year`` with their English names (for docs and tests)."""
+        import holidays
+
+        cal = holidays.country_holidays(self.country, subdiv=self.subdivision, years=year,
+                                        categories=self.categories, language="en_US")
+        return dict(cal.items())
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A weekly schedule in one zone, with closed days; immutable, so shared freely."""
+
+    zone: ZoneInfo
+    week: tuple[tuple[Span, ...], ...]  # index 0 = Monday
+    closed_dates: frozenset[date] = frozenset()
+    holidays: HolidayCalendar | None = None
+
+    @classmethod
+    def always(cls, zone: ZoneInfo, **kw) -> "Schedule":
+        whole = (Span(0, DAY_MINUTES),)
+        return cls(zone, (whole,) * 7, **kw)
+
+    def closed_on(self, day: date) -> bool:
+        return day in self.closed_dates or (self.holidays is not None and day in self.holidays)
+
+    def is_open(self, now: float) -> bool:
+        local = datetime.fromtimestamp(now, self.zone)
+        minute = local.hour * 60 + local.minute
+        today = local.date()
+        if not self.closed_on(today):
+            for span in self.week[today.weekday()]:
+                if span.start <= minute and (span.overnight or minute < span.end):
+                    return True
+        yesterday = today - timedelta(days=1)
+        for span in self.week[yesterday.weekday()]:
+            if span.overnight and minute < span.end and not self.closed_on(yesterday):
+                return True
+        return False

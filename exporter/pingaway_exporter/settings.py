@@ -1,0 +1,326 @@
+"""The ``--config.file``: staffing groups, opening hours, holidays.
+
+Flags configure how the exporter runs; the file describes the switchboard
+(who belongs to which group, when a group is staffed), which changes
+without a restart (SIGHUP, ``POST /-/reload``). The result is an immutable
+``Settings`` that scrapes read and a reload replaces as a whole.
+
+Schema, top level: ``timezone``, ``holidays`` and ``groups``. The groups at
+the top level belong to the default target. A later ``targets:`` list can
+give each target its own ``groups`` by calling ``parse_groups`` on each
+entry, with the top level's zone and holiday calendar as its defaults.
+
+Every error names the field as a path (``groups[1].opening_hours.mon[0]``)
+so a typo is found without reading the code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from .config import ConfigError, timezone as parse_zone
+from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
+
+DEFAULT_TIMEZONE = "Europe/Stockholm"
+DEFAULT_COUNTRY = "SE"
+# With no `groups:` key, one group per keyword, for the most common ones.
+AUTO_GROUP_LIMIT = 20
+GROUP_NAME_MAX = 64
+
+_DAY_ALIASES = {d[:3]: i for i, d in enumerate(DAYS)} | {d: i for i, d in enumerate(DAYS)}
+_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+class _Invalid(Exception):
+    """A bad value at ``path``; turned into a ConfigError naming the file."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path}: {why}" if path else why)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    keywords: tuple[str, ...]  # casefolded
+    staffing_minimum: int
+    schedule: Schedule
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one config file says. ``groups is None`` means automatic groups."""
+
+    source: str | None
+    timezone: str
+    holidays: HolidayCalendar | None
+    groups: tuple[Group, ...] | None
+    # casefolded keyword -> indexes into ``groups``; built once per load so a
+    # scrape looks each keyword up instead of scanning every group.
+    keyword_index: Mapping[str, tuple[int, ...]]
+
+
+def default_settings(source: str | None = None) -> Settings:
+    return Settings(source, DEFAULT_TIMEZONE, None, None, MappingProxyType({}))
+
+
+# -- loading ----------------------------------------------------------------------
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    out: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in out:
+            mark = key_node.start_mark
+            raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=mark)
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def load_file(path: str) -> Settings:
+    """Read and validate ``path``, or raise ``ConfigError`` naming the file and field."""
+    where = f"config.file {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    return load_text(text, path)
+
+
+def load_text(text: str, path: str) -> Settings:
+    where = f"config.file {path}"
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"{where}: {at}{exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from None
+    try:
+        return parse(data, path)
+    except _Invalid as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+# -- validation -------------------------------------------------------------------
+
+TOP_KEYS = ("timezone", "holidays", "groups")
+GROUP_KEYS = ("name", "keywords", "staffing_minimum", "opening_hours", "closed_dates", "holidays", "timezone")
+HOLIDAY_KEYS = ("country", "subdivision", "categories")
+
+
+def parse(data: Any, source: str | None = None) -> Settings:
+    if data is None:
+        data = {}
+    _keys(data, "", TOP_KEYS)
+    zone = _zone(data.get("timezone", DEFAULT_TIMEZONE), "timezone")
+    calendar = _holidays(data.get("holidays", {}), "holidays")
+    groups = parse_groups(data["groups"], "groups", zone, calendar) if "groups" in data else None
+    return Settings(source, zone, calendar, groups, MappingProxyType(keyword_index(groups or ())))
+
+
+def keyword_index(groups: tuple[Group, ...]) -> dict[str, tuple[int, ...]]:
+    """Casefolded keyword -> the indexes of the groups it puts an extension in."""
+    index: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        for word in group.keywords:
+            index.setdefault(word, []).append(i)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def parse_groups(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None) -> tuple[Group, ...]:
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise _Invalid(path, "must be a list of groups")
+    groups: list[Group] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        here = f"{path}[{i}]"
+        group = _group(item, here, zone, calendar)
+        if group.name in seen:
+            raise _Invalid(f"{here}.name", f"{group.name!r} is already the name of {path}[{seen[group.name]}]")
+        seen[group.name] = i
+        groups.append(group)
+    return tuple(groups)
+
+
+def _group(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None) -> Group:
+    _keys(raw, path, GROUP_KEYS)
+    if "name" not in raw:
+        raise _Invalid(path, "a group needs a name")
+    name = raw["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise _Invalid(f"{path}.name", "must be a non-empty string")
+    if len(name) > GROUP_NAME_MAX or any(ord(c) < 32 for c in name):
+        raise _Invalid(f"{path}.name", f"must be at most {GROUP_NAME_MAX} printable characters")
+    keywords = raw.get("keywords")
+    if isinstance(keywords, str):
+        keywords = [keywords]
+    if not isinstance(keywords, list) or not keywords:
+        raise _Invalid(f"{path}.keywords", "must be a non-empty list of keywords")
+    folded: list[str] = []
+    for j, word in enumerate(keywords):
+        if not isinstance(word, str) or not word.strip():
+            raise _Invalid(f"{path}.keywords[{j}]", "must be a non-empty string")
+        if word.casefold() not in folded:
+            folded.append(word.casefold())
+    minimum = raw.get("staffing_minimum", 0)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+        raise _Invalid(f"{path}.staffing_minimum", f"{minimum!r} is not a whole number >= 0")
+    group_zone = _zone(raw.get("timezone", zone), f"{path}.timezone")
+    use_holidays = raw.get("holidays", True)
+    if not isinstance(use_holidays, bool):
+        raise _Invalid(f"{path}.holidays", f"{use_holidays!r} is not true or false")
+    week = _opening_hours(raw.get("opening_hours", "always"), f"{path}.opening_hours")
+    closed = _dates(raw.get("closed_dates", []), f"{path}.closed_dates")
+    schedule = Schedule(ZoneInfo(group_zone), week, closed, calendar if use_holidays else None)
+    return Group(name, tuple(folded), minimum, schedule)
+
+
+def _opening_hours(raw: Any, path: str) -> tuple[tuple[Span, ...], ...]:
+    if raw == "always":
+        return ((Span(0, DAY_MINUTES),),) * 7
+    if not isinstance(raw, dict):
+        raise _Invalid(path, "must be 'always' or a mapping of days (mon, tue, ..., mon-fri) to time ranges")
+    week: list[tuple[Span, ...] | None] = [None] * 7
+    set_by: dict[int, str] = {}
+    for key, value in raw.items():
+        here = f"{path}.{key}"
+        for day in _days(key, path):
+            if day in set_by:
+                raise _Invalid(here, f"{DAYS[day]} is already set by {set_by[day]!r}")
+            set_by[day] = str(key)
+        spans = _spans(value, here)
+        for day in _days(key, path):
+            week[day] = spans
+    return tuple(spans or () for spans in week)
+
+
+def _days(key: Any, path: str) -> list[int]:
+    if not isinstance(key, str):
+        raise _Invalid(f"{path}.{key}", "is not a day name (mon, tue, ..., sun, or a range like mon-fri)")
+    first, _, last = key.strip().lower().partition("-")
+    if first not in _DAY_ALIASES or (last and last not in _DAY_ALIASES):
+        raise _Invalid(f"{path}.{key}", "is not a day name (mon, tue, ..., sun, or a range like mon-fri)")
+    a = _DAY_ALIASES[first]
+    b = _DAY_ALIASES[last] if last else a
+    return [(a + i) % 7 for i in range((b - a) % 7 + 1)]
+
+
+def _spans(raw: Any, path: str) -> tuple[Span, ...]:
+    if raw in ("closed", None):
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise _Invalid(path, "must be a list of time ranges like \"08:00-17:00\", or 'closed'")
+    spans = []
+    for i, item in enumerate(raw):
+        here = f"{path}[{i}]"
+        if not isinstance(item, str) or item.count("-") != 1:
+            raise _Invalid(here, f"{item!r} is not a time range HH:MM-HH:MM")
+        start_text, end_text = (part.strip() for part in item.split("-"))
+        start = _minute(start_text, here, end=False)
+        end = _minute(end_text, here, end=True)
+        if start == end:
+            raise _Invalid(here, f"{item!r} is empty; a whole day is 00:00-24:00")
+        spans.append(Span(start, end))
+    return tuple(spans)
+
+
+def _minute(text: str, path: str, *, end: bool) -> int:
+    m = _TIME.fullmatch(text)
+    if not m or int(m.group(2)) > 59 or int(m.group(1)) > 24 or (int(m.group(1)) == 24 and int(m.group(2))):
+        raise _Invalid(path, f"{text!r} is not HH:MM")
+    value = int(m.group(1)) * 60 + int(m.group(2))
+    if value == DAY_MINUTES and not end:
+        raise _Invalid(path, "24:00 can only end a range")
+    return value
+
+
+def _dates(raw: Any, path: str) -> frozenset[date]:
+    if not isinstance(raw, list):
+        raise _Invalid(path, "must be a list of dates (YYYY-MM-DD)")
+    out = set()
+    for i, item in enumerate(raw):
+        if isinstance(item, date):  # YAML reads an unquoted 2026-12-31 as a date
+            out.add(item)
+            continue
+        try:
+            out.add(date.fromisoformat(str(item)))
+        except ValueError:
+            raise _Invalid(f"{path}[{i}]", f"{item!r} is not a date (YYYY-MM-DD)") from None
+    return frozenset(out)
+
+
+def _zone(raw: Any, path: str) -> str:
+    if not isinstance(raw, str):
+        raise _Invalid(path, f"{raw!r} is not a time zone name (e.g. Europe/Stockholm)")
+    try:
+        return parse_zone(raw)
+    except ValueError as exc:
+        raise _Invalid(path, str(exc)) from None
+
+
+def _holidays(raw: Any, path: str) -> HolidayCalendar:
+    import holidays
+
+    if raw is None:
+        raw = {}
+    _keys(raw, path, HOLIDAY_KEYS)
+    country = raw.get("country", DEFAULT_COUNTRY)
+    if country is False:  # YAML 1.1 reads an unquoted NO (Norway) as false
+        raise _Invalid(f"{path}.country", "is false; YAML reads an unquoted NO as false, write \"NO\" in quotes")
+    supported = holidays.list_supported_countries()
+    if not isinstance(country, str) or country.upper() not in supported:
+        raise _Invalid(f"{path}.country", f"{country!r} is not a country code the holidays package knows (e.g. SE)")
+    country = country.upper()
+    subdivision = raw.get("subdivision")
+    if subdivision is not None:
+        subdivision = str(subdivision)
+        if subdivision not in supported[country]:
+            raise _Invalid(f"{path}.subdivision", f"{subdivision!r} is not a subdivision of {country}")
+    cls = holidays.country_holidays(country).__class__
+    known = tuple(getattr(cls, "supported_categories", ("public",)))
+    default = tuple(c for c in ("public", "de_facto") if c in known)
+    categories = raw.get("categories", list(default))
+    if not isinstance(categories, list) or not categories:
+        raise _Invalid(f"{path}.categories", f"must be a non-empty list of: {', '.join(known)}")
+    for i, cat in enumerate(categories):
+        if cat not in known:
+            raise _Invalid(f"{path}.categories[{i}]", f"{cat!r} is not a category of {country}: {', '.join(known)}")
+    return HolidayCalendar(country, subdivision, tuple(dict.fromkeys(categories)))
+
+
+def _keys(raw: Any, path: str, allowed: tuple[str, ...]) -> None:
+    if not isinstance(raw, dict):
+        raise _Invalid(path, "must be a mapping" if path else "the file must hold a mapping (timezone, holidays, groups)")
+    for key in raw:
+        if key not in allowed:
+            raise _Invalid(f"{path}.{key}" if path else str(key), f"unknown key; expected one of {', '.join(allowed)}")
+
+
+def demo_config_path() -> str:
+    """The groups and opening hours ``--demo`` runs with (shipped as package data)."""
+    from importlib.resources import files
+
+    return str(files("pingaway_exporter").joinpath("demo-config.yml"))

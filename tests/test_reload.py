@@ -1,0 +1,165 @@
+"""Reloading the config file: POST /-/reload, SIGHUP, bad reloads, and no torn configs under load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+from pingaway_exporter.reload import ConfigReloader
+
+from .conftest import WEDNESDAY_1015
+from .fixtures import PAYLOAD
+from .metrics_util import samples, series, value
+from .test_cli import free_port
+
+A = "groups:\n  - {name: a1, keywords: [support]}\n  - {name: a2, keywords: [växel]}\n"
+B = ("groups:\n  - {name: b1, keywords: [support], staffing_minimum: 2}\n  - {name: b2, keywords: [sales]}\n"
+     "  - {name: b3, keywords: [växel]}\n")
+BROKEN = "groups:\n  - name: b1\n    keywords: [support]\n    opening_hours: {mon: ['9-5']}\n"
+
+
+def groups_in(m) -> set[str]:
+    return {dict(k)["group"] for k in series(m, "pingaway_group_staffing_minimum")}
+
+
+def test_post_reload_swaps_the_config(sim, exporter_factory, tmp_path, log_output):
+    sim.set_payload(PAYLOAD)
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    exp = exporter_factory(sim, config=ConfigReloader(str(path), clock=lambda: WEDNESDAY_1015))
+    m = samples(exp.get().text)
+    assert groups_in(m) == {"a1", "a2"} and value(m, "pingaway_config_last_reload_successful") == 1
+    first_ok = value(m, "pingaway_config_last_reload_success_timestamp_seconds")
+    assert abs(first_ok - time.time()) < 3600  # a real Unix time, not a monotonic clock
+
+    path.write_text(B)
+    resp = httpx.post(exp.server.url("/-/reload"), timeout=10)
+    assert resp.status_code == 200 and "reloaded" in resp.text
+    m = samples(exp.get().text)
+    assert groups_in(m) == {"b1", "b2", "b3"}
+    assert value(m, "pingaway_group_staffing_minimum", group="b1") == 2
+    assert value(m, "pingaway_config_last_reload_successful") == 1
+    assert value(m, "pingaway_config_last_reload_success_timestamp_seconds") >= first_ok
+    assert 'msg="config reloaded"' in log_output.getvalue()
+
+
+def test_bad_reload_keeps_the_old_config_and_says_why(sim, exporter_factory, tmp_path, log_output):
+    sim.set_payload(PAYLOAD)
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    exp = exporter_factory(sim, config=ConfigReloader(str(path)))
+    before = value(samples(exp.get().text), "pingaway_config_last_reload_success_timestamp_seconds")
+
+    path.write_text(BROKEN)
+    resp = httpx.post(exp.server.url("/-/reload"), timeout=10)
+    assert resp.status_code == 500
+    assert "groups[0].opening_hours.mon[0]: '9' is not HH:MM" in resp.text
+    m = samples(exp.get().text)
+    assert groups_in(m) == {"a1", "a2"}  # the old config is still in effect
+    assert value(m, "pingaway_config_last_reload_successful") == 0
+    assert value(m, "pingaway_config_last_reload_success_timestamp_seconds") == before
+    line = next(ln for ln in log_output.getvalue().splitlines() if "config reload failed" in ln)
+    assert "level=error" in line and "groups[0].opening_hours.mon[0]" in line and "Traceback" not in line
+
+    path.unlink()
+    assert httpx.post(exp.server.url("/-/reload"), timeout=10).status_code == 500
+    assert "cannot read" in log_output.getvalue()
+
+    path.write_text(B)
+    assert httpx.post(exp.server.url("/-/reload"), timeout=10).status_code == 200
+    m = samples(exp.get().text)
+    assert groups_in(m) == {"b1", "b2", "b3"} and value(m, "pingaway_config_last_reload_successful") == 1
+
+
+def test_reload_endpoint_methods(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    get = exp.get("/-/reload")
+    assert get.status_code == 405 and get.headers["Allow"] == "POST"
+    # Without a config file there is nothing to re-read, and that is not an error.
+    post = httpx.post(exp.server.url("/-/reload"), content=b"ignored body", timeout=10)
+    assert post.status_code == 200 and "no config file" in post.text
+    assert httpx.post(exp.url, timeout=10).status_code == 405
+    assert httpx.post(exp.server.url("/nope"), timeout=10).status_code == 404
+
+
+def test_no_scrape_ever_sees_half_a_reload(sim, exporter_factory, tmp_path):
+    """Scrapes racing reloads each see exactly one whole config, never a mix of two."""
+    sim.set_payload(PAYLOAD)
+    a, b = tmp_path / "a.yml", tmp_path / "b.yml"
+    a.write_text(A)
+    b.write_text(B)
+    config = ConfigReloader(str(a))
+    exp = exporter_factory(sim, config=config)
+    stop = threading.Event()
+
+    def flip():
+        n = 0
+        while not stop.is_set():
+            config.path = str(b if n % 2 else a)
+            config.reload()
+            n += 1
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    seen = []
+    try:
+        with httpx.Client(timeout=10) as client:
+            for _ in range(40):
+                m = samples(client.get(exp.url).text)
+                seen.append(frozenset(groups_in(m)))
+                counted = {dict(k)["group"] for k in series(m, "pingaway_group_users")}
+                assert counted == groups_in(m)
+    finally:
+        stop.set()
+        flipper.join(timeout=10)
+    assert set(seen) <= {frozenset({"a1", "a2"}), frozenset({"b1", "b2", "b3"})}
+
+
+def test_sighup_reloads_a_running_exporter(tmp_path):
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+    proc = subprocess.Popen([sys.executable, "-m", "pingaway_exporter", "--demo", "--config.file", str(path),
+                             "--web.listen-address", f"127.0.0.1:{port}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+
+    def groups_now() -> set[str]:
+        return groups_in(samples(httpx.get(base + "/metrics", timeout=10).text))
+
+    def wait_for(check, what):
+        end = time.monotonic() + 20
+        while True:
+            try:
+                if check():
+                    return
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < end, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    try:
+        wait_for(lambda: groups_now() == {"a1", "a2"}, "the first config")
+        path.write_text(B)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: groups_now() == {"b1", "b2", "b3"}, "the reloaded config")
+        path.write_text(BROKEN)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: value(samples(httpx.get(base + "/metrics", timeout=10).text),
+                               "pingaway_config_last_reload_successful") == 0, "the failed reload")
+        assert groups_now() == {"b1", "b2", "b3"}
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    log = err.decode()
+    assert proc.returncode == 0
+    assert 'msg="config reloaded"' in log and 'msg="config reload failed; keeping the previous config"' in log
+    assert "Traceback" not in log

@@ -1,0 +1,248 @@
+"""Alerting and recording rules: promtool, their own unit tests, the runbook, the PrometheusRule, Alertmanager."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
+
+from .conftest import need_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "prometheus"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+RUNBOOK_BASE = "https://github.com/pingaway-exporter/pingaway-exporter/blob/main/README.md#"
+STAFFING = {"PingawayGroupUnderstaffed", "PingawayGroupNobodyAvailable", "PingawayCallsRingingNobodyAvailable"}
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((RULES / name).read_text(encoding="utf-8"))
+
+
+def alert_rules() -> list[dict]:
+    return [r for g in load("alerts.yml")["groups"] for r in g["rules"]]
+
+
+def record_rules() -> list[dict]:
+    return [r for g in load("recording.yml")["groups"] for r in g["rules"]]
+
+
+def run(*cmd: str, cwd: Path = RULES) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_promtool_check_rules():
+    promtool = need_tool("promtool")
+    res = run(promtool, "check", "rules", "alerts.yml", "recording.yml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS: 9 rules found" in res.stdout and "SUCCESS: 4 rules found" in res.stdout
+
+
+def test_promtool_test_rules():
+    promtool = need_tool("promtool")
+    res = run(promtool, "test", "rules", "alerts_test.yml", "recording_test.yml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("SUCCESS") == 2, res.stdout
+
+
+def test_the_required_alerts_exist():
+    names = {r["alert"] for r in alert_rules()}
+    assert names >= {"PingawayExporterDown", "PingawayScrapeFailing", "PingawayTokenExpiresSoon",
+                     "PingawayTokenExpired", *STAFFING}
+    soon = {r["labels"]["severity"] for r in alert_rules() if r["alert"] == "PingawayTokenExpiresSoon"}
+    assert soon == {"warning", "critical"}
+    severity = {r["alert"]: r["labels"]["severity"] for r in alert_rules() if r["alert"] != "PingawayTokenExpiresSoon"}
+    assert severity["PingawayGroupNobodyAvailable"] == "critical"
+    durations = {r["alert"]: r.get("for") for r in alert_rules()}
+    assert durations["PingawayGroupUnderstaffed"] == "10m" and durations["PingawayGroupNobodyAvailable"] == "5m"
+
+
+def test_every_alert_is_annotated_and_has_a_severity():
+    for rule in alert_rules():
+        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        ann = rule["annotations"]
+        assert set(ann) == {"summary", "description", "runbook_url"}, rule["alert"]
+        assert ann["runbook_url"] == RUNBOOK_BASE + rule["alert"].lower(), rule["alert"]
+        assert "for" in rule, rule["alert"]
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    text = unicodedata.normalize("NFC", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def test_every_runbook_anchor_is_a_readme_heading():
+    anchors = {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", README, re.M)}
+    runbook = README[README.index("## Runbook"):]
+    runbook_headings = set(re.findall(r"^### (\w+)$", runbook, re.M))
+    for rule in alert_rules():
+        anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
+        assert anchor in anchors, f"{rule['alert']}: README has no heading with anchor #{anchor}"
+        assert rule["alert"] in runbook_headings, rule["alert"]
+    assert runbook_headings == {r["alert"] for r in alert_rules()}, "one runbook entry per alert, no strays"
+
+
+def test_every_alert_is_tested_firing_and_quiet():
+    tests = load("alerts_test.yml")["tests"]
+    fired: set[tuple[str, str]] = set()
+    quiet: set[str] = set()
+    for t in tests:
+        for case in t.get("alert_rule_test", []):
+            if case["exp_alerts"]:
+                for alert in case["exp_alerts"]:
+                    fired.add((case["alertname"], alert["exp_labels"]["severity"]))
+            else:
+                quiet.add(case["alertname"])
+    for rule in alert_rules():
+        assert (rule["alert"], rule["labels"]["severity"]) in fired, rule["alert"]
+        assert rule["alert"] in quiet, rule["alert"]
+
+
+def test_every_recording_rule_is_tested():
+    exprs = " ".join(case["expr"] for t in load("recording_test.yml")["tests"] for case in t["promql_expr_test"])
+    for rule in record_rules():
+        assert re.fullmatch(r"pingaway:[a-z_]+:[a-z_]+", rule["record"]), rule["record"]
+        assert rule["record"] in exprs, rule["record"]
+
+
+def test_rules_use_only_metrics_the_exporter_exports():
+    exported = set()
+    for family in ScrapeCollector(None, 0.0, CollectorOptions()).describe():  # type: ignore[arg-type]
+        exported.add(family.name + ("_total" if family.type == "counter" else ""))
+    for rule in alert_rules() + record_rules():
+        text = rule["expr"] + json.dumps(rule.get("annotations", {}))
+        for name in re.findall(r"\bpingaway_[a-z_]+", text):
+            assert name in exported, f"{rule.get('alert') or rule.get('record')}: {name} is not exported"
+
+
+# -- Kubernetes PrometheusRule -----------------------------------------------------
+
+GENERATOR = ROOT / "deploy" / "kubernetes" / "generate_prometheusrule.py"
+
+
+def test_prometheusrule_is_in_sync_with_the_rule_files():
+    res = run(sys.executable, str(GENERATOR), "--check", cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    doc = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml").read_text(encoding="utf-8"))
+    assert doc["kind"] == "PrometheusRule" and doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert doc["spec"]["groups"] == load("recording.yml")["groups"] + load("alerts.yml")["groups"]
+
+
+def test_prometheusrule_check_notices_drift(tmp_path):
+    """--check is not a rubber stamp: a hand edit makes it fail."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", GENERATOR)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    gen.OUTPUT = tmp_path / "prometheusrule.yaml"
+    gen.OUTPUT.write_text(gen.render().replace("for: 10m", "for: 1m"), encoding="utf-8")
+    assert gen.main(["--check"]) == 1
+    assert gen.main([]) == 0 and gen.main(["--check"]) == 0
+
+
+def test_prometheusrule_spec_passes_promtool(tmp_path):
+    promtool = need_tool("promtool")
+    doc = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml").read_text(encoding="utf-8"))
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}, allow_unicode=True), encoding="utf-8")
+    res = run(promtool, "check", "rules", str(rules))
+    assert res.returncode == 0 and "SUCCESS: 13 rules found" in res.stdout, res.stdout + res.stderr
+
+
+# -- Alertmanager example ------------------------------------------------------------
+
+def test_amtool_check_config():
+    amtool = need_tool("amtool")
+    res = run(amtool, "check-config", "alertmanager.yml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS" in res.stdout and "3 inhibit rules" in res.stdout
+
+
+@pytest.mark.parametrize("alert", sorted({r["alert"] for r in alert_rules()}))
+def test_staffing_goes_to_the_team_and_health_to_ops(alert):
+    amtool = need_tool("amtool")
+    res = run(amtool, "config", "routes", "test", "--config.file=alertmanager.yml", f"alertname={alert}",
+              "job=pingaway", "instance=exporter:10035", "group=support")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip() == ("switchboard-team" if alert in STAFFING else "ops")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def alertmanager(tmp_path):
+    binary = need_tool("prometheus-alertmanager")
+    port = _free_port()
+    proc = subprocess.Popen([binary, f"--config.file={RULES / 'alertmanager.yml'}", f"--storage.path={tmp_path}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/api/v2"
+    try:
+        end = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/status", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < end, "alertmanager did not start"
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_inhibition_in_a_real_alertmanager(alertmanager):
+    """No data is not "nobody available": a failing scrape mutes that exporter's staffing alerts only."""
+    def alert(name, instance, **labels):
+        return {"labels": {"alertname": name, "job": "pingaway", "instance": instance, **labels}}
+
+    sent = [
+        alert("PingawayScrapeFailing", "a:10035", severity="warning"),
+        alert("PingawayGroupNobodyAvailable", "a:10035", group="växel", severity="critical"),
+        alert("PingawayCallsRingingNobodyAvailable", "a:10035", group="växel", severity="critical"),
+        alert("PingawayGroupNobodyAvailable", "b:10035", group="växel", severity="critical"),
+        alert("PingawayGroupUnderstaffed", "b:10035", group="växel", severity="warning"),
+        alert("PingawayGroupUnderstaffed", "b:10035", group="support", severity="warning"),
+        alert("PingawayTokenExpired", "c:10035", severity="critical"),
+        alert("PingawayScrapeFailing", "c:10035", severity="warning"),
+    ]
+    assert httpx.post(f"{alertmanager}/alerts", json=sent, timeout=10).status_code == 200
+    expected = {
+        ("PingawayScrapeFailing", "a:10035", None): "active",
+        ("PingawayGroupNobodyAvailable", "a:10035", "växel"): "suppressed",  # by the failing scrape
+        ("PingawayCallsRingingNobodyAvailable", "a:10035", "växel"): "suppressed",
+        ("PingawayGroupNobodyAvailable", "b:10035", "växel"): "active",  # another exporter: not muted
+        ("PingawayGroupUnderstaffed", "b:10035", "växel"): "suppressed",  # nobody-available says more
+        ("PingawayGroupUnderstaffed", "b:10035", "support"): "active",  # other group
+        ("PingawayTokenExpired", "c:10035", None): "active",
+        ("PingawayScrapeFailing", "c:10035", None): "suppressed",  # the token is the cause
+    }
+    end = time.monotonic() + 20
+    while True:
+        got = {(a["labels"]["alertname"], a["labels"]["instance"], a["labels"].get("group")): a["status"]["state"]
+               for a in httpx.get(f"{alertmanager}/alerts", timeout=10).json()}
+        if got == expected or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert got == expected
