@@ -77,7 +77,7 @@ class _Fields:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            self.fail("", "must be a mapping")
+            self.fail("", "must be a mapping" if prefix else "the top level must be a mapping")
         self.data = data
 
     def fail(self, name: str, why: str) -> NoReturn:
