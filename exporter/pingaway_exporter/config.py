@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Every flag can also be set through the environment variable shown with it; "
                     "a flag on the command line wins.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # Otherwise "--pingaway.password X" would be taken for --pingaway.password-file, and a
+        # secret typed as a flag value would be used as a path and shown in the error.
+        allow_abbrev=False,
         epilog="Run 'pingaway-exporter check' to test a token once and print a summary.",
     )
     for f in FLAGS:
