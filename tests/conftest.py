@@ -46,6 +46,16 @@ def sim():
     simulator.stop()
 
 
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """main() points the root logger at the sys.stderr of its test; later threads must not write to it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def log_output():
     """Everything the exporter logs, at debug level, formatted as it would reach stderr."""

@@ -286,3 +286,20 @@ def test_end_to_end_tls_and_auth_from_the_command_line(pki, tmp_path):
     assert "tls=True" in log and "basic_auth=True" in log and f"address=https://127.0.0.1:{port}" in log
     assert "readable by group or others" in log and str(pki["server"].key) in log
     assert PASSWORD not in log and "Traceback" not in log
+
+
+def test_readme_web_config_example_is_valid(pki, tmp_path):
+    """The example in README's Security section loads, once its paths point at real files."""
+    import re
+
+    import yaml
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "basic_auth_users" in b)
+    data = yaml.safe_load(block)
+    tls = data["tls_server_config"]
+    tls.update(cert_file=str(pki["server"].cert), key_file=str(pki["server"].key), client_ca_file=str(pki["ca"].pem))
+    path = write_config(tmp_path, yaml.safe_dump(data))
+    cfg = webconfig.load(path)
+    assert cfg.tls and cfg.users["prometheus"].startswith(b"$2y$10$")
+    checker = BasicAuthChecker(cfg.users)
+    assert checker.check(httpx.BasicAuth("prometheus", "change-me")._auth_header) == "prometheus"
