@@ -275,3 +275,31 @@ def test_missing_password_file_is_refused_at_startup(tmp_path, capsys, monkeypat
                  "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "password file" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,env,field", [
+    (["--pingaway.username", USER], {}, "--pingaway.username: no password"),
+    ([], {"PINGAWAY_USERNAME": USER}, "PINGAWAY_USERNAME: no password"),
+    ([], {"PINGAWAY_PASSWORD": "x" * 10}, "PINGAWAY_PASSWORD: a password is set but no user name"),
+    (["--pingaway.password-file", "/p"], {}, "--pingaway.password-file: a password is set but no user name"),
+    ([], {"PINGAWAY_USERNAME": USER, "PINGAWAY_PASSWORD": "x" * 10, "PINGAWAY_PASSWORD_FILE": "/p"},
+     "PINGAWAY_PASSWORD and PINGAWAY_PASSWORD_FILE are both set"),
+    (["--pingaway.username", "a:b", "--pingaway.password-file", "/p"], {}, "--pingaway.username: a user name"),
+    (["--pingaway.token-expiry-warning", "soon"], {"PINGAWAY_TOKEN": "a.b.c"}, "--pingaway.token-expiry-warning"),
+    ([], {"PINGAWAY_TOKEN": "a.b.c", "PINGAWAY_TOKEN_OPAQUE": "maybe"}, "PINGAWAY_TOKEN_OPAQUE"),
+])
+def test_login_config_errors_name_the_field(argv, env, field):
+    from pingaway_exporter.config import ConfigError, load
+    with pytest.raises(ConfigError) as info:
+        load(argv, env)
+    assert field in str(info.value)
+    assert "x" * 10 not in str(info.value)
+
+
+def test_login_config_values():
+    from pingaway_exporter.config import load
+    cfg = load(["--pingaway.token-expiry-warning", "2d12h", "--pingaway.token-opaque"],
+               {"PINGAWAY_USERNAME": USER, "PINGAWAY_PASSWORD_FILE": "/run/secrets/pw"})
+    assert cfg.token_expiry_warning == 2.5 * 86400 and cfg.token_opaque is True
+    assert cfg.username == USER and cfg.password.path == "/run/secrets/pw" and cfg.token is None
+    assert load([], {"PINGAWAY_TOKEN": "a.b.c"}).token_expiry_warning == 7 * 86400

@@ -106,15 +106,18 @@ class SessionAuth:
         self.username = username
         self.password = password
         self.lock = threading.Lock()
-        self._cookie: Secret | None = None
-        self.generation = 0
+        self._state: tuple[Secret | None, int] = (None, 0)  # (cookie, generation), replaced as one
         self._refused: tuple[Secret, float] | None = None  # (password, monotonic time)
 
     def __repr__(self) -> str:
         return f"SessionAuth({self.username!r})"
 
     def current(self) -> tuple[Secret | None, int]:
-        return self._cookie, self.generation
+        return self._state
+
+    @property
+    def generation(self) -> int:
+        return self._state[1]
 
     def basic(self, password: Secret) -> Secret:
         """The value for ``Authorization: Basic``; itself a secret, registered for redaction."""
@@ -131,14 +134,14 @@ class SessionAuth:
                 pairs.append(f"{name.strip()}={value.strip()}")
         if not pairs:
             return None
-        self._cookie = Secret("; ".join(pairs))
-        self.generation += 1
+        cookie = Secret("; ".join(pairs))
+        self._state = (cookie, self._state[1] + 1)
         self._refused = None
-        return self._cookie
+        return cookie
 
     def refused(self, password: Secret, now: float) -> None:
         self._refused = (password, now)
-        self._cookie = None
+        self._state = (None, self._state[1])
 
     def refused_wait(self, password: Secret, now: float) -> float:
         """Seconds until this password may be tried again after a refusal (0 when it may now)."""
