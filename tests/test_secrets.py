@@ -260,3 +260,27 @@ def test_secrets_are_never_flag_values_not_even_by_abbreviation(flag):
     with pytest.raises(SystemExit) as info:
         load([flag, LOGIN_PASSWORD], {"PINGAWAY_TOKEN": "a.b.c"})
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+def test_credential_headers_are_masked_by_name_before_their_value_is_known(fmt):
+    """httpcore prints response headers at debug level before the exporter has read (and registered) a cookie."""
+    import io
+    import logging
+
+    from pingaway_exporter import logs
+    stream = io.StringIO()
+    handler = logs.setup("debug", fmt, stream=stream)
+    try:
+        never_registered = "fresh-cookie-value-0123456789"
+        logging.getLogger("httpcore.http11").debug(
+            "receive_response_headers.complete return_value=%r",
+            (b"HTTP/1.1", 200, b"OK", [(b"Server", b"x"), (b"Set-Cookie", f"s={never_registered}; Path=/".encode()),
+                                       (b"Content-Length", b"16")]))
+        logging.getLogger("some.lib").debug("request headers:\nAuthorization: Basic %s\nCookie: s=%s",
+                                            "dXNlcjpwYXNzd29yZA==", never_registered)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    assert never_registered not in text and "dXNlcjpwYXNzd29yZA==" not in text
+    assert "Content-Length" in text and "<redacted>" in text  # the rest of the line survives

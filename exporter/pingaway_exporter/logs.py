@@ -29,7 +29,8 @@ REDACTED = "<redacted>"
 # the values of credential headers are masked by name as well as by value.
 _CREDENTIAL_HEADERS = r"(?:set-cookie|cookie|authorization|proxy-authorization)"
 _HEADER_TUPLE = re.compile(r"""(b?(['"])""" + _CREDENTIAL_HEADERS + r"""\2,\s*b?(['"]))(.*?)(\3\))""", re.I)
-_HEADER_LINE = re.compile(r"(?<![\w-])(" + _CREDENTIAL_HEADERS + r")(:\s*)([^\n\\\"]+)", re.I)
+# A header name starts a line, or follows an escaped newline ("\n") inside a logfmt or JSON value.
+_HEADER_LINE = re.compile(r"(?:(?<=\\n)|(?<![\w-]))(" + _CREDENTIAL_HEADERS + r")(:\s*)([^\n\\\"]+)", re.I)
 
 
 def scrub(text: str) -> str:
