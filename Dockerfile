@@ -41,8 +41,8 @@ COPY pyproject.toml README.md ./
 COPY exporter/ exporter/
 
 # First our own wheel, then every dependency as a binary wheel beside it
-# (all of them are pure Python; --only-binary keeps any sdist and its build
-# toolchain out).
+# (pure Python, or prebuilt manylinux wheels for bcrypt and PyYAML;
+# --only-binary keeps any sdist and its build toolchain out).
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && pip wheel --only-binary=:all: --wheel-dir /wheels /wheels/pingaway_exporter-*.whl
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from pingaway_exporter import logs
+from pingaway_exporter.auth import SessionAuth
 from pingaway_exporter.client import PingawayClient, TokenState
 from pingaway_exporter.collector import CollectorOptions
 from pingaway_exporter.payload import Parser
@@ -45,6 +46,16 @@ def sim():
     simulator.stop()
 
 
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """main() points the root logger at the sys.stderr of its test; later threads must not write to it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def log_output():
     """Everything the exporter logs, at debug level, formatted as it would reach stderr."""
@@ -67,6 +78,10 @@ class Running:
     def get(self, path: str | None = None, timeout: float = 15.0, **kw) -> httpx.Response:
         return httpx.get(self.server.url(path) if path else self.url, timeout=timeout, **kw)
 
+    @property
+    def session(self) -> SessionAuth | None:
+        return self.target.client.session
+
 
 @pytest.fixture
 def exporter_factory():
@@ -75,15 +90,27 @@ def exporter_factory():
     def make(sim: Simulator | None = None, *, url: str | None = None, token: str | None = None,
              token_file: str | None = None, options: CollectorOptions | None = None,
              timeout: float = 5.0, offset: float = 0.5, clock=None, max_body: int = 64 << 20,
-             config=None) -> Running:
+             username: str | None = None, password: str | None = None, password_file: str | None = None,
+             bearer: bool = True, opaque: bool = False, warn_before: float = 7 * 86400,
+             web_config=None, config=None) -> Running:
+        """An exporter in front of ``sim``. With ``username``, Basic login is configured too;
+        ``bearer=False`` leaves the token out so that the session is the only way in."""
+        state = None
         if token_file is not None:
-            source = SecretSource("token file", path=token_file)
-        else:
-            source = SecretSource("token", value=token if token is not None else sim.issue_token())
+            state = SecretSource("token file", path=token_file)
+        elif bearer:
+            state = SecretSource("token", value=token if token is not None else sim.issue_token())
+        session = None
+        if username is not None:
+            pw = SecretSource("password file", path=password_file) if password_file else \
+                SecretSource("password", value=password)
+            session = SessionAuth(username, pw)
         kwargs = {"clock": clock} if clock else {}
-        client = PingawayClient(url or sim.url, TokenState(source), max_body_bytes=max_body, **kwargs)
+        token_state = TokenState(state, opaque=opaque, warn_before=warn_before) if state else None
+        client = PingawayClient(url or sim.url, token_state, session=session, max_body_bytes=max_body, **kwargs)
         target = Target("default", client, Parser("Europe/Stockholm"))
-        web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions())
+        web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
+                         web_config=web_config)
         if config is not None:  # a ConfigReloader: groups and opening hours
             web.config = config
         server = ExporterServer(("127.0.0.1", 0), target, web)

@@ -110,3 +110,177 @@ def test_missing_token_file_is_a_clear_failure(sim, exporter_factory, tmp_path, 
     m = samples(exp.get().text)
     assert value(m, "pingaway_scrape_error", reason="unauthorized") == 1
     assert "cannot read token file" in log_output.getvalue()
+
+
+# -- both authentication modes ----------------------------------------------------------------------------
+
+LOGIN_USER, LOGIN_PASSWORD = "012345678", "Hemligt-lösen-7f3a"
+
+
+def _scan(blobs: dict[str, str], needles: dict[str, str]) -> None:
+    for what, needle in needles.items():
+        assert len(needle) >= 8, what  # a scan for a tiny string would prove nothing
+        for where, blob in blobs.items():
+            assert needle not in blob, f"{what} leaked into {where}"
+
+
+def _needles(sim, token: str | None, with_login: bool) -> dict[str, str]:
+    import base64
+    needles = {}
+    if token is not None:
+        needles.update({"token": token, "token signature": token.split(".")[2], "bearer header": "Bearer " + token})
+    if with_login:
+        basic = base64.b64encode(f"{LOGIN_USER}:{LOGIN_PASSWORD}".encode()).decode()
+        needles.update({"password": LOGIN_PASSWORD, "basic header value": basic})
+        assert sim.issued_sessions, "the scan must have seen real session cookies"
+        for i, cookie in enumerate(sim.issued_sessions):
+            needles[f"session cookie {i}"] = cookie
+    return needles
+
+
+def _failure_paths(sim, exp, bodies: dict[str, str]) -> None:
+    """Every upstream fault, then the login-specific ones; each scrape's response is kept for the scan."""
+    client = exp.target.client
+
+    def scrape(name: str, **kw) -> None:
+        resp = exp.get(headers={"X-Prometheus-Scrape-Timeout-Seconds": "1.5"}, timeout=3, **kw)
+        bodies[f"/metrics after {name}"] = resp.text
+        bodies[f"/metrics after {name}, headers"] = str(resp.headers)
+        wait_idle(exp.target)
+        client._backoff_until = 0.0  # a 429 must not hide the paths after it
+
+    for name, spec, _ in FAULTS:
+        sim.set_fault(**spec, remaining=1)
+        scrape(name)
+    if client.session is not None:
+        sim.expire_sessions()
+        scrape("expired session")  # a fresh login inside the scrape
+        sim.set_fault("status", status=401, remaining=2)
+        scrape("401 twice")  # the session refused even after a fresh login
+        for status in (500, 429, 401):
+            sim.expire_sessions()  # so that the scrape has to log in, and meets the fault
+            sim.login_fault = status
+            scrape(f"login HTTP {status}")
+        sim.login_fault = None
+        client.session._refused = None
+        real = sim.users[LOGIN_USER]
+        sim.users[LOGIN_USER] = "something-else"
+        sim.expire_sessions()
+        scrape("wrong password")
+        sim.users[LOGIN_USER] = real
+        client.session._refused = None
+    scrape("good")
+    for path in ("/", "/-/healthy", "/-/ready", "/nope"):
+        resp = exp.get(path)
+        bodies[path] = resp.text
+        bodies[f"{path}, headers"] = str(resp.headers)
+
+
+@pytest.mark.parametrize("mode", ["bearer", "session", "expired-token-then-session"])
+def test_every_failure_path_at_debug_in_each_auth_mode(mode, exporter_factory, log_output):
+    import time
+
+    from pingaway_exporter.simulator import Simulator
+
+    from .conftest import WEDNESDAY_1015
+    sim = Simulator(clock=lambda: WEDNESDAY_1015, users={LOGIN_USER: LOGIN_PASSWORD}).start()
+    try:
+        token = None
+        kw: dict = {"timeout": 1.0, "max_body": 1 << 20}
+        if mode == "bearer":
+            token = sim.issue_token()
+            kw["token"] = token
+        elif mode == "session":
+            kw.update(username=LOGIN_USER, password=LOGIN_PASSWORD, bearer=False)
+        else:
+            token = sim.issue_token(expires_in=-60, issued_at=time.time() - 600)
+            kw.update(token=token, username=LOGIN_USER, password=LOGIN_PASSWORD)
+        exp = exporter_factory(sim, **kw)
+        bodies: dict[str, str] = {}
+        _failure_paths(sim, exp, bodies)
+        text = log_output.getvalue()
+        assert "level=debug" in text and "scrape failed" in text  # the scan saw real debug output
+        if mode != "bearer":
+            assert "logged in" in text and "refused (HTTP 401)" in text and "no longer accepts" in text
+            assert len(sim.issued_sessions) >= 2
+            assert value(samples(bodies["/metrics after good"]), "pingaway_auth_info", method="session") == 1
+        assert value(samples(bodies["/metrics after good"]), "pingaway_up") == 1
+        _scan({"the log": text, **bodies}, _needles(sim, token, mode != "bearer"))
+        # the objects that hold them
+        client = exp.target.client
+        _scan({"repr(client)": repr(client), "repr(session)": repr(client.session),
+               "repr(token)": repr(client.token.current() if client.token else None)},
+              _needles(sim, token, mode != "bearer"))
+    finally:
+        sim.stop()
+
+
+def test_check_command_at_debug_keeps_password_and_cookie_out(tmp_path, capsys, monkeypatch):
+    """The real entry point, as run by hand: startup, login and the summary, at debug level."""
+    import base64
+
+    from pingaway_exporter.cli import main
+    from pingaway_exporter.simulator import Simulator
+    for key in list(os.environ):
+        if key.startswith("PINGAWAY_"):
+            monkeypatch.delenv(key)
+    path = tmp_path / "password"
+    path.write_text(LOGIN_PASSWORD + "\n")
+    path.chmod(0o600)
+    with Simulator(users={LOGIN_USER: LOGIN_PASSWORD}) as sim:
+        args = ["check", "--log.level", "debug", "--pingaway.username", LOGIN_USER,
+                "--pingaway.password-file", str(path), "--pingaway.url", sim.url]
+        assert main(args) == 0
+        good = capsys.readouterr()
+        sim.users[LOGIN_USER] = "changed-upstream"
+        assert main(args) == 1
+        bad = capsys.readouterr()
+    assert "logged in" in good.err and f"user={LOGIN_USER}" in good.err
+    assert "FAILED (unauthorized)" in bad.out and LOGIN_USER in bad.out
+    basic = base64.b64encode(f"{LOGIN_USER}:{LOGIN_PASSWORD}".encode()).decode()
+    needles = {"password": LOGIN_PASSWORD, "basic header value": basic}
+    needles.update({f"cookie {i}": c for i, c in enumerate(sim.issued_sessions)})
+    _scan({"stderr": good.err + bad.err, "stdout": good.out + bad.out}, needles)
+
+
+def test_config_repr_hides_the_password(tmp_path):
+    path = tmp_path / "password"
+    path.write_text(LOGIN_PASSWORD)
+    for cfg in (load(["--pingaway.username", "u", "--pingaway.password-file", str(path)], {}),
+                load(["--pingaway.username", "u"], {"PINGAWAY_PASSWORD": LOGIN_PASSWORD})):
+        assert LOGIN_PASSWORD not in repr(cfg) and LOGIN_PASSWORD not in repr(cfg.password.get())
+        assert cfg.token is None  # a login alone is enough
+
+
+@pytest.mark.parametrize("flag", ["--pingaway.password", "--pingaway.token"])
+def test_secrets_are_never_flag_values_not_even_by_abbreviation(flag):
+    """argparse would otherwise take --pingaway.password for --pingaway.password-file."""
+    from pingaway_exporter.config import FLAGS
+    assert flag not in {f.flag for f in FLAGS}
+    with pytest.raises(SystemExit) as info:
+        load([flag, LOGIN_PASSWORD], {"PINGAWAY_TOKEN": "a.b.c"})
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+def test_credential_headers_are_masked_by_name_before_their_value_is_known(fmt):
+    """httpcore prints response headers at debug level before the exporter has read (and registered) a cookie."""
+    import io
+    import logging
+
+    from pingaway_exporter import logs
+    stream = io.StringIO()
+    handler = logs.setup("debug", fmt, stream=stream)
+    try:
+        never_registered = "fresh-cookie-value-0123456789"
+        logging.getLogger("httpcore.http11").debug(
+            "receive_response_headers.complete return_value=%r",
+            (b"HTTP/1.1", 200, b"OK", [(b"Server", b"x"), (b"Set-Cookie", f"s={never_registered}; Path=/".encode()),
+                                       (b"Content-Length", b"16")]))
+        logging.getLogger("some.lib").debug("request headers:\nAuthorization: Basic %s\nCookie: s=%s",
+                                            "dXNlcjpwYXNzd29yZA==", never_registered)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    assert never_registered not in text and "dXNlcjpwYXNzd29yZA==" not in text
+    assert "Content-Length" in text and "<redacted>" in text  # the rest of the line survives

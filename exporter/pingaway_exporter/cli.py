@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from . import __version__
-from .client import PingawayClient, TokenState, safe_url
+from .auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
+from .client import PingawayClient, safe_url
 from .collector import CollectorOptions
 from .config import Config, ConfigError, load
 from .logs import setup as setup_logging
@@ -52,27 +53,39 @@ def build_target(cfg: Config):
     sim = None
     url = cfg.url
     token_source = cfg.token
+    session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
     clock = time.time
     if cfg.demo:
         from .simulator import Simulator
         clock = demo_clock(cfg.timezone)
         sim = Simulator(clock=clock).start("127.0.0.1", 0)
         url = sim.url
-        if cfg.token is not None:
-            log.info("demo mode: ignoring the configured token and using one the simulator issued")
-        token_source = SecretSource("demo token", value=sim.issue_token())
-    assert token_source is not None
-    token = TokenState(token_source)
-    claims = token.current()[1]  # refuse a non-JWT now, with a clear message
-    if token_source.loose_permissions():
-        log.warning("secret file is readable by group or others; chmod 600 it",
-                    extra={"fields": {"file": token_source.path}})
-    if claims.expired(clock()):
-        log.warning("the token has expired; scrapes will report token_expired until it is replaced",
-                    extra={"fields": {"expired_at": _iso(claims.expires_at)}})
-    client = PingawayClient(url, token, max_body_bytes=cfg.max_body, clock=clock)
+        if cfg.token is not None or session is not None:
+            log.info("demo mode: ignoring the configured credentials and using a token the simulator issued")
+        token_source, session = SecretSource("demo token", value=sim.issue_token()), None
+    token = None
+    if token_source is not None:
+        token = TokenState(token_source, opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning)
+        claims = token.current()[1]  # refuse a non-JWT now, with a clear message
+        _warn_loose(token_source)
+        if claims.expired(clock()):
+            then = "logging in with the user name instead" if session else \
+                "scrapes will report token_expired until it is replaced"
+            log.warning(f"the token has expired; {then}", extra={"fields": {"expired_at": _iso(claims.expires_at)}})
+        else:
+            token.warn_if_expiring(clock())
+    if session is not None:
+        session.password.get()  # refuse an unreadable password file now, naming it
+        _warn_loose(session.password)
+    client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock)
     target = Target("default", client, Parser(cfg.timezone))
     return target, sim
+
+
+def _warn_loose(source: SecretSource) -> None:
+    if source.loose_permissions():
+        log.warning("secret file is readable by group or others; chmod 600 it",
+                    extra={"fields": {"file": source.path}})
 
 
 def _iso(ts: float | None) -> str:
@@ -85,9 +98,13 @@ def run_check(cfg: Config, target: Target, out=None) -> int:
     outcome = target.scrape(time.monotonic() + cfg.timeout)
     claims = target.token_claims
     print(f"Pingaway API:  {safe_url(target.client.base_url)}", file=out)
-    if claims is not None:
+    if claims is NO_CLAIMS:
+        print("Token expires: unknown (opaque token)", file=out)
+    elif claims is not None:
         print(f"Token expires: {_iso(claims.expires_at)}" + (
             f" (issued {_iso(claims.issued_at)})" if claims.issued_at else ""), file=out)
+    if target.auth_method == SESSION and target.client.session is not None:
+        print(f"Login:         session as {target.client.session.username}", file=out)
     if not outcome.ok:
         print(f"FAILED ({outcome.reason}): {outcome.detail}", file=out)
         return 1
@@ -143,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                                    profile_limit=cfg.profile_limit),
         upstream_label=("embedded simulator (demo) at " if sim else "") + safe_url(target.client.base_url),
         config=reloader,
+        web_config=cfg.web_config,
     )
+    for path in cfg.web_config.loose_files if cfg.web_config else ():
+        log.warning("secret file is readable by group or others; chmod 600 it", extra={"fields": {"file": path}})
     try:
         server = ExporterServer(cfg.listen, target, options)
     except OSError as exc:
@@ -170,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             "file": config_path, "groups": "automatic" if groups is None else len(groups)}})
     server.ready.set()
     log.info("listening", extra={"fields": {"address": server.url(cfg.telemetry_path), "version": __version__,
-                                            "upstream": options.upstream_label, "demo": cfg.demo}})
+                                            "upstream": options.upstream_label, "demo": cfg.demo,
+                                            "tls": server.ssl_context is not None,
+                                            "basic_auth": server.auth is not None}})
     try:
         server.serve_forever()
         left = server.drain(SHUTDOWN_GRACE)  # let scrapes in flight finish and answer

@@ -6,7 +6,10 @@ takes an absolute deadline, gives every phase only what is left of it, and
 checks it between body chunks. It also caps the decoded body size (a gzip
 bomb or a body that never ends must not eat the host), honours
 ``Retry-After`` on 429 by not calling upstream at all until it has passed,
-and refuses to send a token that has visibly expired.
+and refuses to send a token that has visibly expired. When a user name and
+password are configured, a missing, expired or refused token falls back to a
+Basic login at ``auth/login``; its session cookie serves many scrapes, and a
+401 earns exactly one fresh login and one retry inside the same deadline.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import email.utils
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from . import __version__
-from .credentials import TokenClaims, read_claims
-from .secret import Secret, SecretError, SecretSource
+from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
+from .secret import Secret, SecretError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +50,11 @@ MAX_BACKOFF = 3600.0
 class FetchError(Exception):
     """A failed fetch: a reason from ``REASONS`` and a one-line, secret-free detail."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, status: int | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.status = status  # the HTTP status behind it, when there was one
 
 
 @dataclass(frozen=True)
@@ -81,40 +88,32 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-class TokenState:
-    """The bearer token plus the claims read from it, refreshed when its file changes."""
+class _NoCookies(DefaultCookiePolicy):
+    """httpx would keep every cookie and send it everywhere; the session cookie is kept as a Secret instead."""
 
-    def __init__(self, source: SecretSource) -> None:
-        self.source = source
-        self._claims: TokenClaims | None = None
-        source._on_load = self._loaded
-
-    def _loaded(self, secret: Secret) -> None:
-        self._claims = read_claims(secret, self.source.describe())
-
-    def current(self) -> tuple[Secret, TokenClaims]:
-        secret = self.source.get()
-        if self._claims is None:  # a static (environment) token
-            self._loaded(secret)
-        assert self._claims is not None
-        return secret, self._claims
-
-    @property
-    def claims(self) -> TokenClaims | None:
-        return self._claims
+    def set_ok(self, cookie, request) -> bool:  # noqa: ARG002
+        return False
 
 
 class PingawayClient:
     """Talks to one Pingaway domain. Thread-safe; one instance per target."""
 
-    def __init__(self, base_url: str, token: TokenState, *, max_body_bytes: int = 64 << 20,
-                 transport: httpx.BaseTransport | None = None, clock=time.time,
+    def __init__(self, base_url: str, token: TokenState | None, *, session: SessionAuth | None = None,
+                 max_body_bytes: int = 64 << 20, transport: httpx.BaseTransport | None = None, clock=time.time,
                  monotonic=time.monotonic) -> None:
+        if token is None and session is None:
+            raise ValueError("a token, a session login, or both")
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
         self.extensions_url = urljoin(base_url, "extensions/")
+        self.login_url = urljoin(base_url, "auth/login")
         self.token = token
+        self.session = session
+        self.auth_method = BEARER if token is not None else SESSION  # what the latest scrape used
+        self._rejected: Secret | None = None  # a token upstream refused; skipped while a login is possible
+        self._fallback_noted: str | None = None
+        self._sent: Secret | None = None  # the token last sent
         self.max_body_bytes = max_body_bytes
         self._clock = clock
         self._monotonic = monotonic
@@ -125,6 +124,7 @@ class PingawayClient:
             headers={"User-Agent": f"pingaway-exporter/{__version__}", "Accept": "application/json"},
             follow_redirects=False,
             trust_env=False,
+            cookies=CookieJar(policy=_NoCookies()),
         )
 
     def __repr__(self) -> str:
@@ -142,23 +142,126 @@ class PingawayClient:
         wait = self.backoff_remaining
         if wait > 0:
             raise FetchError(RATE_LIMITED, f"not asking upstream for another {wait:.0f}s after HTTP 429")
+        method, headers, generation = self._authorize(deadline)
         try:
-            secret, claims = self.token.current()
+            return self._get(headers, deadline, method)
+        except FetchError as exc:
+            if exc.status != 401 or self.session is None:
+                raise
+        # One fresh login and one retry, inside the same deadline; a second 401 is final.
+        fields = {"user": self.session.username}
+        if method == BEARER:
+            self._rejected = self._sent
+            log.warning("upstream refused the token; logging in with the user name until the token changes",
+                        extra={"fields": fields})
+            generation = -1
+        else:
+            log.info("upstream no longer accepts the session; logging in again", extra={"fields": fields})
+        self.auth_method = SESSION
+        cookie, _ = self._session_cookie(deadline, stale=generation)
+        return self._get({"Cookie": cookie.reveal()}, deadline, SESSION)
+
+    def _authorize(self, deadline: float) -> tuple[str, dict[str, str], int]:
+        """The method and headers for this request: the token while usable, else the session."""
+        problem: FetchError | None = None
+        if self.token is not None:
+            try:
+                secret, claims = self.token.current()
+            except SecretError as exc:
+                problem = FetchError(UNAUTHORIZED, str(exc))
+            else:
+                now = self._clock()
+                self.token.warn_if_expiring(now)
+                if claims.expired(now):
+                    problem = FetchError(TOKEN_EXPIRED, f"token expired at {iso(claims.expires_at)}; not sending it, "
+                                                        "replace the token file")
+                elif self.session is not None and self._rejected is not None and secret == self._rejected:
+                    problem = FetchError(UNAUTHORIZED, "upstream refused this token before")
+                else:
+                    self._rejected = None
+                    self._fallback_noted = None
+                    self._sent = secret
+                    self.auth_method = BEARER
+                    return BEARER, {"Authorization": "Bearer " + secret.reveal()}, 0
+        if self.session is None:
+            assert problem is not None
+            raise problem
+        if problem is not None and problem.detail != self._fallback_noted:
+            self._fallback_noted = problem.detail
+            log.warning("token not usable; logging in with the user name instead",
+                        extra={"fields": {"reason": problem.reason, "err": problem.detail,
+                                          "user": self.session.username}})
+        self.auth_method = SESSION
+        cookie, generation = self._session_cookie(deadline)
+        return SESSION, {"Cookie": cookie.reveal()}, generation
+
+    def _session_cookie(self, deadline: float, stale: int | None = None) -> tuple[Secret, int]:
+        """The current session cookie, logging in first when there is none or it is ``stale``."""
+        session = self.session
+        assert session is not None
+        cookie, generation = session.current()
+        if cookie is not None and generation != stale:
+            return cookie, generation
+        if not session.lock.acquire(timeout=max(0.0, deadline - self._monotonic())):
+            raise FetchError(TIMEOUT, "another scrape's login was still running at the deadline")
+        try:
+            cookie, generation = session.current()
+            if cookie is not None and generation != stale:  # someone logged in while we waited
+                return cookie, generation
+            return self._login(deadline), session.generation
+        finally:
+            session.lock.release()
+
+    def _login(self, deadline: float) -> Secret:
+        """POST auth/login with HTTP Basic and keep the cookie. Caller holds the session lock."""
+        session = self.session
+        assert session is not None
+        user = session.username
+        try:
+            password = session.password.get()
         except SecretError as exc:
             raise FetchError(UNAUTHORIZED, str(exc)) from None
-        if claims.expired(self._clock()):
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims.expires_at))
-            raise FetchError(TOKEN_EXPIRED, f"token expired at {stamp}; not sending it, replace the token file")
+        wait = session.refused_wait(password, self._monotonic())
+        if wait > 0:
+            raise FetchError(UNAUTHORIZED, f"login as {user!r} was refused; not trying the same password again "
+                                           f"for {wait:.0f}s (or until the password file changes)")
+        headers = {"Authorization": "Basic " + session.basic(password).reveal()}
+        remaining = deadline - self._monotonic()
+        if remaining <= 0:
+            raise FetchError(TIMEOUT, "no time left before the scrape deadline to log in")
+        with self._errors(remaining):
+            with self._http.stream("POST", self.login_url, headers=headers, timeout=httpx.Timeout(remaining)) as resp:
+                code = resp.status_code
+                if code in (401, 403):
+                    session.refused(password, self._monotonic())
+                    raise FetchError(UNAUTHORIZED, f"login as {user!r} refused (HTTP {code}); check the password")
+                try:
+                    self._check_status(resp)
+                except FetchError as exc:
+                    raise FetchError(exc.reason, f"login as {user!r}: {exc.detail}", exc.status) from None
+                cookie = session.store(resp.headers.get_list("set-cookie"))
+        if cookie is None:
+            raise FetchError(UNAUTHORIZED, f"login as {user!r} answered HTTP {code} but set no session cookie")
+        log.info("logged in", extra={"fields": {"user": user, "url": safe_url(self.login_url)}})
+        return cookie
+
+    def _get(self, headers: dict[str, str], deadline: float, method: str) -> Response:
         remaining = deadline - self._monotonic()
         if remaining <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline")
-        headers = {"Authorization": "Bearer " + secret.reveal()}
-        try:
+        hint = "check the token" if method == BEARER else "the session was refused"
+        with self._errors(remaining):
             with self._http.stream("GET", self.extensions_url, headers=headers,
                                    timeout=httpx.Timeout(remaining)) as resp:
-                self._check_status(resp)
+                self._check_status(resp, hint)
                 body = self._read_body(resp, deadline)
                 return Response(body=body, content_type=resp.headers.get("content-type", ""))
+
+    @contextmanager
+    def _errors(self, remaining: float) -> Iterator[None]:
+        """Turn transport failures into a FetchError with a reason and a secret-free detail."""
+        try:
+            yield
         except FetchError:
             raise
         except httpx.TimeoutException:
@@ -174,12 +277,12 @@ class PingawayClient:
         except OSError as exc:
             raise FetchError(CONNECTION, f"{type(exc).__name__}: {exc.strerror or exc}") from None
 
-    def _check_status(self, resp: httpx.Response) -> None:
+    def _check_status(self, resp: httpx.Response, hint: str = "check the token") -> None:
         code = resp.status_code
         if 200 <= code < 300:
             return
         if code in (401, 403):
-            raise FetchError(UNAUTHORIZED, f"upstream answered HTTP {code}; check the token")
+            raise FetchError(UNAUTHORIZED, f"upstream answered HTTP {code}; {hint}", code)
         if code == 429:
             now = self._clock()
             wait = parse_retry_after(resp.headers.get("retry-after"), now)

@@ -93,6 +93,11 @@ class ScrapeCollector(Collector):
                 issued.add_metric([], claims.issued_at)
         yield expiry
         yield issued
+        auth = _g("pingaway_auth_info", "How the exporter authenticates to Pingaway: bearer token or login session; "
+                                        "always 1.", ["method"])
+        if with_samples:
+            auth.add_metric([self.target.auth_method], 1.0)
+        yield auth
 
     def _build_info(self, with_samples: bool) -> Iterator[Metric]:
         info = _g("pingaway_exporter_build_info", "Version of pingaway-exporter and of the Python running it.",

@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__
 from .secret import SecretSource
+from .webconfig import WebConfig, WebConfigError
+from .webconfig import load as load_web_config
 
 DEFAULT_PORT = 10035
 DEFAULT_URL = "https://admin.pingaway.se/api/"
@@ -32,13 +34,13 @@ class ConfigError(Exception):
 
 # -- value parsers: raise ValueError with a short reason ------------------------
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def duration(text: str) -> float:
-    """Seconds from ``10``, ``2.5``, ``500ms``, ``1m30s`` (Prometheus style)."""
+    """Seconds from ``10``, ``2.5``, ``500ms``, ``1m30s``, ``7d`` (Prometheus style)."""
     text = text.strip()
     try:
         value = float(text)
@@ -132,6 +134,15 @@ def timezone(text: str) -> str:
     return text
 
 
+def username(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValueError("empty user name")
+    if ":" in text or any(ord(c) < 32 for c in text):
+        raise ValueError("a user name for HTTP Basic cannot hold ':' or control characters")
+    return text
+
+
 def choice(*options: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         v = text.strip().lower()
@@ -164,6 +175,16 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--pingaway.token-file", "token_file", str, None,
          "File holding the API token (a JWT). Re-read when it changes. PINGAWAY_TOKEN may hold the token itself.",
          "PATH"),
+    Flag("--pingaway.token-opaque", "token_opaque", boolean, False,
+         "Accept a token that is not a JWT (some API families issue opaque tokens); it has no expiry metrics.",
+         switch=True),
+    Flag("--pingaway.token-expiry-warning", "token_expiry_warning", duration, 7 * 86400.0,
+         "Log a warning once a day when the token expires sooner than this.", "DURATION"),
+    Flag("--pingaway.username", "username", username, None,
+         "Log in at auth/login with HTTP Basic as this user when there is no usable token; "
+         "the password comes from --pingaway.password-file or PINGAWAY_PASSWORD.", "USER"),
+    Flag("--pingaway.password-file", "password_file", str, None,
+         "File holding the password for --pingaway.username. Re-read when it changes.", "PATH"),
     Flag("--pingaway.timeout", "timeout", duration, 10.0,
          "Upper bound for one upstream fetch; Prometheus's scrape timeout lowers it further.", "DURATION"),
     Flag("--pingaway.timezone", "timezone", timezone, "Europe/Stockholm",
@@ -176,6 +197,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--web.timeout-offset", "timeout_offset", nonneg_duration, 0.5,
          "Subtracted from Prometheus's X-Prometheus-Scrape-Timeout-Seconds to leave room for the answer.",
          "DURATION"),
+    Flag("--web.config.file", "web_config_file", str, None,
+         "exporter-toolkit web-config.yml: TLS (tls_server_config) and Basic auth (basic_auth_users).", "PATH"),
     Flag("--collector.extensions", "per_extension", boolean, True,
          "Export per-extension series (pingaway_extension_*). Turn off for large or privacy-sensitive domains.",
          switch=True),
@@ -195,6 +218,7 @@ FLAGS: tuple[Flag, ...] = (
 )
 
 TOKEN_ENV = "PINGAWAY_TOKEN"
+PASSWORD_ENV = "PINGAWAY_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -216,6 +240,11 @@ class Config:
     check: bool = False
     config_file: str | None = None  # --config.file; read by settings.py, not here
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)  # field -> where it came from
+    token_opaque: bool = False
+    token_expiry_warning: float = 7 * 86400.0
+    username: str | None = None
+    password: SecretSource | None = None
+    web_config: WebConfig | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Every flag can also be set through the environment variable shown with it; "
                     "a flag on the command line wins.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # Otherwise "--pingaway.password X" would be taken for --pingaway.password-file, and a
+        # secret typed as a flag value would be used as a path and shown in the error.
+        allow_abbrev=False,
         epilog="Run 'pingaway-exporter check' to test a token once and print a summary.",
     )
     for f in FLAGS:
@@ -269,7 +301,11 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
             raise ConfigError(f"{where}: {exc}") from None
         sources[f.dest] = where
     token_file = values.pop("token_file")
-    token = resolve_token(token_file, sources.get("token_file", "default"), environ, bool(values["demo"]))
+    password = resolve_password(values["username"], values.pop("password_file"), sources, environ)
+    token = resolve_token(token_file, sources.get("token_file", "default"), environ,
+                          bool(values["demo"]) or password is not None)
+    values["password"] = password
+    values["web_config"] = resolve_web_config(values.pop("web_config_file"), sources.get("web_config_file", ""))
     return Config(token=token, check=check or ns.check, sources=sources, **values)
 
 
@@ -284,5 +320,38 @@ def resolve_token(token_file, where: str, environ: Mapping[str, str], demo: bool
         return SecretSource(f"token ({TOKEN_ENV})", value=environ[TOKEN_ENV])
     if demo:
         return None
-    raise ConfigError("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or PINGAWAY_TOKEN "
-                      "(or try --demo)")
+    raise ConfigError("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or PINGAWAY_TOKEN, "
+                      "or --pingaway.username with a password (or try --demo)")
+
+
+def resolve_password(user: str | None, password_file, sources: Mapping[str, str],
+                     environ: Mapping[str, str]) -> SecretSource | None:
+    """The password for Basic login: a file (re-read on change) or PINGAWAY_PASSWORD, never a flag value."""
+    where = sources.get("password_file", "default")
+    source = None
+    if password_file is not None:
+        if where == "PINGAWAY_PASSWORD_FILE" and environ.get(PASSWORD_ENV):
+            raise ConfigError("PINGAWAY_PASSWORD and PINGAWAY_PASSWORD_FILE are both set; keep one")
+        if not password_file:
+            raise ConfigError(f"{where}: empty path")
+        source = SecretSource(f"password file ({where})", path=str(password_file))
+    elif environ.get(PASSWORD_ENV):
+        where = PASSWORD_ENV
+        source = SecretSource(f"password ({PASSWORD_ENV})", value=environ[PASSWORD_ENV])
+    if user is None and source is not None:
+        raise ConfigError(f"{where}: a password is set but no user name; set --pingaway.username")
+    if user is not None and source is None:
+        raise ConfigError(f"{sources.get('username')}: no password; set --pingaway.password-file, "
+                          f"PINGAWAY_PASSWORD_FILE or {PASSWORD_ENV}")
+    return source
+
+
+def resolve_web_config(path, where: str) -> WebConfig | None:
+    if path is None:
+        return None
+    if not path:
+        raise ConfigError(f"{where}: empty path")
+    try:
+        return load_web_config(str(path), where)
+    except WebConfigError as exc:
+        raise ConfigError(str(exc)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
@@ -23,11 +24,21 @@ _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
 REDACTED = "<redacted>"
 
 
+# httpcore logs response headers at debug level the moment they arrive, which
+# is before the exporter has read a new session cookie and registered it; so
+# the values of credential headers are masked by name as well as by value.
+_CREDENTIAL_HEADERS = r"(?:set-cookie|cookie|authorization|proxy-authorization)"
+_HEADER_TUPLE = re.compile(r"""(b?(['"])""" + _CREDENTIAL_HEADERS + r"""\2,\s*b?(['"]))(.*?)(\3\))""", re.I)
+# A header name starts a line, or follows an escaped newline ("\n") inside a logfmt or JSON value.
+_HEADER_LINE = re.compile(r"(?:(?<=\\n)|(?<![\w-]))(" + _CREDENTIAL_HEADERS + r")(:\s*)([^\n\\\"]+)", re.I)
+
+
 def scrub(text: str) -> str:
     for value in known_secret_values():
         if value in text:
             text = text.replace(value, REDACTED)
-    return text
+    text = _HEADER_TUPLE.sub(lambda m: m.group(1) + REDACTED + m.group(5), text)
+    return _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
 def _fields(record: logging.LogRecord) -> dict:

@@ -122,7 +122,13 @@ class Target:
 
     @property
     def token_claims(self) -> TokenClaims | None:
-        return self.client.token.claims
+        token = self.client.token
+        return token.claims if token is not None else None
+
+    @property
+    def auth_method(self) -> str:
+        """``bearer`` or ``session``: how the latest upstream call proved who it is."""
+        return self.client.auth_method
 
     def scrape(self, deadline: float) -> Outcome:
         """Fetch (or join a fetch already running) and count the outcome for this scrape."""

@@ -70,6 +70,9 @@ class Simulator:
         self.key = secrets.token_bytes(64)
         self.users = dict(users or {})
         self.sessions: set[str] = set()
+        self.opaque_tokens: set[str] = set()
+        self.issued_sessions: list[str] = []  # every session ever handed out, for leak scans in tests
+        self.login_fault: int | None = None  # when set, auth/login answers this HTTP status
         self.fault = Fault()
         self.payload: list | None = None  # when set, served instead of the live domain
         self._payload_body: tuple[list, bytes] | None = None
@@ -93,6 +96,13 @@ class Simulator:
             claims["exp"] = int(now + expires_in)
         claims.update(extra or {})
         return jwt.encode(claims, self.key, algorithm="HS512")
+
+    def issue_opaque_token(self) -> str:
+        """A token that is not a JWT, as some API families issue; accepted only by this simulator instance."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self.opaque_tokens.add(token)
+        return token
 
     def set_fault(self, mode: str = "none", **kwargs: Any) -> None:
         with self._lock:
@@ -171,6 +181,9 @@ class Simulator:
     def authorized(self, headers) -> bool:
         auth = headers.get("Authorization", "")
         if auth.startswith("Bearer "):
+            with self._lock:
+                if auth[7:] in self.opaque_tokens:
+                    return True
             try:
                 jwt.decode(auth[7:], self.key, algorithms=["HS512"], options={"verify_aud": False})
                 return True
@@ -192,11 +205,13 @@ class Simulator:
             user, _, password = base64.b64decode(auth[6:], validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        if user not in self.users or not secrets.compare_digest(self.users[user], password):
+        if user not in self.users or not secrets.compare_digest(self.users[user].encode("utf-8"),
+                                                                  password.encode("utf-8")):
             return None
         session = secrets.token_urlsafe(24)
         with self._lock:
             self.sessions.add(session)
+            self.issued_sessions.append(session)
         with self.stats.lock:
             self.stats.logins += 1
         return session
@@ -385,6 +400,10 @@ class _Handler(BaseHTTPRequestHandler):
             sent += len(chunk)
 
     def _login(self) -> None:
+        status = self.sim.login_fault
+        if status is not None:
+            self._json(status, {"error": f"simulated HTTP {status}"})
+            return
         session = self.sim.login(self.headers)
         if session is None:
             self._json(401, {"error": "invalid credentials"},

@@ -3,6 +3,9 @@
 Built on the standard library's threading HTTP server: every request gets a
 thread, the upstream call is shared between them (see ``coalesce``), and each
 ``/metrics`` request builds a fresh registry holding that request's deadline.
+With ``--web.config.file`` the socket speaks TLS (the handshake runs on the
+request's thread, so a slow or plain-HTTP client cannot stall the accept
+loop) and every path but ``/-/healthy`` needs Basic auth.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import zlib
 import html
 import logging
+import socket
+import ssl
 import threading
 from contextlib import contextmanager
 import time
@@ -25,10 +30,14 @@ from .exposition import Format, render
 from .payload import gc_paused
 from .reload import ConfigReloader
 from .scrape import Target
+from .webconfig import BasicAuthChecker, WebConfig
 
 log = logging.getLogger("pingaway_exporter.web")
 
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+TLS_HANDSHAKE_TIMEOUT = 10.0
+# Probes (Docker HEALTHCHECK, kubelet) carry no credentials, and this path reveals nothing.
+OPEN_PATHS = ("/-/healthy",)
 
 # Process and runtime metrics are cheap, collector-only and stateless: shared.
 _RUNTIME = (ProcessCollector(registry=None), PlatformCollector(registry=None), GCCollector(registry=CollectorRegistry()))
@@ -42,6 +51,7 @@ class WebOptions:
     collector: CollectorOptions = CollectorOptions()
     upstream_label: str = ""  # shown on the landing page; never carries credentials
     config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
+    web_config: WebConfig | None = None  # --web.config.file: TLS and Basic auth
 
 
 def scrape_budget(header: str | None, cap: float, offset: float) -> float:
@@ -72,6 +82,11 @@ class ExporterServer(ThreadingHTTPServer):
         self.ready = threading.Event()
         self._active = 0
         self._idle = threading.Condition()
+        web = options.web_config
+        self.ssl_context: ssl.SSLContext | None = web.ssl_context if web else None
+        self.allowed_sans = frozenset(web.client_allowed_sans) if web else frozenset()
+        self.auth = BasicAuthChecker(web.users) if web and web.users else None
+        self.extra_headers = dict(web.headers) if web else {}
         family = _family(address[0])
         if family is not None:
             self.address_family = family
@@ -97,6 +112,27 @@ class ExporterServer(ThreadingHTTPServer):
         with self._idle:
             self._idle.wait_for(lambda: self._active == 0, timeout)
             return self._active
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+                request.do_handshake()
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS handshake failed", extra={"fields": {"client": client_address[0],
+                                                                    "err": getattr(exc, "reason", None) or str(exc)}})
+                return
+            if self.allowed_sans and not _san_allowed(request.getpeercert(), self.allowed_sans):
+                log.warning("client certificate has no allowed SAN; connection refused",
+                            extra={"fields": {"client": client_address[0]}})
+                return
+        super().finish_request(request, client_address)
 
     def url(self, path: str = "/") -> str:
         host, port = self.server_address[:2]
@@ -104,7 +140,13 @@ class ExporterServer(ThreadingHTTPServer):
             host = f"[{host}]"
         if host in ("0.0.0.0", "[::]"):
             host = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
-        return f"http://{host}:{port}{path}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}{path}"
+
+
+def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
+    """True when a subjectAltName of the verified client certificate is on client_allowed_sans."""
+    return any(value in allowed for _, value in (cert or {}).get("subjectAltName", ()))
 
 
 def _family(host: str):
@@ -123,6 +165,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http " + format, *args)
+
+    def parse_request(self) -> bool:
+        # Checked here, before any do_* method runs, so no route can forget it.
+        if not super().parse_request():
+            return False
+        auth = self.server.auth
+        if auth is None or self.path.split("?", 1)[0] in OPEN_PATHS:
+            return True
+        if auth.check(self.headers.get("Authorization")) is not None:
+            return True
+        self.close_connection = True  # an unread request body must not be taken for the next request
+        self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                   {"WWW-Authenticate": 'Basic realm="pingaway-exporter", charset="UTF-8"', "Connection": "close"})
+        return False
+
+    def end_headers(self) -> None:
+        for name, value in self.server.extra_headers.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)

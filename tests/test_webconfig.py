@@ -1,0 +1,305 @@
+"""--web.config.file: real TLS with a throwaway CA, Basic auth with bcrypt, mTLS, and errors that name the field."""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+
+from pingaway_exporter import webconfig
+from pingaway_exporter.cli import main
+from pingaway_exporter.config import ConfigError, load
+from pingaway_exporter.webconfig import BasicAuthChecker, WebConfigError
+
+from .metrics_util import samples, value
+from .test_cli import free_port
+
+pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
+from .certs import CA  # noqa: E402
+
+USER, PASSWORD = "prometheus", "scrape-me-Ö-42"
+
+
+def bcrypt_hash(password: str, prefix: str = "$2y$", cost: int = 4) -> str:
+    """As `htpasswd -nBC` makes it ($2y$); cost 4 keeps the suite quick."""
+    return prefix + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()[4:]
+
+
+@pytest.fixture
+def pki(tmp_path):
+    ca = CA(tmp_path)
+    return {"ca": ca, "server": ca.issue("server"), "client": ca.issue("client", client=True,
+                                                                      dns=("prometheus.example",), ips=()),
+            "stranger": CA(tmp_path, "other CA").issue("stranger", client=True, dns=("prometheus.example",), ips=())}
+
+
+def write_config(tmp_path: Path, text: str, name: str = "web.yml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def tls_yaml(pki, extra: str = "", users: bool = True) -> str:
+    text = f"""tls_server_config:
+  cert_file: {pki['server'].cert}
+  key_file: {pki['server'].key}
+{extra}"""
+    if users:
+        text += f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"
+    return text
+
+
+def client_ctx(pki, cert=None, **versions) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki["ca"].pem))
+    if cert is not None:
+        ctx.load_cert_chain(str(cert.cert), str(cert.key))
+    for name, version in versions.items():
+        setattr(ctx, name, version)
+    return ctx
+
+
+def start(exporter_factory, sim, path):
+    return exporter_factory(sim, web_config=webconfig.load(path))
+
+
+def test_basic_auth_over_tls(sim, exporter_factory, pki, tmp_path):
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki)))
+    url = exp.url
+    assert url.startswith("https://")
+    ctx = client_ctx(pki)
+    for auth in (None, (USER, "wrong-password"), ("nobody", PASSWORD), (USER, "")):
+        resp = httpx.get(url, verify=ctx, auth=auth, timeout=10)
+        assert resp.status_code == 401, auth
+        assert resp.headers["WWW-Authenticate"].startswith("Basic realm=")
+        assert "pingaway_up" not in resp.text
+    assert httpx.get(exp.server.url("/"), verify=ctx, timeout=10).status_code == 401
+    assert httpx.get(exp.server.url("/-/ready"), verify=ctx, timeout=10).status_code == 401
+    assert sim.request_count() == 0  # no upstream call for an unauthenticated scrape
+    ok = httpx.get(url, verify=ctx, auth=(USER, PASSWORD), timeout=10)
+    assert ok.status_code == 200
+    assert value(samples(ok.text), "pingaway_up") == 1
+    landing = httpx.get(exp.server.url("/"), verify=ctx, auth=(USER, PASSWORD), timeout=10)
+    assert landing.status_code == 200 and "Pingaway Exporter" in landing.text
+    # Probes carry no credentials; the health path says one word and stays open.
+    assert httpx.get(exp.server.url("/-/healthy"), verify=ctx, timeout=10).status_code == 200
+
+
+def test_plain_http_to_the_tls_port_fails(sim, exporter_factory, pki, tmp_path):
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki)))
+    plain = exp.url.replace("https://", "http://")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(plain, auth=(USER, PASSWORD), timeout=10)
+    # The server is unharmed and still serves TLS.
+    assert httpx.get(exp.url, verify=client_ctx(pki), auth=(USER, PASSWORD), timeout=10).status_code == 200
+
+
+def test_untrusted_server_certificate_is_refused_by_the_client(sim, exporter_factory, pki, tmp_path):
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki)))
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(exp.url, auth=(USER, PASSWORD), timeout=10)  # the system CAs do not know the test CA
+
+
+def test_mtls_required(sim, exporter_factory, pki, tmp_path):
+    extra = f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki['ca'].pem}\n"
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, extra, users=False)))
+    with pytest.raises(httpx.TransportError, match="(?i)certificate required|handshake failure"):
+        httpx.get(exp.url, verify=client_ctx(pki), timeout=10)  # no client certificate
+    with pytest.raises(httpx.TransportError, match="(?i)unknown ca|handshake failure"):
+        httpx.get(exp.url, verify=client_ctx(pki, pki["stranger"]), timeout=10)  # signed by another CA
+    resp = httpx.get(exp.url, verify=client_ctx(pki, pki["client"]), timeout=10)
+    assert resp.status_code == 200 and value(samples(resp.text), "pingaway_up") == 1
+
+
+def test_mtls_and_basic_auth_together(sim, exporter_factory, pki, tmp_path):
+    extra = f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki['ca'].pem}\n"
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, extra)))
+    ctx = client_ctx(pki, pki["client"])
+    assert httpx.get(exp.url, verify=ctx, timeout=10).status_code == 401
+    assert httpx.get(exp.url, verify=ctx, auth=(USER, PASSWORD), timeout=10).status_code == 200
+
+
+def test_client_allowed_sans(sim, exporter_factory, pki, tmp_path):
+    other = pki["ca"].issue("other-client", client=True, dns=("grafana.example",), ips=())
+    extra = (f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki['ca'].pem}\n"
+             "  client_allowed_sans: [prometheus.example]\n")
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, extra, users=False)))
+    with pytest.raises(httpx.TransportError):
+        httpx.get(exp.url, verify=client_ctx(pki, other), timeout=10)
+    assert httpx.get(exp.url, verify=client_ctx(pki, pki["client"]), timeout=10).status_code == 200
+
+
+def test_min_version_tls13(sim, exporter_factory, pki, tmp_path):
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, "  min_version: TLS13\n", users=False)))
+    with pytest.raises(httpx.TransportError):
+        httpx.get(exp.url, verify=client_ctx(pki, maximum_version=ssl.TLSVersion.TLSv1_2), timeout=10)
+    assert httpx.get(exp.url, verify=client_ctx(pki), timeout=10).status_code == 200
+
+
+def test_basic_auth_without_tls_and_security_headers(sim, exporter_factory, tmp_path):
+    path = write_config(tmp_path, f"""basic_auth_users:
+  {USER}: {bcrypt_hash(PASSWORD, "$2b$")}
+http_server_config:
+  http2: true
+  headers:
+    X-Frame-Options: deny
+    X-Content-Type-Options: nosniff
+""")
+    exp = start(exporter_factory, sim, path)
+    denied = exp.get()
+    assert denied.status_code == 401 and denied.headers["X-Frame-Options"] == "deny"
+    ok = exp.get(auth=(USER, PASSWORD))
+    assert ok.status_code == 200 and ok.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_web_password_never_logged(sim, exporter_factory, tmp_path, log_output):
+    exp = start(exporter_factory, sim, write_config(tmp_path, f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"))
+    exp.get(auth=(USER, "typo-" + PASSWORD))
+    exp.get(auth=(USER, PASSWORD))
+    header = httpx.BasicAuth(USER, PASSWORD)._auth_header
+    text = log_output.getvalue()
+    assert "level=debug" in text
+    assert PASSWORD not in text and header.split()[1] not in text and "typo-" not in text
+
+
+def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
+    """No timing assert: the unknown user goes through exactly one bcrypt check at the configured cost."""
+    hashed = bcrypt_hash(PASSWORD, cost=5).encode()
+    checker = BasicAuthChecker({USER: hashed})
+    calls: list[bytes] = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
+
+    def header(user, password):
+        return httpx.BasicAuth(user, password)._auth_header
+
+    assert checker.check(header("nobody", PASSWORD)) is None
+    assert checker.check(header(USER, "wrong")) is None
+    assert len(calls) == 2 and calls[0][4:7] == calls[1][4:7] == b"05$"  # the same cost
+    assert calls[0] != hashed and calls[1] == hashed  # the dummy hash, then the user's
+    assert checker.check(header(USER, PASSWORD)) == USER
+    assert checker.check(header(USER, PASSWORD)) == USER
+    assert checker.check(header(USER, PASSWORD)) == USER
+    assert len(calls) == 3  # one bcrypt for the first success; the repeats hit the cache
+    assert checker.check(header(USER, "x" * 100)) is None  # past bcrypt's 72 bytes: refused, not truncated
+    assert checker.check("Basic !!notbase64") is None and checker.check("Bearer abc") is None
+
+
+@pytest.mark.parametrize("text,field", [
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: Sometimes\n",
+     "tls_server_config.client_auth_type: 'Sometimes' is not one of NoClientCert"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: RequireAnyClientCert\n"
+     "  client_ca_file: {ca}\n", "tls_server_config.client_auth_type: 'RequireAnyClientCert' is not supported"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: RequireAndVerifyClientCert\n",
+     "tls_server_config.client_ca_file: required"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_ca_file: {ca}\n",
+     "tls_server_config.client_auth_type:"),
+    ("tls_server_config:\n  cert_file: {cert}\n", "tls_server_config.key_file: missing"),
+    ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key}\n", "tls_server_config.cert_file: cannot read"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {ca}\n", "tls_server_config.key_file: cannot use"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS14\n",
+     "tls_server_config.min_version: 'TLS14' is not one of"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS13\n  max_version: TLS12\n",
+     "tls_server_config.min_version: is above max_version"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+     "tls_server_config.cipher_suites: not supported"),
+    ("tls_server_config:\n  certfile: x\n", "tls_server_config.certfile: unknown field"),
+    ("basic_auth_users:\n  alice: hunter2\n", "basic_auth_users.alice: is not a bcrypt hash"),
+    ("basic_auth_users:\n  123: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze\n",
+     "basic_auth_users.123: a user name must be a non-empty string"),
+    ("basic_auth_users: [alice]\n", "basic_auth_users: must be a mapping"),
+    ("http_server_config:\n  headers:\n    X-Frame-Options: always\n",
+     "http_server_config.headers.X-Frame-Options: 'always' is not one of"),
+    ("rate_limit:\n  interval: 1s\n  burst: 20\n", "rate_limit.interval: rate limiting is not supported"),
+    ("tls_server_config: [\n", "not valid YAML at line"),
+    ("- just\n- a list\n", "top level must be a mapping"),
+    ("basic_auth: {{}}\n", "basic_auth: unknown field"),
+])
+def test_bad_web_config_names_the_field(pki, tmp_path, text, field):
+    path = write_config(tmp_path, text.format(cert=pki["server"].cert, key=pki["server"].key, ca=pki["ca"].pem))
+    with pytest.raises(WebConfigError) as info:
+        webconfig.load(path)
+    assert field in str(info.value) and path in str(info.value)
+    assert "hunter2" not in str(info.value)  # a value that looks like a password is not echoed
+
+
+def test_bad_web_config_exits_2_naming_the_field(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PINGAWAY_TOKEN", "a.b.c")
+    path = write_config(tmp_path, "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n"
+                                  "  client_auth_type: Sometimes\n")
+    (tmp_path / "a.crt").write_text("x")  # relative paths resolve beside the web-config file
+    (tmp_path / "a.key").write_text("x")
+    assert main(["--web.config.file", path, "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pingaway-exporter: error: --web.config.file ")
+    assert f"{path}: tls_server_config.client_auth_type: 'Sometimes' is not one of" in err
+    assert "Traceback" not in err
+
+
+def test_web_config_env_twin_and_empty_file(tmp_path):
+    path = write_config(tmp_path, "")
+    cfg = load([], {"PINGAWAY_TOKEN": "a.b.c", "PINGAWAY_WEB_CONFIG_FILE": path})
+    assert cfg.web_config is not None and not cfg.web_config.tls and not cfg.web_config.users
+    with pytest.raises(ConfigError) as info:
+        load([], {"PINGAWAY_TOKEN": "a.b.c", "PINGAWAY_WEB_CONFIG_FILE": str(tmp_path / "missing.yml")})
+    assert str(info.value).startswith("PINGAWAY_WEB_CONFIG_FILE ") and "cannot read" in str(info.value)
+
+
+def test_end_to_end_tls_and_auth_from_the_command_line(pki, tmp_path):
+    """The exporter process itself, started as a user would, behind TLS and Basic auth."""
+    pki["server"].key.chmod(0o644)  # and it warns about the readable key
+    path = write_config(tmp_path, tls_yaml(pki))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "exporter")
+    proc = subprocess.Popen([sys.executable, "-m", "pingaway_exporter", "--demo", "--web.config.file", path,
+                             "--web.listen-address", f"127.0.0.1:{port}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx = client_ctx(pki)
+    base = f"https://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 20
+        while True:
+            try:
+                healthy = httpx.get(base + "/-/healthy", verify=ctx, timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < end, "exporter did not start"
+                time.sleep(0.1)
+        assert healthy.status_code == 200
+        assert httpx.get(base + "/metrics", verify=ctx, timeout=10).status_code == 401
+        resp = httpx.get(base + "/metrics", verify=ctx, auth=(USER, PASSWORD), timeout=10)
+        assert resp.status_code == 200 and value(samples(resp.text), "pingaway_up") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    log = err.decode()
+    assert proc.returncode == 0, log
+    assert "tls=True" in log and "basic_auth=True" in log and f"address=https://127.0.0.1:{port}" in log
+    assert "readable by group or others" in log and str(pki["server"].key) in log
+    assert PASSWORD not in log and "Traceback" not in log
+
+
+def test_readme_web_config_example_is_valid(pki, tmp_path):
+    """The example in README's Security section loads, once its paths point at real files."""
+    import re
+
+    import yaml
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "basic_auth_users" in b)
+    data = yaml.safe_load(block)
+    tls = data["tls_server_config"]
+    tls.update(cert_file=str(pki["server"].cert), key_file=str(pki["server"].key), client_ca_file=str(pki["ca"].pem))
+    path = write_config(tmp_path, yaml.safe_dump(data))
+    cfg = webconfig.load(path)
+    assert cfg.tls and cfg.users["prometheus"].startswith(b"$2y$10$")
+    checker = BasicAuthChecker(cfg.users)
+    assert checker.check(httpx.BasicAuth("prometheus", "change-me")._auth_header) == "prometheus"
