@@ -34,9 +34,14 @@ def need_tool(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
+    package = _DEBIAN_PACKAGE.get(name, name)
     if os.environ.get("CI"):
-        pytest.fail(f"{name} is required in CI but not on PATH (.ci/run installs Debian's prometheus package)")
-    pytest.skip(f"{name} not installed; CI installs it (apt-get install prometheus)")
+        pytest.fail(f"{name} is required in CI but not on PATH (.ci/run installs Debian's {package} package)")
+    pytest.skip(f"{name} not installed; CI installs it (apt-get install {package})")
+
+
+_DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
+                   "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium"}
 
 
 @pytest.fixture
