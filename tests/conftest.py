@@ -29,6 +29,17 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 WEDNESDAY_1015 = datetime(2026, 11, 25, 10, 15, 7, tzinfo=STOCKHOLM).timestamp()
 
 
+# Figures measured by tests (load, soak), printed once at the end of the run.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def need_tool(name: str) -> str:
     """The path of a CI-provided tool; in CI its absence is a failure, elsewhere a visible skip."""
     path = shutil.which(name)

@@ -12,18 +12,14 @@ import time
 import httpx
 import pytest
 
-from .conftest import WEDNESDAY_1015
+from .conftest import FIGURES
 from .metrics_util import samples, value
 from .test_cli import free_port
 
 
 def report(request, text: str) -> None:
-    """Print a figure into pytest's own output, even when output capture is on."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(text)
-    else:  # pragma: no cover
-        print(text)
+    """Keep a figure for the end-of-run summary (see ``pytest_terminal_summary`` in conftest)."""
+    FIGURES.append(f"{request.node.name}: {text}")
 
 
 class ExporterProcess:
