@@ -124,7 +124,8 @@ def exporter_factory():
         kwargs = {"clock": clock} if clock else {}
         token_state = TokenState(state, opaque=opaque, warn_before=warn_before) if state else None
         client = PingawayClient(url or sim.url, token_state, session=session, max_body_bytes=max_body, **kwargs)
-        target = Target("default", client, Parser("Europe/Stockholm"))
+        collector_options = options or CollectorOptions()
+        target = Target("default", client, Parser("Europe/Stockholm", keep_email=collector_options.include_email))
         web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
                          web_config=web_config)
         if config is not None:  # a ConfigReloader: groups and opening hours
