@@ -25,11 +25,12 @@ def report(request, text: str) -> None:
 class ExporterProcess:
     """The real exporter as its own process, in front of a simulator in this one."""
 
-    def __init__(self, sim, *extra: str) -> None:
+    def __init__(self, sim, *extra: str, no_token: bool = False) -> None:
         self.port = free_port()
         self.token_file = None
         env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
-        env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
+        if not no_token:
+            env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pingaway_exporter", "--pingaway.url", sim.url,
              "--web.listen-address", f"127.0.0.1:{self.port}", *extra],

@@ -97,7 +97,7 @@ GROUP = "groups:\n  - name: support\n    keywords: [support]\n"
     ("holidays: {country: SE, categories: [school]}\n", "holidays.categories[0]", "not a category of SE"),
     ("holidays: {country: SE, categories: []}\n", "holidays.categories", "non-empty list"),
     ("holidays: {land: SE}\n", "holidays.land", "unknown key"),
-    ("targets: []\n", "targets", "unknown key"),
+    ("targetz: []\n", "targetz", "unknown key"),
     ("- a list\n", "", "the file must hold a mapping"),
     ("groups:\n  - name: a\n    name: b\n", "line 3, column 5", "duplicate key 'name'"),
     ("groups: [\n", "line 2", ""),

@@ -15,15 +15,16 @@ from . import __version__
 from .auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
 from .client import PingawayClient, safe_url
 from .collector import CollectorOptions
-from .config import Config, ConfigError, load
+from .config import NO_CREDENTIALS, Config, ConfigError, load
 from .logs import setup as setup_logging
 from .memory import tune_malloc
 from .payload import Parser
 from .reload import ConfigReloader
 from .schedule import HolidayCalendar
-from .scrape import Target
+from .scrape import Target, UpstreamSlots
 from .secret import SecretError, SecretSource
 from .settings import demo_config_path, load_file
+from .targets import TargetDefaults, TargetPool
 from .web import ExporterServer, WebOptions
 
 log = logging.getLogger("pingaway_exporter")
@@ -48,7 +49,7 @@ def demo_clock(zone: str) -> "callable":
     return lambda: time.time() + offset
 
 
-def build_target(cfg: Config):
+def build_target(cfg: Config, slots: UpstreamSlots | None = None):
     """The target plus, in demo mode, the simulator serving it."""
     sim = None
     url = cfg.url
@@ -78,7 +79,8 @@ def build_target(cfg: Config):
         session.password.get()  # refuse an unreadable password file now, naming it
         _warn_loose(session.password)
     client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock)
-    target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email))
+    target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email),
+                    min_interval=cfg.min_interval, slots=slots)
     return target, sim
 
 
@@ -141,13 +143,32 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
         return 2
+    slots = UpstreamSlots(cfg.max_concurrent)
+    flag_credentials = cfg.demo or cfg.token is not None or cfg.password is not None
+    if not flag_credentials and not (settings is not None and settings.targets):
+        print(f"pingaway-exporter: error: {NO_CREDENTIALS}", file=sys.stderr)
+        return 2
+    target = sim = None
+    if flag_credentials:  # the default target, on /metrics
+        try:
+            target, sim = build_target(cfg, slots)
+        except SecretError as exc:
+            print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
+            return 2
+    # Opening hours are judged on the same clock as the data (shifted in --demo).
+    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else time.time)
+    pool = TargetPool(reloader, TargetDefaults(
+        timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
+        token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning), slots)
     try:
-        target, sim = build_target(cfg)
+        pool.start()  # at startup an unreadable credential file of a declared target is fatal, by name
     except SecretError as exc:
         print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
         return 2
-    # Opening hours are judged on the same clock as the data (shifted in --demo).
-    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else time.time)
+    if cfg.check and target is None:
+        print("pingaway-exporter: error: check needs credentials from flags or the environment; "
+              "targets in --config.file are checked through /probe", file=sys.stderr)
+        return 2
     if cfg.check:
         try:
             return run_check(cfg, target)
@@ -158,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         telemetry_path=cfg.telemetry_path, timeout=cfg.timeout, timeout_offset=cfg.timeout_offset,
         collector=CollectorOptions(per_extension=cfg.per_extension, include_email=cfg.include_email,
                                    profile_limit=cfg.profile_limit),
-        upstream_label=("embedded simulator (demo) at " if sim else "") + safe_url(target.client.base_url),
+        upstream_label=(("embedded simulator (demo) at " if sim else "") + safe_url(target.client.base_url))
+        if target is not None else "targets declared in --config.file, on /probe",
         config=reloader,
         web_config=cfg.web_config,
+        pool=pool,
     )
     for path in cfg.web_config.loose_files if cfg.web_config else ():
         log.warning("secret file is readable by group or others; chmod 600 it", extra={"fields": {"file": path}})
@@ -187,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     if config_path:
         groups = reloader.current.groups
         log.info("config loaded", extra={"fields": {
-            "file": config_path, "groups": "automatic" if groups is None else len(groups)}})
+            "file": config_path, "groups": "automatic" if groups is None else len(groups),
+            "targets": len(reloader.current.targets)}})
+
     server.ready.set()
     log.info("listening", extra={"fields": {"address": server.url(cfg.telemetry_path), "version": __version__,
                                             "upstream": options.upstream_label, "demo": cfg.demo,
@@ -200,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("exiting with requests still in flight", extra={"fields": {"requests": left}})
     finally:
         server.server_close()
-        target.client.close()
+        if target is not None:
+            target.client.close()
+        pool.close()
         if sim is not None:
             sim.stop()
     return 0

@@ -61,19 +61,26 @@ class ScrapeCollector(Collector):
 
     def _families(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
         ok = outcome is not None and outcome.ok
-        up = _g("pingaway_up", "1 if this scrape got a usable extension list from Pingaway, else 0.")
+        cached = outcome is not None and outcome.cached
+        up = _g("pingaway_up", "1 if this scrape got a usable extension list from Pingaway, else 0."
+                + (" This answer was served from the --pingaway.min-interval cache; see pingaway_data_age_seconds."
+                   if cached else ""))
+        age = _g("pingaway_data_age_seconds", "Age of the extension list this scrape reports: near 0 when fetched "
+                                              "now, larger when served from the --pingaway.min-interval cache.")
         duration = _g("pingaway_scrape_duration_seconds", "Time spent fetching and parsing the extension list.")
         errors = CounterMetricFamily("pingaway_scrape_errors", "Failed scrapes since the exporter started, by reason.",
                                      labels=["reason"])
         current = _g("pingaway_scrape_error", "1 for the reason this scrape failed, 0 for the others.", ["reason"])
         if outcome is not None:
             up.add_metric([], 1.0 if ok else 0.0)
+            if ok:
+                age.add_metric([], max(0.0, time.time() - outcome.finished_at))
             duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
             counts = self.target.stats.snapshot()
             for reason in REASONS:
                 errors.add_metric([reason], float(counts.get(reason, 0)))
                 current.add_metric([reason], 1.0 if outcome.reason == reason else 0.0)
-        yield from (up, duration, errors, current)
+        yield from (up, age, duration, errors, current)
         yield from self._token_families(outcome is not None)
         yield from self._build_info(outcome is not None)
         extensions = outcome.result.extensions if (outcome is not None and outcome.ok) else None

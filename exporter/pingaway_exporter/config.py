@@ -191,6 +191,11 @@ FLAGS: tuple[Flag, ...] = (
          "Time zone of the API's local 'until' timestamps.", "ZONE"),
     Flag("--pingaway.max-response-size", "max_body", size, 64 << 20,
          "Largest decoded response body accepted from the API.", "SIZE"),
+    Flag("--pingaway.min-interval", "min_interval", nonneg_duration, 0.0,
+         "Serve the last good result to scrapes closer together than this, instead of asking upstream "
+         "again (0 = off). Protects the vendor's fair-use limits from HA pairs and dashboards.", "DURATION"),
+    Flag("--pingaway.max-concurrent-requests", "max_concurrent", positive_int, 4,
+         "Most upstream requests in flight at once, across all targets.", "N"),
     Flag("--web.listen-address", "listen", listen_address, ("", DEFAULT_PORT),
          f"Address to serve on. Default :{DEFAULT_PORT}.", "HOST:PORT"),
     Flag("--web.telemetry-path", "telemetry_path", url_path, "/metrics", "Path that serves the metrics.", "PATH"),
@@ -245,6 +250,8 @@ class Config:
     username: str | None = None
     password: SecretSource | None = None
     web_config: WebConfig | None = None
+    min_interval: float = 0.0
+    max_concurrent: int = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,11 +309,17 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
         sources[f.dest] = where
     token_file = values.pop("token_file")
     password = resolve_password(values["username"], values.pop("password_file"), sources, environ)
+    # With --config.file, credentials may instead belong to the targets it declares;
+    # main() checks that once the file has been read.
     token = resolve_token(token_file, sources.get("token_file", "default"), environ,
-                          bool(values["demo"]) or password is not None)
+                          bool(values["demo"]) or password is not None or values.get("config_file") is not None)
     values["password"] = password
     values["web_config"] = resolve_web_config(values.pop("web_config_file"), sources.get("web_config_file", ""))
     return Config(token=token, check=check or ns.check, sources=sources, **values)
+
+
+NO_CREDENTIALS = ("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or PINGAWAY_TOKEN, "
+                  "or --pingaway.username with a password, or declare targets in --config.file (or try --demo)")
 
 
 def resolve_token(token_file, where: str, environ: Mapping[str, str], demo: bool) -> SecretSource | None:
@@ -320,8 +333,7 @@ def resolve_token(token_file, where: str, environ: Mapping[str, str], demo: bool
         return SecretSource(f"token ({TOKEN_ENV})", value=environ[TOKEN_ENV])
     if demo:
         return None
-    raise ConfigError("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or PINGAWAY_TOKEN, "
-                      "or --pingaway.username with a password (or try --demo)")
+    raise ConfigError(NO_CREDENTIALS)
 
 
 def resolve_password(user: str | None, password_file, sources: Mapping[str, str],

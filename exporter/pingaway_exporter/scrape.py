@@ -58,6 +58,7 @@ class Outcome:
     duration: float
     finished_at: float  # Unix time
     counts: Counts | None = None
+    cached: bool = False  # served from the --pingaway.min-interval cache, not a new upstream call
 
     @property
     def ok(self) -> bool:
@@ -102,13 +103,38 @@ class _OnceLog:
         log.log(logging.WARNING if first else logging.DEBUG, msg, extra={"fields": fields})
 
 
+class UpstreamSlots:
+    """A bound on upstream requests in flight across every target.
+
+    A reseller's exporter with dozens of domains must not open dozens of
+    connections to the vendor at once when Prometheus scrapes them all in
+    the same second.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._sem = threading.BoundedSemaphore(limit)
+
+    def acquire(self, deadline: float) -> bool:
+        return self._sem.acquire(timeout=max(0.0, deadline - time.monotonic()))
+
+    def release(self) -> None:
+        self._sem.release()
+
+
 class Target:
     """A configured Pingaway domain and everything needed to scrape it."""
 
-    def __init__(self, name: str, client: PingawayClient, parser: Parser) -> None:
+    def __init__(self, name: str, client: PingawayClient, parser: Parser, *, min_interval: float = 0.0,
+                 slots: UpstreamSlots | None = None) -> None:
         self.name = name
         self.client = client
         self.parser = parser
+        self.min_interval = min_interval
+        self.slots = slots
+        # The last good outcome *with* its records, kept only when the
+        # min-interval cache is on (it costs tens of MB at 50k extensions).
+        self._fresh: tuple[float, Outcome] | None = None
         self.stats = ScrapeStats()
         self._once = _OnceLog()
         self._coalescer: Coalescer[Outcome] = Coalescer(self._fetch_and_parse, name=name)
@@ -133,6 +159,9 @@ class Target:
     def scrape(self, deadline: float) -> Outcome:
         """Fetch (or join a fetch already running) and count the outcome for this scrape."""
         started = time.monotonic()
+        fresh = self._fresh
+        if fresh is not None and started - fresh[0] < self.min_interval:
+            return replace(fresh[1], cached=True)
         try:
             outcome = self._coalescer.run(deadline)
         except DeadlineExceeded:
@@ -144,16 +173,29 @@ class Target:
         if outcome.reason is not None:
             self.stats.count_error(outcome.reason)
             self.last_failure = outcome
+        elif self.min_interval > 0 and (self._fresh is None or self._fresh[1] is not outcome):
+            self._fresh = (time.monotonic(), outcome)
         self.last_outcome = outcome.without_records()
         return outcome
+
+    def close(self) -> None:
+        self._fresh = None
+        self.client.close()
 
     def _fetch_and_parse(self, deadline: float) -> Outcome:
         # Finish a little before the waiters give up, so that the precise
         # reason (slow headers, trickling body, ...) is what gets reported.
         started = time.monotonic()
         inner_deadline = deadline - min(0.05, max(0.0, (deadline - started) * 0.05))
+        if self.slots is not None and not self.slots.acquire(inner_deadline):
+            return self._failed(TIMEOUT, f"no free upstream slot before the deadline (at most {self.slots.limit} "
+                                         "requests in flight across all targets)", started)
         try:
-            response = self.client.fetch_extensions(inner_deadline)
+            try:
+                response = self.client.fetch_extensions(inner_deadline)
+            finally:
+                if self.slots is not None:
+                    self.slots.release()
             result = self.parser.parse_body(response.body, response.content_type)
         except FetchError as exc:
             return self._failed(exc.reason, exc.detail, started)

@@ -55,6 +55,27 @@ class Group:
 
 
 @dataclass(frozen=True)
+class TargetSpec:
+    """One declared Pingaway domain for ``/probe?target=NAME``.
+
+    Credentials are paths to files, never values: a config file is read by
+    more people and tools than a secret file should be.
+    """
+
+    name: str
+    url: str
+    token_file: str | None
+    username: str | None
+    password_file: str | None
+    groups: tuple[Group, ...] | None  # None: the top-level groups apply
+    keyword_index: Mapping[str, tuple[int, ...]] | None
+    timeout: float | None
+    min_interval: float | None
+    timezone: str | None
+    max_response_size: int | None
+
+
+@dataclass(frozen=True)
 class Settings:
     """What one config file says. ``groups is None`` means automatic groups."""
 
@@ -65,6 +86,7 @@ class Settings:
     # casefolded keyword -> indexes into ``groups``; built once per load so a
     # scrape looks each keyword up instead of scanning every group.
     keyword_index: Mapping[str, tuple[int, ...]]
+    targets: tuple[TargetSpec, ...] = ()
 
 
 def default_settings(source: str | None = None) -> Settings:
@@ -122,7 +144,10 @@ def load_text(text: str, path: str) -> Settings:
 
 # -- validation -------------------------------------------------------------------
 
-TOP_KEYS = ("timezone", "holidays", "groups")
+TOP_KEYS = ("timezone", "holidays", "groups", "targets")
+TARGET_KEYS = ("name", "url", "token_file", "username", "password_file", "groups", "timeout", "min_interval",
+               "timezone", "max_response_size")
+TARGET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 GROUP_KEYS = ("name", "keywords", "staffing_minimum", "opening_hours", "closed_dates", "holidays", "timezone")
 HOLIDAY_KEYS = ("country", "subdivision", "categories")
 
@@ -134,7 +159,75 @@ def parse(data: Any, source: str | None = None) -> Settings:
     zone = _zone(data.get("timezone", DEFAULT_TIMEZONE), "timezone")
     calendar = _holidays(data.get("holidays", {}), "holidays")
     groups = parse_groups(data["groups"], "groups", zone, calendar) if "groups" in data else None
-    return Settings(source, zone, calendar, groups, MappingProxyType(keyword_index(groups or ())))
+    base = Path(source).resolve().parent if source else Path.cwd()
+    targets = parse_targets(data.get("targets", []), "targets", zone, calendar, base)
+    return Settings(source, zone, calendar, groups, MappingProxyType(keyword_index(groups or ())), targets)
+
+
+def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None,
+                  base: Path) -> tuple[TargetSpec, ...]:
+    from .config import api_url, duration, nonneg_duration, size
+
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise _Invalid(path, "must be a list of targets")
+    out: list[TargetSpec] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        here = f"{path}[{i}]"
+        if isinstance(item, dict):
+            for secret_key, use in (("token", "token_file"), ("password", "password_file")):
+                if secret_key in item:
+                    raise _Invalid(f"{here}.{secret_key}", f"secrets are not accepted in the config file; "
+                                                           f"put it in a file readable only by the exporter "
+                                                           f"and set {use}")
+        _keys(item, here, TARGET_KEYS)
+        name = item.get("name")
+        if not isinstance(name, str) or not TARGET_NAME.fullmatch(name):
+            raise _Invalid(f"{here}.name", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
+        if name in seen:
+            raise _Invalid(f"{here}.name", f"{name!r} is already the name of {path}[{seen[name]}]")
+        seen[name] = i
+
+        def value(key: str, parse_fn):
+            if key not in item:
+                return None
+            raw_value = item[key]
+            try:
+                return parse_fn(str(raw_value))
+            except ValueError as exc:
+                raise _Invalid(f"{here}.{key}", str(exc)) from None
+
+        def file_path(key: str) -> str | None:
+            if key not in item:
+                return None
+            text = item[key]
+            if not isinstance(text, str) or not text:
+                raise _Invalid(f"{here}.{key}", "must be a file path")
+            return str((base / text).resolve()) if not Path(text).is_absolute() else text
+
+        if "url" not in item:
+            raise _Invalid(f"{here}.url", "every target needs the URL of its Pingaway API")
+        url = value("url", api_url)
+        token_file, password_file = file_path("token_file"), file_path("password_file")
+        username = item.get("username")
+        if username is not None and (not isinstance(username, str) or not username):
+            raise _Invalid(f"{here}.username", "must be a non-empty string")
+        if (username is None) != (password_file is None):
+            raise _Invalid(here, "username and password_file go together")
+        if token_file is None and username is None:
+            raise _Invalid(here, "needs credentials: token_file, or username and password_file")
+        target_zone = _zone(item.get("timezone", zone), f"{here}.timezone") if "timezone" in item else None
+        groups = parse_groups(item["groups"], f"{here}.groups", target_zone or zone, calendar) \
+            if "groups" in item else None
+        out.append(TargetSpec(
+            name=name, url=url, token_file=token_file, username=username, password_file=password_file,
+            groups=groups, keyword_index=MappingProxyType(keyword_index(groups)) if groups is not None else None,
+            timeout=value("timeout", duration), min_interval=value("min_interval", nonneg_duration),
+            timezone=target_zone, max_response_size=value("max_response_size", size),
+        ))
+    return tuple(out)
 
 
 def keyword_index(groups: tuple[Group, ...]) -> dict[str, tuple[int, ...]]:

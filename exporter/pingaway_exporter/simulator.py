@@ -56,6 +56,8 @@ class Stats:
     in_flight: int = 0
     max_in_flight: int = 0
     logins: int = 0
+    # Every Authorization header value received, so tests can prove where a credential went.
+    authorizations: set = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -282,6 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.sim
         with sim.stats.lock:
             sim.stats.requests[path] += 1
+            if self.headers.get("Authorization"):
+                sim.stats.authorizations.add(self.headers["Authorization"])
             sim.stats.in_flight += 1
             sim.stats.max_in_flight = max(sim.stats.max_in_flight, sim.stats.in_flight)
         try:

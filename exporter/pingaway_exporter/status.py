@@ -119,3 +119,18 @@ def render(target: Target | None, telemetry_path: str, now: float | None = None)
 <code>{html.escape(DASHBOARD_FILE)}</code> from the pingaway-exporter source
 (<a href="{html.escape(GRAFANA_IMPORT_DOCS, quote=True)}">how to import a dashboard</a>).</p>
 """
+
+
+def render_targets(probes) -> str:
+    """One line per target declared for /probe: its last scrape, from memory only."""
+    from urllib.parse import quote
+
+    now = time.time()
+    rows = []
+    for probe in probes:
+        t = probe.target
+        line = _last_scrape(t.last_outcome, now)
+        href = html.escape(f"/probe?target={quote(t.name, safe='')}", quote=True)
+        rows.append(f'<li class="{line.tone}"><a href="{href}"><code>{html.escape(t.name)}</code></a>: '
+                    f'{html.escape(line.text)}</li>')
+    return '<h2>Targets</h2>\n<ul class="status" id="targets">\n' + "\n".join(rows) + "\n</ul>\n"

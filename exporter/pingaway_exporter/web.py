@@ -10,17 +10,18 @@ loop) and every path but ``/-/healthy`` needs Basic auth.
 
 from __future__ import annotations
 
-import zlib
 import html
 import logging
 import socket
 import ssl
 import threading
-from contextlib import contextmanager
 import time
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
@@ -30,6 +31,7 @@ from .exposition import Format, render
 from .payload import gc_paused
 from .reload import ConfigReloader
 from .scrape import Target
+from .targets import TargetPool
 from .webconfig import BasicAuthChecker, WebConfig
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -52,6 +54,7 @@ class WebOptions:
     upstream_label: str = ""  # shown on the landing page; never carries credentials
     config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
     web_config: WebConfig | None = None  # --web.config.file: TLS and Basic auth
+    pool: TargetPool | None = None  # targets declared in --config.file, for /probe
 
 
 def scrape_budget(header: str | None, cap: float, offset: float) -> float:
@@ -208,6 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path == opts.telemetry_path:
                 self._metrics()
+            elif path == "/probe":
+                self._probe(self.path.partition("?")[2])
             elif path == "/":
                 self._send(200, landing_page(opts, self.server.target).encode(), "text/html; charset=utf-8")
             elif path == "/-/healthy":
@@ -248,12 +253,37 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         opts = self.server.options
-        budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), opts.timeout, opts.timeout_offset)
-        deadline = time.monotonic() + budget
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(ScrapeCollector(self.server.target, deadline, opts.collector, opts.config))
+        if self.server.target is not None:
+            budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), opts.timeout, opts.timeout_offset)
+            registry.register(ScrapeCollector(self.server.target, time.monotonic() + budget, opts.collector,
+                                              opts.config))
         for collector in _RUNTIME:
             registry.register(collector)
+        self._expose(registry)
+
+    def _probe(self, query: str) -> None:
+        """``/probe?target=NAME``: one declared target, looked up by name only, never by URL."""
+        opts = self.server.options
+        names = parse_qs(query, keep_blank_values=True).get("target", [])
+        pool = opts.pool
+        if len(names) != 1 or not names[0]:
+            self._send(400, b"exactly one target=NAME parameter is required\n", "text/plain; charset=utf-8")
+            return
+        probe = pool.get(names[0]) if pool is not None else None
+        if probe is None:
+            shown = names[0][:64].encode("unicode_escape").decode("ascii")
+            known = ", ".join(pool.names()) if pool is not None else ""
+            text = (f"unknown target {shown!r}: name a target declared under targets: in --config.file"
+                    + (f" ({known})" if known else " (none are declared)") + "\n")
+            self._send(400, text.encode(), "text/plain; charset=utf-8")
+            return
+        budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), probe.timeout, opts.timeout_offset)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ScrapeCollector(probe.target, time.monotonic() + budget, opts.collector, probe.view))
+        self._expose(registry)
+
+    def _expose(self, registry: CollectorRegistry) -> None:
         fmt = Format(self.headers.get("Accept", ""))
         body = _ResponseBody(self, fmt.content_type, "gzip" in self.headers.get("Accept-Encoding", ""))
         try:
@@ -330,6 +360,8 @@ def landing_page(opts: WebOptions, target: Target | None = None) -> str:
     path = html.escape(opts.telemetry_path)
     upstream = html.escape(opts.upstream_label)
     state = status.render(target, opts.telemetry_path)
+    if opts.pool is not None and opts.pool.probes():
+        state += status.render_targets(opts.pool.probes())
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Pingaway Exporter</title>

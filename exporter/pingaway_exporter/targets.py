@@ -1,0 +1,152 @@
+"""The Pingaway domains declared in ``--config.file``, for ``/probe?target=NAME``.
+
+The blackbox/snmp exporter pattern, made safe for credentials: Prometheus
+names a target, and only a target the config file declares, with the URL
+and credentials the file gives it, is ever contacted. A ``target`` value is
+looked up by name and nothing else, so it can never steer the exporter (and
+a token) to another host.
+
+The pool follows the config: after a reload it keeps the ``Target`` of every
+unchanged declaration (with its coalescer, 429 back-off and counters), builds
+the new ones, and closes the clients of those that went away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from .auth import SessionAuth, TokenState
+from .client import PingawayClient
+from .payload import Parser
+from .reload import ConfigReloader
+from .scrape import Target, UpstreamSlots
+from .secret import SecretError, SecretSource
+from .settings import Settings, TargetSpec
+
+log = logging.getLogger("pingaway_exporter.targets")
+
+
+@dataclass(frozen=True)
+class TargetDefaults:
+    """What a declared target inherits from the flags when its entry does not say."""
+
+    timeout: float = 10.0
+    min_interval: float = 0.0
+    max_body: int = 64 << 20
+    include_email: bool = False
+    token_opaque: bool = False
+    warn_before: float = 7 * 86400.0
+
+
+class TargetView:
+    """The config as one target sees it: its own groups, if it declares any."""
+
+    def __init__(self, reloader: ConfigReloader, settings: Settings, spec: TargetSpec) -> None:
+        self._reloader = reloader
+        self.clock = reloader.clock
+        self.current = settings if spec.groups is None else replace(
+            settings, groups=spec.groups, keyword_index=spec.keyword_index, timezone=spec.timezone or settings.timezone)
+
+    @property
+    def last_reload_successful(self) -> bool:
+        return self._reloader.last_reload_successful
+
+    @property
+    def last_success_timestamp(self) -> float:
+        return self._reloader.last_success_timestamp
+
+
+@dataclass
+class Probe:
+    target: Target
+    view: TargetView
+    timeout: float
+
+
+class TargetPool:
+    def __init__(self, reloader: ConfigReloader, defaults: TargetDefaults, slots: UpstreamSlots | None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.reloader = reloader
+        self.defaults = defaults
+        self.slots = slots
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._built_from: Settings | None = None
+        self._probes: dict[str, Probe] = {}
+        self._specs: dict[str, TargetSpec] = {}
+
+    def start(self) -> None:
+        """Build every declared target now; raise ``SecretError`` for the first that cannot be."""
+        self._sync(strict=True)
+
+    def names(self) -> list[str]:
+        self._sync()
+        return sorted(self._probes)
+
+    def get(self, name: str) -> Probe | None:
+        self._sync()
+        return self._probes.get(name)
+
+    def probes(self) -> list[Probe]:
+        self._sync()
+        return [self._probes[n] for n in sorted(self._probes)]
+
+    def close(self) -> None:
+        with self._lock:
+            for probe in self._probes.values():
+                probe.target.close()
+            self._probes.clear()
+
+    def _sync(self, strict: bool = False) -> None:
+        settings = self.reloader.current
+        if settings is self._built_from:
+            return
+        with self._lock:
+            if settings is self._built_from:
+                return
+            probes: dict[str, Probe] = {}
+            for spec in settings.targets:
+                old = self._probes.get(spec.name)
+                try:
+                    if old is not None and self._specs.get(spec.name) == spec:
+                        target = old.target
+                    else:
+                        target = self._build(spec)
+                except SecretError as exc:
+                    if strict:
+                        raise
+                    # After a reload, a target whose credentials cannot be read stays out; the others serve.
+                    log.error("target left out: cannot load its credentials",
+                              extra={"fields": {"target": spec.name, "err": str(exc)}})
+                    continue
+                probes[spec.name] = Probe(target, TargetView(self.reloader, settings, spec),
+                                          spec.timeout or self.defaults.timeout)
+            for name, old in self._probes.items():
+                if name not in probes or probes[name].target is not old.target:
+                    old.target.close()
+            self._probes = probes
+            self._specs = {s.name: s for s in settings.targets if s.name in probes}
+            self._built_from = settings
+        log.info("targets ready", extra={"fields": {"targets": ",".join(sorted(probes)) or "none"}})
+
+    def _build(self, spec: TargetSpec) -> Target:
+        d = self.defaults
+        token = None
+        if spec.token_file:
+            token = TokenState(SecretSource(f"targets {spec.name} token_file", path=spec.token_file),
+                               opaque=d.token_opaque, warn_before=d.warn_before)
+            token.current()  # an unreadable or non-JWT token is refused now, by name
+        session = None
+        if spec.username and spec.password_file:
+            session = SessionAuth(spec.username,
+                                  SecretSource(f"targets {spec.name} password_file", path=spec.password_file))
+            session.password.get()
+        client = PingawayClient(spec.url, token, session=session, max_body_bytes=spec.max_response_size or d.max_body,
+                                clock=self.clock)
+        parser = Parser(spec.timezone or self.reloader.current.timezone, keep_email=d.include_email)
+        min_interval = spec.min_interval if spec.min_interval is not None else d.min_interval
+        return Target(spec.name, client, parser, min_interval=min_interval, slots=self.slots)
