@@ -29,14 +29,30 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 WEDNESDAY_1015 = datetime(2026, 11, 25, 10, 15, 7, tzinfo=STOCKHOLM).timestamp()
 
 
+# Figures measured by tests (load, soak), printed once at the end of the run.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def need_tool(name: str) -> str:
     """The path of a CI-provided tool; in CI its absence is a failure, elsewhere a visible skip."""
     path = shutil.which(name)
     if path:
         return path
+    package = _DEBIAN_PACKAGE.get(name, name)
     if os.environ.get("CI"):
-        pytest.fail(f"{name} is required in CI but not on PATH (.ci/run installs Debian's prometheus package)")
-    pytest.skip(f"{name} not installed; CI installs it (apt-get install prometheus)")
+        pytest.fail(f"{name} is required in CI but not on PATH (.ci/run installs Debian's {package} package)")
+    pytest.skip(f"{name} not installed; CI installs it (apt-get install {package})")
+
+
+_DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
+                   "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium"}
 
 
 @pytest.fixture
@@ -108,7 +124,8 @@ def exporter_factory():
         kwargs = {"clock": clock} if clock else {}
         token_state = TokenState(state, opaque=opaque, warn_before=warn_before) if state else None
         client = PingawayClient(url or sim.url, token_state, session=session, max_body_bytes=max_body, **kwargs)
-        target = Target("default", client, Parser("Europe/Stockholm"))
+        collector_options = options or CollectorOptions()
+        target = Target("default", client, Parser("Europe/Stockholm", keep_email=collector_options.include_email))
         web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
                          web_config=web_config)
         if config is not None:  # a ConfigReloader: groups and opening hours

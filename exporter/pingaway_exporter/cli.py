@@ -78,7 +78,7 @@ def build_target(cfg: Config):
         session.password.get()  # refuse an unreadable password file now, naming it
         _warn_loose(session.password)
     client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock)
-    target = Target("default", client, Parser(cfg.timezone))
+    target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email))
     return target, sim
 
 

@@ -132,47 +132,45 @@ class ScrapeCollector(Collector):
             yield from self._extension_families(unique, rendered)
 
     def _extension_families(self, unique: list[Extension], rendered: list[str]) -> Iterator[Metric]:
-        """Per-extension families, produced lazily from the de-duplicated records."""
+        """Per-extension families, rendered lazily from the de-duplicated records."""
         email = self.options.include_email
         pair = ("extension", "name")
+        n = len(unique)
 
         def key(e: Extension) -> tuple[str, ...]:
             return (e.extension, e.name)
-
-        def available_rows():
-            for r, e in zip(rendered, unique):
-                if e.available is not None:
-                    yield r, e, 1.0 if e.available else 0.0
-
-        def calls_rows():
-            for r, e in zip(rendered, unique):
-                yield r, e, len(e.calls)
-
-        def until_rows():
-            for r, e in zip(rendered, unique):
-                if e.until is not None:
-                    yield r, e, e.until
-
-        def info_rows():
-            for r, e in zip(rendered, unique):
-                profile = escape(e.profile) if e.profile else NO_PROFILE
-                if email:
-                    yield f'{r},profile="{profile}",email="{escape(e.email)}"', e, 1.0
-                else:
-                    yield f'{r},profile="{profile}"', e, 1.0
 
         def info_values(e: Extension) -> tuple[str, ...]:
             base = (e.extension, e.name, e.profile or NO_PROFILE)
             return base + (e.email,) if email else base
 
-        yield RowGauge("pingaway_extension_available", "1 if the extension is available, 0 if not; absent when unknown.",
-                       pair, available_rows, key)
-        yield RowGauge("pingaway_extension_calls_active", "Ongoing calls per extension.", pair, calls_rows, key)
-        yield RowGauge("pingaway_extension_profile_until_timestamp_seconds",
-                       "When the extension's current presence profile ends (Unix time); only when it has an end.",
-                       pair, until_rows, key)
-        yield RowGauge("pingaway_extension_info", "Per-extension metadata; always 1.",
-                       pair + ("profile",) + (("email",) if email else ()), info_rows, info_values)
+        def text(build):
+            """A text(start, stop) that hands build() the slice of label strings and records."""
+            return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b])))
+
+        m = "pingaway_extension_available"
+        yield RowGauge(m, "1 if the extension is available, 0 if not; absent when unknown.", pair, n,
+                       text(lambda rows: [f"{m}{{{r}}} {'1' if e.available else '0'}\n"
+                                          for r, e in rows if e.available is not None]),
+                       lambda: ((e, 1.0 if e.available else 0.0) for e in unique if e.available is not None), key)
+        c = "pingaway_extension_calls_active"
+        yield RowGauge(c, "Ongoing calls per extension.", pair, n,
+                       text(lambda rows: [f"{c}{{{r}}} {len(e.calls)}\n" for r, e in rows]),
+                       lambda: ((e, len(e.calls)) for e in unique), key)
+        u = "pingaway_extension_profile_until_timestamp_seconds"
+        yield RowGauge(u, "When the extension's current presence profile ends (Unix time); only when it has an end.",
+                       pair, n,
+                       text(lambda rows: [f"{u}{{{r}}} {e.until!r}\n" for r, e in rows if e.until is not None]),
+                       lambda: ((e, e.until) for e in unique if e.until is not None), key)
+        i = "pingaway_extension_info"
+        if email:
+            info = text(lambda rows: [f'{i}{{{r},profile="{escape(e.profile) if e.profile else NO_PROFILE}",'
+                                      f'email="{escape(e.email)}"}} 1\n' for r, e in rows])
+        else:
+            info = text(lambda rows: [f'{i}{{{r},profile="{escape(e.profile) if e.profile else NO_PROFILE}"}} 1\n'
+                                      for r, e in rows])
+        yield RowGauge(i, "Per-extension metadata; always 1.", pair + ("profile",) + (("email",) if email else ()),
+                       n, info, lambda: ((e, 1.0) for e in unique), info_values)
 
     def _fill(self, exts, users, available, on_call, ready, calls, lines, profiles, dups,
               unique: list[Extension], rendered: list[str]) -> None:
@@ -181,7 +179,7 @@ class ScrapeCollector(Collector):
         directions = dict.fromkeys(DIRECTIONS, 0)
         statuses = dict.fromkeys(LINE_STATUSES, 0)
         profile_counts: Counter[str] = Counter()
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
         duplicates = 0
         keep, render_label = unique.append, rendered.append
         per_ext = self.options.per_extension
@@ -201,14 +199,15 @@ class ScrapeCollector(Collector):
             if up:
                 n_on_call += 1
             profile_counts[e.profile or NO_PROFILE] += 1
-            key = (e.extension, e.name)
-            if key in seen:
+            # The escaped label string is the de-duplication key too: escaping is one-to-one.
+            label = f'extension="{escape(e.extension)}",name="{escape(e.name)}"'
+            if label in seen:
                 duplicates += 1
                 continue
-            seen.add(key)
+            seen.add(label)
             if per_ext:
                 keep(e)
-                render_label(f'extension="{escape(e.extension)}",name="{escape(e.name)}"')
+                render_label(label)
         users.add_metric([], float(len(exts)))
         available.add_metric([], float(n_available))
         on_call.add_metric([], float(n_on_call))

@@ -31,51 +31,44 @@ def escape(value: str) -> str:
     return value
 
 
-_FORMATTED = {0.0: "0.0", 1.0: "1.0"}
-
-
 class RowGauge(Metric):
     """A gauge family whose series are produced on demand from records.
 
-    ``rows()`` yields ``(rendered_labels, record, value)``; the rendered
-    label string is escaped once per record and shared between families.
-    ``label_values(record)`` gives the plain label values, used only when
-    something other than ``render`` asks for ``samples``. Nothing per
-    series is stored between the collector and the output.
+    ``text(start, stop)`` renders the series of records ``start:stop`` as
+    exposition lines; the collector builds it from list comprehensions over
+    label strings it escaped once per record and shares between families.
+    ``rows()`` yields ``(record, value)`` and ``label_values(record)`` the
+    plain label values, used only when something other than ``render`` asks
+    for ``samples``. Nothing per series is stored between the collector and
+    the output.
     """
 
-    def __init__(self, name: str, documentation: str, label_names: Iterable[str],
-                 rows: Callable[[], Iterator[tuple[str, Any, float]]],
+    def __init__(self, name: str, documentation: str, label_names: Iterable[str], count: int,
+                 text: Callable[[int, int], str], rows: Callable[[], Iterator[tuple[Any, float]]],
                  label_values: Callable[[Any], tuple[str, ...]]) -> None:
         self.name = name
         self.documentation = documentation
         self.unit = ""
         self.type = "gauge"
         self.label_names = tuple(label_names)
+        self.count = count
+        self.text = text
         self.rows = rows
         self.label_values = label_values
 
     @property
     def samples(self) -> list[Sample]:  # type: ignore[override]
         names, values_of = self.label_names, self.label_values
-        return [Sample(self.name, dict(zip(names, values_of(rec))), value, None, None)
-                for _, rec, value in self.rows()]
+        return [Sample(self.name, dict(zip(names, values_of(rec))), float(value), None, None)
+                for rec, value in self.rows()]
 
     @samples.setter
-    def samples(self, _value) -> None:  # Metric.__init__ would assign; the rows are the truth here
+    def samples(self, _value) -> None:  # Metric.__init__ would assign; the records are the truth here
         pass
 
     def write(self, sink: Callable[[bytes], Any], batch: int = 4096) -> None:
-        name = self.name
-        lines: list[str] = []
-        for rendered, _, value in self.rows():
-            text = _FORMATTED.get(value)
-            lines.append(f"{name}{{{rendered}}} {text if text is not None else repr(float(value))}\n")
-            if len(lines) >= batch:
-                sink("".join(lines).encode("utf-8"))
-                lines.clear()
-        if lines:
-            sink("".join(lines).encode("utf-8"))
+        for start in range(0, self.count, batch):
+            sink(self.text(start, min(self.count, start + batch)).encode("utf-8"))
 
 
 class _One:

@@ -25,12 +25,13 @@ from .settings import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
 _ALWAYS: dict[str, Schedule] = {}
 
 
-def auto_groups(exts: Sequence[Extension], zone: str, limit: int = AUTO_GROUP_LIMIT) -> tuple[Group, ...]:
+def auto_groups(by_words: Mapping[tuple[str, ...], "_Tally"], zone: str,
+                limit: int = AUTO_GROUP_LIMIT) -> tuple[Group, ...]:
     """One always-open, minimum-0 group per keyword: the ``limit`` most common (ties by name)."""
     counts: Counter[str] = Counter()
-    for e in exts:
-        if e.keywords:
-            counts.update({w.casefold() for w in e.keywords})
+    for words, t in by_words.items():
+        for w in {w.casefold() for w in words}:
+            counts[w] += t.users
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     schedule = _ALWAYS.get(zone)
     if schedule is None:
@@ -46,32 +47,55 @@ class _Tally:
         self.directions = dict.fromkeys(DIRECTIONS, 0)
         self.lines = dict.fromkeys(LINE_STATUSES, 0)
 
+    def add(self, other: "_Tally") -> None:
+        self.users += other.users
+        self.available += other.available
+        self.ready += other.ready
+        for d, n in other.directions.items():
+            self.directions[d] += n
+        for s, n in other.lines.items():
+            self.lines[s] = self.lines.get(s, 0) + n
 
-def tally(exts: Sequence[Extension], groups: Sequence[Group],
-          index: Mapping[str, tuple[int, ...]]) -> list[_Tally]:
-    tallies = [_Tally() for _ in groups]
-    resolved: dict[tuple[str, ...], tuple[int, ...]] = {}
+
+def by_keywords(exts: Sequence[Extension]) -> dict[tuple[str, ...], _Tally]:
+    """Totals per distinct keyWords list: the only per-record pass grouping needs.
+
+    A domain has thousands of extensions but only a handful of distinct
+    keyword lists, so everything after this pass is proportional to those,
+    not to users or to users x groups.
+    """
+    out: dict[tuple[str, ...], _Tally] = {}
     for e in exts:
         words = e.keywords
-        members = resolved.get(words)
-        if members is None:
-            found: set[int] = set()
-            for w in words:
-                found.update(index.get(w.casefold(), ()))
-            members = resolved[words] = tuple(sorted(found))
-        if not members:
+        if not words:
             continue
-        busy = any(c.status == "up" or c.status == "ringing" for c in e.calls)
+        t = out.get(words)
+        if t is None:
+            t = out[words] = _Tally()
+        t.users += 1
+        busy = False
+        for c in e.calls:
+            t.directions[c.direction] += 1
+            t.lines[c.status] = t.lines.get(c.status, 0) + 1
+            if c.status == "up" or c.status == "ringing":
+                busy = True
+        if e.available:
+            t.available += 1
+            if not busy:
+                t.ready += 1
+    return out
+
+
+def tally(exts: Sequence[Extension] | Mapping[tuple[str, ...], _Tally], groups: Sequence[Group],
+          index: Mapping[str, tuple[int, ...]]) -> list[_Tally]:
+    per_words = exts if isinstance(exts, Mapping) else by_keywords(exts)
+    tallies = [_Tally() for _ in groups]
+    for words, t in per_words.items():
+        members: set[int] = set()
+        for w in words:
+            members.update(index.get(w.casefold(), ()))
         for i in members:
-            t = tallies[i]
-            t.users += 1
-            if e.available:
-                t.available += 1
-                if not busy:
-                    t.ready += 1
-            for c in e.calls:
-                t.directions[c.direction] += 1
-                t.lines[c.status] = t.lines.get(c.status, 0) + 1
+            tallies[i].add(t)
     return tallies
 
 
@@ -93,15 +117,16 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
         settings: Settings = config.current
         groups = settings.groups
         index: Mapping[str, tuple[int, ...]] = settings.keyword_index
+        per_words = by_keywords(exts) if exts is not None else {}
         if groups is None:  # automatic groups exist only where there is data to find them in
-            groups = auto_groups(exts, settings.timezone) if exts is not None else ()
+            groups = auto_groups(per_words, settings.timezone) if exts is not None else ()
             index = keyword_index(groups)
         now = config.clock()
         for g in groups:
             minimum.add_metric([g.name], float(g.staffing_minimum))
             is_open.add_metric([g.name], 1.0 if g.schedule.is_open(now) else 0.0)
         if exts is not None:
-            for g, t in zip(groups, tally(exts, groups, index)):
+            for g, t in zip(groups, tally(per_words, groups, index)):
                 users.add_metric([g.name], float(t.users))
                 available.add_metric([g.name], float(t.available))
                 ready.add_metric([g.name], float(t.ready))

@@ -92,7 +92,14 @@ class Extension(msgspec.Struct, gc=False):
         return self.available is True and not any(c.status in ("up", "ringing") for c in self.calls)
 
 
+class _ExtensionNoEmail(Extension, gc=False):
+    """The record when e-mail is not exported: the JSON "email" value is skipped, never allocated."""
+
+    email: Union[str, None] = msgspec.field(default="", name="email (not decoded)")
+
+
 _STRICT = msgspec.json.Decoder(list[Extension])
+_STRICT_NO_EMAIL = msgspec.json.Decoder(list[_ExtensionNoEmail])
 _GENERIC = msgspec.json.Decoder()
 
 
@@ -155,12 +162,16 @@ def _available(value: object) -> bool | None:
 class Parser:
     """Reusable parser; holds the time zone ``until`` values are read in."""
 
-    def __init__(self, timezone: str = "Europe/Stockholm", keep_email: bool = True) -> None:
+    def __init__(self, timezone: str = "Europe/Stockholm", keep_email: bool = False) -> None:
         self.zone = ZoneInfo(timezone)
-        self.keep_email = keep_email  # e-mail is personal data; drop it early unless it is exported
+        # E-mail is personal data: not even decoded unless it is exported.
+        self.keep_email = keep_email
+        self._record = Extension if keep_email else _ExtensionNoEmail
+        self._strict = _STRICT if keep_email else _STRICT_NO_EMAIL
         self._until_cache: dict[str, float | None] = {}
         # Profile names and keywords repeat across thousands of records: keep one copy of each.
         self._interned: dict[str, str] = {}
+        self._word_tuples: dict[tuple, tuple[str, ...]] = {}
 
     def _names(self, text: str) -> str:
         interned = self._interned
@@ -175,7 +186,7 @@ class Parser:
         with gc_paused():
             try:
                 try:
-                    wire = _STRICT.decode(body)
+                    wire = self._strict.decode(body)
                 except msgspec.ValidationError:
                     # Valid JSON of an unexpected shape somewhere: find out record by record.
                     return self._tolerant(_GENERIC.decode(body))
@@ -204,7 +215,7 @@ class Parser:
             if isinstance(words, list) and not all(type(w) is str for w in words):
                 item = {**item, "keyWords": [w for w in words if type(w) is str]}  # drop odd keywords only
             try:
-                wire.append(msgspec.convert(item, Extension))
+                wire.append(msgspec.convert(item, self._record))
             except msgspec.ValidationError as exc:
                 result.skipped += 1
                 result.note(result.problems, str(exc).replace("$.", "record."))
@@ -216,36 +227,38 @@ class Parser:
         calls_for = self._calls
         until_of = self._until
         names = self._names
+        words_of = self._words
         for w in wire:
             try:
                 number = w.extension
-                if number is None or number == "":
-                    raise _BadRecord("record has no 'extension'")
                 if type(number) is not str:
+                    if number is None:
+                        raise _BadRecord("record has no 'extension'")
                     w.extension = str(number)
+                elif not number:
+                    raise _BadRecord("record has an empty 'extension'")
                 profile = w.profile
                 if type(profile) is _WireProfile:  # the published, nested shape
-                    w.available = _available(profile.available)
+                    available = profile.available
                     w.profile = names(profile.name) if profile.name else None
                     until = profile.until
                 else:  # the flat field list: profile is a description string or null
-                    w.available = _available(w.available)
+                    available = w.available
                     w.profile = names(profile) if profile else None
                     until = w.until
-                w.until = until_of(until, result) if until else None
-                w.calls = calls_for(w.calls, result) if w.calls else ()
+                if available is not True and available is not False:
+                    available = _available(available)
+                w.available = available
+                w.until = None if not until or until == NO_END else until_of(until, result)
+                calls = w.calls
+                w.calls = calls_for(calls, result) if calls else ()
                 name = w.name
                 if type(name) is not str:
                     w.name = "" if name is None else str(name)
-                if not self.keep_email:
-                    w.email = ""
-                elif w.email is None:
+                if w.email is None:
                     w.email = ""
                 words = w.keywords
-                if not words:
-                    w.keywords = ()
-                else:
-                    w.keywords = tuple([names(x) for x in words if type(x) is str and x])
+                w.keywords = words_of(words) if words else ()
                 append(w)
             except _BadRecord as exc:
                 result.skipped += 1
@@ -253,6 +266,17 @@ class Parser:
         if total and not out:
             raise PayloadError(f"none of the {total} records is a usable extension")
         return result
+
+    def _words(self, words) -> tuple[str, ...]:
+        """One shared tuple per distinct keyword list: less memory, and cheap grouping later."""
+        if type(words) is not tuple:
+            words = tuple(x for x in words if type(x) is str)
+        shared = self._word_tuples.get(words)
+        if shared is None:
+            if len(self._word_tuples) > 100_000:
+                self._word_tuples.clear()
+            shared = self._word_tuples.setdefault(words, tuple(self._names(x) for x in words if x))
+        return shared
 
     def _calls(self, raw: list[_WireCall], result: ParseResult) -> tuple:
         out = []
