@@ -40,9 +40,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter/ exporter/
 
-# First our own wheel, then every dependency as a binary wheel beside it
-# (pure Python, or prebuilt manylinux wheels for bcrypt and PyYAML;
-# --only-binary keeps any sdist and its build toolchain out).
+# First our own wheel, then every dependency as a wheel beside it. Most are
+# pure Python, but PyYAML, msgspec and bcrypt are compiled: they come as
+# prebuilt manylinux wheels for this base's glibc and CPU (amd64 and arm64
+# have them). --only-binary keeps any sdist, and the compiler it would need,
+# out: a platform without such a wheel fails here instead of building one.
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && pip wheel --only-binary=:all: --wheel-dir /wheels /wheels/pingaway_exporter-*.whl
 
@@ -83,11 +85,16 @@ USER 10001:10001
 
 EXPOSE 10035
 
-# slim images have no curl or wget: probe with the standard library. urlopen
-# raises on anything but a 2xx, which exits non-zero. This assumes the default
-# --web.listen-address (:10035); change the port here too if you change it.
+# slim images have no curl or wget: the probe is a standard-library module of
+# the package. It asks /-/healthy over HTTP and, when that fails, over HTTPS
+# (TLS on through --web.config.file; /-/healthy needs no Basic auth). With
+# client_auth_type RequireAndVerifyClientCert no probe without a client
+# certificate gets in: run such a container with --no-healthcheck, or your
+# own --health-cmd. The URL assumes the default --web.listen-address
+# (:10035); pass your port the same way if you change it, e.g.
+#   --health-cmd 'python -m pingaway_exporter.healthcheck http://127.0.0.1:9999/-/healthy'
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10035/-/healthy', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-m", "pingaway_exporter.healthcheck", "http://127.0.0.1:10035/-/healthy"]
 
 # The exporter handles SIGTERM itself (it is PID 1 here), so `docker stop`
 # shuts it down cleanly without an init process.

@@ -87,6 +87,8 @@ def github_anchor(heading: str) -> str:
 def test_every_runbook_anchor_is_a_readme_heading():
     anchors = {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", README, re.M)}
     runbook = README[README.index("## Runbook"):]
+    following = re.search(r"^## ", runbook[1:], re.M)  # the runbook ends where the next section starts
+    runbook = runbook[: following.start() + 1] if following else runbook
     runbook_headings = set(re.findall(r"^### (\w+)$", runbook, re.M))
     for rule in alert_rules():
         anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]

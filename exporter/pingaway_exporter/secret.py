@@ -128,10 +128,24 @@ class SecretSource:
             return secret
 
     def loose_permissions(self) -> bool:
-        """True when a secret file is readable by group or others."""
-        if self.path is None:
-            return False
-        try:
-            return bool(os.stat(self.path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
-        except OSError:
-            return False
+        """True when a secret file is readable by more than the exporter's user (see ``loose_file``)."""
+        return self.path is not None and loose_file(self.path)
+
+
+def loose_file(path: str) -> bool:
+    """True when others may read the file, or its group may and root does not own it.
+
+    A root-owned file readable by its group is a deliberate grant to one
+    service's group, the rule PostgreSQL applies to its key file. It is also
+    the only way a non-root container can read a Kubernetes Secret: with
+    ``fsGroup`` the kubelet makes the files root:fsGroup and adds group read,
+    whatever ``defaultMode`` says. Warning about that would be noise nobody
+    can act on.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_mode & stat.S_IROTH:
+        return True
+    return bool(st.st_mode & stat.S_IRGRP) and st.st_uid != 0

@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import ssl
-import stat
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NoReturn
@@ -24,7 +23,7 @@ from typing import Any, Mapping, NoReturn
 import bcrypt
 import yaml
 
-from .secret import register_secret_value
+from .secret import loose_file, register_secret_value
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -235,10 +234,7 @@ def _ssl_reason(exc: Exception) -> str:
 
 
 def _loose(path: str) -> bool:
-    try:
-        return bool(os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
-    except OSError:
-        return False
+    return loose_file(path)
 
 
 def _users(f: _Fields) -> dict[str, bytes]:
