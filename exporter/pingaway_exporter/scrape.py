@@ -74,7 +74,6 @@ class ScrapeStats:
     """Counters that outlive a single scrape."""
 
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
-    records_skipped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count_error(self, reason: str) -> None:
@@ -206,8 +205,6 @@ class Target:
             return self._failed("invalid_payload", f"unexpected {type(exc).__name__} while parsing", started)
         duration = time.monotonic() - started
         if result.skipped:
-            with self.stats.lock:
-                self.stats.records_skipped += result.skipped
             for problem, count in result.problems.items():
                 self._once.warn("skipped unusable extension record", target=self.name, problem=problem)
         for what in result.drift:
