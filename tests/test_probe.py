@@ -95,7 +95,10 @@ def probe_exporter(tmp_path):
 def test_each_target_reports_its_own_domain(sims, probe_exporter):
     a, b = sims(5, "A"), sims(8, "B")
     exp = probe_exporter({"alpha": a, "beta": b})
-    ma, mb = samples(exp.probe("alpha").text), samples(exp.probe("beta").text)
+    ra, rb = exp.probe("alpha"), exp.probe("beta")
+    ma, mb = samples(ra.text), samples(rb.text)
+    for token in exp.tokens.values():  # no credential in any answer
+        assert token not in ra.text and token not in rb.text and token.split(".")[2] not in ra.text
     assert value(ma, "pingaway_up") == 1 and value(ma, "pingaway_users") == 5
     assert value(mb, "pingaway_up") == 1 and value(mb, "pingaway_users") == 8
     assert {dict(k)["name"] for k in series(mb, "pingaway_extension_info")} == {f"B {i}" for i in range(8)}
