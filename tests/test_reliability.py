@@ -91,6 +91,7 @@ def test_sigterm_lets_in_flight_scrapes_finish(sim):
     assert "shutting down" in err and "Traceback" not in err
 
 
+@pytest.mark.timeout(300)
 def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, request):
     exp = exporter_factory(sim, timeout=20.0)
     # Long enough that all 200 connections are in before the one upstream call ends, even on a busy CI box.
@@ -125,6 +126,7 @@ def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, r
     report(request, f"load: {n} concurrent scrapes answered, {sim.request_count()} upstream request(s)")
 
 
+@pytest.mark.timeout(900)  # 5,000 scrapes; a busy 2-core CI box needs headroom
 def test_soak_rss_and_fds_stay_flat(sim, request):
     exp = ExporterProcess(sim, "--log.level", "warn")
     try:
