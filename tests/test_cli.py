@@ -158,3 +158,28 @@ def test_demo_mode_end_to_end(tmp_path):
     assert proc.returncode == 0
     log = err.decode()
     assert "msg=listening" in log and "Traceback" not in log and "Warning" not in log
+
+
+def test_listen_on_every_address_serves_ipv4_and_ipv6(sim):
+    """``:PORT`` listens like node_exporter does: IPv4 and, where the host has it, IPv6."""
+    import socket
+    import threading
+
+    from pingaway_exporter.web import ExporterServer, WebOptions
+
+    server = ExporterServer(("", 0), None, WebOptions())
+    server.ready.set()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=5).status_code == 200
+        if socket.has_dualstack_ipv6():
+            try:
+                with socket.create_connection(("::1", port), timeout=2):
+                    pass
+            except OSError:
+                pytest.skip("this host has no IPv6 loopback")
+            assert httpx.get(f"http://[::1]:{port}/-/healthy", timeout=5).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()

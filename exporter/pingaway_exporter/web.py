@@ -90,10 +90,27 @@ class ExporterServer(ThreadingHTTPServer):
         self.allowed_sans = frozenset(web.client_allowed_sans) if web else frozenset()
         self.auth = BasicAuthChecker(web.users) if web and web.users else None
         self.extra_headers = dict(web.headers) if web else {}
-        family = _family(address[0])
-        if family is not None:
-            self.address_family = family
-        super().__init__(address, _Handler)
+        host, port = address
+        self._dual_stack = host == "" and socket.has_dualstack_ipv6()
+        if self._dual_stack:  # ":PORT" means every address, IPv6 and IPv4 alike, as in node_exporter
+            self.address_family = socket.AF_INET6
+            address = ("::", port)
+        elif host:
+            self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            super().__init__(address, _Handler)
+        except OSError:
+            if not self._dual_stack:
+                raise
+            # A host or container without IPv6: fall back to every IPv4 address.
+            self._dual_stack = False
+            self.address_family = socket.AF_INET
+            super().__init__(("", port), _Handler)
+
+    def server_bind(self) -> None:
+        if self._dual_stack:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("client connection error", exc_info=True)
@@ -142,7 +159,7 @@ class ExporterServer(ThreadingHTTPServer):
         if ":" in host:
             host = f"[{host}]"
         if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
+            host = "127.0.0.1" if host == "0.0.0.0" or self._dual_stack else "[::1]"
         scheme = "https" if self.ssl_context is not None else "http"
         return f"{scheme}://{host}:{port}{path}"
 
@@ -150,13 +167,6 @@ class ExporterServer(ThreadingHTTPServer):
 def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
     """True when a subjectAltName of the verified client certificate is on client_allowed_sans."""
     return any(value in allowed for _, value in (cert or {}).get("subjectAltName", ()))
-
-
-def _family(host: str):
-    import socket
-    if host == "":
-        return None
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 class _Handler(BaseHTTPRequestHandler):
