@@ -287,3 +287,43 @@ def test_readme_probe_relabel_config_is_valid(tmp_path):
     path.write_text(block.group(1))
     res = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, timeout=60)
     assert res.returncode == 0, (res.stdout + res.stderr).decode()
+
+
+def test_reload_refuses_a_target_whose_token_file_is_missing(sims, probe_exporter):
+    a = sims(2, "A")
+    exp = probe_exporter({"alpha": a})
+    exp.reloader.validators.append(exp.pool.validate)
+    exp.write([{"name": "alpha", "url": a.url, "token_file": "alpha.token"},
+               {"name": "beta", "url": a.url, "token_file": "missing.token"}])
+    ok, message = exp.reloader.reload()
+    assert not ok and "targets[1].token_file" in message
+    assert exp.reloader.last_reload_successful is False
+    assert exp.probe("alpha").status_code == 200  # the old config keeps serving
+    assert exp.probe("beta").status_code == 400
+
+
+def test_startup_with_an_unreadable_target_token_exits_2(tmp_path, capsys):
+    from pingaway_exporter.cli import main
+    (tmp_path / "c.yml").write_text(yaml.safe_dump({"targets": [
+        {"name": "alpha", "url": "http://127.0.0.1:1/api/", "token_file": "nowhere.token"}]}))
+    assert main(["--config.file", str(tmp_path / "c.yml")]) == 2
+    err = capsys.readouterr().err
+    assert "targets[0].token_file" in err and "nowhere.token" in err
+
+
+def test_check_covers_every_declared_target(sims, tmp_path, capsys):
+    from pingaway_exporter.cli import main
+    a, b = sims(3, "A"), sims(4, "B")
+    for name, sim in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.token").write_text(sim.issue_token(issued_at=time.time()))
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump({"targets": [
+        {"name": "alpha", "url": a.url, "token_file": "a.token"},
+        {"name": "beta", "url": b.url, "token_file": "b.token"}]}))
+    assert main(["check", "--config.file", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "[target alpha]" in out and "Extensions:    3" in out
+    assert "[target beta]" in out and "Extensions:    4" in out
+    b.set_fault("status", status=401)
+    assert main(["check", "--config.file", str(config)]) == 1
+    assert "FAILED (unauthorized)" in capsys.readouterr().out

@@ -94,10 +94,10 @@ def _iso(ts: float | None) -> str:
     return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def run_check(cfg: Config, target: Target, out=None) -> int:
+def run_check(timeout: float, target: Target, out=None) -> int:
     """Fetch once and print a short human summary; non-zero on failure."""
     out = out or sys.stdout
-    outcome = target.scrape(time.monotonic() + cfg.timeout)
+    outcome = target.scrape(time.monotonic() + timeout)
     claims = target.token_claims
     print(f"Pingaway API:  {safe_url(target.client.base_url)}", file=out)
     if claims is NO_CLAIMS:
@@ -160,19 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
         token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning), slots)
+    reloader.validators.append(pool.validate)
     try:
-        pool.start()  # at startup an unreadable credential file of a declared target is fatal, by name
-    except SecretError as exc:
-        print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
-        return 2
-    if cfg.check and target is None:
-        print("pingaway-exporter: error: check needs credentials from flags or the environment; "
-              "targets in --config.file are checked through /probe", file=sys.stderr)
+        pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
+        pool.start()
+    except (ConfigError, SecretError) as exc:
+        where = f"config.file {config_path}: " if isinstance(exc, ConfigError) else ""
+        print(f"pingaway-exporter: error: {where}{exc}", file=sys.stderr)
         return 2
     if cfg.check:
         try:
-            return run_check(cfg, target)
+            status = run_check(cfg.timeout, target) if target is not None else 0
+            for probe in pool.probes():  # and every declared target
+                print(f"\n[target {probe.target.name}]")
+                status = max(status, run_check(probe.timeout, probe.target))
+            return status
         finally:
+            pool.close()
             if sim is not None:
                 sim.stop()
     options = WebOptions(

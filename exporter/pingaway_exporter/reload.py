@@ -26,6 +26,9 @@ class ConfigReloader:
     def __init__(self, path: str | None = None, initial: Settings | None = None, *,
                  clock: Callable[[], float] = time.time, loader: Callable[[str], Settings] = load_file) -> None:
         self.path = path
+        # Checks beyond the file itself (e.g. that declared targets' credential files can be read);
+        # raises ConfigError to refuse the new config.
+        self.validators: list[Callable[[Settings], None]] = []
         self.clock = clock  # the time opening hours are judged at (shifted in --demo)
         self._loader = loader
         if initial is None:
@@ -48,6 +51,8 @@ class ConfigReloader:
                 return True, "no config file; nothing to reload"
             try:
                 new = self._loader(self.path)
+                for check in self.validators:
+                    check(new)
             except ConfigError as exc:
                 self.last_reload_successful = False
                 log.error("config reload failed; keeping the previous config",

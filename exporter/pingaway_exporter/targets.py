@@ -21,6 +21,7 @@ from typing import Callable
 
 from .auth import SessionAuth, TokenState
 from .client import PingawayClient
+from .config import ConfigError
 from .payload import Parser
 from .reload import ConfigReloader
 from .scrape import Target, UpstreamSlots
@@ -82,6 +83,26 @@ class TargetPool:
     def start(self) -> None:
         """Build every declared target now; raise ``SecretError`` for the first that cannot be."""
         self._sync(strict=True)
+
+    def validate(self, settings: Settings) -> None:
+        """Refuse a config whose targets' credential files cannot be read, naming the field.
+
+        Called by the reloader before a new config takes effect, so a reload
+        that points at a missing token file keeps the old config running, as
+        any other bad reload does.
+        """
+        for i, spec in enumerate(settings.targets):
+            for key, path in (("token_file", spec.token_file), ("password_file", spec.password_file)):
+                if path is None:
+                    continue
+                try:
+                    secret = SecretSource(f"targets[{i}].{key}", path=path)
+                    if key == "token_file":
+                        TokenState(secret, opaque=self.defaults.token_opaque).current()
+                    else:
+                        secret.get()
+                except SecretError as exc:
+                    raise ConfigError(f"targets[{i}].{key}: {exc}") from None
 
     def names(self) -> list[str]:
         self._sync()
