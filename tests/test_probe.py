@@ -113,6 +113,8 @@ def test_metrics_without_flag_credentials_has_no_default_target(sims, probe_expo
     text = httpx.get(exp.server.url("/metrics"), timeout=10).text
     assert "process_" in text or "python_" in text
     assert "pingaway_up" not in text
+    m = samples(text)
+    assert series(m, "pingaway_exporter_build_info") and value(m, "pingaway_config_last_reload_successful") == 1
     page = httpx.get(exp.server.url("/"), timeout=10).text
     assert 'href="/probe?target=alpha"' in page
 

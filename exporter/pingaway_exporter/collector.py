@@ -107,11 +107,7 @@ class ScrapeCollector(Collector):
         yield auth
 
     def _build_info(self, with_samples: bool) -> Iterator[Metric]:
-        info = _g("pingaway_exporter_build_info", "Version of pingaway-exporter and of the Python running it.",
-                  ["version", "python_version"])
-        if with_samples:
-            info.add_metric([__version__, platform.python_version()], 1.0)
-        yield info
+        yield build_info(with_samples)
 
     def _domain_families(self, exts: list[Extension] | None, skipped: int | None) -> Iterator[Metric]:
         users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
@@ -228,6 +224,29 @@ class ScrapeCollector(Collector):
         for name, count in bounded(profile_counts, self.options.profile_limit):
             profiles.add_metric([name], float(count))
         dups.add_metric([], float(duplicates))
+
+
+def build_info(with_samples: bool = True) -> Metric:
+    info = _g("pingaway_exporter_build_info", "Version of pingaway-exporter and of the Python running it.",
+              ["version", "python_version"])
+    if with_samples:
+        info.add_metric([__version__, platform.python_version()], 1.0)
+    return info
+
+
+class ExporterCollector(Collector):
+    """The exporter's own facts, for ``/metrics`` when no target is configured by flags."""
+
+    def __init__(self, config: ConfigReloader | None) -> None:
+        self.config = config
+
+    def describe(self) -> Iterator[Metric]:
+        yield build_info(False)
+        yield from groups.reload_families(self.config, with_samples=False)
+
+    def collect(self) -> Iterator[Metric]:
+        yield build_info(True)
+        yield from groups.reload_families(self.config, with_samples=True)
 
 
 def bounded(counts: Counter[str], limit: int) -> list[tuple[str, int]]:

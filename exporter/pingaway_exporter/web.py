@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from . import __version__, status
-from .collector import CollectorOptions, ScrapeCollector
+from .collector import CollectorOptions, ExporterCollector, ScrapeCollector
 from .exposition import Format, render
 from .payload import gc_paused
 from .reload import ConfigReloader
@@ -268,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
             budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), opts.timeout, opts.timeout_offset)
             registry.register(ScrapeCollector(self.server.target, time.monotonic() + budget, opts.collector,
                                               opts.config))
+        else:  # only targets declared for /probe: still say what runs here and whether the config loaded
+            registry.register(ExporterCollector(opts.config))
         for collector in _RUNTIME:
             registry.register(collector)
         self._expose(registry)
