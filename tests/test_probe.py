@@ -92,15 +92,21 @@ def probe_exporter(tmp_path):
         exp.close()
 
 
-def test_each_target_reports_its_own_domain(sims, probe_exporter):
+def test_each_target_reports_its_own_domain(sims, probe_exporter, log_output):
     a, b = sims(5, "A"), sims(8, "B")
     exp = probe_exporter({"alpha": a, "beta": b})
+    b.set_fault("status", status=401, remaining=1)  # a failure path too, logged at debug level
+    exp.probe("beta")
     ra, rb = exp.probe("alpha"), exp.probe("beta")
     ma, mb = samples(ra.text), samples(rb.text)
-    for token in exp.tokens.values():  # no credential in any answer
-        assert token not in ra.text and token not in rb.text and token.split(".")[2] not in ra.text
+    logged = log_output.getvalue()
+    assert "level=debug" in logged and "reason=unauthorized" in logged
+    for token in exp.tokens.values():  # no credential in any answer or log line
+        for part in (token, token.split(".")[2]):
+            assert part not in ra.text and part not in rb.text and part not in logged
     assert value(ma, "pingaway_up") == 1 and value(ma, "pingaway_users") == 5
     assert value(mb, "pingaway_up") == 1 and value(mb, "pingaway_users") == 8
+    assert value(mb, "pingaway_scrape_errors_total", reason="unauthorized") == 1
     assert {dict(k)["name"] for k in series(mb, "pingaway_extension_info")} == {f"B {i}" for i in range(8)}
     assert not any(n.startswith("process_") for n, _ in ma)  # runtime metrics live on /metrics only
     # A token goes only to the host it was declared for.
