@@ -335,3 +335,21 @@ def test_check_covers_every_declared_target(sims, tmp_path, capsys):
     b.set_fault("status", status=401)
     assert main(["check", "--config.file", str(config)]) == 1
     assert "FAILED (unauthorized)" in capsys.readouterr().out
+
+
+def test_a_removed_target_finishes_its_scrape_in_flight(sims, probe_exporter):
+    a, b = sims(2, "A"), sims(3, "B")
+    a.set_fault("slow_headers", delay=1.0, remaining=1)
+    exp = probe_exporter({"alpha": a, "beta": b})
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("m", samples(exp.probe("alpha").text)))
+    t.start()
+    end = time.monotonic() + 5
+    while a.stats.in_flight == 0:
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    exp.write([{"name": "beta", "url": b.url, "token_file": "beta.token"}])
+    assert exp.reloader.reload()[0]
+    assert exp.probe("alpha").status_code == 400  # gone for new scrapes ...
+    t.join(10)
+    assert value(result["m"], "pingaway_up") == 1  # ... but the one in flight still answers

@@ -148,7 +148,7 @@ class TargetPool:
                                           spec.timeout or self.defaults.timeout)
             for name, old in self._probes.items():
                 if name not in probes or probes[name].target is not old.target:
-                    old.target.close()
+                    _close_when_idle(old.target)
             self._probes = probes
             self._specs = {s.name: s for s in settings.targets if s.name in probes}
             self._built_from = settings
@@ -171,3 +171,17 @@ class TargetPool:
         parser = Parser(spec.timezone or self.reloader.current.timezone, keep_email=d.include_email)
         min_interval = spec.min_interval if spec.min_interval is not None else d.min_interval
         return Target(spec.name, client, parser, min_interval=min_interval, slots=self.slots)
+
+
+def _close_when_idle(target: Target, limit: float = 60.0) -> None:
+    """Close a replaced target's client once its in-flight upstream call (if any) has ended."""
+    def wait_and_close() -> None:
+        end = time.monotonic() + limit
+        while target._coalescer.busy and time.monotonic() < end:
+            time.sleep(0.05)
+        target.close()
+
+    if not target._coalescer.busy:
+        target.close()
+    else:
+        threading.Thread(target=wait_and_close, name=f"close-{target.name}", daemon=True).start()
