@@ -110,19 +110,14 @@ def run_check(timeout: float, target: Target, out=None) -> int:
     if not outcome.ok:
         print(f"FAILED ({outcome.reason}): {outcome.detail}", file=out)
         return 1
-    exts = outcome.result.extensions
-    directions = {"in": 0, "out": 0, "unknown": 0}
-    ringing = 0
-    for e in exts:
-        for c in e.calls:
-            directions[c.direction] += 1
-            ringing += c.status == "ringing"
-    print(f"Extensions:    {len(exts)}"
-          + (f" ({outcome.result.skipped} unusable records skipped)" if outcome.result.skipped else ""), file=out)
-    print(f"Available now: {sum(1 for e in exts if e.available)}", file=out)
-    print(f"Ready now:     {sum(1 for e in exts if e.ready)}", file=out)
-    print(f"Calls:         {directions['in']} in, {directions['out']} out, {directions['unknown']} unknown; "
-          f"{ringing} ringing", file=out)
+    n = outcome.counts
+    skipped = outcome.result.skipped if outcome.result is not None else 0
+    by_direction = dict(n.directions)
+    print(f"Extensions:    {n.users}" + (f" ({skipped} unusable records skipped)" if skipped else ""), file=out)
+    print(f"Available now: {n.available}", file=out)
+    print(f"Ready now:     {n.ready}", file=out)
+    print(f"Calls:         {by_direction['in']} in, {by_direction['out']} out, {by_direction['unknown']} unknown; "
+          f"{n.ringing} ringing", file=out)
     print(f"OK: fetched in {outcome.duration:.2f}s", file=out)
     return 0
 

@@ -82,15 +82,6 @@ class Extension(msgspec.Struct, gc=False):
     calls: Union[list[_WireCall], None] = None
     keywords: Union[tuple[str, ...], None] = msgspec.field(default=None, name="keyWords")
 
-    @property
-    def on_call(self) -> bool:
-        return any(c.status == "up" for c in self.calls)
-
-    @property
-    def ready(self) -> bool:
-        """Could take the next call: available, and no line up or ringing."""
-        return self.available is True and not any(c.status in ("up", "ringing") for c in self.calls)
-
 
 class _ExtensionNoEmail(Extension, gc=False):
     """The record when e-mail is not exported: the JSON "email" value is skipped, never allocated."""

@@ -15,28 +15,31 @@ from dataclasses import dataclass, field, replace
 from .client import REASONS, TIMEOUT, FetchError, PingawayClient
 from .coalesce import Coalescer, DeadlineExceeded
 from .credentials import TokenClaims
-from .payload import ParseResult, Parser, PayloadError
+from .payload import DIRECTIONS, ParseResult, Parser, PayloadError
 
 log = logging.getLogger("pingaway_exporter.scrape")
 
 
 @dataclass(frozen=True)
 class Counts:
-    """A few totals of a good scrape, kept for the status page after the records are gone."""
+    """A few totals of a good scrape, for the status page and ``check`` after the records are gone."""
 
     users: int
     available: int
     ready: int
     calls: int
     ringing: int
+    directions: tuple[tuple[str, int], ...] = ()  # (direction, calls) for in, out, unknown
 
     @classmethod
     def of(cls, result: ParseResult) -> "Counts":
         available = ready = calls = ringing = 0
+        directions = dict.fromkeys(DIRECTIONS, 0)
         for e in result.extensions:
             calls += len(e.calls)
             busy = False
             for c in e.calls:
+                directions[c.direction] += 1
                 if c.status == "ringing":
                     ringing += 1
                     busy = True
@@ -45,7 +48,7 @@ class Counts:
             if e.available:
                 available += 1
                 ready += not busy
-        return cls(len(result.extensions), available, ready, calls, ringing)
+        return cls(len(result.extensions), available, ready, calls, ringing, tuple(directions.items()))
 
 
 @dataclass(frozen=True)
