@@ -6,7 +6,12 @@ import io
 import logging
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -53,6 +58,60 @@ def need_tool(name: str) -> str:
 
 _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
                    "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium"}
+
+
+class ExporterProcess:
+    """The real exporter as its own process: in front of a simulator in this one, or with ``--demo``."""
+
+    def __init__(self, sim, *extra: str, no_token: bool = False) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+        upstream: list[str] = []
+        if sim is not None:
+            upstream = ["--pingaway.url", sim.url]
+            if not no_token:
+                env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pingaway_exporter", *upstream,
+             "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.base = f"http://127.0.0.1:{self.port}"
+        end = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(self.base + "/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            assert time.monotonic() < end, "exporter did not become ready"
+            time.sleep(0.05)
+
+    def status(self, key: str) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        raise KeyError(key)
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return self.proc.returncode, err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture

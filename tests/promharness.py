@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -21,12 +20,8 @@ import httpx
 import yaml
 
 from .dashboard_util import VARIABLE, Query, metric_names, variable_query
+from .conftest import free_port  # re-exported for the dashboard tests
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rule_files(root: Path) -> list[Path]:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
@@ -16,13 +11,8 @@ from pingaway_exporter import __version__
 from pingaway_exporter.cli import main
 from pingaway_exporter.config import DEFAULT_PORT, FLAGS, ConfigError, load
 
+from .conftest import ExporterProcess
 from .metrics_util import samples, value
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_defaults(tmp_path):
@@ -128,23 +118,9 @@ def test_check_failure_exits_nonzero(sim, tmp_path, capsys):
 
 def test_demo_mode_end_to_end(tmp_path):
     """What the README promises: one command, no account, pingaway_up 1."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
-    proc = subprocess.Popen([sys.executable, "-m", "pingaway_exporter", "--demo",
-                             "--web.listen-address", f"127.0.0.1:{port}"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    exp = ExporterProcess(None, "--demo")  # waits, bounded, for /-/ready to answer 200
     try:
-        base = f"http://127.0.0.1:{port}"
-        end = time.monotonic() + 20
-        while True:
-            try:
-                ready = httpx.get(base + "/-/ready", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < end, "exporter did not start"
-                time.sleep(0.1)
-        assert ready.status_code == 200
+        base = exp.base
         assert httpx.get(base + "/-/healthy").status_code == 200
         landing = httpx.get(base + "/")
         assert landing.status_code == 200 and 'href="/metrics"' in landing.text and __version__ in landing.text
@@ -153,10 +129,8 @@ def test_demo_mode_end_to_end(tmp_path):
         assert value(m, "pingaway_users") == 62
         assert httpx.get(base + "/nope").status_code == 404
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0
-    log = err.decode()
+        rc, log = exp.stop()
+    assert rc == 0
     assert "msg=listening" in log and "Traceback" not in log and "Warning" not in log
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import yaml
 from pingaway_exporter.config import DEFAULT_PORT
 
 from .conftest import need_tool
+from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
@@ -240,7 +240,7 @@ def test_grafana_datasource_points_at_the_prometheus_service():
     url = httpx.URL(source["url"])
     assert url.host in compose()["services"] and url.host == "prometheus"
     assert url.port in [p[2] for p in published(service(url.host))]
-    assert f"--web.listen-address" not in " ".join(service("prometheus")["command"]), "Prometheus listens on :9090"
+    assert "--web.listen-address" not in " ".join(service("prometheus")["command"]), "Prometheus listens on :9090"
 
 
 def test_grafana_provisions_the_dashboard_and_shows_it_without_an_account():
@@ -282,11 +282,6 @@ def test_promtool_check_config(cwd, tmp_path):
     assert "Checking " + str(ROOT / "prometheus" / "recording.yml") in out
     assert "Checking " + str(ROOT / "prometheus" / "alerts.yml") in out
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, ok, timeout: float, procs: dict[str, subprocess.Popen], logs: Path) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -28,6 +27,7 @@ import pytest
 
 import pingaway_exporter
 from pingaway_exporter.config import DEFAULT_PORT
+from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -254,11 +254,6 @@ def healthcheck_argv(final: Stage) -> list[str]:
     assert argv[0] == "python", "the probe runs with the image's python"
     return argv
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_healthcheck_probe_passes_on_a_live_exporter_and_fails_without_one(final, tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from datetime import datetime
 
+import httpx
+
 from pingaway_exporter.groups import tally
 from pingaway_exporter.payload import Parser
 from pingaway_exporter.reload import ConfigReloader
@@ -164,32 +166,13 @@ def test_promtool_check_metrics_with_groups(sim, exporter_factory):
 
 def test_demo_shows_groups_and_opening_hours(tmp_path):
     """`--demo` alone: the shipped groups, with minimums, open at the demo's 09:30 start."""
-    import os
-    import sys
-    import time
+    from .conftest import ExporterProcess
 
-    import httpx
-
-    from .test_cli import free_port
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
-    proc = subprocess.Popen([sys.executable, "-m", "pingaway_exporter", "--demo",
-                             "--web.listen-address", f"127.0.0.1:{port}"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    exp = ExporterProcess(None, "--demo")
     try:
-        end = time.monotonic() + 20
-        while True:
-            try:
-                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < end, "exporter did not start"
-                time.sleep(0.1)
+        text = httpx.get(exp.base + "/metrics", timeout=10).text
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+        exp.stop()
     m = samples(text)
     minimum = by_group(m, "pingaway_group_staffing_minimum")
     assert {"support", "växel", "sales", "it-jour"} <= set(minimum)

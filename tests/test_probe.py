@@ -264,7 +264,7 @@ def test_bad_target_declarations_name_the_field(tmp_path, entry, field):
 
 def test_exporter_with_only_declared_targets(sims, tmp_path):
     """The real process: no token flag, targets from the file, /probe works and /metrics stays up."""
-    from .test_reliability import ExporterProcess
+    from .conftest import ExporterProcess
     a = sims(3, "A")
     (tmp_path / "a.token").write_text(a.issue_token(issued_at=time.time()))
     (tmp_path / "c.yml").write_text(yaml.safe_dump({"targets": [

@@ -2,70 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 import pytest
 
-from .conftest import FIGURES
+from .conftest import FIGURES, ExporterProcess
 from .metrics_util import samples, value
-from .test_cli import free_port
 
 
 def report(request, text: str) -> None:
     """Keep a figure for the end-of-run summary (see ``pytest_terminal_summary`` in conftest)."""
     FIGURES.append(f"{request.node.name}: {text}")
-
-
-class ExporterProcess:
-    """The real exporter as its own process, in front of a simulator in this one."""
-
-    def __init__(self, sim, *extra: str, no_token: bool = False) -> None:
-        self.port = free_port()
-        self.token_file = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
-        if not no_token:
-            env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pingaway_exporter", "--pingaway.url", sim.url,
-             "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.base = f"http://127.0.0.1:{self.port}"
-        end = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(self.base + "/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()
-            assert time.monotonic() < end, "exporter did not become ready"
-            time.sleep(0.05)
-
-    def status(self, key: str) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-        raise KeyError(key)
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-        return self.proc.returncode, err.decode()
 
 
 def test_sigterm_lets_in_flight_scrapes_finish(sim):

@@ -16,7 +16,7 @@ from pingaway_exporter.reload import ConfigReloader
 from .conftest import WEDNESDAY_1015
 from .fixtures import PAYLOAD
 from .metrics_util import samples, series, value
-from .test_cli import free_port
+from .conftest import free_port
 
 A = "groups:\n  - {name: a1, keywords: [support]}\n  - {name: a2, keywords: [växel]}\n"
 B = ("groups:\n  - {name: b1, keywords: [support], staffing_minimum: 2}\n  - {name: b2, keywords: [sales]}\n"

@@ -9,7 +9,7 @@ import pytest
 from pingaway_exporter.client import FetchError, PingawayClient, TokenState
 from pingaway_exporter.config import load
 from pingaway_exporter.credentials import read_claims
-from pingaway_exporter.secret import Secret, SecretError, SecretSource
+from pingaway_exporter.secret import Secret, SecretError
 
 from .metrics_util import samples, value
 from .test_failures import FAULTS, wait_idle
@@ -38,7 +38,6 @@ def test_every_failure_path_at_debug_keeps_the_token_out(sim, exporter_factory, 
 
 
 def test_token_rejected_by_upstream_is_not_logged(sim, exporter_factory, log_output):
-    other = SecretSource("t", value="x").get()  # noqa: F841  (registering unrelated secrets is harmless)
     import jwt
     forged = jwt.encode({"sub": "08010203", "iat": 1}, "not-the-simulator-key-but-long-enough-for-hs512" * 2,
                         algorithm="HS512")

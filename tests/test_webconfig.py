@@ -20,7 +20,7 @@ from pingaway_exporter.config import ConfigError, load
 from pingaway_exporter.webconfig import BasicAuthChecker, WebConfigError
 
 from .metrics_util import samples, value
-from .test_cli import free_port
+from .conftest import free_port
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
 from .certs import CA  # noqa: E402

@@ -12,7 +12,6 @@ environment variable, carries them.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
