@@ -105,11 +105,22 @@ class Prometheus:
         except json.JSONDecodeError:
             return {"status": "error", "errorType": f"HTTP {resp.status_code}", "error": resp.text[:300]}
 
+    def now(self) -> float:
+        """Prometheus's own clock, from its ``time()`` function.
+
+        Prometheus is a Go binary: libfaketime's LD_PRELOAD does not reach it, so under a shifted clock
+        (CI runs the suite at other dates) Python's ``time.time()`` and Prometheus's time disagree by
+        years. Every query time is therefore taken from Prometheus itself, never from this process.
+        """
+        answer = self.api("query", query="time()")
+        assert answer["status"] == "success", answer
+        return float(answer["data"]["result"][0])
+
     def instant(self, expr: str) -> dict:
-        return self.api("query", query=expr, time=f"{time.time():.3f}")
+        return self.api("query", query=expr)  # evaluated at Prometheus's own "now"
 
     def ranged(self, expr: str, seconds: float, step: float) -> dict:
-        end = time.time()
+        end = self.now()
         return self.api("query_range", query=expr, start=f"{end - seconds:.3f}", end=f"{end:.3f}", step=str(step))
 
     def values(self, expr: str) -> list[float]:
@@ -118,7 +129,7 @@ class Prometheus:
         return [float(r["value"][1]) for r in answer["data"]["result"]]
 
     def label_values(self, selector: str, label: str, seconds: float = 3600) -> list[str]:
-        end = time.time()
+        end = self.now()
         answer = self.api("series", **{"match[]": selector, "start": f"{end - seconds:.0f}", "end": f"{end:.0f}"})
         assert answer["status"] == "success", f"label_values({selector}, {label}): {answer}"
         return sorted({s[label] for s in answer["data"] if label in s})

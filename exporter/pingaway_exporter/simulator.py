@@ -186,11 +186,7 @@ class Simulator:
             with self._lock:
                 if auth[7:] in self.opaque_tokens:
                     return True
-            try:
-                jwt.decode(auth[7:], self.key, algorithms=["HS512"], options={"verify_aud": False})
-                return True
-            except jwt.PyJWTError:
-                return False
+            return self.token_valid(auth[7:])
         cookie = headers.get("Cookie", "")
         for part in cookie.split(";"):
             name, _, value = part.strip().partition("=")
@@ -198,6 +194,25 @@ class Simulator:
                 with self._lock:
                     return value in self.sessions
         return False
+
+    def token_valid(self, token: str) -> bool:
+        """Signature by PyJWT; ``exp`` and ``nbf`` against this simulator's own clock.
+
+        PyJWT judges time claims by the real clock, and since 2.10 it also refuses an ``iat`` in the
+        future. A simulator on a shifted clock (``--demo``, pinned tests) issues tokens in its own time,
+        so it must judge them in that time too, or it would refuse the tokens it issued itself.
+        """
+        try:
+            claims = jwt.decode(token, self.key, algorithms=["HS512"],
+                                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False,
+                                         "verify_iat": False})
+        except jwt.PyJWTError:
+            return False
+        now = self.clock()
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        if isinstance(exp, (int, float)) and now >= exp:
+            return False
+        return not (isinstance(nbf, (int, float)) and now < nbf)
 
     def login(self, headers) -> str | None:
         auth = headers.get("Authorization", "")
