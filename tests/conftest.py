@@ -56,6 +56,16 @@ def need_tool(name: str) -> str:
     pytest.skip(f"{name} not installed; CI installs it (apt-get install {package})")
 
 
+def real_clock_env() -> dict[str, str]:
+    """This environment without libfaketime, for external tools that must run on the real clock.
+
+    CI runs the suite a second and third time under libfaketime (LD_PRELOAD, FAKETIME). Go binaries such as
+    prometheus and promtool ignore it anyway; Chromium hangs under it. Such tools get the real clock, and every
+    test that talks to them must take times from them (``Prometheus.now()``), never from ``time.time()`` here.
+    """
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+
+
 _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
                    "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium"}
 
@@ -180,6 +190,8 @@ def exporter_factory():
             pw = SecretSource("password file", path=password_file) if password_file else \
                 SecretSource("password", value=password)
             session = SessionAuth(username, pw)
+        # Tokens are judged on the clock they were issued on: the simulator's pinned clock, not the real one.
+        clock = clock or (sim.clock if sim is not None else None)
         kwargs = {"clock": clock} if clock else {}
         token_state = TokenState(state, opaque=opaque, warn_before=warn_before) if state else None
         client = PingawayClient(url or sim.url, token_state, session=session, max_body_bytes=max_body, **kwargs)

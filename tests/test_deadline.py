@@ -81,7 +81,7 @@ def test_429_without_retry_after_backs_off_by_default(sim, exporter_factory):
 def test_429_http_date_retry_after(sim, exporter_factory):
     from email.utils import formatdate
     exp = exporter_factory(sim)
-    sim.set_fault("status", status=429, retry_after=formatdate(time.time() + 120, usegmt=True), remaining=1)
+    sim.set_fault("status", status=429, retry_after=formatdate(sim.clock() + 120, usegmt=True), remaining=1)
     exp.get()
     assert 100 < exp.target.client.backoff_remaining <= 121
 

@@ -22,7 +22,7 @@ import pytest
 from pingaway_exporter import status
 from pingaway_exporter.scrape import Outcome
 
-from .conftest import need_tool
+from .conftest import need_tool, real_clock_env
 from .metrics_util import samples, value
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
@@ -34,7 +34,7 @@ def chromium(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProce
     profile = tmp_path / "chromium-profile"
     profile.mkdir(exist_ok=True)
     res = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
-                         capture_output=True, timeout=90)
+                         capture_output=True, timeout=90, env=real_clock_env())
     assert res.returncode == 0, res.stderr.decode(errors="replace")[-2000:]
     return res
 

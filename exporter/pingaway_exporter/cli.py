@@ -78,7 +78,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None):
     if session is not None:
         session.password.get()  # refuse an unreadable password file now, naming it
         _warn_loose(session.password)
-    client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock)
+    client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock, demo=cfg.demo)
     target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email),
                     min_interval=cfg.min_interval, slots=slots)
     return target, sim

@@ -100,7 +100,7 @@ class PingawayClient:
 
     def __init__(self, base_url: str, token: TokenState | None, *, session: SessionAuth | None = None,
                  max_body_bytes: int = 64 << 20, transport: httpx.BaseTransport | None = None, clock=time.time,
-                 monotonic=time.monotonic) -> None:
+                 monotonic=time.monotonic, demo: bool = False) -> None:
         if token is None and session is None:
             raise ValueError("a token, a session login, or both")
         if not base_url.endswith("/"):
@@ -110,6 +110,7 @@ class PingawayClient:
         self.login_url = urljoin(base_url, "auth/login")
         self.token = token
         self.session = session
+        self.demo = demo  # the upstream is our own embedded simulator: a refusal is our bug, not the user's
         self.auth_method = BEARER if token is not None else SESSION  # what the latest scrape used
         self._rejected: Secret | None = None  # a token upstream refused; skipped while a login is possible
         self._fallback_noted: str | None = None
@@ -132,6 +133,10 @@ class PingawayClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def clock(self) -> float:
+        """Now, on the clock this client judges token expiry and Retry-After dates by."""
+        return self._clock()
 
     @property
     def backoff_remaining(self) -> float:
@@ -249,7 +254,7 @@ class PingawayClient:
         remaining = deadline - self._monotonic()
         if remaining <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline")
-        hint = "check the token" if method == BEARER else "the session was refused"
+        hint = self._refusal_hint(method)
         with self._errors(remaining):
             with self._http.stream("GET", self.extensions_url, headers=headers,
                                    timeout=httpx.Timeout(remaining)) as resp:
@@ -277,6 +282,17 @@ class PingawayClient:
         except OSError as exc:
             raise FetchError(CONNECTION, f"{type(exc).__name__}: {exc.strerror or exc}") from None
 
+    def _refusal_hint(self, method: str) -> str:
+        """Which credential a 401 or 403 refused, and what to do about it."""
+        if self.demo:
+            return ("the embedded simulator refused the token it issued itself; this is a bug in "
+                    "pingaway-exporter's --demo, not in your setup: please report it")
+        if method == BEARER and self.token is not None:
+            return (f"the API refused the bearer token ({self.token.source.describe()}); check that it is the "
+                    "current token and may read extensions/")
+        user = self.session.username if self.session is not None else "?"
+        return f"the API refused the session cookie of the login as {user!r}"
+
     def _check_status(self, resp: httpx.Response, hint: str = "check the token") -> None:
         code = resp.status_code
         if 200 <= code < 300:
@@ -296,6 +312,9 @@ class PingawayClient:
             where = resp.headers.get("location", "")
             raise FetchError(HTTP_ERROR, f"upstream answered HTTP {code} redirect to {safe_url(where)!r}; "
                                          "set --pingaway.url to the final address")
+        if code == 404:
+            raise FetchError(HTTP_ERROR, f"upstream answered HTTP 404 for {safe_url(str(resp.url))}; is --pingaway.url "
+                                         "the API root (such as https://admin.pingaway.se/api/)?", code)
         raise FetchError(HTTP_ERROR, f"upstream answered HTTP {code}")
 
     def _read_body(self, resp: httpx.Response, deadline: float) -> bytes:

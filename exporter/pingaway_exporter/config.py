@@ -196,7 +196,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--pingaway.max-concurrent-requests", "max_concurrent", positive_int, 4,
          "Most upstream requests in flight at once, across all targets.", "N"),
     Flag("--web.listen-address", "listen", listen_address, ("", DEFAULT_PORT),
-         f"Address to serve on. Default :{DEFAULT_PORT}.", "HOST:PORT"),
+         "Address to serve on; ':PORT' listens on all interfaces (IPv6 and IPv4).", "HOST:PORT"),
     Flag("--web.telemetry-path", "telemetry_path", url_path, "/metrics", "Path that serves the metrics.", "PATH"),
     Flag("--web.timeout-offset", "timeout_offset", nonneg_duration, 0.5,
          "Subtracted from Prometheus's X-Prometheus-Scrape-Timeout-Seconds to leave room for the answer.",
@@ -263,10 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
         # Otherwise "--pingaway.password X" would be taken for --pingaway.password-file, and a
         # secret typed as a flag value would be used as a path and shown in the error.
         allow_abbrev=False,
-        epilog="Run 'pingaway-exporter check' to test a token once and print a summary.",
+        epilog="commands:\n  check    fetch once with the given flags, print a summary, exit non-zero on failure;\n"
+               "           it may stand anywhere on the line: 'pingaway-exporter --demo check'",
     )
+    parser.add_argument("command", nargs="?", choices=("check",), metavar="check",
+                        help="Fetch once, print a summary and exit non-zero on failure, instead of serving.")
     for f in FLAGS:
-        text = f"{f.help} [env {f.env}]"
+        shown = default_text(f)
+        text = f"{f.help} [env {f.env}" + (f"; default {shown}]" if shown is not None else "]")
         if f.switch:
             parser.add_argument(f.flag, dest=f.dest, action=argparse.BooleanOptionalAction, default=None,
                                 help=text)
@@ -278,13 +282,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_text(f: Flag) -> str | None:
+    """A flag's default as a person would type it, for --help; None when there is none to show."""
+    value = f.default
+    if value is None:
+        return None
+    if f.switch:
+        return "on" if value else "off"
+    if f.parse in (duration, nonneg_duration):
+        return format_duration(float(value))  # type: ignore[arg-type]
+    if f.parse is size and isinstance(value, int) and value and value % (1 << 20) == 0:
+        return f"{value >> 20}MiB"
+    if isinstance(value, tuple):
+        host, port = value
+        return f"{host}:{port}" if host else f":{port} (all interfaces)"
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length and seconds % length == 0:
+            return f"{seconds / length:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def load(argv: list[str], environ: Mapping[str, str]) -> Config:
     """Build the config from argv and the environment, or raise ``ConfigError``."""
-    argv = list(argv)
-    check = False
-    if argv and argv[0] == "check":
-        check, argv = True, argv[1:]
-    ns = build_parser().parse_args(argv)
+    ns = build_parser().parse_args(list(argv))
+    check = ns.command == "check"
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
     for f in FLAGS:

@@ -45,12 +45,14 @@ def read_claims(token: Secret, label: str) -> TokenClaims:
     if raw.lower().startswith("bearer "):
         raise SecretError(f"{label} starts with 'Bearer '; store the token alone")
     if raw.count(".") != 2:
-        raise SecretError(f"{label} is not a JWT (expected three dot-separated base64url parts)")
+        raise SecretError(f"{label} is not a JWT (expected three dot-separated base64url parts); "
+                          "if your API family issues opaque tokens, add --pingaway.token-opaque")
     try:
         header = jwt.get_unverified_header(raw)
         claims = jwt.decode(raw, options={"verify_signature": False})
     except jwt.PyJWTError:
-        raise SecretError(f"{label} is not a readable JWT") from None
+        raise SecretError(f"{label} is not a readable JWT; if your API family issues opaque tokens, "
+                          "add --pingaway.token-opaque") from None
     if not isinstance(claims, dict):
         raise SecretError(f"{label} has no claims object")
     sub = claims.get("sub")

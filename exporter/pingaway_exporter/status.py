@@ -49,8 +49,10 @@ def _iso(ts: float) -> str:
 
 
 def lines(target: Target, now: float | None = None) -> list[Line]:
+    # The token's times are judged on the clock its client judges them on (shifted in --demo, pinned in tests).
+    token_now = target.client.clock() if now is None else now
     now = time.time() if now is None else now
-    out = [_last_scrape(target.last_outcome, now), _last_failure(target, now), _token(target, now)]
+    out = [_last_scrape(target.last_outcome, now), _last_failure(target, now), _token(target, token_now)]
     out.append(_available(target.last_outcome))
     return out
 
