@@ -67,7 +67,8 @@ def real_clock_env() -> dict[str, str]:
 
 
 _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
-                   "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium"}
+                   "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium",
+                   "systemd-analyze": "systemd"}
 
 
 class ExporterProcess:

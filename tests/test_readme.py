@@ -30,10 +30,12 @@ def test_every_metric_is_in_the_table():
 
 def test_ci_runs_the_readme_test_command():
     blocks = re.findall(r"```sh\n(.*?)\n```", README, re.S)
-    test_cmd = next(b for b in blocks if "pytest" in b)
+    demo_cmd, test_cmd = blocks[0].strip(), blocks[1].strip()
+    assert demo_cmd == "./dev demo" and test_cmd == "./dev test", "the two quick-start commands come first"
     ci = (ROOT / ".ci" / "run").read_text()
-    assert test_cmd.strip() in ci.splitlines()
-    assert any("--demo" in b for b in blocks[:2]), "the demo command comes first"
+    assert test_cmd in ci.splitlines()
+    dev = (ROOT / "dev").read_text()
+    assert '--demo "$@"' in dev and '-m pytest "$@"' in dev
 
 
 def test_default_port_is_the_documented_one():
