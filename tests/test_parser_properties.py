@@ -32,8 +32,23 @@ def parse_or_payload_error(body: bytes):
         return None
 
 
-def check_consistent(result, n_records: int) -> None:
-    assert len(result.extensions) + result.skipped == n_records
+def reference_calls(raw) -> list[tuple[str, str]] | None:
+    """What the calls of a kept record must normalise to, worked out independently of the parser.
+
+    None when the calls are not a list of objects: such a record cannot have been kept.
+    """
+    out: list[tuple[str, str]] = []
+    for call in raw or []:
+        if not isinstance(call, dict):
+            return None
+        direction, status = call.get("direction"), call.get("linestatus")
+        out.append((direction if direction in DIRECTIONS else "unknown",
+                    status if status in LINE_STATUSES else OTHER))
+    return out
+
+
+def check_consistent(result, records: list) -> None:
+    assert len(result.extensions) + result.skipped == len(records)
     for e in result.extensions:
         assert isinstance(e.extension, str) and e.extension
         assert isinstance(e.name, str)
@@ -41,12 +56,14 @@ def check_consistent(result, n_records: int) -> None:
         assert e.profile is None or isinstance(e.profile, str)
         assert e.until is None or isinstance(e.until, float)
         assert all(isinstance(w, str) for w in e.keywords)
-        for c in e.calls:
-            assert c.direction in DIRECTIONS and c.status in LINE_STATUSES + (OTHER,)
-    calls = [c for e in result.extensions for c in e.calls]
-    by_direction = sum(sum(1 for c in calls if c.direction == d) for d in DIRECTIONS)
-    by_status = sum(sum(1 for c in calls if c.status == s) for s in LINE_STATUSES + (OTHER,))
-    assert by_direction == by_status == len(calls)
+        # Every kept record comes from an input record with that number, and its calls are that record's
+        # calls, each direction and line status normalised as the README says (anything else: unknown, other).
+        sources = [r for r in records if isinstance(r, dict) and not isinstance(r.get("extension"), bool)
+                   and r.get("extension") is not None and str(r["extension"]) == e.extension]
+        assert sources, f"extension {e.extension!r} is in no input record"
+        got = [(c.direction, c.status) for c in e.calls]
+        assert any(reference_calls(r.get("calls") if isinstance(r.get("calls"), list) else None) == got
+                   for r in sources), (got, [r.get("calls") for r in sources])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -55,15 +72,62 @@ def test_any_json_value_is_parsed_or_refused_cleanly(value):
     result = parse_or_payload_error(json.dumps(value).encode())
     if result is not None:
         assert isinstance(value, list)
-        check_consistent(result, len(value))
+        check_consistent(result, value)
+    elif isinstance(value, list):  # refused: then no element can be a usable record
+        assert not any(r in VALID for r in value)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200))
-def test_any_bytes_are_parsed_or_refused_cleanly(body):
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")  # the stdlib accepts NaN and Infinity; JSON, and the parser, do not
+
+
+@st.composite
+def damaged_bodies(draw):
+    """A real payload's bytes with a few random edits: mostly broken JSON, sometimes still a valid list."""
+    body = bytearray(json.dumps(draw(st.lists(st.sampled_from(VALID), min_size=1, max_size=4))).encode())
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(body)))
+        edit = draw(st.sampled_from(["delete", "insert", "replace"]))
+        if edit == "delete":
+            del body[at:at + draw(st.integers(1, 8))]
+        elif edit == "insert":
+            body[at:at] = draw(st.binary(min_size=1, max_size=4) | st.sampled_from([b" ", b"\n", b",", b"{}", b"1"]))
+        elif at < len(body):
+            body[at] = draw(st.integers(0, 255))
+    return bytes(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(damaged_bodies())
+def test_damaged_bodies_are_parsed_or_refused_as_the_json_decides(body):
     result = parse_or_payload_error(body)
+    try:
+        value = json.loads(body, parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        # A stray byte that is not UTF-8. msgspec does not look inside the strings it skips (unknown keys,
+        # fields the exporter does not read), so such a body may be read; what it keeps must then be what
+        # the body says, read with the bad bytes replaced.
+        if result is None:
+            return
+        value = json.loads(body.decode("utf-8", "replace"), parse_constant=_no_constants)
+    except ValueError:  # not JSON: the whole body must be refused
+        assert result is None
+        return
     if result is not None:
-        check_consistent(result, len(json.loads(body)))
+        assert isinstance(value, list)
+        check_consistent(result, value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(VALID), min_size=1, max_size=6), st.sampled_from([None, 0, 2]), st.booleans(),
+       st.sampled_from([(",", ":"), (", ", ": ")]))
+def test_layout_of_the_json_does_not_change_the_records(records, indent, sort_keys, separators):
+    """The same records, however the JSON is laid out, give the same result."""
+    plain = PARSER.parse_body(json.dumps(records).encode())
+    other = PARSER.parse_body(json.dumps(records, indent=indent, sort_keys=sort_keys, separators=separators,
+                                         ensure_ascii=indent == 2).encode())
+    assert other.extensions == plain.extensions and other.skipped == plain.skipped == 0
+    assert len(plain.extensions) == len(records)
 
 
 @st.composite
@@ -90,10 +154,11 @@ def mutated_payload(draw):
 @given(mutated_payload())
 def test_mutated_records_are_skipped_and_counted(records):
     result = parse_or_payload_error(json.dumps(records).encode())
-    if result is None:  # only when not a single record survived
-        assert records
+    untouched = [r for r in records if r in VALID]
+    if result is None:  # refused: only when not a single record survived, so none was left untouched
+        assert not untouched, f"refused a payload holding {len(untouched)} untouched valid records"
         return
-    check_consistent(result, len(records))
+    check_consistent(result, records)
     # An untouched valid record always survives.
     for r in records:
         if r in VALID:
