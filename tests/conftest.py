@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -66,6 +67,24 @@ def real_clock_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
 
 
+def faketime_env(when: str) -> dict[str, str] | None:
+    """This environment with libfaketime preloaded at ``when`` (a FAKETIME value), or None without the library.
+
+    The monotonic clock stays real, as in .ci/run, and ``time.sleep`` is mended the same way (see
+    .ci/faketime/sitecustomize.py).
+    """
+    candidates = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+                  "/usr/lib/faketime/libfaketime.so.1"]
+    lib = next((c for c in candidates if os.path.exists(c)), None)
+    if lib is None:
+        return None
+    env = real_clock_env()
+    mend = str(Path(__file__).resolve().parent.parent / ".ci" / "faketime")
+    env.update(LD_PRELOAD=lib, FAKETIME=when, FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC",
+               PYTHONPATH=os.pathsep.join(p for p in (mend, env.get("PYTHONPATH")) if p))
+    return env
+
+
 _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
                    "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium",
                    "systemd-analyze": "systemd"}
@@ -74,9 +93,9 @@ _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool
 class ExporterProcess:
     """The real exporter as its own process: in front of a simulator in this one, or with ``--demo``."""
 
-    def __init__(self, sim, *extra: str, no_token: bool = False) -> None:
+    def __init__(self, sim, *extra: str, no_token: bool = False, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+        env = {k: v for k, v in (env if env is not None else os.environ).items() if not k.startswith("PINGAWAY_")}
         upstream: list[str] = []
         if sim is not None:
             upstream = ["--pingaway.url", sim.url]
@@ -147,6 +166,26 @@ def log_output():
     """Everything the exporter logs, at debug level, formatted as it would reach stderr."""
     stream = io.StringIO()
     handler = logs.setup("debug", "logfmt", stream=stream)
+    yield stream
+    logging.getLogger().removeHandler(handler)
+
+
+class _Unmasked(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.name} {record.getMessage()} {getattr(record, 'fields', '')}"
+
+
+@pytest.fixture
+def unmasked_log(log_output):
+    """The same records as ``log_output`` before any redaction: what would reach stderr without the mask.
+
+    A secret scan of ``log_output`` alone cannot tell "never logged" from "logged and masked"; comparing the
+    two streams can.
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Unmasked())
+    logging.getLogger().addHandler(handler)
     yield stream
     logging.getLogger().removeHandler(handler)
 

@@ -99,7 +99,7 @@ def test_check_against_simulator(sim, tmp_path, capsys):
     path = tmp_path / "token"
     path.write_text(sim.issue_token())
     path.chmod(0o600)
-    assert main(["check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url]) == 0
+    assert main(["check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url], clock=sim.clock) == 0
     out = capsys.readouterr().out
     served = sim.last_served
     available = sum(1 for e in served if e["profile"] and e["profile"]["available"])
@@ -112,7 +112,7 @@ def test_check_failure_exits_nonzero(sim, tmp_path, capsys):
     path = tmp_path / "token"
     path.write_text(sim.issue_token())
     sim.set_fault("status", status=401)
-    assert main(["--check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url]) == 1
+    assert main(["--check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url], clock=sim.clock) == 1
     assert "FAILED (unauthorized)" in capsys.readouterr().out
 
 

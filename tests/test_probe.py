@@ -215,16 +215,17 @@ def test_upstream_requests_in_flight_are_bounded_across_targets(sims, probe_expo
 
 def test_waiting_for_a_slot_respects_the_deadline(sims, probe_exporter, log_output):
     slow, other = sims(2, "S"), sims(2, "O")
-    slow.set_fault("slow_headers", delay=3, remaining=1)
+    slow.set_fault("slow_headers", delay=8, remaining=1)
     exp = probe_exporter({"slow": slow, "other": other}, max_concurrent=1)
-    t = threading.Thread(target=exp.probe, args=("slow",), kwargs={"scrape_timeout": "5"})
+    t = threading.Thread(target=exp.probe, args=("slow",), kwargs={"scrape_timeout": "10", "timeout": 15})
     t.start()
     end = time.monotonic() + 5
     while slow.stats.in_flight == 0:
         assert time.monotonic() < end
         time.sleep(0.01)
-    m = samples(exp.probe("other", scrape_timeout="1.5", timeout=1.5).text)
-    t.join(10)
+    # 2 s budget (offset 0.5 s) while the slot is held for 8 s: it must give up by itself, well inside 5 s.
+    m = samples(exp.probe("other", scrape_timeout="2.5", timeout=5).text)
+    t.join(20)
     assert value(m, "pingaway_scrape_error", reason="timeout") == 1
     assert other.request_count() == 0
     assert "no free upstream slot" in log_output.getvalue()

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from . import __version__
@@ -32,13 +33,15 @@ log = logging.getLogger("pingaway_exporter")
 SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 
 
-def demo_clock(zone: str) -> "callable":
-    """Real time, shifted so the demo starts at 09:30 on the last working day.
+def demo_clock(zone: str, clock: Callable[[], float] = time.time) -> Callable[[], float]:
+    """``clock``, shifted so the demo starts at 09:30 on the last working day.
 
-    A demo on a Saturday night, or on julafton, would otherwise show a closed office.
+    A demo on a Saturday night, at 05:00, or on julafton, would otherwise show a closed office. Everything in
+    demo mode runs on this one shifted clock: the simulator's data and the tokens it issues and checks, the
+    exporter's token checks, and the opening hours.
     """
     tz = ZoneInfo(zone)
-    now = time.time()
+    now = clock()
     local = datetime.fromtimestamp(now, tz)
     day = local.date()
     closed = HolidayCalendar("SE", None, ("public", "de_facto"))  # the demo domain is Swedish
@@ -46,19 +49,18 @@ def demo_clock(zone: str) -> "callable":
         day -= timedelta(days=1)
     start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=tz).timestamp()
     offset = start - now
-    return lambda: time.time() + offset
+    return lambda: clock() + offset
 
 
-def build_target(cfg: Config, slots: UpstreamSlots | None = None):
+def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callable[[], float] = time.time):
     """The target plus, in demo mode, the simulator serving it."""
     sim = None
     url = cfg.url
     token_source = cfg.token
     session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
-    clock = time.time
     if cfg.demo:
         from .simulator import Simulator
-        clock = demo_clock(cfg.timezone)
+        clock = demo_clock(cfg.timezone, clock)
         sim = Simulator(clock=clock).start("127.0.0.1", 0)
         url = sim.url
         if cfg.token is not None or session is not None:
@@ -122,7 +124,8 @@ def run_check(timeout: float, target: Target, out=None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
+    """Run the exporter; ``clock`` is the wall clock everything reads (tests pin it)."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg = load(argv, os.environ)
@@ -146,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     target = sim = None
     if flag_credentials:  # the default target, on /metrics
         try:
-            target, sim = build_target(cfg, slots)
+            target, sim = build_target(cfg, slots, clock)
         except SecretError as exc:
             print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
             return 2
     # Opening hours are judged on the same clock as the data (shifted in --demo).
-    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else time.time)
+    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
         token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning), slots)
