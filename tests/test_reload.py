@@ -32,7 +32,7 @@ def test_post_reload_swaps_the_config(sim, exporter_factory, tmp_path, log_outpu
     sim.set_payload(PAYLOAD)
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
-    exp = exporter_factory(sim, config=ConfigReloader(str(path), clock=lambda: WEDNESDAY_1015))
+    exp = exporter_factory(sim, config=ConfigReloader(str(path), clock=lambda: WEDNESDAY_1015), lifecycle=True)
     m = samples(exp.get().text)
     assert groups_in(m) == {"a1", "a2"} and value(m, "pingaway_config_last_reload_successful") == 1
     first_ok = value(m, "pingaway_config_last_reload_success_timestamp_seconds")
@@ -53,7 +53,7 @@ def test_bad_reload_keeps_the_old_config_and_says_why(sim, exporter_factory, tmp
     sim.set_payload(PAYLOAD)
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
-    exp = exporter_factory(sim, config=ConfigReloader(str(path)))
+    exp = exporter_factory(sim, config=ConfigReloader(str(path)), lifecycle=True)
     before = value(samples(exp.get().text), "pingaway_config_last_reload_success_timestamp_seconds")
 
     path.write_text(BROKEN)
@@ -77,8 +77,19 @@ def test_bad_reload_keeps_the_old_config_and_says_why(sim, exporter_factory, tmp
     assert groups_in(m) == {"b1", "b2", "b3"} and value(m, "pingaway_config_last_reload_successful") == 1
 
 
+def test_reload_endpoint_is_off_without_enable_lifecycle(sim, exporter_factory, tmp_path):
+    """As in Prometheus: POST /-/reload is refused, saying why, unless --web.enable-lifecycle is given."""
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    config = ConfigReloader(str(path))
+    exp = exporter_factory(sim, config=config)
+    resp = httpx.post(exp.server.url("/-/reload"), timeout=10)
+    assert resp.status_code == 403 and "--web.enable-lifecycle" in resp.text
+    assert config.runs == 0
+
+
 def test_reload_endpoint_methods(sim, exporter_factory):
-    exp = exporter_factory(sim)
+    exp = exporter_factory(sim, lifecycle=True)
     get = exp.get("/-/reload")
     assert get.status_code == 405 and get.headers["Allow"] == "POST"
     # Without a config file there is nothing to re-read, and that is not an error.

@@ -283,7 +283,7 @@ def test_end_to_end_tls_and_auth_from_the_command_line(pki, tmp_path):
         out, err = proc.communicate(timeout=10)
     log = err.decode()
     assert proc.returncode == 0, log
-    assert "tls=True" in log and "basic_auth=True" in log and f"address=https://127.0.0.1:{port}" in log
+    assert "tls=True" in log and "basic_auth=True" in log and f"address=127.0.0.1:{port}" in log
     assert "readable by group or others" in log and str(pki["server"].key) in log
     assert PASSWORD not in log and "Traceback" not in log
 

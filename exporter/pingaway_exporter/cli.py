@@ -26,6 +26,7 @@ from .secret import SecretError, SecretSource
 from .settings import demo_config_path, load_file
 from .targets import TargetDefaults, TargetPool
 from .web import ExporterServer, WebOptions
+from .webserver import Limits
 
 log = logging.getLogger("pingaway_exporter")
 
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         config=reloader,
         web_config=cfg.web_config,
         pool=pool,
+        limits=Limits(max_connections=cfg.max_connections),
+        enable_lifecycle=cfg.enable_lifecycle,
     )
     for path in cfg.web_config.loose_files if cfg.web_config else ():
         log.warning("secret file is readable by group or others; chmod 600 it", extra={"fields": {"file": path}})
@@ -199,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     def reload(signum, frame):  # noqa: ARG001
-        import threading
-        threading.Thread(target=reloader.reload, daemon=True, name="reload").start()
+        reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -213,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             "targets": len(reloader.current.targets)}})
 
     server.ready.set()
-    log.info("listening", extra={"fields": {"address": server.url(cfg.telemetry_path), "version": __version__,
+    log.info("listening", extra={"fields": {"address": server.bound_address(), "path": cfg.telemetry_path,
+                                            "version": __version__,
                                             "upstream": options.upstream_label, "demo": cfg.demo,
                                             "tls": server.ssl_context is not None,
                                             "basic_auth": server.auth is not None}})
