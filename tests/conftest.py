@@ -63,7 +63,7 @@ _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool
 class ExporterProcess:
     """The real exporter as its own process: in front of a simulator in this one, or with ``--demo``."""
 
-    def __init__(self, sim, *extra: str, no_token: bool = False) -> None:
+    def __init__(self, sim, *extra: str, no_token: bool = False, auth=None) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
         upstream: list[str] = []
@@ -79,7 +79,7 @@ class ExporterProcess:
         end = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(self.base + "/-/ready", timeout=2).status_code == 200:
+                if httpx.get(self.base + "/-/ready", timeout=2, auth=auth).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
