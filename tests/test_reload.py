@@ -174,3 +174,52 @@ def test_sighup_reloads_a_running_exporter(tmp_path):
     assert proc.returncode == 0
     assert 'msg="config reloaded"' in log and 'msg="config reload failed; keeping the previous config"' in log
     assert "Traceback" not in log
+
+
+def slow_loader(calls: list[float], delay: float = 0.3):
+    from pingaway_exporter.settings import load_file
+
+    def load(path):
+        calls.append(time.monotonic())
+        time.sleep(delay)
+        return load_file(path)
+    return load
+
+
+def test_a_reload_storm_coalesces_into_one_running_and_one_pending(tmp_path):
+    """50 POSTs' worth of reload() at once run two reloads, not 50; each caller gets a fresh result."""
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    calls: list[float] = []
+    config = ConfigReloader(str(path), loader=slow_loader(calls))
+    calls.clear()
+    results = []
+    first = threading.Thread(target=lambda: results.append(config.reload()))
+    first.start()
+    time.sleep(0.1)  # the first reload is running; the file changes, and 49 more ask
+    path.write_text(B)
+    threads = [threading.Thread(target=lambda: results.append(config.reload())) for _ in range(49)]
+    for t in threads:
+        t.start()
+    for t in threads + [first]:
+        t.join(20)
+    assert len(results) == 50 and all(ok for ok, _ in results)
+    assert len(calls) == 2 and config.runs == 2  # the running one, and one for everyone who came later
+    assert {g.name for g in config.current.groups} == {"b1", "b2", "b3"}
+
+
+def test_a_sighup_storm_runs_on_one_thread_and_coalesces(tmp_path):
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    calls: list[float] = []
+    config = ConfigReloader(str(path), loader=slow_loader(calls, delay=0.2))
+    calls.clear()
+    before = threading.active_count()
+    for _ in range(100):  # what the SIGHUP handler does, 100 times in a row
+        config.request()
+    assert threading.active_count() <= before + 1
+    end = time.monotonic() + 10
+    while config.runs < 1 or len(calls) != config.runs or time.monotonic() < calls[-1] + 0.5:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert 1 <= config.runs <= 2
