@@ -220,7 +220,7 @@ def test_m2b_slowloris_costs_no_thread_per_socket(sim):
         rc, log = exp.stop()
     FIGURES.append(f"M2b: 2,000 slowloris sockets: peak {peak_threads} threads; scrapes "
                    f"{', '.join(f'{t:.2f}' for t in scrape_times)} s; peak RSS {rss:.0f} MiB; "
-                   f"trickled head cut off after {closed_after} s")
+                   f"trickled head cut off after {closed_after:.1f} s")
     assert peak_threads <= 300, f"{peak_threads} threads"
     assert max(scrape_times) < 5.0, scrape_times
     assert rss <= 200
