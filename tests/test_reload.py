@@ -223,3 +223,34 @@ def test_a_sighup_storm_runs_on_one_thread_and_coalesces(tmp_path):
         assert time.monotonic() < end
         time.sleep(0.05)
     assert 1 <= config.runs <= 2
+
+
+def test_enable_lifecycle_flag_and_env_twin(tmp_path):
+    from pingaway_exporter.config import load
+
+    assert load(["--demo"], {}).enable_lifecycle is False
+    assert load(["--demo", "--web.enable-lifecycle"], {}).enable_lifecycle is True
+    assert load(["--demo"], {"PINGAWAY_WEB_ENABLE_LIFECYCLE": "true"}).enable_lifecycle is True
+    assert load(["--demo", "--no-web.enable-lifecycle"], {"PINGAWAY_WEB_ENABLE_LIFECYCLE": "true"}
+                ).enable_lifecycle is False
+
+
+def test_post_reload_on_a_running_exporter_needs_enable_lifecycle(sim, tmp_path):
+    from .conftest import ExporterProcess
+
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    off = ExporterProcess(sim, "--config.file", str(path))
+    try:
+        refused = httpx.post(off.base + "/-/reload", timeout=10)
+    finally:
+        off.stop()
+    on = ExporterProcess(sim, "--config.file", str(path), "--web.enable-lifecycle")
+    try:
+        path.write_text(B)
+        done = httpx.post(on.base + "/-/reload", timeout=10)
+        now = groups_in(samples(httpx.get(on.base + "/metrics", timeout=10).text))
+    finally:
+        on.stop()
+    assert refused.status_code == 403 and "--web.enable-lifecycle" in refused.text
+    assert done.status_code == 200 and now == {"b1", "b2", "b3"}

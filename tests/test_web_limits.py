@@ -334,3 +334,52 @@ def test_startup_line_names_the_bound_address():
     line = next(ln for ln in err.decode().splitlines() if "msg=listening" in ln)
     assert f"[::]:{port} (all interfaces" in line or f"0.0.0.0:{port} (all IPv4 interfaces)" in line, line
     assert "127.0.0.1" not in line.split("upstream=")[0]
+
+
+EMFILE_SERVER = r"""
+import resource, sys
+from pingaway_exporter.web import ExporterServer, WebOptions
+from pingaway_exporter.webserver import Limits
+resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+# No descriptor reserve: the connections run the process out of descriptors, as when something else holds them.
+server = ExporterServer(("127.0.0.1", int(sys.argv[1])), None,
+                        WebOptions(limits=Limits(max_connections=100_000, fd_reserve=0)))
+server.ready.set()
+server.serve_forever()
+"""
+
+
+def test_emfile_does_not_spin_the_accept_loop():
+    """Out of descriptors (EMFILE): the oldest idle connection makes room, and accept does not spin."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", EMFILE_SERVER, str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    socks: list[socket.socket] = []
+    try:
+        end = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=2).status_code == 200:
+                    break
+            assert proc.poll() is None and time.monotonic() < end, "server did not start"
+            time.sleep(0.1)
+        cpu0 = cpu_seconds(proc.pid)
+        socks = open_idle(port, 400)
+        time.sleep(2.0)
+        start = time.monotonic()
+        resp = httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=10)
+        took = time.monotonic() - start
+        time.sleep(8.0)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    FIGURES.append(f"EMFILE: 400 idle connections at nofile 200 with no reserve: answer in {took:.2f} s; "
+                   f"{cpu:.2f} s CPU over 10 s; {fds} fds")
+    assert resp.status_code == 200 and took < 3.0
+    assert cpu < 2.5, f"{cpu:.1f} s of CPU over 10 s: the accept loop spins"
+    assert b"out of file descriptors" in err  # said once, as a warning
+    assert b"Traceback" not in err

@@ -27,8 +27,8 @@ below hold whatever clients send:
   connection closed, so a body is never taken for the next request.
 
 When ``accept`` fails for want of descriptors (EMFILE), the oldest idle
-connection is closed and accepting pauses briefly, instead of spinning on a
-listening socket that stays readable.
+connection is closed to free one; with none to close, accepting pauses
+briefly instead of spinning on a listening socket that stays readable.
 
 Nothing here reads the wall clock; deadlines use the injectable monotonic
 ``clock``.
@@ -270,9 +270,10 @@ class BoundedServer:
                 return
             except OSError as exc:
                 if exc.errno in _OUT_OF_FDS:
-                    self._warn("out of file descriptors; closing the oldest idle connection",
-                               errno.errorcode.get(exc.errno, str(exc.errno)))
-                    self._evict_oldest("out of file descriptors")
+                    # Closing the oldest idle connection frees a descriptor for the next accept. With none to
+                    # close, pause: the listening socket stays readable, and retrying at once would spin.
+                    if self._evict_oldest("out of file descriptors"):
+                        continue
                     self._set_accepting(False)
                     self._accept_after = self.clock() + self.limits.accept_pause
                     return
