@@ -247,6 +247,8 @@ class Config:
     log_format: str
     demo: bool
     check: bool = False
+    enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
+    max_connections: int = 512  # --web.max-connections
     config_file: str | None = None  # --config.file; read by settings.py, not here
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)  # field -> where it came from
     token_opaque: bool = False
@@ -256,8 +258,6 @@ class Config:
     web_config: WebConfig | None = None
     min_interval: float = 0.0
     max_concurrent: int = 4
-    enable_lifecycle: bool = False
-    max_connections: int = 512
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -337,7 +337,7 @@ class WebConfigWatcher:
 
 # bcrypt is slow on purpose, and a wrong-password flood would otherwise run it on every worker at once.
 BCRYPT_SLOTS = threading.BoundedSemaphore(2)
-BCRYPT_WAIT = 10.0  # seconds a check waits for a slot before the request is refused
+BCRYPT_WAIT = 2.0  # seconds a check waits for a slot before the request is refused (and its worker freed)
 
 
 class BasicAuthChecker:

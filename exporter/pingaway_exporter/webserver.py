@@ -60,7 +60,7 @@ class Limits:
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     idle_timeout: float = 120.0
-    workers: int = 32
+    workers: int = 256
     write_timeout: float = 60.0
     max_body_bytes: int = 64 * 1024
     fd_reserve: int = 128
