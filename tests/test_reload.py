@@ -254,3 +254,28 @@ def test_post_reload_on_a_running_exporter_needs_enable_lifecycle(sim, tmp_path)
         on.stop()
     assert refused.status_code == 403 and "--web.enable-lifecycle" in refused.text
     assert done.status_code == 200 and now == {"b1", "b2", "b3"}
+
+
+def test_a_sighup_storm_on_a_running_exporter_starts_no_thread_per_signal(sim, tmp_path):
+    """200 SIGHUPs in a row: one reload thread, reloads coalesced, the exporter still serving."""
+    from .conftest import ExporterProcess
+
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    exp = ExporterProcess(sim, "--config.file", str(path))
+    try:
+        before = exp.status("Threads")
+        peak = before
+        path.write_text(B)
+        for _ in range(200):
+            exp.proc.send_signal(signal.SIGHUP)
+            peak = max(peak, exp.status("Threads"))
+        end = time.monotonic() + 20
+        while groups_in(samples(httpx.get(exp.base + "/metrics", timeout=10).text)) != {"b1", "b2", "b3"}:
+            assert time.monotonic() < end, "the storm's reload never landed"
+            time.sleep(0.1)
+    finally:
+        rc, log = exp.stop()
+    assert peak <= before + 2, f"{peak} threads during the storm, {before} before"
+    assert 1 <= log.count('msg="config reloaded"') < 200
+    assert rc == 0 and "Traceback" not in log
