@@ -396,3 +396,39 @@ def test_wrong_password_flood_runs_at_most_two_bcrypts_at_once(monkeypatch):
     for t in threads:
         t.join(30)
     assert 1 <= peak[0] <= 2
+
+
+def test_tls_keep_alive_and_pipelined_requests(sim, exporter_factory, pki, tmp_path):
+    """Requests that arrive together over TLS (held decrypted in the TLS layer) are all answered, in order."""
+    import socket
+
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, users=False)))
+    ctx = client_ctx(pki)
+    with httpx.Client(verify=ctx, timeout=10) as c:
+        assert [c.get(exp.server.url("/-/healthy")).status_code for _ in range(3)] == [200, 200, 200]
+    port = exp.server.server_address[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+                        + b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            out = b""
+            while chunk := tls.recv(65536):
+                out += chunk
+    assert out.count(b"HTTP/1.1 200") == 4 and out.rstrip().endswith(b"Ready")
+
+
+def test_silent_clients_on_the_tls_port_do_not_stall_others(sim, exporter_factory, pki, tmp_path):
+    """Handshakes are non-blocking: 300 connections that never speak TLS hold no thread and block nobody."""
+    import socket
+
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, users=False)))
+    port = exp.server.server_address[1]
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
+    try:
+        before = threading.active_count()
+        resp = httpx.get(exp.server.url("/-/healthy"), verify=client_ctx(pki), timeout=5)
+        assert resp.status_code == 200
+        assert threading.active_count() <= before + 1
+    finally:
+        for s in silent:
+            s.close()
