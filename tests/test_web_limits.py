@@ -383,3 +383,14 @@ def test_emfile_does_not_spin_the_accept_loop():
     assert cpu < 2.5, f"{cpu:.1f} s of CPU over 10 s: the accept loop spins"
     assert b"out of file descriptors" in err  # said once, as a warning
     assert b"Traceback" not in err
+
+
+def test_a_request_sent_before_a_half_close_is_answered(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    with socket.create_connection(("127.0.0.1", exp.server.server_address[1]), timeout=5) as s:
+        s.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b"Healthy\n")

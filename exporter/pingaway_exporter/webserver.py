@@ -81,7 +81,7 @@ def connection_cap(limits: Limits) -> int:
 class Conn:
     """One client connection; owned by the selector thread, or by exactly one worker while it serves."""
 
-    __slots__ = ("sock", "addr", "buf", "deadline", "state", "head_end", "scan_from")
+    __slots__ = ("sock", "addr", "buf", "deadline", "state", "head_end", "scan_from", "eof")
 
     def __init__(self, sock: socket.socket, addr: Any, deadline: float, state: str) -> None:
         self.sock = sock
@@ -91,6 +91,7 @@ class Conn:
         self.state = state
         self.head_end = 0
         self.scan_from = 0
+        self.eof = False  # the client half-closed: answer what it sent, then close
 
 
 def find_head_end(buf: bytearray, start: int = 0) -> int:
@@ -377,8 +378,11 @@ class BoundedServer:
                 self._close(conn)
                 return
             if not data:
-                self._close(conn)
-                return
+                if not conn.buf:
+                    self._close(conn)
+                    return
+                conn.eof = True
+                break
             if conn.state == _IDLE:  # the first byte of the next request starts its head's clock
                 conn.state = _HEAD
                 conn.deadline = self.clock() + self.limits.header_timeout
@@ -396,6 +400,9 @@ class BoundedServer:
         end = find_head_end(buf, max(0, conn.scan_from - 3))
         limit = self.limits.max_header_bytes
         if end < 0 and len(buf) <= limit:
+            if conn.eof:  # half a head, and no more coming
+                self._close(conn)
+                return
             conn.scan_from = len(buf)
             return
         if end < 0 or end > limit:
@@ -460,7 +467,7 @@ class BoundedServer:
                 conn, keep = self._returned.get_nowait()
             except queue.Empty:
                 return
-            if not keep:
+            if not keep or (conn.eof and not conn.buf):
                 _close_sock(conn.sock)
                 self._count -= 1
                 continue
