@@ -394,3 +394,49 @@ def test_a_request_sent_before_a_half_close_is_answered(sim, exporter_factory):
         while chunk := s.recv(4096):
             out += chunk
     assert out.startswith(b"HTTP/1.1 200") and out.endswith(b"Healthy\n")
+
+
+def test_wrong_password_flood_does_not_lock_out_a_cached_scraper(sim, tmp_path):
+    """100 connections sending wrong passwords (bcrypt cost 10) for 5 s: bcrypt runs two at a time,
+    every flood request gets its 401, and the scraper whose credentials are cached answers at once."""
+    import bcrypt as _bcrypt
+
+    sim.set_payload(PAYLOAD)
+    hashed = _bcrypt.hashpw(PASSWORD.encode(), _bcrypt.gensalt(rounds=10)).decode()
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  {USER}: {hashed}\n")
+    exp = ExporterProcess(sim, "--web.config.file", str(path), auth=(USER, PASSWORD))  # caches the credentials
+    answered: list[tuple[int, float]] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 5.0
+
+    def flood() -> None:
+        with httpx.Client(timeout=15) as c:
+            while time.monotonic() < stop:
+                start = time.monotonic()
+                with contextlib.suppress(httpx.TransportError):
+                    code = c.get(exp.base + "/metrics", auth=(USER, "wrong")).status_code
+                    with lock:
+                        answered.append((code, time.monotonic() - start))
+
+    try:
+        cpu0 = cpu_seconds(exp.proc.pid)
+        threads = [threading.Thread(target=flood) for _ in range(100)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        took, up = legit_scrape(exp, auth=(USER, PASSWORD))
+        peak_threads = exp.status("Threads")
+        for t in threads:
+            t.join(30)
+        cpu = cpu_seconds(exp.proc.pid) - cpu0
+    finally:
+        rc, log = exp.stop()
+    slowest = max(s for _, s in answered)
+    FIGURES.append(f"bcrypt flood: {len(answered)} wrong-password requests from 100 connections in 5 s; cached "
+                   f"scrape {took:.2f} s; slowest 401 {slowest:.2f} s; {cpu:.1f} s CPU; {peak_threads} threads")
+    assert {code for code, _ in answered} == {401}
+    assert took < 5.0 and up == 1
+    assert slowest < 10.0  # a check waits at most 2 s for a bcrypt slot
+    assert peak_threads <= 300
+    assert rc == 0 and "Traceback" not in log
