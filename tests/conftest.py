@@ -93,7 +93,8 @@ _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool
 class ExporterProcess:
     """The real exporter as its own process: in front of a simulator in this one, or with ``--demo``."""
 
-    def __init__(self, sim, *extra: str, no_token: bool = False, env: dict[str, str] | None = None) -> None:
+    def __init__(self, sim, *extra: str, no_token: bool = False, env: dict[str, str] | None = None,
+                 auth=None) -> None:
         self.port = free_port()
         env = {k: v for k, v in (env if env is not None else os.environ).items() if not k.startswith("PINGAWAY_")}
         upstream: list[str] = []
@@ -109,7 +110,7 @@ class ExporterProcess:
         end = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(self.base + "/-/ready", timeout=2).status_code == 200:
+                if httpx.get(self.base + "/-/ready", timeout=2, auth=auth).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -217,7 +218,7 @@ def exporter_factory():
              timeout: float = 5.0, offset: float = 0.5, clock=None, max_body: int = 64 << 20,
              username: str | None = None, password: str | None = None, password_file: str | None = None,
              bearer: bool = True, opaque: bool = False, warn_before: float = 7 * 86400,
-             web_config=None, config=None) -> Running:
+             web_config=None, config=None, lifecycle: bool = False) -> Running:
         """An exporter in front of ``sim``. With ``username``, Basic login is configured too;
         ``bearer=False`` leaves the token out so that the session is the only way in."""
         state = None
@@ -238,7 +239,7 @@ def exporter_factory():
         collector_options = options or CollectorOptions()
         target = Target("default", client, Parser("Europe/Stockholm", keep_email=collector_options.include_email))
         web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
-                         web_config=web_config)
+                         web_config=web_config, enable_lifecycle=lifecycle)
         if config is not None:  # a ConfigReloader: groups and opening hours
             web.config = config
         server = ExporterServer(("127.0.0.1", 0), target, web)

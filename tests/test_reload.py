@@ -32,7 +32,7 @@ def test_post_reload_swaps_the_config(sim, exporter_factory, tmp_path, log_outpu
     sim.set_payload(PAYLOAD)
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
-    exp = exporter_factory(sim, config=ConfigReloader(str(path), clock=lambda: WEDNESDAY_1015))
+    exp = exporter_factory(sim, config=ConfigReloader(str(path), clock=lambda: WEDNESDAY_1015), lifecycle=True)
     m = samples(exp.get().text)
     assert groups_in(m) == {"a1", "a2"} and value(m, "pingaway_config_last_reload_successful") == 1
     first_ok = value(m, "pingaway_config_last_reload_success_timestamp_seconds")
@@ -53,7 +53,7 @@ def test_bad_reload_keeps_the_old_config_and_says_why(sim, exporter_factory, tmp
     sim.set_payload(PAYLOAD)
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
-    exp = exporter_factory(sim, config=ConfigReloader(str(path)))
+    exp = exporter_factory(sim, config=ConfigReloader(str(path)), lifecycle=True)
     before = value(samples(exp.get().text), "pingaway_config_last_reload_success_timestamp_seconds")
 
     path.write_text(BROKEN)
@@ -77,8 +77,19 @@ def test_bad_reload_keeps_the_old_config_and_says_why(sim, exporter_factory, tmp
     assert groups_in(m) == {"b1", "b2", "b3"} and value(m, "pingaway_config_last_reload_successful") == 1
 
 
+def test_reload_endpoint_is_off_without_enable_lifecycle(sim, exporter_factory, tmp_path):
+    """As in Prometheus: POST /-/reload is refused, saying why, unless --web.enable-lifecycle is given."""
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    config = ConfigReloader(str(path))
+    exp = exporter_factory(sim, config=config)
+    resp = httpx.post(exp.server.url("/-/reload"), timeout=10)
+    assert resp.status_code == 403 and "--web.enable-lifecycle" in resp.text
+    assert config.runs == 0
+
+
 def test_reload_endpoint_methods(sim, exporter_factory):
-    exp = exporter_factory(sim)
+    exp = exporter_factory(sim, lifecycle=True)
     get = exp.get("/-/reload")
     assert get.status_code == 405 and get.headers["Allow"] == "POST"
     # Without a config file there is nothing to re-read, and that is not an error.
@@ -169,3 +180,108 @@ def test_sighup_reloads_a_running_exporter(tmp_path):
     assert proc.returncode == 0
     assert 'msg="config reloaded"' in log and 'msg="config reload failed; keeping the previous config"' in log
     assert "Traceback" not in log
+
+
+def slow_loader(calls: list[float], delay: float = 0.3):
+    from pingaway_exporter.settings import load_file
+
+    def load(path):
+        calls.append(time.monotonic())
+        time.sleep(delay)
+        return load_file(path)
+    return load
+
+
+def test_a_reload_storm_coalesces_into_one_running_and_one_pending(tmp_path):
+    """50 POSTs' worth of reload() at once run two reloads, not 50; each caller gets a fresh result."""
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    calls: list[float] = []
+    config = ConfigReloader(str(path), loader=slow_loader(calls))
+    calls.clear()
+    results = []
+    first = threading.Thread(target=lambda: results.append(config.reload()))
+    first.start()
+    time.sleep(0.1)  # the first reload is running; the file changes, and 49 more ask
+    path.write_text(B)
+    threads = [threading.Thread(target=lambda: results.append(config.reload())) for _ in range(49)]
+    for t in threads:
+        t.start()
+    for t in threads + [first]:
+        t.join(20)
+    assert len(results) == 50 and all(ok for ok, _ in results)
+    assert len(calls) == 2 and config.runs == 2  # the running one, and one for everyone who came later
+    assert {g.name for g in config.current.groups} == {"b1", "b2", "b3"}
+
+
+def test_a_sighup_storm_runs_on_one_thread_and_coalesces(tmp_path):
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    calls: list[float] = []
+    config = ConfigReloader(str(path), loader=slow_loader(calls, delay=0.2))
+    calls.clear()
+    before = threading.active_count()
+    for _ in range(100):  # what the SIGHUP handler does, 100 times in a row
+        config.request()
+    assert threading.active_count() <= before + 1
+    end = time.monotonic() + 10
+    while config.runs < 1 or len(calls) != config.runs or time.monotonic() < calls[-1] + 0.5:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert 1 <= config.runs <= 2
+
+
+def test_enable_lifecycle_flag_and_env_twin(tmp_path):
+    from pingaway_exporter.config import load
+
+    assert load(["--demo"], {}).enable_lifecycle is False
+    assert load(["--demo", "--web.enable-lifecycle"], {}).enable_lifecycle is True
+    assert load(["--demo"], {"PINGAWAY_WEB_ENABLE_LIFECYCLE": "true"}).enable_lifecycle is True
+    assert load(["--demo", "--no-web.enable-lifecycle"], {"PINGAWAY_WEB_ENABLE_LIFECYCLE": "true"}
+                ).enable_lifecycle is False
+
+
+def test_post_reload_on_a_running_exporter_needs_enable_lifecycle(sim, tmp_path):
+    from .conftest import ExporterProcess
+
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    off = ExporterProcess(sim, "--config.file", str(path))
+    try:
+        refused = httpx.post(off.base + "/-/reload", timeout=10)
+    finally:
+        off.stop()
+    on = ExporterProcess(sim, "--config.file", str(path), "--web.enable-lifecycle")
+    try:
+        path.write_text(B)
+        done = httpx.post(on.base + "/-/reload", timeout=10)
+        now = groups_in(samples(httpx.get(on.base + "/metrics", timeout=10).text))
+    finally:
+        on.stop()
+    assert refused.status_code == 403 and "--web.enable-lifecycle" in refused.text
+    assert done.status_code == 200 and now == {"b1", "b2", "b3"}
+
+
+def test_a_sighup_storm_on_a_running_exporter_starts_no_thread_per_signal(sim, tmp_path):
+    """200 SIGHUPs in a row: one reload thread, reloads coalesced, the exporter still serving."""
+    from .conftest import ExporterProcess
+
+    path = tmp_path / "pingaway.yml"
+    path.write_text(A)
+    exp = ExporterProcess(sim, "--config.file", str(path))
+    try:
+        before = exp.status("Threads")
+        peak = before
+        path.write_text(B)
+        for _ in range(200):
+            exp.proc.send_signal(signal.SIGHUP)
+            peak = max(peak, exp.status("Threads"))
+        end = time.monotonic() + 20
+        while groups_in(samples(httpx.get(exp.base + "/metrics", timeout=10).text)) != {"b1", "b2", "b3"}:
+            assert time.monotonic() < end, "the storm's reload never landed"
+            time.sleep(0.1)
+    finally:
+        rc, log = exp.stop()
+    assert peak <= before + 2, f"{peak} threads during the storm, {before} before"
+    assert 1 <= log.count('msg="config reloaded"') < 200
+    assert rc == 0 and "Traceback" not in log

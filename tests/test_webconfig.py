@@ -7,6 +7,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -283,7 +284,7 @@ def test_end_to_end_tls_and_auth_from_the_command_line(pki, tmp_path):
         out, err = proc.communicate(timeout=10)
     log = err.decode()
     assert proc.returncode == 0, log
-    assert "tls=True" in log and "basic_auth=True" in log and f"address=https://127.0.0.1:{port}" in log
+    assert "tls=True" in log and "basic_auth=True" in log and f"address=127.0.0.1:{port}" in log
     assert "readable by group or others" in log and str(pki["server"].key) in log
     assert PASSWORD not in log and "Traceback" not in log
 
@@ -303,3 +304,131 @@ def test_readme_web_config_example_is_valid(pki, tmp_path):
     assert cfg.tls and cfg.users["prometheus"].startswith(b"$2y$10$")
     checker = BasicAuthChecker(cfg.users)
     assert checker.check(httpx.BasicAuth("prometheus", "change-me")._auth_header) == "prometheus"
+
+
+@pytest.mark.parametrize("inline", ["key", "client_ca", "cert"])
+def test_an_inline_pem_alone_is_refused_not_served_as_plain_http(tmp_path, inline):
+    path = write_config(tmp_path, f"tls_server_config:\n  {inline}: |\n    -----BEGIN X-----\n")
+    with pytest.raises(WebConfigError) as info:
+        webconfig.load(path)
+    assert f"tls_server_config.{inline}: not supported" in str(info.value)
+
+
+def test_web_config_is_reread_when_it_or_its_certificates_change(sim, exporter_factory, pki, tmp_path, log_output):
+    """Users change and a renewed certificate is served without a restart, as exporter-toolkit does."""
+    path = write_config(tmp_path, tls_yaml(pki))
+    exp = start(exporter_factory, sim, path)
+    ctx = client_ctx(pki)
+    assert httpx.get(exp.url, verify=ctx, auth=(USER, PASSWORD), timeout=10).status_code == 200
+
+    def served_serial() -> int:
+        import socket as _s
+        with _s.create_connection(("127.0.0.1", exp.server.server_address[1]), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                from cryptography import x509
+                return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+    first = served_serial()
+    renewed = pki["ca"].issue("server")  # same paths: the certificate is renewed in place
+    assert renewed.cert == pki["server"].cert
+    text = tls_yaml(pki).replace(USER, "newuser")
+    time.sleep(1.1)  # the file is looked at once a second at most
+    write_config(tmp_path, text)
+    end = time.monotonic() + 10
+    while httpx.get(exp.url, verify=ctx, auth=("newuser", PASSWORD), timeout=10).status_code != 200:
+        assert time.monotonic() < end, "the changed web-config was not picked up"
+        time.sleep(0.2)
+    assert httpx.get(exp.url, verify=ctx, auth=(USER, PASSWORD), timeout=10).status_code == 401
+    assert served_serial() != first
+    assert "web config reloaded" in log_output.getvalue()
+
+    # A broken edit is logged, naming the field, and the config in effect stays.
+    time.sleep(1.1)
+    write_config(tmp_path, text + "tls_server_config_typo: 1\n")
+    end = time.monotonic() + 10
+    while "web config reload failed" not in log_output.getvalue():
+        httpx.get(exp.url, verify=ctx, auth=("newuser", PASSWORD), timeout=10)
+        assert time.monotonic() < end, "the broken web-config was not noticed"
+        time.sleep(0.2)
+    assert "tls_server_config_typo: unknown field" in log_output.getvalue()
+    assert httpx.get(exp.url, verify=ctx, auth=("newuser", PASSWORD), timeout=10).status_code == 200
+
+
+def test_every_check_does_the_highest_cost_of_bcrypt_work(monkeypatch):
+    """Users of cost 4 and 6: an unknown user, a wrong password for either, all do 2^6 rounds in all."""
+    low, high = bcrypt_hash("pw-low", cost=4).encode(), bcrypt_hash("pw-high", cost=6).encode()
+    checker = BasicAuthChecker({"low": low, "high": high})
+    rounds: list[int] = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", lambda pw, h: rounds.append(2 ** int(h[4:6])) or real(pw, h))
+
+    def work(user, password):
+        rounds.clear()
+        assert checker.check(httpx.BasicAuth(user, password)._auth_header) is None
+        return sum(rounds)
+
+    assert work("nobody", "x") == work("low", "wrong") == work("high", "wrong") == 2 ** 6
+
+
+def test_wrong_password_flood_runs_at_most_two_bcrypts_at_once(monkeypatch):
+    checker = BasicAuthChecker({USER: bcrypt_hash(PASSWORD, cost=4).encode()})
+    lock = threading.Lock()
+    now = [0]
+    peak = [0]
+    real = bcrypt.checkpw
+
+    def counting(pw, h):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        try:
+            time.sleep(0.02)
+            return real(pw, h)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", counting)
+    header = httpx.BasicAuth(USER, "wrong")._auth_header
+    threads = [threading.Thread(target=checker.check, args=(header,)) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert 1 <= peak[0] <= 2
+
+
+def test_tls_keep_alive_and_pipelined_requests(sim, exporter_factory, pki, tmp_path):
+    """Requests that arrive together over TLS (held decrypted in the TLS layer) are all answered, in order."""
+    import socket
+
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, users=False)))
+    ctx = client_ctx(pki)
+    with httpx.Client(verify=ctx, timeout=10) as c:
+        assert [c.get(exp.server.url("/-/healthy")).status_code for _ in range(3)] == [200, 200, 200]
+    port = exp.server.server_address[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+                        + b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            out = b""
+            while chunk := tls.recv(65536):
+                out += chunk
+    assert out.count(b"HTTP/1.1 200") == 4 and out.rstrip().endswith(b"Ready")
+
+
+def test_silent_clients_on_the_tls_port_do_not_stall_others(sim, exporter_factory, pki, tmp_path):
+    """Handshakes are non-blocking: 300 connections that never speak TLS hold no thread and block nobody."""
+    import socket
+
+    exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, users=False)))
+    port = exp.server.server_address[1]
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
+    try:
+        before = threading.active_count()
+        resp = httpx.get(exp.server.url("/-/healthy"), verify=client_ctx(pki), timeout=5)
+        assert resp.status_code == 200
+        assert threading.active_count() <= before + 1
+    finally:
+        for s in silent:
+            s.close()

@@ -27,6 +27,7 @@ from .secret import SecretError, SecretSource
 from .settings import demo_config_path, load_file
 from .targets import TargetDefaults, TargetPool
 from .web import ExporterServer, WebOptions
+from .webserver import Limits
 
 log = logging.getLogger("pingaway_exporter")
 
@@ -186,6 +187,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         config=reloader,
         web_config=cfg.web_config,
         pool=pool,
+        limits=Limits(max_connections=cfg.max_connections),
+        enable_lifecycle=cfg.enable_lifecycle,
     )
     for path in cfg.web_config.loose_files if cfg.web_config else ():
         log.warning("secret file is readable by group or others; chmod 600 it", extra={"fields": {"file": path}})
@@ -202,8 +205,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     def reload(signum, frame):  # noqa: ARG001
-        import threading
-        threading.Thread(target=reloader.reload, daemon=True, name="reload").start()
+        reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -216,7 +218,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             "targets": len(reloader.current.targets)}})
 
     server.ready.set()
-    log.info("listening", extra={"fields": {"address": server.url(cfg.telemetry_path), "version": __version__,
+    log.info("listening", extra={"fields": {"address": server.bound_address(), "path": cfg.telemetry_path,
+                                            "version": __version__,
                                             "upstream": options.upstream_label, "demo": cfg.demo,
                                             "tls": server.ssl_context is not None,
                                             "basic_auth": server.auth is not None}})

@@ -201,6 +201,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--web.timeout-offset", "timeout_offset", nonneg_duration, 0.5,
          "Subtracted from Prometheus's X-Prometheus-Scrape-Timeout-Seconds to leave room for the answer.",
          "DURATION"),
+    Flag("--web.enable-lifecycle", "enable_lifecycle", boolean, False,
+         "Enable POST /-/reload (as in Prometheus); SIGHUP reloads either way.", switch=True),
+    Flag("--web.max-connections", "max_connections", positive_int, 512,
+         "Most open client connections; at the cap the oldest idle one is closed. Held 128 below the "
+         "open-files limit (ulimit -n).", "N"),
     Flag("--web.config.file", "web_config_file", str, None,
          "exporter-toolkit web-config.yml: TLS (tls_server_config) and Basic auth (basic_auth_users).", "PATH"),
     Flag("--collector.extensions", "per_extension", boolean, True,
@@ -242,6 +247,8 @@ class Config:
     log_format: str
     demo: bool
     check: bool = False
+    enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
+    max_connections: int = 512  # --web.max-connections
     config_file: str | None = None  # --config.file; read by settings.py, not here
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)  # field -> where it came from
     token_opaque: bool = False

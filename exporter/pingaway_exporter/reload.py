@@ -7,6 +7,11 @@ keeps two reloads (SIGHUP and ``POST /-/reload`` at once) from interleaving
 their bookkeeping. A failed reload keeps the old config, as Prometheus and
 Alertmanager do, and says so in the log and in
 ``pingaway_config_last_reload_successful``.
+
+Reload requests coalesce: at most one reload runs and at most one is
+pending, whatever the number of SIGHUPs or POSTs. Every caller of
+``reload()`` gets the result of a reload that started after its request, so
+an answer never reports a file read before the caller changed it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ class ConfigReloader:
             initial = loader(path) if path else default_settings()
         self._current = initial
         self._lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._asked = 0  # requests so far
+        self._done = 0  # requests covered by the last finished reload
+        self._running = False
+        self._result: tuple[bool, str] = (True, "")
+        self._signal = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.runs = 0  # reloads actually run
         self.last_reload_successful = True
         self.last_success_timestamp = time.time()
 
@@ -43,8 +56,47 @@ class ConfigReloader:
         return self._current
 
     def reload(self) -> tuple[bool, str]:
-        """Re-read the file; on error keep the old config. Returns (ok, message)."""
+        """Re-read the file (or join a reload that starts after this call); on error keep the old config.
+
+        Returns (ok, message)."""
+        with self._cv:
+            self._asked += 1
+            ticket = self._asked
+            while True:
+                if self._done >= ticket:
+                    return self._result
+                if not self._running:
+                    self._running = True
+                    covers = self._asked
+                    break
+                self._cv.wait()
+        result: tuple[bool, str] = (False, "reload did not finish")
+        try:
+            result = self._reload_once()
+        finally:
+            with self._cv:
+                self._running = False
+                self._done = covers
+                self._result = result
+                self._cv.notify_all()
+        return result
+
+    def request(self) -> None:
+        """Ask for a reload without waiting (SIGHUP): one background thread runs them, coalesced."""
+        self._signal.set()
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._background, daemon=True, name="reload")
+            self._worker.start()
+
+    def _background(self) -> None:
+        while True:
+            self._signal.wait()
+            self._signal.clear()
+            self.reload()
+
+    def _reload_once(self) -> tuple[bool, str]:
         with self._lock:
+            self.runs += 1
             if not self.path:
                 self.last_reload_successful = True
                 self.last_success_timestamp = time.time()

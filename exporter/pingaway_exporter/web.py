@@ -1,26 +1,28 @@
 """The exporter's HTTP side: ``/``, the metrics path, ``/-/healthy``, ``/-/ready``, ``/-/reload``.
 
-Built on the standard library's threading HTTP server: every request gets a
-thread, the upstream call is shared between them (see ``coalesce``), and each
-``/metrics`` request builds a fresh registry holding that request's deadline.
-With ``--web.config.file`` the socket speaks TLS (the handshake runs on the
-request's thread, so a slow or plain-HTTP client cannot stall the accept
-loop) and every path but ``/-/healthy`` needs Basic auth.
+The transport is ``webserver.BoundedServer``: one selector thread reads
+request heads within a byte budget and a deadline, a bounded pool of workers
+answers them, and the standard library's ``BaseHTTPRequestHandler`` parses
+each head. The upstream call is shared between requests (see ``coalesce``),
+and each ``/metrics`` request builds a fresh registry holding that request's
+deadline. With ``--web.config.file`` the socket speaks TLS (the handshake is
+non-blocking, in the selector thread) and every path but ``/-/healthy`` needs
+Basic auth; the file is re-read when it or its certificates change.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import logging
-import socket
 import ssl
 import threading
 import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Callable
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -32,12 +34,12 @@ from .payload import gc_paused
 from .reload import ConfigReloader
 from .scrape import Target
 from .targets import TargetPool
-from .webconfig import BasicAuthChecker, WebConfig
+from .webconfig import BasicAuthChecker, WebConfig, WebConfigWatcher
+from .webserver import BoundedServer, Conn, Limits
 
 log = logging.getLogger("pingaway_exporter.web")
 
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
-TLS_HANDSHAKE_TIMEOUT = 10.0
 # Probes (Docker HEALTHCHECK, kubelet) carry no credentials, and this path reveals nothing.
 OPEN_PATHS = ("/-/healthy",)
 
@@ -55,6 +57,8 @@ class WebOptions:
     config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
     web_config: WebConfig | None = None  # --web.config.file: TLS and Basic auth
     pool: TargetPool | None = None  # targets declared in --config.file, for /probe
+    limits: Limits = Limits()  # the port's resource bounds (webserver.Limits)
+    enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
 
 
 def scrape_budget(header: str | None, cap: float, offset: float) -> float:
@@ -74,46 +78,44 @@ def scrape_budget(header: str | None, cap: float, offset: float) -> float:
     return cap
 
 
-class ExporterServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 512
+class ExporterServer(BoundedServer):
+    """The exporter's routes on the bounded transport of ``webserver``."""
 
-    def __init__(self, address: tuple[str, int], target: Target, options: WebOptions) -> None:
+    def __init__(self, address: tuple[str, int], target: Target, options: WebOptions, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.target = target
         self.options = options
         self.ready = threading.Event()
         self._active = 0
         self._idle = threading.Condition()
-        web = options.web_config
+        self._web = WebConfigWatcher(options.web_config, clock=clock)
+        self._apply(self._web.config)
+        super().__init__(address, options.limits, clock=clock)
+
+    def _apply(self, web: WebConfig | None) -> None:
         self.ssl_context: ssl.SSLContext | None = web.ssl_context if web else None
         self.allowed_sans = frozenset(web.client_allowed_sans) if web else frozenset()
         self.auth = BasicAuthChecker(web.users) if web and web.users else None
         self.extra_headers = dict(web.headers) if web else {}
-        host, port = address
-        self._dual_stack = host == "" and socket.has_dualstack_ipv6()
-        if self._dual_stack:  # ":PORT" means every address, IPv6 and IPv4 alike, as in node_exporter
-            self.address_family = socket.AF_INET6
-            address = ("::", port)
-        elif host:
-            self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            super().__init__(address, _Handler)
-        except OSError:
-            if not self._dual_stack:
-                raise
-            # A host or container without IPv6: fall back to every IPv4 address.
-            self._dual_stack = False
-            self.address_family = socket.AF_INET
-            super().__init__(("", port), _Handler)
 
-    def server_bind(self) -> None:
-        if self._dual_stack:
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
+    def ssl_context_for_new_connection(self) -> ssl.SSLContext | None:
+        # exporter-toolkit re-reads its web-config for every connection; a stat per second does the same
+        # here, so renewed certificates (and changed users) take effect without a restart.
+        changed = self._web.poll()
+        if changed is not None:
+            self._apply(changed)
+        return self.ssl_context
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("client connection error", exc_info=True)
+    def accept_new_connection(self, sock: ssl.SSLSocket) -> bool:
+        if self.allowed_sans and not _san_allowed(sock.getpeercert(), self.allowed_sans):
+            log.warning("client certificate has no allowed SAN; connection refused")
+            return False
+        return True
+
+    def serve(self, conn: Conn) -> bool:
+        handler = _Handler(conn, self)
+        handler.handle_head()
+        return not handler.close_connection
 
     @contextmanager
     def tracking(self):
@@ -132,36 +134,26 @@ class ExporterServer(ThreadingHTTPServer):
         with self._idle:
             self._idle.wait_for(lambda: self._active == 0, timeout)
             return self._active
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = super().get_request()
-        if self.ssl_context is not None:
-            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            try:
-                request.settimeout(TLS_HANDSHAKE_TIMEOUT)
-                request.do_handshake()
-                request.settimeout(None)
-            except (ssl.SSLError, OSError) as exc:
-                log.debug("TLS handshake failed", extra={"fields": {"client": client_address[0],
-                                                                    "err": getattr(exc, "reason", None) or str(exc)}})
-                return
-            if self.allowed_sans and not _san_allowed(request.getpeercert(), self.allowed_sans):
-                log.warning("client certificate has no allowed SAN; connection refused",
-                            extra={"fields": {"client": client_address[0]}})
-                return
-        super().finish_request(request, client_address)
 
     def url(self, path: str = "/") -> str:
         host, port = self.server_address[:2]
         if ":" in host:
             host = f"[{host}]"
         if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1" if host == "0.0.0.0" or self._dual_stack else "[::1]"
+            host = "127.0.0.1" if host == "0.0.0.0" or self.dual_stack else "[::1]"
         scheme = "https" if self.ssl_context is not None else "http"
         return f"{scheme}://{host}:{port}{path}"
+
+    def bound_address(self) -> str:
+        """The address actually listened on, as the startup log shows it."""
+        host, port = self.server_address[:2]
+        if self.dual_stack:
+            return f"[::]:{port} (all interfaces, IPv4 and IPv6)"
+        if host == "0.0.0.0":
+            return f"0.0.0.0:{port} (all IPv4 interfaces)"
+        if host == "::":
+            return f"[::]:{port} (all IPv6 interfaces)"
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
@@ -170,11 +162,36 @@ def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One request, parsed from a head the transport has already bounded; see ``webserver``."""
+
     server: ExporterServer
     protocol_version = "HTTP/1.1"
-    timeout = 300  # seconds an idle keep-alive connection may hold a thread
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = f"pingaway-exporter/{__version__}"
+
+    def __init__(self, conn: Conn, server: ExporterServer) -> None:  # no socketserver setup/handle/finish
+        self.conn = conn
+        self.server = server
+        self.request = self.connection = conn.sock
+        self.client_address = conn.addr
+        self.wfile = server.writer(conn)
+        self.close_connection = True
+
+    def handle_head(self) -> None:
+        conn = self.conn
+        head = bytes(conn.buf[:conn.head_end])
+        del conn.buf[:conn.head_end]
+        self.rfile = io.BytesIO(head)
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            return
+        if not self.parse_request():  # answers errors itself
+            self.close_connection = True
+            return
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        method()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http " + format, *args)
@@ -184,14 +201,38 @@ class _Handler(BaseHTTPRequestHandler):
         if not super().parse_request():
             return False
         auth = self.server.auth
-        if auth is None or self.path.split("?", 1)[0] in OPEN_PATHS:
+        if auth is not None and self.path.split("?", 1)[0] not in OPEN_PATHS \
+                and auth.check(self.headers.get("Authorization")) is None:
+            self.close_connection = True  # an unread request body must not be taken for the next request
+            self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                       {"WWW-Authenticate": 'Basic realm="pingaway-exporter", charset="UTF-8"', "Connection": "close"})
+            return False
+        return self._take_body()
+
+    def _take_body(self) -> bool:
+        """Read and discard a small body; refuse any other, so it is never read as the next request."""
+        limits = self.server.limits
+        if self.headers.get("Transfer-Encoding") is not None:
+            self._refuse(411, "a request body must have a Content-Length")
+            return False
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        if not lengths:
             return True
-        if auth.check(self.headers.get("Authorization")) is not None:
-            return True
-        self.close_connection = True  # an unread request body must not be taken for the next request
-        self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
-                   {"WWW-Authenticate": 'Basic realm="pingaway-exporter", charset="UTF-8"', "Connection": "close"})
-        return False
+        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+            self._refuse(400, "bad Content-Length")
+            return False
+        length = int(next(iter(lengths)))
+        if length > limits.max_body_bytes:
+            self._refuse(413, f"request body over {limits.max_body_bytes} bytes")
+            return False
+        if length and not self.server.read_body(self.conn, length):
+            self.close_connection = True
+            return False
+        return True
+
+    def _refuse(self, status: int, why: str) -> None:
+        self.close_connection = True
+        self._send(status, (why + "\n").encode(), "text/plain; charset=utf-8", {"Connection": "close"})
 
     def end_headers(self) -> None:
         for name, value in self.server.extra_headers.items():
@@ -243,15 +284,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         try:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if 0 < length <= 1 << 16:
-                self.rfile.read(length)  # unused; read so the connection can be kept alive
-            elif length:
-                self.close_connection = True
             if path == "/-/reload":
+                if not self.server.options.enable_lifecycle:  # as Prometheus: off unless asked for
+                    self._send(403, b"Lifecycle API is not enabled; start with --web.enable-lifecycle\n",
+                               "text/plain; charset=utf-8")
+                    return
                 ok, message = self.server.options.config.reload()
                 self._send(200 if ok else 500, (message + "\n").encode(), "text/plain; charset=utf-8")
             elif path in (self.server.options.telemetry_path, "/", "/-/healthy", "/-/ready"):
@@ -261,8 +298,19 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
+    def _head_only(self) -> None:
+        """HEAD on a metrics path: the headers a GET would get, with no upstream call and no render."""
+        self.send_response(200)
+        self.send_header("Content-Type", Format(negotiate_accept(self.headers.get("Accept", ""))).content_type)
+        if gzip_accepted(self.headers.get("Accept-Encoding", "")):
+            self.send_header("Content-Encoding", "gzip")
+        self.end_headers()
+
     def _metrics(self) -> None:
         opts = self.server.options
+        if self.command == "HEAD":
+            self._head_only()
+            return
         registry = CollectorRegistry(auto_describe=False)
         if self.server.target is not None:
             budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), opts.timeout, opts.timeout_offset)
@@ -290,14 +338,17 @@ class _Handler(BaseHTTPRequestHandler):
                     + (f" ({known})" if known else " (none are declared)") + "\n")
             self._send(400, text.encode(), "text/plain; charset=utf-8")
             return
+        if self.command == "HEAD":
+            self._head_only()
+            return
         budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), probe.timeout, opts.timeout_offset)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(ScrapeCollector(probe.target, time.monotonic() + budget, opts.collector, probe.view))
         self._expose(registry)
 
     def _expose(self, registry: CollectorRegistry) -> None:
-        fmt = Format(self.headers.get("Accept", ""))
-        body = _ResponseBody(self, fmt.content_type, "gzip" in self.headers.get("Accept-Encoding", ""))
+        fmt = Format(negotiate_accept(self.headers.get("Accept", "")))
+        body = _ResponseBody(self, fmt.content_type, gzip_accepted(self.headers.get("Accept-Encoding", "")))
         try:
             with gc_paused():  # tens of thousands of short-lived, acyclic objects
                 render(registry, fmt, body.write)
@@ -319,6 +370,8 @@ class _ResponseBody:
     gzip copy, would double the exporter's peak memory; past a threshold the
     response switches to chunked transfer encoding and goes out as it is
     rendered. Below the threshold a render failure can still become a 500.
+    HTTP/1.0 has no chunked encoding (RFC 9112 7.1): such a client gets the
+    stream delimited by closing the connection instead.
     """
 
     THRESHOLD = 256 * 1024
@@ -329,6 +382,7 @@ class _ResponseBody:
         self.buf = bytearray()
         self.streaming = False
         self.head_only = handler.command == "HEAD"
+        self.chunked = handler.request_version == "HTTP/1.1"
         self.zip = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip_ok else None
 
     def write(self, data: bytes) -> None:
@@ -342,7 +396,10 @@ class _ResponseBody:
         h = self.h
         h.send_response(200)
         h.send_header("Content-Type", self.content_type)
-        h.send_header("Transfer-Encoding", "chunked")
+        if self.chunked:
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Connection", "close")  # the end of the body is the end of the connection
         if self.zip is not None:
             h.send_header("Content-Encoding", "gzip")
         h.end_headers()
@@ -352,7 +409,10 @@ class _ResponseBody:
         if not self.streaming:
             self._start_stream()
         if self.buf and not self.head_only:
-            self.h.wfile.write(b"%x\r\n" % len(self.buf) + self.buf + b"\r\n")
+            if self.chunked:
+                self.h.wfile.write(b"%x\r\n" % len(self.buf) + self.buf + b"\r\n")
+            else:
+                self.h.wfile.write(bytes(self.buf))
         self.buf = bytearray()
 
     def finish(self) -> None:
@@ -360,11 +420,57 @@ class _ResponseBody:
             self.buf += self.zip.flush()
         if self.streaming:
             self._flush_chunk()
-            if not self.head_only:
+            if not self.head_only and self.chunked:
                 self.h.wfile.write(b"0\r\n\r\n")
             return
         extra = {"Content-Encoding": "gzip"} if self.zip is not None else None
         self.h._send(200, bytes(self.buf), self.content_type, extra)
+
+
+def _media_ranges(header: str, limit: int = 32):
+    """(type, params, q) for each media range of an Accept-like header; bad q-values count as 0."""
+    for item in header.split(",")[:limit]:
+        parts = [p.strip() for p in item.split(";")]
+        kind = parts[0].lower()
+        if not kind:
+            continue
+        params: dict[str, str] = {}
+        for p in parts[1:]:
+            name, _, val = p.partition("=")
+            params[name.strip().lower()] = val.strip().strip('"')
+        try:
+            q = float(params.pop("q", "1"))
+        except ValueError:
+            q = 0.0
+        yield kind, params, (q if 0.0 <= q <= 1.0 else 0.0)
+
+
+def negotiate_accept(header: str) -> str:
+    """The one media range of Accept that ``exposition.Format`` should use: the acceptable one with the
+    highest q-value (the first of equals). A range prometheus_client cannot write, or cannot parse
+    (``text/plain; version=abc``), is skipped, so garbage gets the text format, never an error."""
+    best_q, best = 0.0, ""
+    for kind, params, q in _media_ranges(header or ""):
+        if q <= best_q or kind not in ("application/openmetrics-text", "text/plain", "text/*", "*/*"):
+            continue
+        offer = "; ".join([kind, *(f"{k}={v}" for k, v in params.items())])
+        try:
+            Format(offer)
+        except Exception:  # prometheus_client compares versions without checking them
+            continue
+        best_q, best = q, offer
+    return best
+
+
+def gzip_accepted(header: str) -> bool:
+    """True when Accept-Encoding allows gzip with a q-value above 0 (``gzip;q=0`` gets identity)."""
+    star = None
+    for kind, _, q in _media_ranges(header or ""):
+        if kind in ("gzip", "x-gzip"):
+            return q > 0
+        if kind == "*":
+            star = q > 0
+    return bool(star)
 
 
 def landing_page(opts: WebOptions, target: Target | None = None) -> str:

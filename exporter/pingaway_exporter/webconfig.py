@@ -11,19 +11,23 @@ it) are refused rather than approximated.
 from __future__ import annotations
 
 import base64
+import logging
 import hashlib
 import os
 import re
 import secrets
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NoReturn
+from typing import Any, Callable, Mapping, NoReturn
 
 import bcrypt
 import yaml
 
 from .secret import loose_file, register_secret_value
+
+log = logging.getLogger("pingaway_exporter.web")
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -61,6 +65,7 @@ class WebConfig:
     users: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # user -> bcrypt hash
     headers: Mapping[str, str] = field(default_factory=dict)
     loose_files: tuple[str, ...] = ()  # secret files (the key) readable by group or others
+    files: tuple[str, ...] = ()  # the web-config file and the certificate files it names, watched for changes
 
     @property
     def tls(self) -> bool:
@@ -142,8 +147,16 @@ def load(path: str, label: str = "--web.config.file") -> WebConfig:
     users = _users(_Fields("basic_auth_users", label, section("basic_auth_users")))
     headers = _http(_Fields("http_server_config", label, section("http_server_config")))
     _rate_limit(_Fields("rate_limit", label, section("rate_limit")))
+    tls_files = tuple(_file_paths(top.data.get("tls_server_config"), base)) if context is not None else ()
     return WebConfig(path=path, ssl_context=context, client_allowed_sans=sans, users=users, headers=headers,
-                     loose_files=loose)
+                     loose_files=loose, files=(path, *tls_files))
+
+
+def _file_paths(section: Any, base: str):
+    for name in ("cert_file", "key_file", "client_ca_file"):
+        value = section.get(name) if isinstance(section, dict) else None
+        if isinstance(value, str) and value:
+            yield os.path.join(base, value)
 
 
 def _rate_limit(f: _Fields) -> None:
@@ -154,12 +167,12 @@ def _rate_limit(f: _Fields) -> None:
 
 def _tls(f: _Fields, base: str) -> tuple[ssl.SSLContext | None, tuple[str, ...], tuple[str, ...]]:
     f.only(_TLS)
-    if not any(f.data.get(k) not in (None, "") for k in ("cert_file", "key_file", "client_ca_file",
-                                                          "client_auth_type")):
-        f.unsupported("cert", "inline PEM is not read; use cert_file")
-        return None, (), ()
+    # Checked first: an inline key or CA alone must not leave the port on plain HTTP without a word.
     for inline, instead in (("cert", "cert_file"), ("key", "key_file"), ("client_ca", "client_ca_file")):
         f.unsupported(inline, f"inline PEM is not read; use {instead}")
+    if not any(f.data.get(k) not in (None, "") for k in ("cert_file", "key_file", "client_ca_file",
+                                                          "client_auth_type")):
+        return None, (), ()
     f.unsupported("cipher_suites", "Go cipher suite names do not map onto OpenSSL; the defaults are used")
     f.unsupported("curve_preferences", "the OpenSSL defaults are used")
     cert = _file(f, "cert_file", base, required=True)
@@ -274,23 +287,84 @@ def _http(f: _Fields) -> dict[str, str]:
     return out
 
 
+class WebConfigWatcher:
+    """Re-reads the web-config when it, or a certificate file it names, changes (exporter-toolkit
+    re-reads it for every connection). Looks at most once per ``every`` seconds, with a stat per file;
+    a bad new file is logged, naming the field, and the config in effect stays."""
+
+    def __init__(self, config: WebConfig | None, *, every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.every = every
+        self.clock = clock
+        self._next = clock() + every
+        self._seen = self._stamp()
+        self._failed: tuple | None = None
+
+    def _stamp(self) -> tuple:
+        out = []
+        for path in self.config.files if self.config else ():
+            try:
+                st = os.stat(path)
+                out.append((path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns))
+            except OSError as exc:
+                out.append((path, exc.errno))
+        return tuple(out)
+
+    def poll(self) -> WebConfig | None:
+        """The new config when the files changed and load cleanly; else None."""
+        if self.config is None:
+            return None
+        now = self.clock()
+        if now < self._next:
+            return None
+        self._next = now + self.every
+        stamp = self._stamp()
+        if stamp == self._seen or stamp == self._failed:
+            return None
+        try:
+            new = load(self.config.path)
+        except WebConfigError as exc:
+            self._failed = stamp
+            log.error("web config reload failed; keeping the previous one", extra={"fields": {"err": str(exc)}})
+            return None
+        self.config, self._failed = new, None
+        self._seen = self._stamp()
+        log.info("web config reloaded", extra={"fields": {"file": new.path, "tls": new.tls,
+                                                          "basic_auth": bool(new.users)}})
+        return new
+
+
+# bcrypt is slow on purpose, and a wrong-password flood would otherwise run it on every worker at once.
+BCRYPT_SLOTS = threading.BoundedSemaphore(2)
+BCRYPT_WAIT = 2.0  # seconds a check waits for a slot before the request is refused (and its worker freed)
+
+
 class BasicAuthChecker:
     """Checks ``Authorization: Basic`` against the bcrypt hashes of ``basic_auth_users``.
 
     bcrypt is slow on purpose (about 70 ms at cost 10), and Prometheus sends
     the same credentials every scrape, so a successful check is remembered
     under a digest of user, password and hash: the plain password is never
-    kept. An unknown user is checked against a dummy hash of the same cost,
-    so that it takes as long as a wrong password and user names cannot be
-    probed by timing.
+    kept. Checks that miss the cache share ``BCRYPT_SLOTS`` (two at a time),
+    so a wrong-password flood costs at most two cores' worth of bcrypt.
+
+    Every check does the same bcrypt work: that of the highest cost among
+    the users. An unknown user is checked against a dummy hash of that cost;
+    a user whose hash has a lower cost c is padded with dummy hashes of cost
+    c, c+1, ... max-1 (2^c + 2^c + ... + 2^(max-1) = 2^max rounds), so
+    neither user names nor their costs can be probed by timing.
     """
 
     CACHE_LIMIT = 1024
 
     def __init__(self, users: Mapping[str, bytes]) -> None:
         self._users = dict(users)
-        cost = max((int(h[4:6]) for h in self._users.values()), default=10)
-        self._dummy = bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(rounds=cost))
+        costs = {int(h[4:6]) for h in self._users.values()}
+        self._cost = max(costs, default=10)
+        low = min(costs, default=self._cost)
+        self._dummy = {c: bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(rounds=c))
+                       for c in range(low, self._cost + 1)}
         self._ok: set[bytes] = set()
         self._lock = threading.Lock()
 
@@ -311,7 +385,12 @@ class BasicAuthChecker:
             with self._lock:
                 if key in self._ok:
                     return user
-        ok = self._verify(raw, hashed)
+        if not BCRYPT_SLOTS.acquire(timeout=BCRYPT_WAIT):
+            return None
+        try:
+            ok = self._verify(raw, hashed)
+        finally:
+            BCRYPT_SLOTS.release()
         if not ok:
             return None
         register_secret_value(password)
@@ -324,9 +403,11 @@ class BasicAuthChecker:
 
     def _verify(self, raw: bytes, hashed: bytes | None) -> bool:
         too_long = len(raw) > BCRYPT_MAX
-        against = self._dummy if (hashed is None or too_long) else hashed
+        against = self._dummy[self._cost] if (hashed is None or too_long) else hashed
         try:
             ok = bcrypt.checkpw(raw[:BCRYPT_MAX], against)
         except ValueError:
             return False
+        for cost in range(int(against[4:6]), self._cost):  # pad up to the highest cost's work
+            bcrypt.checkpw(raw[:BCRYPT_MAX], self._dummy[cost])
         return ok and hashed is not None and not too_long
