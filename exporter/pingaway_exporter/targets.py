@@ -152,7 +152,8 @@ class TargetPool:
             self._probes = probes
             self._specs = {s.name: s for s in settings.targets if s.name in probes}
             self._built_from = settings
-        log.info("targets ready", extra={"fields": {"targets": ",".join(sorted(probes)) or "none"}})
+        if probes:  # with no declared targets there is nothing to say on every start
+            log.info("targets ready", extra={"fields": {"targets": ",".join(sorted(probes))}})
 
     def _build(self, spec: TargetSpec) -> Target:
         d = self.defaults
