@@ -197,16 +197,31 @@ def test_a_reload_storm_coalesces_into_one_running_and_one_pending(tmp_path):
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
     calls: list[float] = []
-    config = ConfigReloader(str(path), loader=slow_loader(calls))
+    gate = threading.Event()
+    armed = [False]
+    load = slow_loader(calls, delay=0.0)
+
+    def held_first(p):  # once armed, the first reload stays running until every later caller has asked
+        if armed[0] and not calls:
+            gate.wait(30)
+        return load(p)
+
+    config = ConfigReloader(str(path), loader=held_first)
     calls.clear()
+    armed[0] = True
     results = []
     first = threading.Thread(target=lambda: results.append(config.reload()))
     first.start()
-    time.sleep(0.1)  # the first reload is running; the file changes, and 49 more ask
+    end = time.monotonic() + 10
+    while config.runs == 0:  # the first reload is running; the file changes, and 49 more ask
+        assert time.monotonic() < end
+        time.sleep(0.01)
     path.write_text(B)
     threads = [threading.Thread(target=lambda: results.append(config.reload())) for _ in range(49)]
     for t in threads:
         t.start()
+    time.sleep(2)  # generous: all 49 are inside reload(), waiting
+    gate.set()
     for t in threads + [first]:
         t.join(20)
     assert len(results) == 50 and all(ok for ok, _ in results)
@@ -272,6 +287,13 @@ def test_a_sighup_storm_on_a_running_exporter_starts_no_thread_per_signal(sim, t
     try:
         before = exp.status("Threads")
         peak = before
+        # Storms back to back, each followed by a scrape: a handler that took a lock deadlocked the main
+        # thread when a signal arrived while it ran (about one storm in two), and then nothing was served.
+        for _ in range(4):
+            for _ in range(200):
+                exp.proc.send_signal(signal.SIGHUP)
+                peak = max(peak, exp.status("Threads"))
+            assert httpx.get(exp.base + "/metrics", timeout=10).status_code == 200
         path.write_text(B)
         for _ in range(200):
             exp.proc.send_signal(signal.SIGHUP)
@@ -282,6 +304,7 @@ def test_a_sighup_storm_on_a_running_exporter_starts_no_thread_per_signal(sim, t
             time.sleep(0.1)
     finally:
         rc, log = exp.stop()
-    assert peak <= before + 2, f"{peak} threads during the storm, {before} before"
-    assert 1 <= log.count('msg="config reloaded"') < 200
+    # a thread per signal would be 200 more (the attack measured 88); a few come and go with the pool
+    assert peak <= before + 10, f"{peak} threads during the storm, {before} before"
+    assert 1 <= log.count('msg="config reloaded"') < 1000
     assert rc == 0 and "Traceback" not in log

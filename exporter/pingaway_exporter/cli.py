@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if hasattr(signal, "SIGHUP"):
+        reloader.start()  # the reload thread exists before the first SIGHUP can arrive
         signal.signal(signal.SIGHUP, reload)
     if config_path:
         groups = reloader.current.groups

@@ -17,6 +17,7 @@ an answer never reports a file read before the caller changed it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Callable
@@ -45,8 +46,9 @@ class ConfigReloader:
         self._done = 0  # requests covered by the last finished reload
         self._running = False
         self._result: tuple[bool, str] = (True, "")
-        self._signal = threading.Event()
+        self._wake: tuple[int, int] | None = None  # (read, write) ends of the pipe request() writes to
         self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
         self.runs = 0  # reloads actually run
         self.last_reload_successful = True
         self.last_success_timestamp = time.time()
@@ -81,17 +83,39 @@ class ConfigReloader:
                 self._cv.notify_all()
         return result
 
-    def request(self) -> None:
-        """Ask for a reload without waiting (SIGHUP): one background thread runs them, coalesced."""
-        self._signal.set()
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._background, daemon=True, name="reload")
+    def start(self) -> None:
+        """Start the one background thread that serves ``request()``; call it before installing a handler.
+
+        Starting a thread takes locks, so it must not first happen inside a signal handler.
+        """
+        with self._start_lock:
+            if self._worker is not None:
+                return
+            read, write = os.pipe()
+            os.set_blocking(write, False)
+            self._wake = (read, write)
+            self._worker = threading.Thread(target=self._background, args=(read,), daemon=True, name="reload")
             self._worker.start()
 
-    def _background(self) -> None:
+    def request(self) -> None:
+        """Ask for a reload without waiting (SIGHUP); requests coalesce into one pending reload.
+
+        Safe in a signal handler: it takes no lock, and only writes one byte to a pipe. (An ``Event.set()``
+        here deadlocked: a second SIGHUP arriving while the handler held the event's lock waited for it forever,
+        in the main thread, which then served nothing.)
+        """
+        if self._wake is None:
+            self.start()
+        assert self._wake is not None
+        try:
+            os.write(self._wake[1], b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full of earlier requests: a reload is pending anyway
+
+    def _background(self, read: int) -> None:
         while True:
-            self._signal.wait()
-            self._signal.clear()
+            if not os.read(read, 65536):  # every request written so far: one reload covers them all
+                return
             self.reload()
 
     def _reload_once(self) -> tuple[bool, str]:
