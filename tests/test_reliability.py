@@ -43,33 +43,41 @@ def test_sigterm_lets_in_flight_scrapes_finish(sim):
 
 @pytest.mark.timeout(300)
 def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, request):
-    exp = exporter_factory(sim, timeout=20.0)
-    # Long enough that all 200 connections are in before the one upstream call ends, even on a busy CI box.
-    sim.set_fault("slow_headers", delay=6.0, remaining=1)
+    exp = exporter_factory(sim, timeout=40.0)
+    # The one upstream call is held open until all 200 scrapes are in (60 s at most), however slow the machine.
+    release = threading.Event()
+    sim.set_fault("slow_headers", delay=60.0, release=release, remaining=1)
     n = 200
     barrier = threading.Barrier(n)
     ups: list[float | None] = []
     errors: list[str] = []
     lock = threading.Lock()
 
+    texts: list[str] = []
+
     def scrape():
         barrier.wait()
         try:
-            r = httpx.get(exp.url, timeout=25, headers={"X-Prometheus-Scrape-Timeout-Seconds": "20"})
-            v = value(samples(r.text), "pingaway_up")
+            r = httpx.get(exp.url, timeout=60, headers={"X-Prometheus-Scrape-Timeout-Seconds": "40"})
         except Exception as exc:  # collected and asserted below
             with lock:
                 errors.append(f"{type(exc).__name__}: {exc}")
             return
         with lock:
-            ups.append(v)
+            texts.append(r.text)  # parsed after the storm: 200 parsers would compete with the server for the GIL
 
     threads = [threading.Thread(target=scrape) for _ in range(n)]
     for t in threads:
         t.start()
+    end = time.monotonic() + 50
+    while exp.server.in_flight < n and not errors:
+        assert time.monotonic() < end, f"only {exp.server.in_flight} of {n} scrapes arrived"
+        time.sleep(0.05)
+    release.set()
     for t in threads:
         t.join(60)
     assert not errors, errors[:3]
+    ups.extend(value(samples(text), "pingaway_up") for text in texts)
     assert ups == [1.0] * n
     assert sim.request_count() == 1, f"concurrent scrapes must share one upstream request, saw {sim.request_count()}"
     assert sim.stats.max_in_flight == 1

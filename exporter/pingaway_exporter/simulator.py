@@ -44,6 +44,7 @@ class Fault:
     chunked: bool = False  # huge: without Content-Length
     body: Any = None  # json_body: served as JSON; bad_records: records to add
     remaining: int | None = None  # apply to this many requests, then back to normal
+    release: threading.Event | None = None  # slow_headers: answer as soon as this is set (delay still bounds it)
 
     def __post_init__(self) -> None:
         if self.mode not in FAULT_MODES:
@@ -327,7 +328,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         if fault.mode == "slow_headers":
-            time.sleep(fault.delay)
+            if fault.release is not None:
+                fault.release.wait(fault.delay)
+            else:
+                time.sleep(fault.delay)
         if fault.mode == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
             body = fault.body if isinstance(fault.body, (bytes, str)) else json.dumps(

@@ -129,6 +129,12 @@ class ExporterServer(BoundedServer):
                 self._active -= 1
                 self._idle.notify_all()
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered now."""
+        with self._idle:
+            return self._active
+
     def drain(self, timeout: float) -> int:
         """Wait up to ``timeout`` for in-flight requests to finish; return how many are left."""
         with self._idle:
