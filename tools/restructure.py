@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,11 +160,13 @@ def _stale_dir(path: Path) -> bool:
     return all(p.is_dir() or "__pycache__" in p.parts for p in path.rglob("*"))
 
 
-def inventory(root: Path) -> tuple[str, list[str]]:
-    """('flat' | 'moved', problems). Unknown files and half-moved trees are problems."""
+def inventory(root: Path, tracked: set[str] | None = None) -> tuple[str, list[str]]:
+    """('flat' | 'moved', problems). Unknown files and half-moved trees are problems. tracked: the names of
+    the files in the flat package that git tracks (default: ask git)."""
     pkg = root / PKG_DIR
-    tracked = {Path(p).name for p in git(root, "ls-files", "-z", "--", str(PKG_DIR)).split("\0")
-               if p and Path(p).parent == PKG_DIR}
+    if tracked is None:
+        tracked = {Path(p).name for p in git(root, "ls-files", "-z", "--", str(PKG_DIR)).split("\0")
+                   if p and Path(p).parent == PKG_DIR}
     present = sorted(p.name for p in pkg.iterdir()
                      if p.name != "__pycache__" and not (p.is_dir() and _stale_dir(p)))
     moving = [k for k in TABLE if new_path(k) != PKG_DIR / k]
@@ -390,10 +394,22 @@ def plan(root: Path) -> tuple[dict[Path, str], list[tuple[Path, Path]], list[str
     return contents, moves, notes, bare
 
 
+def sort_imports(root: Path, paths: list[str]) -> None:
+    """Re-sort the rewritten import blocks with ruff's isort rule (I001) only; nothing else is fixed."""
+    ruff = shutil.which("ruff")
+    cmd = [ruff] if ruff else [sys.executable, "-m", "ruff"]
+    if not ruff and importlib.util.find_spec("ruff") is None:
+        print("restructure: note: ruff not found; import blocks keep their old order (run ruff check --select I --fix)")
+        return
+    subprocess.run([*cmd, "check", "--select", "I", "--fix", "--quiet", "--exit-zero", *paths], cwd=root, check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="print the plan and change nothing")
     ap.add_argument("--allow-dirty", action="store_true", help="run on a work tree with uncommitted changes")
+    ap.add_argument("--no-sort-imports", action="store_true",
+                    help="leave the import blocks in their old order (by default ruff's isort rule re-sorts them)")
     ap.add_argument("--root", type=Path, default=None, help="the repository (default: the one this file is in)")
     args = ap.parse_args(argv)
     root = (args.root or Path(__file__).resolve().parent.parent).resolve()
@@ -426,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         if not init.exists():
             init.write_text(f'"""{doc}"""\n', encoding="utf-8")
         git(root, "add", str(init.relative_to(root)))
+    if not args.no_sort_imports:
+        sort_imports(root, sorted(str(p) for p in contents if p.suffix == ".py"))
     git(root, "add", "-u")
     if bare:
         print(f"restructure: {len(bare)} bare mentions of old file names (prose; update by hand):")
