@@ -27,12 +27,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import restructure  # noqa: E402  (the mapping table lives there)
-
-PKG = restructure.PKG
+PKG = "pingaway_exporter"
+PKG_DIR = Path("exporter") / PKG
 FLOW = ("config", "upstream", "scrape", "metrics", "web")
+SIDE = ("demo",)
 DEMO_MAY_IMPORT = {"demo", "config", "upstream"}
+
+
+def _restructure():  # type: ignore[no-untyped-def]
+    """tools/restructure.py, whose TABLE names the flat tree's modules; needed only while the tree is flat."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        import restructure  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    return restructure
 
 
 @dataclass(frozen=True)
@@ -47,16 +56,16 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if module == PKG:
         return "root"
-    if len(parts) > 2 or parts[1] in restructure.SUBPACKAGES:
+    if len(parts) > 2 or parts[1] in FLOW + SIDE:
         return parts[1]
     return "top"
 
 
 def modules(root: Path) -> tuple[bool, dict[str, Path]]:
     """(is the tree flat, {new dotted name: file})."""
-    pkg = root / restructure.PKG_DIR
-    flat = any((pkg / k).is_file() for k in restructure.TABLE
-               if restructure.is_module(k) and restructure.new_path(k) != restructure.PKG_DIR / k)
+    pkg = root / PKG_DIR
+    flat = not any((pkg / name).is_dir() for name in FLOW)
+    restructure = _restructure() if flat else None
     found: dict[str, Path] = {}
     for path in sorted(pkg.rglob("*.py")):
         rel = path.relative_to(root / "exporter").with_suffix("")
@@ -64,7 +73,7 @@ def modules(root: Path) -> tuple[bool, dict[str, Path]]:
         if parts[-1] == "__init__":
             parts.pop()
         dotted = ".".join(parts)
-        if flat and len(parts) == 2:
+        if restructure and len(parts) == 2:
             key = parts[1] + ".py"
             if key not in restructure.TABLE:
                 raise SystemExit(f"check_imports: {path}: not in tools/restructure.py's TABLE")
@@ -89,6 +98,7 @@ def _walk(tree: ast.AST) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
 
 def edges(root: Path) -> list[Edge]:
     flat, found = modules(root)
+    restructure = _restructure() if flat else None
     known = set(found)
     by_path = {path: name for name, path in found.items()}
     result: list[Edge] = []
@@ -114,7 +124,7 @@ def edges(root: Path) -> list[Edge]:
             for name in names:
                 if name != PKG and not name.startswith(PKG + "."):
                     continue
-                if flat:
+                if restructure:
                     name = restructure.map_dotted(name)
                 target = name
                 while target not in known and "." in target:
