@@ -6,6 +6,7 @@ fails, and so does a known one that has been fixed but is still listed, so the l
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -49,25 +50,30 @@ KNOWN_TEST_IMPORTS = {
 }
 
 
+@functools.cache
+def _report() -> tuple[list[str], list[list[str]], list[str]]:
+    return check_imports.report(ROOT)
+
+
 def test_every_module_has_a_row_in_the_restructure_table():
     _state, problems = restructure.inventory(ROOT)
     assert problems == [], "\n".join(problems)
 
 
 def test_imports_point_down_the_flow():
-    bad, _loops, _tests = check_imports.report(ROOT)
+    bad, _loops, _tests = _report()
     found = {line.split("  ", 1)[0].removesuffix(" (lazy)") for line in bad}
     assert found - KNOWN_DIRECTION == set(), "new imports against the flow:\n" + "\n".join(bad)
     assert KNOWN_DIRECTION - found == set(), "fixed; delete these from KNOWN_DIRECTION"
 
 
 def test_no_import_cycles():
-    _bad, loops, _tests = check_imports.report(ROOT)
+    _bad, loops, _tests = _report()
     assert loops == []
 
 
 def test_test_modules_do_not_import_each_other():
-    _bad, _loops, tests = check_imports.report(ROOT)
+    _bad, _loops, tests = _report()
     found = {line.split(":", 1)[0] + " imports " + line.rsplit(" ", 1)[1] for line in tests}
     assert found - KNOWN_TEST_IMPORTS == set(), "move shared helpers to conftest.py or a helpers module"
     assert KNOWN_TEST_IMPORTS - found == set(), "fixed; delete these from KNOWN_TEST_IMPORTS"
