@@ -116,7 +116,7 @@ def test_a_cycle_is_found():
 
 def _rewrite(text: str, path: str, key: str | None) -> str:
     notes: list[str] = []
-    out = restructure.rewrite_text(text, restructure.import_lines(text))
+    out = restructure.rewrite_text(text, restructure.import_lines(text), python=True, notes=[])
     out = restructure.rewrite_imports(out, path, key, notes)
     return restructure.rewrite_package_module(out, key) if key else out
 
@@ -151,6 +151,7 @@ def test_absolute_references_outside_the_package_are_mapped_once():
         'monkeypatch.setattr("pingaway_exporter.web.scrape_budget", f)\n'
         'path = "exporter/pingaway_exporter/demo-config.yml"\n'
         'name = "pingaway_exporter_build_info"\n'
+        'record = make_record(name="pingaway_exporter.scrape")\n'
     )
     out = _rewrite(src, "tests/test_x.py", None)
     assert out == (
@@ -162,6 +163,7 @@ def test_absolute_references_outside_the_package_are_mapped_once():
         'monkeypatch.setattr("pingaway_exporter.web.server.scrape_budget", f)\n'
         'path = "exporter/pingaway_exporter/demo/demo-config.yml"\n'
         'name = "pingaway_exporter_build_info"\n'
+        'record = make_record(name="pingaway_exporter.scrape")\n'
     )
 
 

@@ -310,14 +310,25 @@ def import_lines(text: str) -> set[int]:
             for n in range(node.lineno - 1, (node.end_lineno or node.lineno))}
 
 
-def rewrite_text(text: str, skip: set[int] = frozenset()) -> str:  # type: ignore[assignment]
+# A Python string that is exactly "pingaway_exporter.<module>" is most likely a logger name (the log format
+# shows it as logger=<module>), so it is left as it is and listed; a module path with an attribute after it
+# ("pingaway_exporter.web.scrape_budget", a patch target) is rewritten.
+BARE_LITERAL = re.compile(r"""(["'])(""" + PKG + r"""\.\w+)\1""")
+
+
+def rewrite_text(text: str, skip: set[int] = frozenset(), python: bool = False,  # type: ignore[assignment]
+                 notes: list[str] | None = None, path: str = "") -> str:
     """Dotted names and file paths anywhere in a text file (strings, commands, docs), line by line."""
     out = []
     for n, line in enumerate(text.splitlines(keepends=True)):
         if n in skip or LOGGER_LINE.search(line):
             out.append(line)  # logger names are part of the log format; they stay
             continue
-        line = DOTTED.sub(lambda m: map_dotted(m.group(0)), line)
+        kept = {m.start(2) for m in BARE_LITERAL.finditer(line) if map_dotted(m.group(2)) != m.group(2)} \
+            if python else set()
+        if kept and notes is not None:
+            notes.append(f"{path}:{n + 1}: left as it is (a logger name?): {line.strip()[:100]}")
+        line = DOTTED.sub(lambda m: m.group(0) if m.start() in kept else map_dotted(m.group(0)), line)
         line = PATHS.sub(_map_path, line)
         out.append(line)
     return "".join(out)
@@ -376,7 +387,7 @@ def plan(root: Path) -> tuple[dict[Path, str], list[tuple[Path, Path]], list[str
         key = by_old.get(rel)
         if rel.suffix == ".py":
             # Text first, sparing the import lines; then the imports, from the AST. Each name is mapped once.
-            new = rewrite_text(text, import_lines(text))
+            new = rewrite_text(text, import_lines(text), python=True, notes=notes, path=rel.as_posix())
             new = rewrite_imports(new, rel.as_posix(), key if key and is_module(key) else None, notes)
             if key and is_module(key):
                 new = rewrite_package_module(new, key)
