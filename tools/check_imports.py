@@ -121,11 +121,10 @@ def edges(root: Path) -> list[Edge]:
                 else:
                     module = node.module or ""
                 names = [f"{module}.{a.name}" for a in node.names] + [module]
-            for name in names:
-                if name != PKG and not name.startswith(PKG + "."):
+            for written in names:
+                if written != PKG and not written.startswith(PKG + "."):
                     continue
-                if restructure:
-                    name = restructure.map_dotted(name)
+                name = restructure.map_dotted(written) if restructure else written
                 target = name
                 while target not in known and "." in target:
                     target = target.rsplit(".", 1)[0]

@@ -96,7 +96,8 @@ SUBPACKAGES: dict[str, str] = {
 PKG = "pingaway_exporter"
 PKG_DIR = Path("exporter") / PKG
 # The tools themselves, and the tests of the tools (their inputs are flat-tree sources on purpose).
-SKIP_REWRITE = {"LICENSE", "CHANGELOG.md", "tools/restructure.py", "tools/check_imports.py", "tests/test_architecture.py"}
+SKIP_REWRITE = {"LICENSE", "CHANGELOG.md", "tools/restructure.py", "tools/check_imports.py",
+                "tests/test_architecture.py"}
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yml", ".yaml", ".cfg", ".ini", ".txt", ".sh", ".service", ".json",
                  ".conf", ".j2", ".rst", ""}
 
@@ -320,17 +321,19 @@ def rewrite_text(text: str, skip: set[int] = frozenset(), python: bool = False, 
                  notes: list[str] | None = None, path: str = "") -> str:
     """Dotted names and file paths anywhere in a text file (strings, commands, docs), line by line."""
     out = []
-    for n, line in enumerate(text.splitlines(keepends=True)):
-        if n in skip or LOGGER_LINE.search(line):
-            out.append(line)  # logger names are part of the log format; they stay
+    for n, original in enumerate(text.splitlines(keepends=True)):
+        if n in skip or LOGGER_LINE.search(original):
+            out.append(original)  # logger names are part of the log format; they stay
             continue
-        kept = {m.start(2) for m in BARE_LITERAL.finditer(line) if map_dotted(m.group(2)) != m.group(2)} \
+        kept = {m.start(2) for m in BARE_LITERAL.finditer(original) if map_dotted(m.group(2)) != m.group(2)} \
             if python else set()
         if kept and notes is not None:
-            notes.append(f"{path}:{n + 1}: left as it is (a logger name?): {line.strip()[:100]}")
-        line = DOTTED.sub(lambda m: m.group(0) if m.start() in kept else map_dotted(m.group(0)), line)
-        line = PATHS.sub(_map_path, line)
-        out.append(line)
+            notes.append(f"{path}:{n + 1}: left as it is (a logger name?): {original.strip()[:100]}")
+
+        def dotted(m: re.Match[str], kept: set[int] = kept) -> str:
+            return m.group(0) if m.start() in kept else map_dotted(m.group(0))
+
+        out.append(PATHS.sub(_map_path, DOTTED.sub(dotted, original)))
     return "".join(out)
 
 
@@ -443,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         changed = sorted(str(p) for p in contents if p not in {d for _, d in moves})
         print("  would rewrite: " + ", ".join(changed))
         return 0
-    for name, doc in SUBPACKAGES.items():
+    for name in SUBPACKAGES:
         (root / PKG_DIR / name).mkdir(exist_ok=True)
     for src, dst in moves:
         git(root, "mv", str(src), str(dst))
