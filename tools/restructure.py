@@ -57,6 +57,8 @@ TABLE: dict[str, str] = {
     "reload.py": "config.reload",            # the config file in effect, and reloading it
     "schedule.py": "config.schedule",        # opening hours and holidays: config values that config.file
                                              # builds; metrics.groups evaluates them at scrape time (downward)
+    "yamlload.py": "config.yamlload",        # (branch upstream) the bounded YAML loader of both config files;
+                                             # web.webconfig reads --web.config.file through it (downward)
     # upstream/: talking to Pingaway: secrets, token, session login, the HTTP client, payload -> records.
     "secret.py": "upstream.secret",
     "credentials.py": "upstream.credentials",
@@ -67,6 +69,8 @@ TABLE: dict[str, str] = {
     "scrape.py": "scrape.target",
     "coalesce.py": "scrape.coalesce",
     "targets.py": "scrape.pool",
+    "tally.py": "scrape.tally",              # (branch team) the one pass over the records: states, totals,
+                                             # per-group tallies; read by metrics, check and the status page
     # metrics/: records -> metric families -> exposition text.
     "collector.py": "metrics.collector",
     "groups.py": "metrics.groups",
