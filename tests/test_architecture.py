@@ -188,10 +188,10 @@ def _flat_tree(tmp_path: Path, extra: list[str]) -> set[str]:
 
 
 def test_an_unknown_module_stops_the_run(tmp_path):
-    tracked = _flat_tree(tmp_path, ["yamlload.py"])
+    tracked = _flat_tree(tmp_path, ["newthing.py"])
     state, problems = restructure.inventory(tmp_path, tracked)
     assert state == "flat"
-    assert len(problems) == 1 and "yamlload.py: not in TABLE" in problems[0]
+    assert len(problems) == 1 and "newthing.py: not in TABLE" in problems[0]
 
 
 def test_an_untracked_module_stops_the_run(tmp_path):

@@ -197,7 +197,7 @@ def inventory(root: Path, tracked: set[str] | None = None) -> tuple[str, list[st
             problems.append(f"{PKG_DIR / name}: not tracked by git; commit it first")
     for k in TABLE:
         if k not in present:
-            print(f"restructure: note: {PKG_DIR / k} is in TABLE but not in the tree (removed on another branch?)",
+            print(f"restructure: note: {PKG_DIR / k} is in TABLE but not in the tree (not merged yet, or removed)",
                   file=sys.stderr)
     return "flat", problems
 
