@@ -368,8 +368,10 @@ def rewrite_pyproject(text: str) -> str:
     return re.sub(r"(?ms)^\[tool\.setuptools\.package-data\]\n.*?(?=^\[|\Z)", data, text)
 
 
-BARE = re.compile(r"(?<![\w/.-])(" + "|".join(re.escape(k) for k in TABLE if is_module(k)
-                                                  and TABLE[k] != k[:-3] and k != "__init__.py") + r")(?![\w-])")
+_MOVED = [k for k in TABLE if is_module(k) and TABLE[k] != k[:-3] and k != "__init__.py"]
+# Prose that names an old file ("scrape.py:180") or module in reST/Markdown literals (``webserver.Limits``).
+BARE = re.compile(r"(?<![\w/.-])(" + "|".join(re.escape(k) for k in _MOVED) + r")(?![\w-])"
+                  r"|``(" + "|".join(re.escape(k[:-3]) for k in _MOVED) + r")(?:\.\w+)*``")
 
 
 # ---- the run ------------------------------------------------------------------------------------------------
