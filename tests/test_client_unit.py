@@ -42,7 +42,7 @@ KEY = "unit-test-signing-key-of-32-bytes!"
 BASE = "https://api.pingaway.example/api"
 
 
-def make_token(exp: float = NOW + 86400) -> str:
+def make_token(exp: float = NOW + 30 * 86400) -> str:  # beyond the 7-day expiry warning
     return jwt.encode({"sub": "unit", "iat": NOW - 60, "exp": exp}, KEY, algorithm="HS256")
 
 
