@@ -18,6 +18,8 @@ from pingaway_exporter.simulator import Simulator
 from .conftest import WEDNESDAY_1015
 from .metrics_util import samples, value
 
+pytestmark = pytest.mark.unit
+
 USER, PASSWORD = "012345678", "verysecret-Åland-9"
 
 

@@ -18,6 +18,8 @@ from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
 from .dashboard_util import (DASHBOARD, ROOT, load, metric_names, panels, queries, referenced_variables,
                              strip_strings, variable_query, variables)
 
+pytestmark = pytest.mark.unit
+
 DS_VARIABLE = "${datasource}"
 # Built by the staffing work (issue 4); the dashboard's group panels read them.
 GROUP_METRICS = {"pingaway_group_users", "pingaway_group_users_available", "pingaway_group_users_ready",

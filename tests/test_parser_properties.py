@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pingaway_exporter.payload import DIRECTIONS, LINE_STATUSES, OTHER, Parser, PayloadError
 
 from .fixtures import PAYLOAD
+
+pytestmark = pytest.mark.unit
 
 PARSER = Parser("Europe/Stockholm")
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
 from pingaway_exporter.config import DEFAULT_PORT, FLAGS
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

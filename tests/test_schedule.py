@@ -16,6 +16,8 @@ from pingaway_exporter.settings import parse
 
 from .fixtures import STOCKHOLM
 
+pytestmark = pytest.mark.unit
+
 
 def schedule(opening_hours, **group):
     settings = parse({"groups": [{"name": "g", "keywords": ["g"], "opening_hours": opening_hours, **group}]})

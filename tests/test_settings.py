@@ -11,6 +11,8 @@ from pingaway_exporter.cli import main
 from pingaway_exporter.config import ConfigError, load
 from pingaway_exporter.settings import AUTO_GROUP_LIMIT, demo_config_path, load_file, load_text
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -6,11 +6,14 @@ import base64
 from datetime import datetime
 
 import httpx
+import pytest
 
 from pingaway_exporter.simdomain import Domain
 from pingaway_exporter.simulator import Simulator
 
 from .conftest import STOCKHOLM, WEDNESDAY_1015
+
+pytestmark = pytest.mark.unit
 
 
 def at(*args) -> float:

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Check that the package's imports point one way along the data flow, with no cycles.
+
+    python3 tools/check_imports.py      # prints every violation; exit 1 if there is any
+
+The layers, in the order the data flows:
+
+    config -> upstream -> scrape -> metrics -> web
+
+A module may import from its own layer and the layers to its left (web may import metrics, scrape, upstream
+and config; config imports none of them). Beside the flow:
+- demo/ (the simulator) may import demo, config and upstream; nothing in the flow imports demo;
+- the top level (cli, logs, memory, healthcheck, __main__) is wiring: it may import anything, and nothing in
+  a layer may import it; every module may import the package itself (``__version__``).
+There must be no import cycle between modules, counting imports inside functions too (a lazy import hides a
+cycle from Python, not from the design). Test modules must not import other test modules (shared helpers
+belong in conftest.py or a helpers module).
+
+It judges the flat tree of today as well as the moved one: on the flat tree every module is named by where
+tools/restructure.py's TABLE moves it, so the report reads the same before and after the move.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PKG = "pingaway_exporter"
+PKG_DIR = Path("exporter") / PKG
+FLOW = ("config", "upstream", "scrape", "metrics", "web")
+SIDE = ("demo",)
+DEMO_MAY_IMPORT = {"demo", "config", "upstream"}
+
+
+def _restructure():  # type: ignore[no-untyped-def]
+    """tools/restructure.py, whose TABLE names the flat tree's modules; needed only while the tree is flat."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        import restructure  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    return restructure
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str  # importing module, new dotted name
+    target: str  # imported module, new dotted name
+    where: str   # file:line
+    lazy: bool   # inside a function or class body
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if module == PKG:
+        return "root"
+    if len(parts) > 2 or parts[1] in FLOW + SIDE:
+        return parts[1]
+    return "top"
+
+
+def modules(root: Path) -> tuple[bool, dict[str, Path]]:
+    """(is the tree flat, {new dotted name: file})."""
+    pkg = root / PKG_DIR
+    flat = not any((pkg / name).is_dir() for name in FLOW)
+    restructure = _restructure() if flat else None
+    found: dict[str, Path] = {}
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(root / "exporter").with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        dotted = ".".join(parts)
+        if restructure and len(parts) == 2:
+            key = parts[1] + ".py"
+            if key not in restructure.TABLE:
+                raise SystemExit(f"check_imports: {path}: not in tools/restructure.py's TABLE")
+            dotted = restructure.new_dotted(key)
+        found[dotted] = path
+    return flat, found
+
+
+def _walk(tree: ast.AST) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
+    out: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
+
+    def visit(node: ast.AST, lazy: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                out.append((child, lazy))
+            inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef))
+            visit(child, inner)
+
+    visit(tree, False)
+    return out
+
+
+def edges(root: Path) -> list[Edge]:
+    flat, found = modules(root)
+    restructure = _restructure() if flat else None
+    known = set(found)
+    by_path = {path: name for name, path in found.items()}
+    result: list[Edge] = []
+    for path, source in sorted(by_path.items()):
+        # The name the file has on disk, to resolve its relative imports.
+        rel = path.relative_to(root / "exporter").with_suffix("")
+        disk = ".".join(rel.parts[:-1] if rel.parts[-1] == "__init__" else rel.parts)
+        disk_pkg = disk if rel.parts[-1] == "__init__" else disk.rsplit(".", 1)[0]
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node, lazy in _walk(tree):
+            where = f"{path.relative_to(root)}:{node.lineno}"
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                if node.level:
+                    base = disk_pkg.split(".")
+                    base = base[: len(base) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                names = [f"{module}.{a.name}" for a in node.names] + [module]
+            for written in names:
+                if written != PKG and not written.startswith(PKG + "."):
+                    continue
+                name = restructure.map_dotted(written) if restructure else written
+                target = name
+                while target not in known and "." in target:
+                    target = target.rsplit(".", 1)[0]
+                if target not in known or target == source:
+                    continue
+                if isinstance(node, ast.ImportFrom) and name != target and name.rsplit(".", 1)[0] != target:
+                    continue
+                result.append(Edge(source, target, where, lazy))
+    # `from X import a, b` names X once per name; keep one edge per (source, target, line).
+    return sorted(set(result), key=lambda e: (e.source, e.target, e.where))
+
+
+def why_not(edge: Edge) -> str | None:
+    """None if the edge is allowed, else the rule it breaks."""
+    src, dst = layer(edge.source), layer(edge.target)
+    if dst == "root" or src == "top":
+        return None
+    if dst == "top":
+        return f"{src} may not import the top level ({edge.target.split('.', 1)[1]} is wiring)"
+    if src == "demo":
+        return None if dst in DEMO_MAY_IMPORT else f"demo may import only {', '.join(sorted(DEMO_MAY_IMPORT))}"
+    if dst == "demo":
+        return f"{src} may not import demo (only cli and the tests do)"
+    if src == "root":
+        return "the package's __init__ imports nothing of its own"
+    if FLOW.index(dst) > FLOW.index(src):
+        return f"{src} may not import {dst}: it is further along the flow"
+    return None
+
+
+def cycles(all_edges: list[Edge]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    graph: dict[str, set[str]] = {}
+    for e in all_edges:
+        graph.setdefault(e.source, set()).add(e.target)
+        graph.setdefault(e.target, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10_000)
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return out
+
+
+def tests_importing_tests(root: Path) -> list[str]:
+    out = []
+    tests = root / "tests"
+    names = {p.stem for p in tests.glob("test_*.py")}
+    for path in sorted(tests.glob("test_*.py")):
+        for node, _ in _walk(ast.parse(path.read_text(encoding="utf-8"))):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [
+                node.module or "", *(f"{node.module}.{a.name}" if node.module else a.name for a in node.names)]
+            for m in mods:
+                leaf = m.rsplit(".", 1)[-1]
+                if leaf in names and leaf != path.stem and (m.startswith("tests.") or m == leaf):
+                    out.append(f"{path.relative_to(root)}:{node.lineno} imports {m}")
+    return sorted(set(out))
+
+
+def report(root: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    all_edges = edges(root)
+    bad = [f"{e.source.removeprefix(PKG + '.')} -> {e.target.removeprefix(PKG + '.')}"
+           f"{' (lazy)' if e.lazy else ''}  {e.where}: {why}"
+           for e in all_edges if (why := why_not(e))]
+    return bad, cycles(all_edges), tests_importing_tests(root)
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parent.parent
+    flat, _ = modules(root)
+    bad, loops, tests = report(root)
+    print(f"check_imports: the {'flat tree, judged by its names after tools/restructure.py' if flat else 'tree'}")
+    print(f"direction: {len(bad)} violation(s)")
+    for line in bad:
+        print(f"  {line}")
+    print(f"cycles: {len(loops)}")
+    for comp in loops:
+        print("  " + " <-> ".join(c.removeprefix(PKG + ".") for c in comp))
+    print(f"test modules importing test modules: {len(tests)}")
+    for line in tests:
+        print(f"  {line}")
+    return 1 if bad or loops or tests else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
