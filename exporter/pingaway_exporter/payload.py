@@ -183,6 +183,8 @@ class Parser:
                     return self._tolerant(_GENERIC.decode(body))
             except msgspec.DecodeError as exc:
                 raise PayloadError(f"response is not valid JSON ({len(body)} bytes): {exc}") from None
+            except UnicodeDecodeError:  # msgspec before 0.19 raises this for bytes that are not UTF-8
+                raise PayloadError(f"response is not valid JSON ({len(body)} bytes): not UTF-8") from None
             return self._normalise(wire, len(wire), ParseResult(extensions=[]))
 
     def parse(self, data: object) -> ParseResult:

@@ -70,8 +70,13 @@ class HolidayCalendar:
         """The closed days of ``year`` with their English names (for docs and tests)."""
         import holidays
 
-        cal = holidays.country_holidays(self.country, subdiv=self.subdivision, years=year,
-                                        categories=self.categories, language="en_US")
+        options = {"subdiv": self.subdivision, "years": year, "categories": self.categories, "language": "en_US"}
+        cal = holidays.country_holidays(self.country, **options)
+        if getattr(cal, "include_sundays", False):
+            # holidays 0.88 to 0.9x counted every Swedish (and Norwegian) Sunday as a holiday by default; later
+            # releases do not. Weekly opening hours already say whether Sunday is open, so ask for the calendar
+            # without them, which gives the same days on every release.
+            cal = type(cal)(include_sundays=False, **options)
         return dict(cal.items())
 
 

@@ -451,6 +451,10 @@ def _media_ranges(header: str, limit: int = 32):
         yield kind, params, (q if 0.0 <= q <= 1.0 else 0.0)
 
 
+# The format versions prometheus_client writes, by media type.
+_KNOWN_VERSIONS = {"application/openmetrics-text": ("0.0.1", "1.0.0"), "text/plain": ("0.0.4",)}
+
+
 def negotiate_accept(header: str) -> str:
     """The one media range of Accept that ``exposition.Format`` should use: the acceptable one with the
     highest q-value (the first of equals). A range prometheus_client cannot write, or cannot parse
@@ -459,6 +463,9 @@ def negotiate_accept(header: str) -> str:
     for kind, params, q in _media_ranges(header or ""):
         if q <= best_q or kind not in ("application/openmetrics-text", "text/plain", "text/*", "*/*"):
             continue
+        version = params.get("version")
+        if version is not None and kind in _KNOWN_VERSIONS and version not in _KNOWN_VERSIONS[kind]:
+            continue  # checked here: prometheus_client before 0.21 writes OpenMetrics for any version
         offer = "; ".join([kind, *(f"{k}={v}" for k, v in params.items())])
         try:
             Format(offer)
