@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from .client import REASONS, TIMEOUT, FetchError, PingawayClient
 from .coalesce import Coalescer, DeadlineExceeded
 from .credentials import TokenClaims
-from .payload import DIRECTIONS, ParseResult, Parser, PayloadError
+from . import tally
+from .payload import ParseResult, Parser, PayloadError
 
 log = logging.getLogger("pingaway_exporter.scrape")
 
@@ -33,22 +34,8 @@ class Counts:
 
     @classmethod
     def of(cls, result: ParseResult) -> "Counts":
-        available = ready = calls = ringing = 0
-        directions = dict.fromkeys(DIRECTIONS, 0)
-        for e in result.extensions:
-            calls += len(e.calls)
-            busy = False
-            for c in e.calls:
-                directions[c.direction] += 1
-                if c.status == "ringing":
-                    ringing += 1
-                    busy = True
-                elif c.status == "up":
-                    busy = True
-            if e.available:
-                available += 1
-                ready += not busy
-        return cls(len(result.extensions), available, ready, calls, ringing, tuple(directions.items()))
+        t, _ = tally.count(result.extensions, by_words=False)  # the rules for ready/ringing live in tally.py
+        return cls(t.users, t.available, t.ready, t.calls, t.ringing_lines, tuple(t.directions.items()))
 
 
 @dataclass(frozen=True)
@@ -143,6 +130,7 @@ class Target:
         # What the status page shows: it reads these and never calls upstream itself.
         self.last_outcome: Outcome | None = None
         self.last_failure: Outcome | None = None
+        self.team_view = None  # groups.TeamView of the last good scrape, set by the collector
 
     @property
     def upstream_calls(self) -> int:
