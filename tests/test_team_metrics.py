@@ -127,6 +127,15 @@ def test_per_person_state_folds_duplicates(scraped):
     assert value(m, "pingaway_extension_duplicates") == 1
 
 
+def test_per_person_back_soon_seconds(scraped):
+    m, _ = scraped
+    back = {dict(k)["name"]: v for k, v in series(m, "pingaway_extension_returning_seconds").items()}
+    # Only people away whose profile ends within the hour; the duplicate "Rings" folds into the first (ringing,
+    # available), which is not coming back.
+    assert back == {"Lunch 10 min": 593.0, "Meeting 30 min": 1800.0, "Back 11:10": 3293.0,
+                    "On a call while away": 593.0, "Flat lunch": 1493.0}
+
+
 def test_state_help_lists_the_codes(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
     text = exporter_factory(sim).get().text

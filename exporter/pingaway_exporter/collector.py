@@ -88,7 +88,7 @@ class ScrapeCollector(Collector):
         # The data clock (shifted in --demo): opening hours and profile ends are judged on it.
         now = self.config.clock() if self.config is not None else time.time()
         counted = tally.count(extensions, now) if extensions is not None else None
-        yield from self._domain_families(extensions, skipped, counted[0] if counted else None)
+        yield from self._domain_families(extensions, skipped, counted[0] if counted else None, now)
         yield from groups.families(self.config, extensions, with_samples=outcome is not None,
                                    per_words=counted[1] if counted else None, now=now, keep=self._keep)
         yield from groups.reload_families(self.config, with_samples=outcome is not None)
@@ -118,7 +118,7 @@ class ScrapeCollector(Collector):
         yield build_info(with_samples)
 
     def _domain_families(self, exts: list[Extension] | None, skipped: int | None,
-                         total: tally.Tally | None) -> Iterator[Metric]:
+                         total: tally.Tally | None, now: float) -> Iterator[Metric]:
         users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
         available = _g("pingaway_users_available", "Extensions whose presence profile says available.")
         on_call = _g("pingaway_users_on_call", "Extensions with at least one line up.")
@@ -165,9 +165,9 @@ class ScrapeCollector(Collector):
         yield from (users, available, on_call, ready, states, back, calls, lines, profiles, invalid)
         if per_ext:
             yield dups
-            yield from self._extension_families(unique, rendered)
+            yield from self._extension_families(unique, rendered, now)
 
-    def _extension_families(self, unique: list[Extension], rendered: list[str]) -> Iterator[Metric]:
+    def _extension_families(self, unique: list[Extension], rendered: list[str], now: float) -> Iterator[Metric]:
         """Per-extension families, rendered lazily from the de-duplicated records."""
         email = self.options.include_email
         pair = ("extension", "name")
@@ -201,6 +201,21 @@ class ScrapeCollector(Collector):
                            "nothing.", pair, n,
                        text(lambda rows: [f"{st}{{{r}}} {state_of(e)}\n" for r, e in rows]),
                        lambda: ((e, float(state_of(e))) for e in unique), key)
+        b = "pingaway_extension_returning_seconds"
+        horizon = tally.WINDOWS[-1][1]
+        back_in = tally.returning
+
+        def soon(rows):
+            for r, e in rows:
+                if not e.available and e.until is not None:
+                    left = back_in(e, now)
+                    if left is not None and left <= horizon:
+                        yield r, e, left
+
+        yield RowGauge(b, f"Seconds until the extension's away profile ends, for those back within "
+                          f"{horizon / 3600:g} h (as counted by pingaway_users_returning); absent otherwise.",
+                       pair, n, text(lambda rows: [f"{b}{{{r}}} {left!r}\n" for r, e, left in soon(rows)]),
+                       lambda: ((e, left) for _, e, left in soon(zip(rendered, unique))), key)
         u = "pingaway_extension_profile_until_timestamp_seconds"
         yield RowGauge(u, "When the extension's current presence profile ends (Unix time); only when it has an end.",
                        pair, n,
