@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from .conftest import need_tool
-from .dashboard_util import ROOT, Query, load, metric_names, queries, variables
+from .dashboard_util import ROOT, Query, load, queries, variables
 from .promharness import Check, Prometheus, builtins, check, free_port, resolve_variables, rule_files, substitute
 
 SCRAPE_INTERVAL = 1  # seconds

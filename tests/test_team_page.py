@@ -135,18 +135,6 @@ def team_exporter(sim, exporter_factory):
     return exp
 
 
-def rows(page) -> dict[str, tuple[str, ...]]:
-    out = {}
-    for i in range(len(EXPECTED)):
-        cells = page.by_id[f"team-{i}"]
-        out[cells[0]] = tuple(cells[1:])
-    return out
-
-
-class _Cells:
-    pass
-
-
 def team_rows(tmp_path, url) -> dict[str, tuple[str, ...]]:
     """Group -> its cells as rendered, plus the row's staffing class."""
     from html.parser import HTMLParser

@@ -87,8 +87,10 @@ class ScrapeCollector(Collector):
         skipped = outcome.result.skipped if (outcome is not None and outcome.ok) else None
         # The data clock (shifted in --demo): opening hours and profile ends are judged on it.
         now = self.config.clock() if self.config is not None else time.time()
-        counted = tally.count(extensions, now) if extensions is not None else None
-        yield from self._domain_families(extensions, skipped, counted[0] if counted else None, now)
+        codes = bytearray()  # each record's state, in record order, for pingaway_extension_state
+        counted = tally.count(extensions, now, codes=codes if self.options.per_extension else None) \
+            if extensions is not None else None
+        yield from self._domain_families(extensions, skipped, counted[0] if counted else None, now, codes)
         yield from groups.families(self.config, extensions, with_samples=outcome is not None,
                                    per_words=counted[1] if counted else None, now=now, keep=self._keep)
         yield from groups.reload_families(self.config, with_samples=outcome is not None)
@@ -118,7 +120,7 @@ class ScrapeCollector(Collector):
         yield build_info(with_samples)
 
     def _domain_families(self, exts: list[Extension] | None, skipped: int | None,
-                         total: tally.Tally | None, now: float) -> Iterator[Metric]:
+                         total: tally.Tally | None, now: float, codes: bytearray) -> Iterator[Metric]:
         users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
         available = _g("pingaway_users_available", "Extensions whose presence profile says available.")
         on_call = _g("pingaway_users_on_call", "Extensions with at least one line up.")
@@ -141,6 +143,7 @@ class ScrapeCollector(Collector):
                   "are folded into the first.") if per_ext else None
         unique: list[Extension] = []
         rendered: list[str] = []
+        states_of_unique = bytearray()
         if exts is not None and total is not None:
             users.add_metric([], float(total.users))
             available.add_metric([], float(total.available))
@@ -161,13 +164,14 @@ class ScrapeCollector(Collector):
                 profiles.add_metric([name], float(n))
             invalid.add_metric([], float(skipped or 0))
             if dups is not None:
-                dups.add_metric([], float(_unique(exts, unique, rendered)))
+                dups.add_metric([], float(_unique(exts, codes, unique, rendered, states_of_unique)))
         yield from (users, available, on_call, ready, states, back, calls, lines, profiles, invalid)
         if per_ext:
             yield dups
-            yield from self._extension_families(unique, rendered, now)
+            yield from self._extension_families(unique, rendered, now, states_of_unique)
 
-    def _extension_families(self, unique: list[Extension], rendered: list[str], now: float) -> Iterator[Metric]:
+    def _extension_families(self, unique: list[Extension], rendered: list[str], now: float,
+                            codes: bytearray) -> Iterator[Metric]:
         """Per-extension families, rendered lazily from the de-duplicated records."""
         email = self.options.include_email
         pair = ("extension", "name")
@@ -194,13 +198,12 @@ class ScrapeCollector(Collector):
                        text(lambda rows: [f"{c}{{{r}}} {len(e.calls)}\n" for r, e in rows]),
                        lambda: ((e, len(e.calls)) for e in unique), key)
         st = "pingaway_extension_state"
-        state_of = tally.state
         yield RowGauge(st, "The person's state: 0 unknown (no profile, no call), 1 away (not available), 2 ready "
                            "(available), 3 ringing (a line rings, none is up), 4 on a call (a line is up). "
                            "A call beats ringing, ringing beats the profile; lines down or undocumented change "
                            "nothing.", pair, n,
-                       text(lambda rows: [f"{st}{{{r}}} {state_of(e)}\n" for r, e in rows]),
-                       lambda: ((e, float(state_of(e))) for e in unique), key)
+                       lambda a, b: "".join([f"{st}{{{r}}} {c}\n" for r, c in zip(rendered[a:b], codes[a:b])]),
+                       lambda: ((e, float(c)) for e, c in zip(unique, codes)), key)
         b = "pingaway_extension_returning_seconds"
         horizon = tally.WINDOWS[-1][1]
         back_in = tally.returning
@@ -232,12 +235,14 @@ class ScrapeCollector(Collector):
                        n, info, lambda: ((e, 1.0) for e in unique), info_values)
 
 
-def _unique(exts: list[Extension], unique: list[Extension], rendered: list[str]) -> int:
-    """De-duplicate on (extension, name): the first record of each pair is kept; returns the repeats."""
+def _unique(exts: list[Extension], codes: bytearray, unique: list[Extension], rendered: list[str],
+            unique_codes: bytearray) -> int:
+    """De-duplicate on (extension, name): the first record of each pair is kept, with its state code;
+    returns the number of repeats."""
     seen: set[str] = set()
     duplicates = 0
-    keep, render_label = unique.append, rendered.append
-    for e in exts:
+    keep, render_label, keep_code = unique.append, rendered.append, unique_codes.append
+    for e, code in zip(exts, codes):
         # The escaped label string is the de-duplication key too: escaping is one-to-one.
         label = f'extension="{escape(e.extension)}",name="{escape(e.name)}"'
         if label in seen:
@@ -246,6 +251,7 @@ def _unique(exts: list[Extension], unique: list[Extension], rendered: list[str])
         seen.add(label)
         keep(e)
         render_label(label)
+        keep_code(code)
     return duplicates
 
 

@@ -31,21 +31,31 @@ STATES = ("unknown", "away", "ready", "ringing", "on_call")  # index = the coded
 WINDOWS = (("15m", 900.0), ("30m", 1800.0), ("1h", 3600.0))
 
 
+def _code(up: bool, ringing: bool, available: bool | None) -> int:
+    """The rule itself: a line up beats ringing, ringing beats the profile, no profile is unknown."""
+    if up:
+        return ON_CALL
+    if ringing:
+        return RINGING
+    if available is None:
+        return UNKNOWN
+    return READY if available else AWAY
+
+
+# The same rule as a table, for the per-record pass.
+_CODES = {(u, r, a): _code(u, r, a) for u in (False, True) for r in (False, True) for a in (None, False, True)}
+
+
 def state(e: Extension) -> int:
     """The person's coded state (see the module docstring)."""
-    ringing = False
+    up = ringing = False
     for c in e.calls:
         s = c.status
         if s == "up":
-            return ON_CALL
-        if s == "ringing":
+            up = True
+        elif s == "ringing":
             ringing = True
-    if ringing:
-        return RINGING
-    a = e.available
-    if a is None:
-        return UNKNOWN
-    return READY if a else AWAY
+    return _code(up, ringing, e.available)
 
 
 def returning(e: Extension, now: float) -> float | None:
@@ -101,22 +111,33 @@ class Tally:
             self.lines[s] = self.lines.get(s, 0) + n
 
 
-def count(exts: Sequence[Extension], now: float | None = None,
-          by_words: bool = True) -> tuple[Tally, dict[tuple[str, ...], Tally]]:
+def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = True,
+          codes: bytearray | None = None) -> tuple[Tally, dict[tuple[str, ...], Tally]]:
     """One pass: the totals, and the totals per distinct ``keyWords`` tuple (records without keywords
-    are in the totals only). Without ``now`` nothing counts as returning."""
+    are in the totals only). Without ``now`` nothing counts as returning. With ``codes``, each record's
+    state is appended to it, in record order."""
     total = Tally()
     per_words: dict[tuple[str, ...], Tally] = {}
     windows = [w for _, w in WINDOWS]
     t_states, t_dirs, t_lines, t_ret = total.states, total.directions, total.lines, total.returning
+    table = _CODES
+    keep = codes.append if codes is not None else None
     for e in exts:
         calls = e.calls
+        up = ringing = False
         for c in calls:
+            s = c.status
             t_dirs[c.direction] += 1
-            t_lines[c.status] = t_lines.get(c.status, 0) + 1
-        code = state(e)
-        t_states[code] += 1
+            t_lines[s] = t_lines.get(s, 0) + 1
+            if s == "up":
+                up = True
+            elif s == "ringing":
+                ringing = True
         a = e.available
+        code = table[(up, ringing, a)]
+        t_states[code] += 1
+        if keep is not None:
+            keep(code)
         back = -1
         if now is not None and not a and e.until is not None:
             left = returning(e, now)
