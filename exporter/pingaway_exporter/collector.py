@@ -87,9 +87,17 @@ class ScrapeCollector(Collector):
         skipped = outcome.result.skipped if (outcome is not None and outcome.ok) else None
         # The data clock (shifted in --demo): opening hours and profile ends are judged on it.
         now = self.config.clock() if self.config is not None else time.time()
-        codes = bytearray()  # each record's state, in record order, for pingaway_extension_state
-        counted = tally.count(extensions, now, codes=codes if self.options.per_extension else None) \
-            if extensions is not None else None
+        counted = None
+        codes: bytes | bytearray = b""  # each record's state, in record order, for pingaway_extension_state
+        if extensions is not None:
+            known = outcome.counts if outcome is not None else None
+            if known is not None and known.tally is not None and len(known.codes) == len(extensions):
+                # The scrape's own tally pass (scrape.Counts); only who is back soon depends on now.
+                counted = tally.with_returning(known.tally, known.per_words, extensions, now)
+                codes = known.codes
+            else:
+                codes = bytearray()
+                counted = tally.count(extensions, now, codes=codes)
         yield from self._domain_families(extensions, skipped, counted[0] if counted else None, now, codes)
         yield from groups.families(self.config, extensions, with_samples=outcome is not None,
                                    per_words=counted[1] if counted else None, now=now, keep=self._keep)
@@ -120,7 +128,7 @@ class ScrapeCollector(Collector):
         yield build_info(with_samples)
 
     def _domain_families(self, exts: list[Extension] | None, skipped: int | None,
-                         total: tally.Tally | None, now: float, codes: bytearray) -> Iterator[Metric]:
+                         total: tally.Tally | None, now: float, codes: bytes | bytearray) -> Iterator[Metric]:
         users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
         available = _g("pingaway_users_available", "Extensions whose presence profile says available.")
         on_call = _g("pingaway_users_on_call", "Extensions with at least one line up.")
@@ -235,7 +243,7 @@ class ScrapeCollector(Collector):
                        n, info, lambda: ((e, 1.0) for e in unique), info_values)
 
 
-def _unique(exts: list[Extension], codes: bytearray, unique: list[Extension], rendered: list[str],
+def _unique(exts: list[Extension], codes: bytes | bytearray, unique: list[Extension], rendered: list[str],
             unique_codes: bytearray) -> int:
     """De-duplicate on (extension, name): the first record of each pair is kept, with its state code;
     returns the number of repeats."""

@@ -23,7 +23,12 @@ log = logging.getLogger("pingaway_exporter.scrape")
 
 @dataclass(frozen=True)
 class Counts:
-    """A few totals of a good scrape, for the status page and ``check`` after the records are gone."""
+    """The totals of a good scrape, from the one tally pass over its records (tally.py holds the rules).
+
+    The status page and ``check`` read the first fields after the records are gone; the collector reuses
+    ``tally``, ``per_words`` and ``codes`` instead of counting again. They are shared by every scrape
+    that joins or reuses this outcome, so nothing may change them.
+    """
 
     users: int
     available: int
@@ -31,11 +36,16 @@ class Counts:
     calls: int
     ringing: int
     directions: tuple[tuple[str, int], ...] = ()  # (direction, calls) for in, out, unknown
+    tally: "tally.Tally | None" = field(default=None, compare=False, repr=False)
+    per_words: "dict | None" = field(default=None, compare=False, repr=False)  # keyWords tuple -> Tally
+    codes: bytes = field(default=b"", compare=False, repr=False)  # each record's state, in record order
 
     @classmethod
     def of(cls, result: ParseResult) -> "Counts":
-        t, _ = tally.count(result.extensions, by_words=False)  # the rules for ready/ringing live in tally.py
-        return cls(t.users, t.available, t.ready, t.calls, t.ringing_lines, tuple(t.directions.items()))
+        codes = bytearray()
+        t, per_words = tally.count(result.extensions, codes=codes)
+        return cls(t.users, t.available, t.ready, t.calls, t.ringing_lines, tuple(t.directions.items()),
+                   t, per_words, bytes(codes))
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,9 @@ class Outcome:
         return self.reason is None
 
     def without_records(self) -> "Outcome":
-        """The same outcome minus its records: tens of MB at 50,000 extensions."""
-        return replace(self, result=None)
+        """The same outcome minus its records: tens of MB at 50,000 extensions (and minus their state codes)."""
+        counts = self.counts
+        return replace(self, result=None, counts=replace(counts, codes=b"") if counts is not None else None)
 
 
 @dataclass

@@ -179,6 +179,41 @@ def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = 
     return total, per_words
 
 
+def with_returning(total: Tally, per_words: dict[tuple[str, ...], Tally], exts: Sequence[Extension],
+                   now: float) -> tuple[Tally, dict[tuple[str, ...], Tally]]:
+    """``count``'s answers made without ``now`` (shared, so left alone) plus who is back soon at ``now``:
+    new tallies, a light pass that looks only at people away with a profile end."""
+    out = Tally()
+    out.add(total)
+    out.returning = [0] * len(WINDOWS)
+    changed: dict[tuple[str, ...], Tally] = {}
+    windows = [w for _, w in WINDOWS]
+    last = len(windows)
+    for e in exts:
+        if e.available or e.until is None:
+            continue
+        left = returning(e, now)
+        if left is None or left > windows[-1]:
+            continue
+        first = next(i for i, w in enumerate(windows) if left <= w)
+        for i in range(first, last):
+            out.returning[i] += 1
+        words = e.keywords
+        if words:
+            t = changed.get(words)
+            if t is None:
+                t = changed[words] = Tally()
+                t.add(per_words[words])
+                t.returning = [0] * len(WINDOWS)
+            for i in range(first, last):
+                t.returning[i] += 1
+    if not changed:
+        return out, per_words
+    merged = dict(per_words)
+    merged.update(changed)
+    return out, merged
+
+
 def summed(tallies: Iterable[Tally]) -> Tally:
     out = Tally()
     for t in tallies:
