@@ -181,3 +181,24 @@ def test_demo_domain_sums_hold_through_the_day(sim, exporter_factory, hour):
         assert back["15m"] <= back["30m"] <= back["1h"]
     back = _by(m, "pingaway_users_returning", "within")
     assert back["15m"] <= back["30m"] <= back["1h"]
+
+
+def test_the_scrapes_tally_plus_returning_equals_a_fresh_count():
+    """The collector reuses the scrape's tally (made without a clock) and adds who is back soon; that must be
+    the same answer as counting everything at once."""
+    import json
+
+    from pingaway_exporter.payload import Parser
+
+    records = Parser().parse_body(json.dumps(PAYLOAD).encode()).extensions
+    fresh_total, fresh_words = tally.count(records, WEDNESDAY_1015)
+    shared_total, shared_words = tally.count(records)
+    total, words = tally.with_returning(shared_total, shared_words, records, WEDNESDAY_1015)
+
+    def facts(t):
+        return (t.users, t.available, t.states, t.returning, t.directions, t.lines, t.calls, t.ringing_lines)
+
+    assert facts(total) == facts(fresh_total)
+    assert total.returning == [EXPECTED_BACK[w] for w, _ in tally.WINDOWS]
+    assert {k: facts(v) for k, v in words.items()} == {k: facts(v) for k, v in fresh_words.items()}
+    assert shared_total.returning == [0, 0, 0], "the shared tally is left alone"
