@@ -1,6 +1,10 @@
-"""The status block of the landing page: what the last scrape saw, for whoever just deployed the exporter.
+"""The status and team blocks of the landing page: what the last scrape saw.
 
-It only reads what ``Target`` kept from the last scrape. Rendering it must
+The status lines are for whoever just deployed the exporter; the team view
+(each group open or closed, available against its minimum, ready, ringing,
+back within 30 minutes; red, amber, green) is for a switchboard lead without
+Grafana. It only reads what ``Target`` kept from the last scrape (the
+collector leaves the groups' rows in ``Target.team_view``). Rendering it must
 never call Pingaway: a browser left open on ``/`` would otherwise poll the
 vendor behind Prometheus's back, and Pingaway asks for about one call a minute.
 Everything shown is escaped; failure details can echo upstream data.
