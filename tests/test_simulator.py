@@ -114,16 +114,27 @@ def _tally_at(domain, ts):
 
 
 def test_demo_opens_in_a_believable_state():
-    """--demo starts at 09:30 on a working day: its first scrapes show a mix of lines up and ringing."""
+    """--demo starts at 09:30 on a working day: its first scrape shows a mix of lines up and ringing."""
+    from datetime import timedelta
+
     d = Domain()
+    days = [datetime(2026, 11, 2, 9, 30, tzinfo=STOCKHOLM) + timedelta(days=i) for i in range(28)]
+    days = [day for day in days if day.weekday() < 5]
+    with_ringing = 0
+    for day in days:
+        total, _ = _tally_at(d, day.timestamp())
+        assert total.lines["up"] >= 1, day  # calls are under way, not all starting at once
+        assert total.lines["ringing"] <= total.lines["up"] + 2, day
+        with_ringing += total.lines["ringing"] > 0
+    assert with_ringing >= 0.8 * len(days), (with_ringing, len(days))
+    # And over the first two minutes, whichever second the first scrape lands on.
     start = at(2026, 11, 25, 9, 30)
     ringing_seen = 0
-    for s in range(0, 120, 10):  # whichever second of the first two minutes the first scrape lands on
+    for s in range(0, 120, 10):
         total, _ = _tally_at(d, start + s)
-        assert total.lines["up"] >= 3, s  # calls are under way, not all starting at once
-        assert total.lines["ringing"] < total.lines["up"], s
+        assert total.lines["up"] >= 1, s
         ringing_seen += total.lines["ringing"] > 0
-    assert ringing_seen >= 3
+    assert ringing_seen >= 6, ringing_seen
 
 
 def test_demo_produces_every_state_and_changing_back_soon_counts():

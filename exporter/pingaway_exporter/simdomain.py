@@ -136,21 +136,21 @@ class Domain:
     def calls(self, p: Person, now: float, available: bool) -> list[dict]:
         if not available:
             return []
-        # Each person's calls run on their own 2-minute grid, shifted by a fixed per-person phase, so
+        # Each person's calls run on their own 90-second grid, shifted by a fixed per-person phase, so
         # at any instant some lines ring, some are up and some are idle (not all ringing at once).
-        slot_len = 120
+        slot_len = 90
         shifted = now - _rand(self.seed, p.index, "phase") * slot_len
         slot = int(shifted // slot_len)
         into = shifted - slot * slot_len
         r = _rand(self.seed, p.index, "call", slot)
         if r >= p.call_rate:
             return []
-        length = 25 + _rand(self.seed, p.index, "len", slot) * 90
+        length = 30 + _rand(self.seed, p.index, "len", slot) * 60
         if into > length:
             return []
         d = _rand(self.seed, p.index, "dir", slot)
         direction = "in" if d < 0.62 else "out" if d < 0.95 else "unknown"
-        ring = 6 + _rand(self.seed, p.index, "ring", slot) * 14
+        ring = 10 + _rand(self.seed, p.index, "ring", slot) * 25
         if into < ring:
             status = "ringing" if direction != "out" else "down"
         else:
@@ -158,7 +158,7 @@ class Domain:
         caller = f"07{int(_rand(self.seed, p.index, 'caller', slot) * 10**8):08d}"
         calls = [{"callerid": caller, "direction": direction, "linestatus": status}]
         # Switchboard operators sometimes have a second call waiting.
-        if p.team == "växel" and status == "up" and _rand(self.seed, p.index, "wait", slot) < 0.25 and into < ring + 15:
+        if p.team == "växel" and status == "up" and _rand(self.seed, p.index, "wait", slot) < 0.25 and into < ring + 40:
             calls.append({"callerid": f"08{int(_rand(self.seed, p.index, 'w', slot) * 10**6):06d}",
                           "direction": "in", "linestatus": "ringing"})
         return calls
