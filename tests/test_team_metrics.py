@@ -17,6 +17,10 @@ from pingaway_exporter.settings import parse
 from .conftest import WEDNESDAY_1015
 from .metrics_util import samples, series, value
 
+
+def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on
+    return WEDNESDAY_1015
+
 NO_END = "0000-00-00 00:00:00"
 
 
@@ -74,7 +78,7 @@ CONFIG = {"groups": [
 @pytest.fixture
 def scraped(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
-    exp = exporter_factory(sim, config=ConfigReloader(None, parse(CONFIG), clock=lambda: WEDNESDAY_1015))
+    exp = exporter_factory(sim, clock=PINNED, config=ConfigReloader(None, parse(CONFIG), clock=PINNED))
     m = samples(exp.get().text)
     assert value(m, "pingaway_up") == 1
     return m, exp
@@ -138,7 +142,7 @@ def test_per_person_back_soon_seconds(scraped):
 
 def test_state_help_lists_the_codes(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
-    text = exporter_factory(sim).get().text
+    text = exporter_factory(sim, clock=PINNED).get().text
     help_line = next(line for line in text.splitlines() if line.startswith("# HELP pingaway_extension_state "))
     for code, word in enumerate(("unknown", "away", "ready", "ringing", "on a call")):
         assert f"{code} {word}" in help_line
@@ -146,15 +150,14 @@ def test_state_help_lists_the_codes(sim, exporter_factory):
 
 def test_per_person_state_follows_the_switch(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
-    m = samples(exporter_factory(sim, options=CollectorOptions(per_extension=False)).get().text)
+    m = samples(exporter_factory(sim, clock=PINNED, options=CollectorOptions(per_extension=False)).get().text)
     assert not series(m, "pingaway_extension_state")
     assert _by(m, "pingaway_users_state", "state") == EXPECTED_STATES  # the counts stay
 
 
 def test_all_five_states_present_even_when_empty(sim, exporter_factory):
     sim.set_payload([person("1", "Solo", True, words=["support"])])
-    m = samples(exporter_factory(sim, config=ConfigReloader(None, parse(CONFIG),
-                                                            clock=lambda: WEDNESDAY_1015)).get().text)
+    m = samples(exporter_factory(sim, clock=PINNED, config=ConfigReloader(None, parse(CONFIG), clock=PINNED)).get().text)
     assert _by(m, "pingaway_users_state", "state") == {"unknown": 0, "away": 0, "ready": 1, "ringing": 0,
                                                        "on_call": 0}
     assert _by(m, "pingaway_group_users_state", "state", group="växel") == dict.fromkeys(tally.STATES, 0)
@@ -162,7 +165,7 @@ def test_all_five_states_present_even_when_empty(sim, exporter_factory):
 
 
 def test_no_state_counts_on_a_failed_scrape(sim, exporter_factory):
-    exp = exporter_factory(sim)
+    exp = exporter_factory(sim, clock=PINNED)
     sim.set_fault("status", status=503)
     m = samples(exp.get().text)
     assert value(m, "pingaway_up") == 0
@@ -173,7 +176,8 @@ def test_no_state_counts_on_a_failed_scrape(sim, exporter_factory):
 def test_demo_domain_sums_hold_through_the_day(sim, exporter_factory, hour):
     """The simulated office at several pinned hours: the five states sum to the users, per scope."""
     sim.clock = lambda: WEDNESDAY_1015 + (hour - 10.25) * 3600
-    m = samples(exporter_factory(sim, config=ConfigReloader(None, parse(CONFIG), clock=sim.clock)).get().text)
+    config = ConfigReloader(None, parse(CONFIG), clock=sim.clock)
+    m = samples(exporter_factory(sim, clock=sim.clock, config=config).get().text)
     assert sum(_by(m, "pingaway_users_state", "state").values()) == value(m, "pingaway_users")
     for group, users in _by(m, "pingaway_group_users", "group").items():
         assert sum(_by(m, "pingaway_group_users_state", "state", group=group).values()) == users

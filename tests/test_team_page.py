@@ -26,6 +26,10 @@ from .conftest import WEDNESDAY_1015, need_tool
 from .metrics_util import samples, value
 from .test_status_page import chromium, rendered
 
+
+def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on
+    return WEDNESDAY_1015
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_SHOT = ROOT / "docs" / "team-page.png"
 NO_END = "0000-00-00 00:00:00"
@@ -129,7 +133,7 @@ def colour_counts(path: Path) -> dict[str, int]:
 @pytest.fixture
 def team_exporter(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
-    exp = exporter_factory(sim, config=ConfigReloader(None, parse(CONFIG), clock=lambda: WEDNESDAY_1015))
+    exp = exporter_factory(sim, clock=PINNED, config=ConfigReloader(None, parse(CONFIG), clock=PINNED))
     m = samples(exp.get().text)  # one scrape, as Prometheus would make it; the page shows this one
     assert value(m, "pingaway_up") == 1
     return exp

@@ -156,8 +156,8 @@ def team(target: Target) -> str:
             f'<td class="open">{"open" if g.open else "closed"}</td>'
             f'<td class="available">{g.available} / {g.minimum}</td><td class="ready">{g.ready}</td>'
             f'<td class="ringing">{g.ringing}</td><td class="back">{g.back_30m}</td>'
-            f'<td class="state"><span class="badge" data-short="{TEAM_SHORT[k]}"><span class="long">{TEAM_WORDS[k]}</span>'
-            '</span></td></tr>')
+            f'<td class="state"><span class="badge" data-short="{TEAM_SHORT[k]}">'
+            f'<span class="long">{TEAM_WORDS[k]}</span></span></td></tr>')
     return (_TEAM_CSS + '<h2>Team</h2>\n<table class="team" id="team">\n<thead><tr><th>Group</th>'
             '<th class="open">Open</th><th>Available / min</th><th>Ready</th><th>Ringing</th>'
             '<th>Back &le; 30&nbsp;min</th><th>Staffing</th></tr></thead>\n<tbody>\n' + "\n".join(rows)
@@ -173,13 +173,15 @@ def render(target: Target | None, telemetry_path: str, now: float | None = None)
     items = "\n".join(f'<li id="{line.key}" class="{line.tone}">{html.escape(line.text)}</li>'
                       for line in lines(target, now))
     path = html.escape(telemetry_path, quote=True)
+    dashboard = html.escape(DASHBOARD_URL, quote=True)
+    docs = html.escape(GRAFANA_IMPORT_DOCS, quote=True)
     return f"""{team(target)}<h2>Status</h2>
 <ul class="status">
 {items}
 </ul>
 <p>Live values are in <a href="{path}">the metrics</a>. For the team view over the day, import the Grafana
-dashboard <a href="{html.escape(DASHBOARD_URL, quote=True)}" id="dashboard-link"><code>{html.escape(DASHBOARD_FILE)}</code></a>
-from the pingaway-exporter source (<a href="{html.escape(GRAFANA_IMPORT_DOCS, quote=True)}">how to import a dashboard</a>).</p>
+dashboard <a href="{dashboard}" id="dashboard-link"><code>{html.escape(DASHBOARD_FILE)}</code></a>
+from the pingaway-exporter source (<a href="{docs}">how to import a dashboard</a>).</p>
 """
 
 
