@@ -190,3 +190,24 @@ def test_harness_flags_a_query_that_does_not_parse_or_an_unknown_variable(stack)
     # And a good query passes, so the two failures above are about the queries, not the harness.
     good = Query("fine", 996, "C", 'sum(pingaway_users{job=~"$job"})', True, True)
     assert check(stack.prom, [Check(good)], resolved.values, range_seconds=RANGE, step=STEP) == []
+
+
+def _difference(stack: Stack, left: str, right: str) -> float:
+    """left - right, both evaluated by Prometheus at one instant, so they read the same scrape."""
+    (value,) = stack.prom.values(f"(({left}) or vector(0)) - on() (({right}) or vector(0))")
+    return value
+
+
+def test_the_team_row_agrees_with_the_exporters_counts(stack):
+    """The team row reads the right series: per person, its answers add up to the exporter's own counts."""
+    resolved = _variables(stack)
+    by_panel = {(q.panel, q.ref): substitute(q.expr, resolved.values) for q in queries(load())}
+    job = 'job="pingaway"'
+    timeline = by_panel[("Who is doing what", "A")]
+    for code, state in enumerate(("unknown", "away", "ready", "ringing", "on_call")):
+        counted = f'sum(pingaway_users_state{{{job}, state="{state}"}})'
+        diff = _difference(stack, f"count(({timeline}) == {code})", counted)
+        assert diff == 0, f"state {state}: the timeline and pingaway_users_state differ by {diff}"
+    back = by_panel[("Back soon", "A")]
+    assert _difference(stack, f"count({back})", f'sum(pingaway_users_returning{{{job}, within="1h"}})') == 0
+    assert stack.prom.values(f"count({back})"), "the demo has people back within the hour at 09:30"
