@@ -76,6 +76,9 @@ def floor_once(client: httpx.Client, url: str, headers: dict, per_extension: boo
             if prof["until"] != "0000-00-00 00:00:00":
                 write(f"pingaway_extension_profile_until_timestamp_seconds{{{labels}}} 0\n")
         write(f"pingaway_extension_calls_active{{{labels}}} {len(e['calls'] or ())}\n")
+        lines = {c["linestatus"] for c in e["calls"] or ()}
+        state = 4 if "up" in lines else 3 if "ringing" in lines else 0 if not prof else 2 if prof["available"] else 1
+        write(f"pingaway_extension_state{{{labels}}} {state}\n")
         name = _esc(prof["name"]) if prof else "none"
         write(f"pingaway_extension_info{{{labels},profile=\"{name}\"}} 1\n")
     body = "".join(out).encode()

@@ -124,8 +124,10 @@ def test_queries_read_only_metrics_that_exist(dash):
     exported = set()
     for family in ScrapeCollector(None, 0.0, CollectorOptions()).describe():  # type: ignore[arg-type]
         exported.add(family.name + ("_total" if family.type == "counter" else ""))
+    recorded = {r["record"] for g in yaml.safe_load((ROOT / "prometheus" / "recording.yml").read_text())["groups"]
+                for r in g["rules"] if "record" in r}
     read = set().union(*(metric_names(q.expr) for q in queries(dash)))
-    assert read - exported <= GROUP_METRICS, read - exported - GROUP_METRICS
+    assert read - exported - recorded <= GROUP_METRICS, read - exported - recorded - GROUP_METRICS
     assert GROUP_METRICS <= read, "every group metric has a panel"
     for must in ("pingaway_up", "pingaway_scrape_duration_seconds", "pingaway_scrape_errors_total",
                  "pingaway_token_expiry_timestamp_seconds", "pingaway_token_issued_timestamp_seconds",
@@ -152,11 +154,63 @@ def test_units_and_thresholds_that_read_well(dash):
     assert by_title["Token age"]["fieldConfig"]["defaults"]["unit"] == "s"
     assert by_title["Scrape duration"]["fieldConfig"]["defaults"]["unit"] == "s"
     assert by_title["Failed scrapes by reason"]["fieldConfig"]["defaults"]["unit"] == "cpm"
+
+
+
+# Panel types whose values are quantities drawn on an axis or as a number: they need a unit.
+QUANTITY_PANELS = ("stat", "timeseries", "bargauge", "gauge", "barchart", "histogram")
+
+
+def test_lint_every_panel_has_a_description_and_its_quantities_a_unit(dash):
+    """The dashboard lint: descriptions everywhere, a unit wherever a number is shown, state panels mapped."""
     for p in panels(dash):
-        if p["type"] in ("stat", "timeseries", "bargauge"):
-            assert p["fieldConfig"]["defaults"].get("unit"), p["title"]
-        if p["type"] != "row":
-            assert p.get("description"), f"{p['title']}: say what the panel shows"
+        if p["type"] == "row":
+            continue
+        assert p.get("description"), f"{p['title']}: say what the panel shows"
+        defaults = p["fieldConfig"]["defaults"]
+        if p["type"] in QUANTITY_PANELS:
+            assert defaults.get("unit"), f"{p['title']}: a quantity needs a unit"
+        elif p["type"] in ("state-timeline", "status-history"):
+            # A state, not a quantity: every value it can show has a name instead.
+            assert defaults.get("mappings"), f"{p['title']}: states need value mappings"
+        elif p["type"] == "table":
+            # Every value column a query feeds is shown with a unit, a mapping, or excluded.
+            organize = next(t["options"] for t in p["transformations"] if t["id"] == "organize")
+            shown = {organize["renameByName"].get(f"Value #{t['refId']}", f"Value #{t['refId']}")
+                     for t in p["targets"] if not organize["excludeByName"].get(f"Value #{t['refId']}")}
+            styled = {o["matcher"]["options"] for o in p["fieldConfig"]["overrides"]
+                      if any(prop["id"] in ("unit", "mappings") for prop in o["properties"])}
+            assert shown <= styled, f"{p['title']}: columns without a unit: {sorted(shown - styled)}"
+        else:
+            raise AssertionError(f"{p['title']}: the lint does not know panel type {p['type']!r}")
+
+
+def test_the_team_row(dash):
+    by_title = {p["title"]: p for p in panels(dash)}
+    timeline = by_title["Who is doing what"]
+    assert timeline["type"] == "state-timeline"
+    assert "pingaway_extension_state" in timeline["targets"][0]["expr"]
+    (mapping,) = timeline["fieldConfig"]["defaults"]["mappings"]
+    options = mapping["options"]
+    assert mapping["type"] == "value" and sorted(options) == ["0", "1", "2", "3", "4"]
+    assert [options[k]["text"] for k in sorted(options)] == ["Unknown", "Away", "Ready", "Ringing", "On a call"]
+    assert len({o["color"] for o in options.values()}) == 5, "five states, five colours"
+
+    back = by_title["Back soon"]
+    assert back["type"] == "table"
+    exprs = " ".join(t["expr"] for t in back["targets"])
+    assert "pingaway_extension_returning_seconds" in exprs and "profile" in exprs
+    assert "pingaway_extension_profile_until_timestamp_seconds" in exprs
+    assert "time()" not in exprs, "the exporter judges 'within the hour' on its own clock, not Prometheus's"
+    columns = next(t["options"]["renameByName"] for t in back["transformations"] if t["id"] == "organize")
+    assert {"Name", "Profile", "Until", "Back in"} <= set(columns.values())
+
+    bars = by_title["Understaffed minutes per day"]
+    assert bars["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars"
+    assert bars["interval"] == "1d" and bars["fieldConfig"]["defaults"]["unit"] == "m"
+    assert "pingaway:group_understaffed_minutes:last_day" in bars["targets"][0]["expr"]
+    row = next(p for p in dash["panels"] if p["type"] == "row" and p["title"] == "Team")
+    assert row["gridPos"]["y"] < timeline["gridPos"]["y"] < back["gridPos"]["y"]
 
 
 def test_required_panels(dash):
@@ -175,7 +229,7 @@ def test_required_panels(dash):
 
 
 def test_extension_table_joins_instant_queries(dash):
-    table = next(p for p in panels(dash) if p["type"] == "table")
+    table = next(p for p in panels(dash) if p["type"] == "table" and p["title"] == "Extensions")
     assert all(t["instant"] and not t["range"] and t["format"] == "table" for t in table["targets"])
     kinds = [t["id"] for t in table["transformations"]]
     assert kinds[0] == "merge" and "organize" in kinds

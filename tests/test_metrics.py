@@ -93,10 +93,12 @@ def test_email_label_is_opt_in(sim, exporter_factory):
 def test_per_extension_can_be_switched_off(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
     text = exporter_factory(sim, options=CollectorOptions(per_extension=False)).get().text
-    assert "pingaway_extension_available" not in text and "pingaway_extension_info" not in text
+    # Every pingaway_extension_* family goes, duplicates and state included, as the README says.
     m = samples(text)
+    assert not [name for name, _ in m if name.startswith("pingaway_extension_")]
+    assert "# TYPE pingaway_extension_" not in text
     assert value(m, "pingaway_users") == EXPECTED["pingaway_users"]
-    assert value(m, "pingaway_extension_duplicates") == EXPECTED["pingaway_extension_duplicates"]
+    assert value(m, "pingaway_users_state", state="on_call") == EXPECTED["pingaway_users_on_call"]
 
 
 def test_profile_names_are_bounded(sim, exporter_factory):

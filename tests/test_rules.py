@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prometheus"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 RUNBOOK_BASE = "https://github.com/pingaway-exporter/pingaway-exporter/blob/main/README.md#"
-STAFFING = {"PingawayGroupUnderstaffed", "PingawayGroupNobodyAvailable", "PingawayCallsRingingNobodyAvailable"}
+STAFFING = {"PingawayGroupUnderstaffed", "PingawayGroupUnderstaffedNobodyBackSoon", "PingawayGroupNobodyAvailable",
+            "PingawayCallsRingingNobodyAvailable"}
 
 
 def load(name: str) -> dict:
@@ -46,7 +47,7 @@ def test_promtool_check_rules():
     promtool = need_tool("promtool")
     res = run(promtool, "check", "rules", "alerts.yml", "recording.yml")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 9 rules found" in res.stdout and "SUCCESS: 4 rules found" in res.stdout
+    assert "SUCCESS: 10 rules found" in res.stdout and "SUCCESS: 6 rules found" in res.stdout
 
 
 def test_promtool_test_rules():
@@ -66,6 +67,8 @@ def test_the_required_alerts_exist():
     assert severity["PingawayGroupNobodyAvailable"] == "critical"
     durations = {r["alert"]: r.get("for") for r in alert_rules()}
     assert durations["PingawayGroupUnderstaffed"] == "10m" and durations["PingawayGroupNobodyAvailable"] == "5m"
+    assert severity["PingawayGroupUnderstaffedNobodyBackSoon"] == "critical"
+    assert durations["PingawayGroupUnderstaffedNobodyBackSoon"] == "10m"
 
 
 def test_every_alert_is_annotated_and_has_a_severity():
@@ -162,7 +165,7 @@ def test_prometheusrule_spec_passes_promtool(tmp_path):
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}, allow_unicode=True), encoding="utf-8")
     res = run(promtool, "check", "rules", str(rules))
-    assert res.returncode == 0 and "SUCCESS: 13 rules found" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and "SUCCESS: 16 rules found" in res.stdout, res.stdout + res.stderr
 
 
 # -- Alertmanager example ------------------------------------------------------------
@@ -171,7 +174,7 @@ def test_amtool_check_config():
     amtool = need_tool("amtool")
     res = run(amtool, "check-config", "alertmanager.yml")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS" in res.stdout and "3 inhibit rules" in res.stdout
+    assert "SUCCESS" in res.stdout and "4 inhibit rules" in res.stdout
 
 
 @pytest.mark.parametrize("alert", sorted({r["alert"] for r in alert_rules()}))
@@ -228,6 +231,10 @@ def test_inhibition_in_a_real_alertmanager(alertmanager):
         alert("PingawayGroupUnderstaffed", "b:10035", group="support", severity="warning"),
         alert("PingawayTokenExpired", "c:10035", severity="critical"),
         alert("PingawayScrapeFailing", "c:10035", severity="warning"),
+        alert("PingawayGroupUnderstaffedNobodyBackSoon", "d:10035", group="växel", severity="critical"),
+        alert("PingawayGroupUnderstaffed", "d:10035", group="växel", severity="warning"),
+        alert("PingawayGroupUnderstaffed", "d:10035", group="support", severity="warning"),
+        alert("PingawayGroupUnderstaffedNobodyBackSoon", "a:10035", group="sales", severity="critical"),
     ]
     assert httpx.post(f"{alertmanager}/alerts", json=sent, timeout=10).status_code == 200
     expected = {
@@ -239,6 +246,10 @@ def test_inhibition_in_a_real_alertmanager(alertmanager):
         ("PingawayGroupUnderstaffed", "b:10035", "support"): "active",  # other group
         ("PingawayTokenExpired", "c:10035", None): "active",
         ("PingawayScrapeFailing", "c:10035", None): "suppressed",  # the token is the cause
+        ("PingawayGroupUnderstaffedNobodyBackSoon", "d:10035", "växel"): "active",
+        ("PingawayGroupUnderstaffed", "d:10035", "växel"): "suppressed",  # escalated: page once
+        ("PingawayGroupUnderstaffed", "d:10035", "support"): "active",  # other group
+        ("PingawayGroupUnderstaffedNobodyBackSoon", "a:10035", "sales"): "suppressed",  # no data on a
     }
     end = time.monotonic() + 20
     while True:

@@ -103,3 +103,71 @@ def test_fault_control_over_http(sim):
     assert httpx.get(sim.url + "extensions/", headers=h).status_code == 200
     bad = httpx.post(sim.url.replace("/api/", "/_sim/fault"), json={"mode": "explode"})
     assert bad.status_code == 400 and "unknown fault mode" in bad.text
+
+
+def _tally_at(domain, ts):
+    import json
+
+    from pingaway_exporter import tally
+    from pingaway_exporter.payload import Parser
+
+    records = Parser().parse_body(json.dumps(domain.extensions(ts)).encode()).extensions
+    return tally.count(records, ts)
+
+
+def test_demo_opens_in_a_believable_state():
+    """--demo starts at 09:30 on a working day: its first scrape shows a mix of lines up and ringing."""
+    from datetime import timedelta
+
+    d = Domain()
+    days = [datetime(2026, 11, 2, 9, 30, tzinfo=STOCKHOLM) + timedelta(days=i) for i in range(28)]
+    days = [day for day in days if day.weekday() < 5]
+    with_ringing = 0
+    for day in days:
+        total, _ = _tally_at(d, day.timestamp())
+        assert total.lines["up"] >= 1, day  # calls are under way, not all starting at once
+        assert total.lines["ringing"] <= total.lines["up"] + 2, day
+        with_ringing += total.lines["ringing"] > 0
+    assert with_ringing >= 0.8 * len(days), (with_ringing, len(days))
+    # And over the first two minutes, whichever second the first scrape lands on.
+    start = at(2026, 11, 25, 9, 30)
+    ringing_seen = 0
+    for s in range(0, 120, 10):
+        total, _ = _tally_at(d, start + s)
+        assert total.lines["up"] >= 1, s
+        ringing_seen += total.lines["ringing"] > 0
+    assert ringing_seen >= 6, ringing_seen
+
+
+def test_demo_produces_every_state_and_changing_back_soon_counts():
+    from pingaway_exporter import tally
+
+    d = Domain()
+    start = at(2026, 11, 25, 9, 30)
+    states_seen = set()
+    back = set()
+    for minute in range(0, 8 * 60, 5):
+        total, _ = _tally_at(d, start + minute * 60)
+        states_seen |= {tally.STATES[i] for i, n in enumerate(total.states) if n}
+        back.add(tuple(total.returning))
+    assert states_seen == set(tally.STATES)
+    assert len(back) > 20, "people's profiles end all through the day"
+
+
+def test_demo_group_series_change_within_minutes():
+    """Something on the demo's group series (available people per team) changes within 10 minutes of 09:30."""
+    d = Domain()
+    start = at(2026, 11, 25, 9, 30)
+
+    def available_per_team(ts):
+        _, per_words = _tally_at(d, ts)
+        out: dict[str, int] = {}
+        for words, t in per_words.items():
+            out[words[0]] = out.get(words[0], 0) + t.available
+        return out
+
+    first = available_per_team(start)
+    for minute in range(1, 11):
+        if available_per_team(start + minute * 60) != first:
+            return
+    raise AssertionError("no team's available count changed in the first 10 minutes of the demo")

@@ -20,7 +20,6 @@ import httpx
 import pytest
 
 from pingaway_exporter import status
-from pingaway_exporter.scrape import Outcome
 
 from .conftest import need_tool, real_clock_env
 from .metrics_util import samples, value
@@ -45,6 +44,7 @@ class _Text(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.by_id: dict[str, str] = {}
+        self.tone: dict[str, str] = {}  # element id -> its class: the tone the page colours it with
         self.links: list[str] = []
         self.scripts = 0
         self._open: list[str | None] = []
@@ -56,6 +56,8 @@ class _Text(HTMLParser):
             self.links.append(attrs["href"])
         if tag == "script":
             self.scripts += 1
+        if attrs.get("id"):
+            self.tone[attrs["id"]] = attrs.get("class") or ""
         if tag not in ("br", "meta", "img", "link", "hr", "input"):
             self._open.append(attrs.get("id"))
 
@@ -94,6 +96,24 @@ def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
     return width, height, len(set(pixels))
 
 
+# The status lines' colours (web.py's CSS): green, orange and red left borders.
+TONE_RGB = {"ok": (0x33, 0xaa, 0x33), "warn": (0xee, 0x99, 0x00), "fail": (0xdd, 0x22, 0x22)}
+
+
+def _tones_on_screen(tmp_path: Path, url: str, name: str) -> dict[str, int]:
+    from .test_team_page import png_pixels
+
+    shot = tmp_path / name
+    chromium(tmp_path, url, f"--screenshot={shot}", "--window-size=1024,1400", "--hide-scrollbars")
+    _, _, pixels = png_pixels(shot)
+    wanted = {v: k for k, v in TONE_RGB.items()}
+    counts = dict.fromkeys(TONE_RGB, 0)
+    for p in pixels:
+        if p in wanted:
+            counts[wanted[p]] += 1
+    return counts
+
+
 def test_status_page_in_chromium(sim, exporter_factory, tmp_path):
     need_tool("chromium")
     exp = exporter_factory(sim)
@@ -101,7 +121,9 @@ def test_status_page_in_chromium(sim, exporter_factory, tmp_path):
 
     before = rendered(tmp_path, page)
     assert before.by_id["last-scrape"].startswith("Last scrape: none yet")
+    assert "point Prometheus at the metrics path" in before.by_id["last-scrape"]
     assert before.by_id["available"] == "Available now: unknown (no scrape yet)"
+    assert before.tone["last-scrape"] == "warn" and before.tone["available"] == "warn"
 
     metrics = samples(exp.get().text)
     assert value(metrics, "pingaway_up") == 1
@@ -113,9 +135,11 @@ def test_status_page_in_chromium(sim, exporter_factory, tmp_path):
     assert ok.by_id["last-failure"] == "Last failure: none since the exporter started"
     # The simulator's token carries exp and iat, 30 days apart.
     assert re.match(r"Token expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in [\d.]+ days\); issued ", ok.by_id["token"])
+    assert ok.tone["last-scrape"] == ok.tone["last-failure"] == ok.tone["available"] == "ok"
     assert "/metrics" in ok.links and any(link.startswith("https://grafana.com/docs/") for link in ok.links)
-    assert status.DASHBOARD_FILE in "".join(ok.text)
+    assert status.DASHBOARD_URL in ok.links and ok.by_id["dashboard-link"] == status.DASHBOARD_FILE
     assert ok.scripts == 0
+    assert _tones_on_screen(tmp_path, page, "ok.png")["fail"] == 0
 
     sim.set_fault("status", status=503)
     assert value(samples(exp.get().text), "pingaway_up") == 0
@@ -123,13 +147,18 @@ def test_status_page_in_chromium(sim, exporter_factory, tmp_path):
     assert failed.by_id["last-scrape"].startswith("Last scrape: FAILED (http_error), ")
     assert re.fullmatch(r"Last failure: http_error, \d+ s ago: upstream answered HTTP 503", failed.by_id["last-failure"])
     assert failed.by_id["available"] == "Available now: unknown (the last scrape failed)"
+    # Red while the failure is the latest news: the scrape, the failure and the count.
+    assert failed.tone["last-scrape"] == failed.tone["last-failure"] == failed.tone["available"] == "fail"
+    assert _tones_on_screen(tmp_path, page, "failed.png")["fail"] > 100
 
-    # Recovery: the last scrape is OK again, and the failure stays visible for whoever comes to look.
+    # Recovery: the last scrape is OK again, and the failure stays visible for whoever comes to look, no longer red.
     sim.set_fault()
     exp.get()
     recovered = rendered(tmp_path, page)
     assert recovered.by_id["last-scrape"].startswith("Last scrape: OK")
     assert recovered.by_id["last-failure"].startswith("Last failure: http_error, ")
+    assert recovered.tone["last-scrape"] == "ok" and recovered.tone["last-failure"] == ""
+    assert _tones_on_screen(tmp_path, page, "recovered.png")["fail"] == 0
 
     shot = tmp_path / "status.png"
     chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1024,768")
@@ -154,12 +183,51 @@ def test_landing_page_never_calls_upstream(sim, exporter_factory):
 
 
 def test_status_text_is_escaped(sim, exporter_factory):
-    exp = exporter_factory(sim)
+    """Group names come from the config file and reach the page through a real scrape: escaped."""
+    from pingaway_exporter.reload import ConfigReloader
+    from pingaway_exporter.settings import parse
+
     evil = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
-    exp.target.last_failure = exp.target.last_outcome = Outcome(None, "http_error", evil, 0.1, time.time())
+    sim.set_payload([{"extension": "1", "name": "A", "keyWords": ["support"], "calls": [],
+                      "profile": {"available": True, "name": "x", "until": "0000-00-00 00:00:00"}}])
+    config = ConfigReloader(None, parse({"groups": [{"name": evil, "keywords": ["support"]}]}))
+    exp = exporter_factory(sim, config=config)
+    exp.get()
     body = exp.get("/").text
     assert "<script>" not in body and "<img" not in body
     assert html.escape(evil) in body
+
+
+def test_token_issued_in_the_future_is_flagged(sim, exporter_factory):
+    now = time.time()
+    exp = exporter_factory(sim, token=sim.issue_token(issued_at=now + 3 * 3600, expires_in=30 * 86400))
+    exp.get()  # the claims are read when the token is first used, whatever upstream makes of it
+    line = next(x for x in status.lines(exp.target, now) if x.key == "token")
+    assert line.tone == "warn" and "ISSUED IN THE FUTURE" in line.text, line
+    # A second of skew is no news.
+    exp2 = exporter_factory(sim, token=sim.issue_token(issued_at=now + 1, expires_in=30 * 86400))
+    exp2.get()
+    line = next(x for x in status.lines(exp2.target, now) if x.key == "token")
+    assert line.tone == "ok" and "FUTURE" not in line.text, line
+
+
+def test_probe_only_setup_is_told_to_scrape_probe(tmp_path):
+    from pingaway_exporter.simulator import Simulator
+
+    from .conftest import WEDNESDAY_1015
+    from .test_probe import ProbeExporter
+
+    upstream = Simulator(clock=lambda: WEDNESDAY_1015).start()
+    try:
+        exp = ProbeExporter(tmp_path, {"alpha": upstream})
+        try:
+            page = httpx.get(exp.server.url("/"), timeout=10).text
+            assert "point Prometheus at /probe?target=alpha." in page
+            assert "the metrics path" not in page
+        finally:
+            exp.close()
+    finally:
+        upstream.stop()
 
 
 @pytest.mark.parametrize("left, tone, word", [

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import __version__, groups
+from . import __version__, groups, tally
 from .client import REASONS
 from .exposition import RowGauge, escape
 from .payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
@@ -85,9 +85,27 @@ class ScrapeCollector(Collector):
         yield from self._build_info(outcome is not None)
         extensions = outcome.result.extensions if (outcome is not None and outcome.ok) else None
         skipped = outcome.result.skipped if (outcome is not None and outcome.ok) else None
-        yield from self._domain_families(extensions, skipped)
-        yield from groups.families(self.config, extensions, with_samples=outcome is not None)
+        # The data clock (shifted in --demo): opening hours and profile ends are judged on it.
+        now = self.config.clock() if self.config is not None else time.time()
+        counted = None
+        codes: bytes | bytearray = b""  # each record's state, in record order, for pingaway_extension_state
+        if extensions is not None:
+            known = outcome.counts if outcome is not None else None
+            if known is not None and known.tally is not None and len(known.codes) == len(extensions):
+                # The scrape's own tally pass (scrape.Counts); only who is back soon depends on now.
+                counted = tally.with_returning(known.tally, known.per_words, extensions, now)
+                codes = known.codes
+            else:
+                codes = bytearray()
+                counted = tally.count(extensions, now, codes=codes)
+        yield from self._domain_families(extensions, skipped, counted[0] if counted else None, now, codes)
+        yield from groups.families(self.config, extensions, with_samples=outcome is not None,
+                                   per_words=counted[1] if counted else None, now=now, keep=self._keep)
         yield from groups.reload_families(self.config, with_samples=outcome is not None)
+
+    def _keep(self, view: groups.TeamView) -> None:
+        """The groups of this good scrape, for the status page's team view (never a reason to call upstream)."""
+        self.target.team_view = view
 
     def _token_families(self, with_samples: bool) -> Iterator[Metric]:
         expiry = _g("pingaway_token_expiry_timestamp_seconds", "The token's exp claim, when it has one (Unix time).")
@@ -109,11 +127,16 @@ class ScrapeCollector(Collector):
     def _build_info(self, with_samples: bool) -> Iterator[Metric]:
         yield build_info(with_samples)
 
-    def _domain_families(self, exts: list[Extension] | None, skipped: int | None) -> Iterator[Metric]:
+    def _domain_families(self, exts: list[Extension] | None, skipped: int | None,
+                         total: tally.Tally | None, now: float, codes: bytes | bytearray) -> Iterator[Metric]:
         users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
         available = _g("pingaway_users_available", "Extensions whose presence profile says available.")
         on_call = _g("pingaway_users_on_call", "Extensions with at least one line up.")
         ready = _g("pingaway_users_ready", "Available extensions with no line up or ringing: who could take the next call.")
+        states = _g("pingaway_users_state", "Extensions by state (unknown, away, ready, ringing, on_call; see "
+                                            "pingaway_extension_state); the five sum to pingaway_users.", ["state"])
+        back = _g("pingaway_users_returning", "Extensions not available now whose presence profile ends within the "
+                                              "window (15m, 30m, 1h; cumulative: 1h includes 30m).", ["within"])
         calls = _g("pingaway_calls_active", "Ongoing calls (every entry in an extension's calls list), by direction.",
                    ["direction"])
         lines = _g("pingaway_lines", "Call lines by line status; 'other' appears only for undocumented statuses.",
@@ -122,19 +145,41 @@ class ScrapeCollector(Collector):
                       f"Extensions per presence profile name; at most {self.options.profile_limit} names, "
                       f"the rest summed as 'other', '{NO_PROFILE}' where there is no profile.", ["profile"])
         invalid = _g("pingaway_records_skipped", "Records in this scrape's list skipped as unusable.")
+        per_ext = self.options.per_extension
         dups = _g("pingaway_extension_duplicates",
                   "Records whose extension number and name repeat an earlier record; their per-extension series "
-                  "are folded into the first.")
+                  "are folded into the first.") if per_ext else None
         unique: list[Extension] = []
         rendered: list[str] = []
-        if exts is not None:
-            self._fill(exts, users, available, on_call, ready, calls, lines, profiles, dups, unique, rendered)
+        states_of_unique = bytearray()
+        if exts is not None and total is not None:
+            users.add_metric([], float(total.users))
+            available.add_metric([], float(total.available))
+            on_call.add_metric([], float(total.on_call))
+            ready.add_metric([], float(total.ready))
+            for code, name in enumerate(tally.STATES):
+                states.add_metric([name], float(total.states[code]))
+            for i, (label, _) in enumerate(tally.WINDOWS):
+                back.add_metric([label], float(total.returning[i]))
+            for d in DIRECTIONS:
+                calls.add_metric([d], float(total.directions[d]))
+            for st in LINE_STATUSES:
+                lines.add_metric([st], float(total.lines[st]))
+            if total.lines.get(OTHER):
+                lines.add_metric([OTHER], float(total.lines[OTHER]))
+            profile_counts: Counter[str] = Counter(e.profile or NO_PROFILE for e in exts)
+            for name, n in bounded(profile_counts, self.options.profile_limit):
+                profiles.add_metric([name], float(n))
             invalid.add_metric([], float(skipped or 0))
-        yield from (users, available, on_call, ready, calls, lines, profiles, invalid, dups)
-        if self.options.per_extension:
-            yield from self._extension_families(unique, rendered)
+            if dups is not None:
+                dups.add_metric([], float(_unique(exts, codes, unique, rendered, states_of_unique)))
+        yield from (users, available, on_call, ready, states, back, calls, lines, profiles, invalid)
+        if per_ext:
+            yield dups
+            yield from self._extension_families(unique, rendered, now, states_of_unique)
 
-    def _extension_families(self, unique: list[Extension], rendered: list[str]) -> Iterator[Metric]:
+    def _extension_families(self, unique: list[Extension], rendered: list[str], now: float,
+                            codes: bytearray) -> Iterator[Metric]:
         """Per-extension families, rendered lazily from the de-duplicated records."""
         email = self.options.include_email
         pair = ("extension", "name")
@@ -160,6 +205,28 @@ class ScrapeCollector(Collector):
         yield RowGauge(c, "Ongoing calls per extension.", pair, n,
                        text(lambda rows: [f"{c}{{{r}}} {len(e.calls)}\n" for r, e in rows]),
                        lambda: ((e, len(e.calls)) for e in unique), key)
+        st = "pingaway_extension_state"
+        yield RowGauge(st, "The person's state: 0 unknown (no profile, no call), 1 away (not available), 2 ready "
+                           "(available), 3 ringing (a line rings, none is up), 4 on a call (a line is up). "
+                           "A call beats ringing, ringing beats the profile; lines down or undocumented change "
+                           "nothing.", pair, n,
+                       lambda a, b: "".join([f"{st}{{{r}}} {c}\n" for r, c in zip(rendered[a:b], codes[a:b])]),
+                       lambda: ((e, float(c)) for e, c in zip(unique, codes)), key)
+        b = "pingaway_extension_returning_seconds"
+        horizon = tally.WINDOWS[-1][1]
+        back_in = tally.returning
+
+        def soon(rows):
+            for r, e in rows:
+                if not e.available and e.until is not None:
+                    left = back_in(e, now)
+                    if left is not None and left <= horizon:
+                        yield r, e, left
+
+        yield RowGauge(b, f"Seconds until the extension's away profile ends, for those back within "
+                          f"{horizon / 3600:g} h (as counted by pingaway_users_returning); absent otherwise.",
+                       pair, n, text(lambda rows: [f"{b}{{{r}}} {left!r}\n" for r, e, left in soon(rows)]),
+                       lambda: ((e, left) for _, e, left in soon(zip(rendered, unique))), key)
         u = "pingaway_extension_profile_until_timestamp_seconds"
         yield RowGauge(u, "When the extension's current presence profile ends (Unix time); only when it has an end.",
                        pair, n,
@@ -175,55 +242,25 @@ class ScrapeCollector(Collector):
         yield RowGauge(i, "Per-extension metadata; always 1.", pair + ("profile",) + (("email",) if email else ()),
                        n, info, lambda: ((e, 1.0) for e in unique), info_values)
 
-    def _fill(self, exts, users, available, on_call, ready, calls, lines, profiles, dups,
-              unique: list[Extension], rendered: list[str]) -> None:
-        """One pass over the records: totals, and the de-duplicated list for per-extension series."""
-        n_available = n_on_call = n_ready = 0
-        directions = dict.fromkeys(DIRECTIONS, 0)
-        statuses = dict.fromkeys(LINE_STATUSES, 0)
-        profile_counts: Counter[str] = Counter()
-        seen: set[str] = set()
-        duplicates = 0
-        keep, render_label = unique.append, rendered.append
-        per_ext = self.options.per_extension
-        for e in exts:
-            up = busy = False
-            for c in e.calls:
-                directions[c.direction] += 1
-                statuses[c.status] = statuses.get(c.status, 0) + 1
-                if c.status == "up":
-                    up = busy = True
-                elif c.status == "ringing":
-                    busy = True
-            if e.available:
-                n_available += 1
-                if not busy:
-                    n_ready += 1
-            if up:
-                n_on_call += 1
-            profile_counts[e.profile or NO_PROFILE] += 1
-            # The escaped label string is the de-duplication key too: escaping is one-to-one.
-            label = f'extension="{escape(e.extension)}",name="{escape(e.name)}"'
-            if label in seen:
-                duplicates += 1
-                continue
-            seen.add(label)
-            if per_ext:
-                keep(e)
-                render_label(label)
-        users.add_metric([], float(len(exts)))
-        available.add_metric([], float(n_available))
-        on_call.add_metric([], float(n_on_call))
-        ready.add_metric([], float(n_ready))
-        for d in DIRECTIONS:
-            calls.add_metric([d], float(directions[d]))
-        for s in LINE_STATUSES:
-            lines.add_metric([s], float(statuses[s]))
-        if statuses.get(OTHER):
-            lines.add_metric([OTHER], float(statuses[OTHER]))
-        for name, count in bounded(profile_counts, self.options.profile_limit):
-            profiles.add_metric([name], float(count))
-        dups.add_metric([], float(duplicates))
+
+def _unique(exts: list[Extension], codes: bytes | bytearray, unique: list[Extension], rendered: list[str],
+            unique_codes: bytearray) -> int:
+    """De-duplicate on (extension, name): the first record of each pair is kept, with its state code;
+    returns the number of repeats."""
+    seen: set[str] = set()
+    duplicates = 0
+    keep, render_label, keep_code = unique.append, rendered.append, unique_codes.append
+    for e, code in zip(exts, codes):
+        # The escaped label string is the de-duplication key too: escaping is one-to-one.
+        label = f'extension="{escape(e.extension)}",name="{escape(e.name)}"'
+        if label in seen:
+            duplicates += 1
+            continue
+        seen.add(label)
+        keep(e)
+        render_label(label)
+        keep_code(code)
+    return duplicates
 
 
 def build_info(with_samples: bool = True) -> Metric:

@@ -12,7 +12,8 @@ available".
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -21,11 +22,12 @@ from .payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 from .reload import ConfigReloader
 from .schedule import Schedule
 from .settings import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
+from .tally import STATES, WINDOWS, Tally, count
 
 _ALWAYS: dict[str, Schedule] = {}
 
 
-def auto_groups(by_words: Mapping[tuple[str, ...], "_Tally"], zone: str,
+def auto_groups(by_words: Mapping[tuple[str, ...], Tally], zone: str,
                 limit: int = AUTO_GROUP_LIMIT) -> tuple[Group, ...]:
     """One always-open, minimum-0 group per keyword: the ``limit`` most common (ties by name)."""
     counts: Counter[str] = Counter()
@@ -39,57 +41,23 @@ def auto_groups(by_words: Mapping[tuple[str, ...], "_Tally"], zone: str,
     return tuple(Group(word, (word,), 0, schedule) for word, _ in sorted(top))
 
 
-class _Tally:
-    __slots__ = ("users", "available", "ready", "directions", "lines")
-
-    def __init__(self) -> None:
-        self.users = self.available = self.ready = 0
-        self.directions = dict.fromkeys(DIRECTIONS, 0)
-        self.lines = dict.fromkeys(LINE_STATUSES, 0)
-
-    def add(self, other: "_Tally") -> None:
-        self.users += other.users
-        self.available += other.available
-        self.ready += other.ready
-        for d, n in other.directions.items():
-            self.directions[d] += n
-        for s, n in other.lines.items():
-            self.lines[s] = self.lines.get(s, 0) + n
+_Tally = Tally  # the per-keywords totals; the rules live in tally.py
 
 
-def by_keywords(exts: Sequence[Extension]) -> dict[tuple[str, ...], _Tally]:
+def by_keywords(exts: Sequence[Extension], now: float | None = None) -> dict[tuple[str, ...], Tally]:
     """Totals per distinct keyWords list: the only per-record pass grouping needs.
 
     A domain has thousands of extensions but only a handful of distinct
     keyword lists, so everything after this pass is proportional to those,
     not to users or to users x groups.
     """
-    out: dict[tuple[str, ...], _Tally] = {}
-    for e in exts:
-        words = e.keywords
-        if not words:
-            continue
-        t = out.get(words)
-        if t is None:
-            t = out[words] = _Tally()
-        t.users += 1
-        busy = False
-        for c in e.calls:
-            t.directions[c.direction] += 1
-            t.lines[c.status] = t.lines.get(c.status, 0) + 1
-            if c.status == "up" or c.status == "ringing":
-                busy = True
-        if e.available:
-            t.available += 1
-            if not busy:
-                t.ready += 1
-    return out
+    return count(exts, now)[1]
 
 
-def tally(exts: Sequence[Extension] | Mapping[tuple[str, ...], _Tally], groups: Sequence[Group],
-          index: Mapping[str, tuple[int, ...]]) -> list[_Tally]:
-    per_words = exts if isinstance(exts, Mapping) else by_keywords(exts)
-    tallies = [_Tally() for _ in groups]
+def tally(exts: Sequence[Extension] | Mapping[tuple[str, ...], Tally], groups: Sequence[Group],
+          index: Mapping[str, tuple[int, ...]], now: float | None = None) -> list[Tally]:
+    per_words = exts if isinstance(exts, Mapping) else by_keywords(exts, now)
+    tallies = [Tally() for _ in groups]
     for words, t in per_words.items():
         members: set[int] = set()
         for w in words:
@@ -99,7 +67,44 @@ def tally(exts: Sequence[Extension] | Mapping[tuple[str, ...], _Tally], groups: 
     return tallies
 
 
-def families(config: ConfigReloader | None, exts: list[Extension] | None, with_samples: bool) -> Iterator[Metric]:
+@dataclass(frozen=True)
+class GroupRow:
+    """One group as of one scrape: what the team page shows (the same figures as the group series)."""
+
+    name: str
+    open: bool
+    minimum: int
+    users: int
+    available: int
+    ready: int
+    ringing: int
+    on_call: int
+    back_30m: int
+
+    @property
+    def staffing(self) -> str:
+        """'closed', 'under' (below the minimum), 'at' (exactly at it) or 'above'."""
+        if not self.open:
+            return "closed"
+        if self.available < self.minimum:
+            return "under"
+        return "at" if self.available == self.minimum else "above"
+
+
+@dataclass(frozen=True)
+class TeamView:
+    """The groups of the last good scrape, kept for the status page (a few small rows, no records)."""
+
+    at: float  # the data clock's time of that scrape (shifted in --demo)
+    groups: tuple[GroupRow, ...]
+
+
+def families(config: ConfigReloader | None, exts: list[Extension] | None, with_samples: bool,
+             per_words: Mapping[tuple[str, ...], Tally] | None = None, now: float | None = None,
+             keep: Callable[[TeamView], None] | None = None) -> Iterator[Metric]:
+    """The group families. ``per_words`` is ``tally.count``'s second answer when the caller already made
+    the pass over ``exts``; ``now`` the data clock's time (default: the config's clock); ``keep``
+    receives the groups' rows of a good scrape, for the status page."""
     users = _group_gauge("pingaway_group_users", "Extensions in the staffing group (matched on keyWords).")
     available = _group_gauge("pingaway_group_users_available", "Extensions in the group whose presence says available.")
     ready = _group_gauge("pingaway_group_users_ready",
@@ -108,6 +113,12 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
                ["direction"])
     lines = _group_gauge("pingaway_group_lines", "Call lines of the group's extensions by status; 'other' only when seen.",
                ["status"])
+    states = _group_gauge("pingaway_group_users_state",
+                          "Extensions in the group by state (unknown, away, ready, ringing, on_call; see "
+                          "pingaway_extension_state); the five sum to pingaway_group_users.", ["state"])
+    back = _group_gauge("pingaway_group_users_returning",
+                        "Extensions in the group not available now whose profile ends within the window "
+                        "(15m, 30m, 1h; cumulative).", ["within"])
     minimum = _group_gauge("pingaway_group_staffing_minimum",
                  "Configured minimum of available people while the group is open; present on failed scrapes too.")
     is_open = _group_gauge("pingaway_group_open",
@@ -117,16 +128,20 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
         settings: Settings = config.current
         groups = settings.groups
         index: Mapping[str, tuple[int, ...]] = settings.keyword_index
-        per_words = by_keywords(exts) if exts is not None else {}
+        if now is None:
+            now = config.clock()
+        if per_words is None:
+            per_words = by_keywords(exts, now) if exts is not None else {}
         if groups is None:  # automatic groups exist only where there is data to find them in
             groups = auto_groups(per_words, settings.timezone) if exts is not None else ()
             index = keyword_index(groups)
-        now = config.clock()
-        for g in groups:
+        opened = [g.schedule.is_open(now) for g in groups]
+        for g, o in zip(groups, opened):
             minimum.add_metric([g.name], float(g.staffing_minimum))
-            is_open.add_metric([g.name], 1.0 if g.schedule.is_open(now) else 0.0)
+            is_open.add_metric([g.name], 1.0 if o else 0.0)
         if exts is not None:
-            for g, t in zip(groups, tally(per_words, groups, index)):
+            rows = []
+            for g, o, t in zip(groups, opened, tally(per_words, groups, index)):
                 users.add_metric([g.name], float(t.users))
                 available.add_metric([g.name], float(t.available))
                 ready.add_metric([g.name], float(t.ready))
@@ -136,7 +151,15 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
                     lines.add_metric([g.name, s], float(t.lines[s]))
                 if t.lines.get(OTHER):
                     lines.add_metric([g.name, OTHER], float(t.lines[OTHER]))
-    yield from (users, available, ready, calls, lines, minimum, is_open)
+                for code, name in enumerate(STATES):
+                    states.add_metric([g.name, name], float(t.states[code]))
+                for i, (label, _) in enumerate(WINDOWS):
+                    back.add_metric([g.name, label], float(t.returning[i]))
+                rows.append(GroupRow(g.name, o, g.staffing_minimum, t.users, t.available, t.ready, t.ringing,
+                                     t.on_call, t.back_within("30m")))
+            if keep is not None:
+                keep(TeamView(now, tuple(rows)))
+    yield from (users, available, ready, calls, lines, states, back, minimum, is_open)
 
 
 def reload_families(config: ConfigReloader | None, with_samples: bool) -> Iterator[Metric]:

@@ -15,14 +15,20 @@ from dataclasses import dataclass, field, replace
 from .client import REASONS, TIMEOUT, FetchError, PingawayClient
 from .coalesce import Coalescer, DeadlineExceeded
 from .credentials import TokenClaims
-from .payload import DIRECTIONS, ParseResult, Parser, PayloadError
+from . import tally
+from .payload import ParseResult, Parser, PayloadError
 
 log = logging.getLogger("pingaway_exporter.scrape")
 
 
 @dataclass(frozen=True)
 class Counts:
-    """A few totals of a good scrape, for the status page and ``check`` after the records are gone."""
+    """The totals of a good scrape, from the one tally pass over its records (tally.py holds the rules).
+
+    The status page and ``check`` read the first fields after the records are gone; the collector reuses
+    ``tally``, ``per_words`` and ``codes`` instead of counting again. They are shared by every scrape
+    that joins or reuses this outcome, so nothing may change them.
+    """
 
     users: int
     available: int
@@ -30,25 +36,16 @@ class Counts:
     calls: int
     ringing: int
     directions: tuple[tuple[str, int], ...] = ()  # (direction, calls) for in, out, unknown
+    tally: "tally.Tally | None" = field(default=None, compare=False, repr=False)
+    per_words: "dict | None" = field(default=None, compare=False, repr=False)  # keyWords tuple -> Tally
+    codes: bytes = field(default=b"", compare=False, repr=False)  # each record's state, in record order
 
     @classmethod
     def of(cls, result: ParseResult) -> "Counts":
-        available = ready = calls = ringing = 0
-        directions = dict.fromkeys(DIRECTIONS, 0)
-        for e in result.extensions:
-            calls += len(e.calls)
-            busy = False
-            for c in e.calls:
-                directions[c.direction] += 1
-                if c.status == "ringing":
-                    ringing += 1
-                    busy = True
-                elif c.status == "up":
-                    busy = True
-            if e.available:
-                available += 1
-                ready += not busy
-        return cls(len(result.extensions), available, ready, calls, ringing, tuple(directions.items()))
+        codes = bytearray()
+        t, per_words = tally.count(result.extensions, codes=codes)
+        return cls(t.users, t.available, t.ready, t.calls, t.ringing_lines, tuple(t.directions.items()),
+                   t, per_words, bytes(codes))
 
 
 @dataclass(frozen=True)
@@ -68,8 +65,9 @@ class Outcome:
         return self.reason is None
 
     def without_records(self) -> "Outcome":
-        """The same outcome minus its records: tens of MB at 50,000 extensions."""
-        return replace(self, result=None)
+        """The same outcome minus its records: tens of MB at 50,000 extensions (and minus their state codes)."""
+        counts = self.counts
+        return replace(self, result=None, counts=replace(counts, codes=b"") if counts is not None else None)
 
 
 @dataclass
@@ -143,6 +141,7 @@ class Target:
         # What the status page shows: it reads these and never calls upstream itself.
         self.last_outcome: Outcome | None = None
         self.last_failure: Outcome | None = None
+        self.team_view = None  # groups.TeamView of the last good scrape, set by the collector
 
     @property
     def upstream_calls(self) -> int:

@@ -1,8 +1,11 @@
 """A believable Pingaway domain whose state is a pure function of time.
 
 About sixty people in teams (support, växel, sales, ...) and two conference
-rooms. Over a Stockholm working day people arrive, take lunch, sit in
-meetings, go home; calls ring, get answered and end. Everything is derived
+rooms. Over a Stockholm working day people arrive, take short breaks and
+lunch, sit in meetings, go home; calls ring, get answered and end, each
+person on their own phase, so every state (unknown rooms, away, ready,
+ringing, on a call) is there at once and profile ends fall all through the
+day. Everything is derived
 from a seed and the clock by hashing, so a test that pins the clock gets the
 same domain every time, and the demo changes from scrape to scrape.
 """
@@ -101,7 +104,7 @@ class Domain:
         if day.weekday() >= 5:
             monday = midnight + timedelta(days=7 - day.weekday(), hours=8)
             return False, "Ledig", self._fmt(monday), None
-        start = midnight + timedelta(minutes=450 + int(_rand(*key, "start") * 90))  # 07:30-09:00
+        start = midnight + timedelta(minutes=450 + int(_rand(*key, "start") * 150))  # 07:30-10:00
         end = midnight + timedelta(minutes=960 + int(_rand(*key, "end") * 90))  # 16:00-17:30
         if local < start:
             return False, "Ledig", self._fmt(start), None
@@ -113,28 +116,41 @@ class Domain:
             return False, "Lunch", self._fmt(lunch_end), f"Tillbaka {lunch_end:%H:%M}"
         if _rand(*key, "training") < 0.03:
             return False, "Utbildning", self._fmt(end), None
-        # Meetings: each hour, a chance of a 30-minute meeting starting on the hour.
+        # Short breaks: two a day, 8-15 minutes, at any minute between 09:00 and 15:30.
+        for n in range(2):
+            pause = midnight + timedelta(minutes=540 + int(_rand(*key, "pause", n) * 390))
+            pause_end = pause + timedelta(minutes=8 + int(_rand(*key, "pauselen", n) * 8))
+            if pause <= local < pause_end:
+                return False, "Paus", self._fmt(pause_end), f"Tillbaka {pause_end:%H:%M}"
+        # Meetings: each hour, a chance of a 30- or 45-minute meeting starting on one of its quarters,
+        # so people leave and come back all through the day, not only on the hour.
         hour = local.replace(minute=0, second=0, microsecond=0)
-        if local.minute < 30 and _rand(*key, "meeting", hour.hour) < 0.12:
-            done = hour + timedelta(minutes=30)
-            return False, "Möte", self._fmt(done), f"I möte till {done:%H:%M}"
+        for h in (hour - timedelta(hours=1), hour):
+            if _rand(*key, "meeting", h.hour) < 0.12:
+                begin = h + timedelta(minutes=15 * int(_rand(*key, "meetq", h.hour) * 4))
+                done = begin + timedelta(minutes=30 if _rand(*key, "meetlen", h.hour) < 0.6 else 45)
+                if begin <= local < done:
+                    return False, "Möte", self._fmt(done), f"I möte till {done:%H:%M}"
         return True, AVAILABLE, NO_END, None
 
     def calls(self, p: Person, now: float, available: bool) -> list[dict]:
         if not available:
             return []
-        slot_len = 120
-        slot = int(now // slot_len)
-        into = now - slot * slot_len
+        # Each person's calls run on their own 90-second grid, shifted by a fixed per-person phase, so
+        # at any instant some lines ring, some are up and some are idle (not all ringing at once).
+        slot_len = 90
+        shifted = now - _rand(self.seed, p.index, "phase") * slot_len
+        slot = int(shifted // slot_len)
+        into = shifted - slot * slot_len
         r = _rand(self.seed, p.index, "call", slot)
         if r >= p.call_rate:
             return []
-        length = 25 + _rand(self.seed, p.index, "len", slot) * 90
+        length = 30 + _rand(self.seed, p.index, "len", slot) * 60
         if into > length:
             return []
         d = _rand(self.seed, p.index, "dir", slot)
         direction = "in" if d < 0.62 else "out" if d < 0.95 else "unknown"
-        ring = 6 + _rand(self.seed, p.index, "ring", slot) * 14
+        ring = 10 + _rand(self.seed, p.index, "ring", slot) * 25
         if into < ring:
             status = "ringing" if direction != "out" else "down"
         else:
@@ -142,7 +158,7 @@ class Domain:
         caller = f"07{int(_rand(self.seed, p.index, 'caller', slot) * 10**8):08d}"
         calls = [{"callerid": caller, "direction": direction, "linestatus": status}]
         # Switchboard operators sometimes have a second call waiting.
-        if p.team == "växel" and status == "up" and _rand(self.seed, p.index, "wait", slot) < 0.25 and into < ring + 15:
+        if p.team == "växel" and status == "up" and _rand(self.seed, p.index, "wait", slot) < 0.25 and into < ring + 40:
             calls.append({"callerid": f"08{int(_rand(self.seed, p.index, 'w', slot) * 10**6):06d}",
                           "direction": "in", "linestatus": "ringing"})
         return calls

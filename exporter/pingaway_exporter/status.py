@@ -1,6 +1,10 @@
-"""The status block of the landing page: what the last scrape saw, for whoever just deployed the exporter.
+"""The status and team blocks of the landing page: what the last scrape saw.
 
-It only reads what ``Target`` kept from the last scrape. Rendering it must
+The status lines are for whoever just deployed the exporter; the team view
+(each group open or closed, available against its minimum, ready, ringing,
+back within 30 minutes; red, amber, green) is for a switchboard lead without
+Grafana. It only reads what ``Target`` kept from the last scrape (the
+collector leaves the groups' rows in ``Target.team_view``). Rendering it must
 never call Pingaway: a browser left open on ``/`` would otherwise poll the
 vendor behind Prometheus's back, and Pingaway asks for about one call a minute.
 Everything shown is escaped; failure details can echo upstream data.
@@ -16,10 +20,13 @@ from .scrape import Outcome, Target
 
 # Where the Grafana dashboard lives in the source tree (see README "Grafana dashboard").
 DASHBOARD_FILE = "grafana/pingaway-overview.json"
+DASHBOARD_URL = "https://github.com/pingaway-exporter/pingaway-exporter/blob/main/" + DASHBOARD_FILE
 GRAFANA_IMPORT_DOCS = "https://grafana.com/docs/grafana/latest/dashboards/build-dashboards/import-dashboards/"
 
 WEEK = 7 * 86400
 DAY = 86400
+CLOCK_SKEW = 60.0  # seconds an iat may lie ahead of this host's clock before the page says so
+REFRESH_SECONDS = 30  # the landing page reloads itself this often (web.py's <meta http-equiv="refresh">)
 
 
 @dataclass(frozen=True)
@@ -57,10 +64,10 @@ def lines(target: Target, now: float | None = None) -> list[Line]:
     return out
 
 
-def _last_scrape(outcome: Outcome | None, now: float) -> Line:
+def _last_scrape(outcome: Outcome | None, now: float, where: str = "the metrics path") -> Line:
     if outcome is None:
-        return Line("last-scrape", "Last scrape: none yet. This page shows what the last scrape of the metrics "
-                                   "saw; point Prometheus at the metrics path.", "warn")
+        return Line("last-scrape", "Last scrape: none yet. This page shows what the last scrape saw; "
+                                   f"point Prometheus at {where}.", "warn")
     age = _ago(outcome.finished_at, now)
     if outcome.ok:
         return Line("last-scrape", f"Last scrape: OK, {age} (upstream call took {outcome.duration:.2f} s)", "ok")
@@ -75,8 +82,10 @@ def _last_failure(target: Target, now: float) -> Line:
     pause = target.client.backoff_remaining
     if pause > 0:
         text += f" (no upstream call for another {pause:.0f} s, as the 429 asked)"
-    tone = "fail" if target.last_outcome is failure else ""
-    return Line("last-failure", text, tone)
+    last = target.last_outcome  # a copy without records (Target.scrape), so compare values, not identity
+    current = last is not None and not last.ok and last.reason == failure.reason \
+        and last.finished_at == failure.finished_at
+    return Line("last-failure", text, "fail" if current else "")
 
 
 def _token(target: Target, now: float) -> Line:
@@ -84,13 +93,16 @@ def _token(target: Target, now: float) -> Line:
     if claims is None:
         return Line("token", "Token expires: not read yet", "warn")
     issued = f"; issued {_iso(claims.issued_at)} ({_ago(claims.issued_at, now)})" if claims.issued_at else ""
+    future = claims.issued_at is not None and claims.issued_at > now + CLOCK_SKEW
+    if future:
+        issued += ": ISSUED IN THE FUTURE; this host's clock or the token's iat is wrong"
     if claims.expires_at is None:
-        return Line("token", f"Token expires: never (no exp claim){issued}", "ok")
+        return Line("token", f"Token expires: never (no exp claim){issued}", "warn" if future else "ok")
     left = claims.expires_at - now
     if left <= 0:
         return Line("token", f"Token expires: EXPIRED {_iso(claims.expires_at)} ({_ago(claims.expires_at, now)})"
                              f"{issued}; replace the token file", "fail")
-    tone = "fail" if left < DAY else "warn" if left < WEEK else "ok"
+    tone = "fail" if left < DAY else "warn" if left < WEEK or future else "ok"
     return Line("token", f"Token expires: {_iso(claims.expires_at)} ({_ago(claims.expires_at, now)}){issued}", tone)
 
 
@@ -106,6 +118,56 @@ def _available(outcome: Outcome | None) -> Line:
                              f"{n.calls} calls, {n.ringing} ringing)", "ok" if n.available else "warn")
 
 
+# Colours of the team view; each means one thing (README "Status page").
+TEAM_COLOURS = {"under": "#c62828", "at": "#f9a825", "above": "#2e7d32", "closed": "#9e9e9e"}
+TEAM_WORDS = {"under": "Understaffed", "at": "At minimum", "above": "Above minimum", "closed": "Closed"}
+TEAM_SHORT = {"under": "Under", "at": "At min", "above": "Above", "closed": "Closed"}  # on a phone
+
+_TEAM_CSS = """<style>
+.team{border-collapse:collapse;width:100%}
+.team th,.team td{padding:.25em .4em;text-align:right;border-bottom:1px solid #ddd}
+.team th:first-child,.team td:first-child{text-align:left}
+.team .badge{display:inline-block;min-width:7.5em;text-align:center;padding:.1em .3em;border-radius:.2em;
+font-weight:600;color:#fff;white-space:nowrap}
+.team .at .badge{color:#000}
+""" + "".join(f".team .{k} .badge{{background:{c}}}\n" for k, c in TEAM_COLOURS.items()) + """\
+@media (min-width:80em){body{max-width:92vw;font-size:1.5vw}}
+@media (max-width:36em){body{margin:1em .6em}.team .open,.team .badge .long{display:none}
+.team .badge{min-width:3.6em}.team .badge::after{content:attr(data-short)}
+.team{font-size:.85em}.team th,.team td{padding:.2em .15em}}
+</style>
+"""
+
+
+def team(target: Target) -> str:
+    """Each group of the last good scrape: open or closed, available against the minimum, ready,
+    ringing and back within 30 minutes; red, amber, green for under, at and above the minimum."""
+    view = target.team_view
+    last = target.last_outcome
+    if last is None:
+        return '<h2>Team</h2>\n<p id="team-state">Team: no scrape yet.</p>\n'
+    if not last.ok:
+        return '<h2>Team</h2>\n<p id="team-state" class="fail">Team: unknown (the last scrape failed).</p>\n'
+    if view is None or not view.groups:
+        return '<h2>Team</h2>\n<p id="team-state">Team: no groups (see --config.file).</p>\n'
+    rows = []
+    for i, g in enumerate(view.groups):
+        k = g.staffing
+        rows.append(
+            f'<tr id="team-{i}" class="{k}" data-staffing="{k}"><td class="group">{html.escape(g.name)}</td>'
+            f'<td class="open">{"open" if g.open else "closed"}</td>'
+            f'<td class="available">{g.available} / {g.minimum}</td><td class="ready">{g.ready}</td>'
+            f'<td class="ringing">{g.ringing}</td><td class="back">{g.back_30m}</td>'
+            f'<td class="state"><span class="badge" data-short="{TEAM_SHORT[k]}">'
+            f'<span class="long">{TEAM_WORDS[k]}</span></span></td></tr>')
+    return (_TEAM_CSS + '<h2>Team</h2>\n<table class="team" id="team">\n<thead><tr><th>Group</th>'
+            '<th class="open">Open</th><th>Available / min</th><th>Ready</th><th>Ringing</th>'
+            '<th>Back &le; 30&nbsp;min</th><th>Staffing</th></tr></thead>\n<tbody>\n' + "\n".join(rows)
+            + '\n</tbody>\n</table>\n'
+            f'<p class="note">As of the last scrape; this page reloads every {REFRESH_SECONDS} s and never calls '
+            'Pingaway itself.</p>\n')
+
+
 def render(target: Target | None, telemetry_path: str, now: float | None = None) -> str:
     """The status section as HTML; empty without a target."""
     if target is None:
@@ -113,26 +175,28 @@ def render(target: Target | None, telemetry_path: str, now: float | None = None)
     items = "\n".join(f'<li id="{line.key}" class="{line.tone}">{html.escape(line.text)}</li>'
                       for line in lines(target, now))
     path = html.escape(telemetry_path, quote=True)
-    return f"""<h2>Status</h2>
+    dashboard = html.escape(DASHBOARD_URL, quote=True)
+    docs = html.escape(GRAFANA_IMPORT_DOCS, quote=True)
+    return f"""{team(target)}<h2>Status</h2>
 <ul class="status">
 {items}
 </ul>
-<p>Live values are in <a href="{path}">the metrics</a>. For the team view, import the Grafana dashboard
-<code>{html.escape(DASHBOARD_FILE)}</code> from the pingaway-exporter source
-(<a href="{html.escape(GRAFANA_IMPORT_DOCS, quote=True)}">how to import a dashboard</a>).</p>
+<p>Live values are in <a href="{path}">the metrics</a>. For the team view over the day, import the Grafana
+dashboard <a href="{dashboard}" id="dashboard-link"><code>{html.escape(DASHBOARD_FILE)}</code></a>
+from the pingaway-exporter source (<a href="{docs}">how to import a dashboard</a>).</p>
 """
 
 
-def render_targets(probes) -> str:
+def render_targets(probes, now: float | None = None) -> str:
     """One line per target declared for /probe: its last scrape, from memory only."""
     from urllib.parse import quote
 
-    now = time.time()
+    now = time.time() if now is None else now
     rows = []
     for probe in probes:
         t = probe.target
-        line = _last_scrape(t.last_outcome, now)
-        href = html.escape(f"/probe?target={quote(t.name, safe='')}", quote=True)
-        rows.append(f'<li class="{line.tone}"><a href="{href}"><code>{html.escape(t.name)}</code></a>: '
-                    f'{html.escape(line.text)}</li>')
+        href = f"/probe?target={quote(t.name, safe='')}"
+        line = _last_scrape(t.last_outcome, now, href)
+        rows.append(f'<li class="{line.tone}"><a href="{html.escape(href, quote=True)}"><code>{html.escape(t.name)}'
+                    f'</code></a>: {html.escape(line.text)}</li>')
     return '<h2>Targets</h2>\n<ul class="status" id="targets">\n' + "\n".join(rows) + "\n</ul>\n"

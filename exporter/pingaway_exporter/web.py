@@ -491,11 +491,14 @@ def landing_page(opts: WebOptions, target: Target | None = None) -> str:
     path = html.escape(opts.telemetry_path)
     upstream = html.escape(opts.upstream_label)
     state = status.render(target, opts.telemetry_path)
+    # The status and team view show the last scrape; reloading the page never calls Pingaway.
+    refresh = f'\n<meta http-equiv="refresh" content="{status.REFRESH_SECONDS}">' if target is not None else ""
     if opts.pool is not None and opts.pool.probes():
         state += status.render_targets(opts.pool.probes())
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Pingaway Exporter</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
 <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;line-height:1.5}}
 code{{background:#f3f3f3;padding:0 .2em}}
 .status li{{padding:.1em .4em;border-left:.4em solid #ccc;list-style:none;margin:.2em 0}}

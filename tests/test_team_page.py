@@ -1,0 +1,226 @@
+"""The team view on the status page, in headless Chromium, against a known simulator state.
+
+The numbers are read from the DOM Chromium renders; the colours from its
+screenshots, pixel by pixel: each staffing colour must appear exactly when a
+group is in that state, on a desktop, a wall screen and a phone. The run
+also writes the README's screenshot (docs/team-page.png) when
+PINGAWAY_UPDATE_DOCS=1 is set, and checks the committed one is there and small.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from pingaway_exporter import status
+from pingaway_exporter.reload import ConfigReloader
+from pingaway_exporter.settings import parse
+
+from .conftest import WEDNESDAY_1015, need_tool
+from .metrics_util import samples, value
+from .test_status_page import chromium, rendered
+
+
+def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on
+    return WEDNESDAY_1015
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_SHOT = ROOT / "docs" / "team-page.png"
+NO_END = "0000-00-00 00:00:00"
+
+
+def person(ext, name, available, words, until=NO_END, calls=()):
+    return {"extension": ext, "name": name, "email": "", "mobile": "",
+            "profile": {"available": available, "name": "Tillgänglig" if available else "Lunch", "until": until,
+                        "message": None},
+            "calls": [{"callerid": "0700000000", "direction": "in", "linestatus": s} for s in calls],
+            "keyWords": words}
+
+
+# The clock is pinned at 10:15:07 on a Wednesday; "10:35" is 20 minutes away.
+PAYLOAD = [
+    # support, minimum 2: one available (and ringing), two away, one of them back at 10:35. Understaffed: red.
+    person("201", "Anna", True, ["support"], calls=["ringing"]),
+    person("202", "Bengt", False, ["support"], until="2026-11-25 10:35:00"),
+    person("203", "Åsa", False, ["support"]),
+    # växel, minimum 2: two available, one on a call. At the minimum: amber.
+    person("301", "Örjan", True, ["växel"]),
+    person("302", "Karin", True, ["växel"], calls=["up"]),
+    # sales, minimum 1: three ready. Above: green.
+    person("401", "Lars", True, ["sales"]),
+    person("402", "Maja", True, ["sales"]),
+    person("403", "Björn", True, ["sales"]),
+    # ekonomi: never open. Closed: grey, whatever its numbers.
+    person("501", "Ingrid", False, ["ekonomi"]),
+]
+CONFIG = {"groups": [
+    {"name": "support", "keywords": ["support"], "staffing_minimum": 2, "opening_hours": "always", "holidays": False},
+    {"name": "växel", "keywords": ["växel"], "staffing_minimum": 2, "opening_hours": "always", "holidays": False},
+    {"name": "sales", "keywords": ["sales"], "staffing_minimum": 1, "opening_hours": "always", "holidays": False},
+    {"name": "ekonomi", "keywords": ["ekonomi"], "staffing_minimum": 1, "opening_hours": {}},
+]}
+# group: (open, "available / minimum", ready, ringing, back within 30 min, staffing)
+EXPECTED = {
+    "support": ("open", "1 / 2", "0", "1", "1", "under"),
+    "växel": ("open", "2 / 2", "1", "0", "0", "at"),
+    "sales": ("open", "3 / 1", "3", "0", "0", "above"),
+    "ekonomi": ("closed", "0 / 1", "0", "0", "0", "closed"),
+}
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """Decode an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium writes) into RGB pixels."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+            assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    bpp = 4 if colour_type == 6 else 3
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    pixels = []
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        pixels.extend(tuple(line[x:x + 3]) for x in range(0, stride, bpp))
+        prev = line
+    return width, height, pixels
+
+
+def colour_counts(path: Path) -> dict[str, int]:
+    _, _, pixels = png_pixels(path)
+    wanted = {rgb(c): k for k, c in status.TEAM_COLOURS.items()}
+    counts = dict.fromkeys(status.TEAM_COLOURS, 0)
+    for p in pixels:
+        k = wanted.get(p)
+        if k:
+            counts[k] += 1
+    return counts
+
+
+@pytest.fixture
+def team_exporter(sim, exporter_factory):
+    sim.set_payload(PAYLOAD)
+    exp = exporter_factory(sim, clock=PINNED, config=ConfigReloader(None, parse(CONFIG), clock=PINNED))
+    m = samples(exp.get().text)  # one scrape, as Prometheus would make it; the page shows this one
+    assert value(m, "pingaway_up") == 1
+    return exp
+
+
+def team_rows(tmp_path, url) -> dict[str, tuple[str, ...]]:
+    """Group -> its cells as rendered, plus the row's staffing class."""
+    from html.parser import HTMLParser
+
+    dom = chromium(tmp_path, url, "--dump-dom").stdout.decode("utf-8")
+
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows: dict[str, list[str]] = {}
+            self.row: list[str] | None = None
+            self.kind = ""
+            self.cell: str | None = None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "tr" and (a.get("id") or "").startswith("team-"):
+                self.row, self.kind = [], a.get("data-staffing", "")
+            elif tag == "td" and self.row is not None:
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag == "td" and self.row is not None and self.cell is not None:
+                self.row.append(self.cell.strip())  # the badge's word is the sixth cell, not compared
+                self.cell = None
+            elif tag == "tr" and self.row is not None:
+                self.rows[self.row[0]] = self.row[1:6] + [self.kind]
+                self.row = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    p = P()
+    p.feed(dom)
+    assert re.search(r'<meta http-equiv="refresh" content="30">', dom), "the page reloads itself every 30 s"
+    return {k: tuple(v) for k, v in p.rows.items()}
+
+
+def test_team_view_numbers_and_colours_in_chromium(team_exporter, sim, tmp_path):
+    need_tool("chromium")
+    page = team_exporter.server.url("/")
+    calls_before = sim.request_count()
+    assert team_rows(tmp_path, page) == EXPECTED
+
+    # Desktop, wall screen and phone: every staffing colour is on screen exactly when a group is in that state.
+    for size in ("1024,900", "1920,1080", "390,844"):
+        shot = tmp_path / f"team-{size.replace(',', 'x')}.png"
+        chromium(tmp_path, page, f"--screenshot={shot}", f"--window-size={size}", "--hide-scrollbars")
+        counts = colour_counts(shot)
+        assert all(n > 100 for n in counts.values()), (size, counts)
+        if size == "1024,900":
+            kept = shot
+    assert sim.request_count() == calls_before, "the page never calls upstream"
+    assert kept.stat().st_size < 150_000, kept.stat().st_size
+    if os.environ.get("PINGAWAY_UPDATE_DOCS") == "1":
+        shutil.copyfile(kept, DOCS_SHOT)
+
+    # Two more people log in at support: it is at the minimum now, and red leaves the screen.
+    sim.set_payload(PAYLOAD + [person("204", "Göran", True, ["support"]), person("205", "Sofia", True, ["support"])])
+    team_exporter.get()
+    after = team_rows(tmp_path, page)
+    assert after["support"] == ("open", "3 / 2", "2", "1", "1", "above")
+    shot = tmp_path / "team-after.png"
+    chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1024,900", "--hide-scrollbars")
+    counts = colour_counts(shot)
+    assert counts["under"] == 0 and counts["above"] > 100 and counts["at"] > 100, counts
+
+
+def test_team_view_after_a_failed_scrape(team_exporter, sim, tmp_path):
+    need_tool("chromium")
+    sim.set_fault("status", status=503)
+    team_exporter.get()
+    page = rendered(tmp_path, team_exporter.server.url("/"))
+    assert page.by_id["team-state"] == "Team: unknown (the last scrape failed)."
+    assert "team-0" not in page.by_id
+
+
+def test_committed_screenshot_is_small_and_a_real_png():
+    assert DOCS_SHOT.is_file(), "run PINGAWAY_UPDATE_DOCS=1 pytest tests/test_team_page.py to make it"
+    size = DOCS_SHOT.stat().st_size
+    assert 2_000 < size < 150_000, size
+    width, height, pixels = png_pixels(DOCS_SHOT)
+    assert (width, height) == (1024, 900)
+    assert len(set(pixels)) > 10
