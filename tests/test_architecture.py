@@ -47,6 +47,7 @@ KNOWN_TEST_IMPORTS = {
     "tests/test_healthcheck.py imports test_dockerfile",
     "tests/test_kubernetes.py imports test_compose",
     "tests/test_secrets.py imports test_failures",
+    "tests/test_status_page.py imports test_probe",
 }
 
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 import html
 import re
 import struct
-import subprocess
 import time
 import zlib
-from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -21,62 +19,9 @@ import pytest
 
 from pingaway_exporter import status
 
-from .conftest import need_tool, real_clock_env
+from .browser import chromium, png_pixels, rendered
+from .conftest import need_tool
 from .metrics_util import samples, value
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def chromium(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
-    binary = need_tool("chromium")
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir(exist_ok=True)
-    res = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
-                         capture_output=True, timeout=90, env=real_clock_env())
-    assert res.returncode == 0, res.stderr.decode(errors="replace")[-2000:]
-    return res
-
-
-class _Text(HTMLParser):
-    """Text per element id, plus every link target: what a reader of the rendered page gets."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.by_id: dict[str, str] = {}
-        self.tone: dict[str, str] = {}  # element id -> its class: the tone the page colours it with
-        self.links: list[str] = []
-        self.scripts = 0
-        self._open: list[str | None] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "a" and attrs.get("href"):
-            self.links.append(attrs["href"])
-        if tag == "script":
-            self.scripts += 1
-        if attrs.get("id"):
-            self.tone[attrs["id"]] = attrs.get("class") or ""
-        if tag not in ("br", "meta", "img", "link", "hr", "input"):
-            self._open.append(attrs.get("id"))
-
-    def handle_endtag(self, tag):
-        if self._open:
-            self._open.pop()
-
-    def handle_data(self, data):
-        self.text.append(data)
-        for key in self._open:
-            if key:
-                self.by_id[key] = self.by_id.get(key, "") + data
-
-
-def rendered(tmp_path: Path, url: str) -> _Text:
-    dom = chromium(tmp_path, url, "--dump-dom").stdout.decode("utf-8")
-    parser = _Text()
-    parser.feed(dom)
-    return parser
 
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
@@ -101,8 +46,6 @@ TONE_RGB = {"ok": (0x33, 0xaa, 0x33), "warn": (0xee, 0x99, 0x00), "fail": (0xdd,
 
 
 def _tones_on_screen(tmp_path: Path, url: str, name: str) -> dict[str, int]:
-    from .test_team_page import png_pixels
-
     shot = tmp_path / name
     chromium(tmp_path, url, f"--screenshot={shot}", "--window-size=1024,1400", "--hide-scrollbars")
     _, _, pixels = png_pixels(shot)

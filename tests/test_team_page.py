@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -22,9 +20,9 @@ from pingaway_exporter import status
 from pingaway_exporter.reload import ConfigReloader
 from pingaway_exporter.settings import parse
 
+from .browser import chromium, png_pixels, rendered
 from .conftest import WEDNESDAY_1015, need_tool
 from .metrics_util import samples, value
-from .test_status_page import chromium, rendered
 
 
 def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on
@@ -76,47 +74,6 @@ EXPECTED = {
 
 def rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-
-
-def png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
-    """Decode an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium writes) into RGB pixels."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, b""
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
-            assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    bpp = 4 if colour_type == 6 else 3
-    raw = zlib.decompress(idat)
-    stride = width * bpp
-    prev = bytearray(stride)
-    pixels = []
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        pixels.extend(tuple(line[x:x + 3]) for x in range(0, stride, bpp))
-        prev = line
-    return width, height, pixels
 
 
 def colour_counts(path: Path) -> dict[str, int]:
