@@ -80,7 +80,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None):
         _warn_loose(session.password)
     client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock)
     target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email),
-                    min_interval=cfg.min_interval, slots=slots)
+                    min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout)
     return target, sim
 
 
