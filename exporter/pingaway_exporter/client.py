@@ -55,6 +55,7 @@ DEFAULT_BACKOFF = 60.0  # seconds to wait after a 429 without Retry-After
 MAX_BACKOFF = 3600.0
 DETAIL_LIMIT = 300  # characters of a failure's detail, after scrubbing
 DECODE_PIECE = 64 << 10  # decoded bytes produced per zlib call
+READ_SLICE = 0.5  # seconds a blocked read waits before it looks at its (perhaps extended) deadline again
 ENCODINGS = ("gzip", "x-gzip", "deflate")
 
 
@@ -135,6 +136,8 @@ def _clamp(timeout: float | None, kind: str) -> float | None:
     if deadline is None:
         return timeout
     left = deadline.remaining()
+    if timeout is not None and timeout <= 0:
+        left = 0.0
     if left <= 0:
         raise _TIMEOUTS[kind](f"the scrape deadline passed before this {kind}")
     return left if timeout is None else min(timeout, left)
@@ -147,7 +150,17 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _clamp(timeout, "read"))
+        # Waits in slices: a coalesced call's deadline may move later while a read is blocked, and a
+        # read already waiting must then go on waiting rather than give up at the old deadline.
+        started = time.monotonic()
+        while True:
+            wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "read")
+            try:
+                return self._inner.read(max_bytes, None if wait is None else min(wait, READ_SLICE))
+            except httpcore.ReadTimeout:
+                if wait is None:
+                    raise
+                # loop: _clamp raises once the deadline (as it now stands) or the read's own timeout has passed
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, _clamp(timeout, "write"))
@@ -368,7 +381,10 @@ class PingawayClient:
         if wait > 0:
             raise FetchError(UNAUTHORIZED, f"login as {user!r} was refused; not trying the same password again "
                                            f"for {wait:.0f}s (or until the password file changes)")
-        headers = {"Authorization": "Basic " + session.basic(password).reveal()}
+        # Held for the whole login: while the Secret lives, its value is redacted wherever it shows up
+        # (httpcore's debug log of a response that reflects it, say).
+        basic = session.basic(password)
+        headers = {"Authorization": "Basic " + basic.reveal()}
         if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline to log in")
         with self._errors(deadline), _bounded_by(deadline):
@@ -382,8 +398,10 @@ class PingawayClient:
                 except FetchError as exc:
                     raise FetchError(exc.reason, f"login as {user!r}: {exc.detail}", exc.status) from None
                 cookie = session.store(resp.headers.get_list("set-cookie"))
+        del basic
         if cookie is None:
-            raise FetchError(UNAUTHORIZED, f"login as {user!r} answered HTTP {code} but set no session cookie")
+            raise FetchError(UNAUTHORIZED, f"login as {user!r} answered HTTP {code} but set no session cookie "
+                                           "that can be sent back")
         log.info("logged in", extra={"fields": {"user": user, "url": safe_url(self.login_url)}})
         return cookie
 
@@ -478,10 +496,9 @@ class PingawayClient:
 
 def _timeout(deadline: Deadline) -> httpx.Timeout:
     """httpx's per-operation timeout: what the deadline could still grow to; the backend clamps each one."""
-    left = deadline.remaining()
-    if deadline.cap is not None:
-        left = max(left, deadline.cap - time.monotonic())
-    return httpx.Timeout(max(0.001, left))
+    if deadline.cap is None:  # it may be extended without bound: only the backend's clamp applies
+        return httpx.Timeout(3600.0)
+    return httpx.Timeout(max(0.001, deadline.cap - time.monotonic()))
 
 
 def _short(exc: Exception) -> str:

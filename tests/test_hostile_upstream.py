@@ -1,0 +1,223 @@
+"""Issue 10, the upstream half: each attack reproduced on loopback with bounded counts and time.
+
+Every test here measures the bound the README promises and asserts it; the
+figures are also printed in the run's "measured figures" section.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from .conftest import FIGURES, ExporterProcess
+from .metrics_util import samples, value
+
+TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+
+
+def up(text: str) -> float | None:
+    return value(samples(text), "pingaway_up")
+
+
+def flood(url: str, seconds: float, threads: int, headers: dict | None = None) -> int:
+    """Send GETs to ``url`` from ``threads`` loops for ``seconds``; the number sent."""
+    sent = [0]
+    lock = threading.Lock()
+    end = time.monotonic() + seconds
+
+    def loop() -> None:
+        with httpx.Client(timeout=5) as c:
+            while time.monotonic() < end:
+                try:
+                    c.get(url, headers=headers)
+                except httpx.HTTPError:
+                    pass
+                with lock:
+                    sent[0] += 1
+
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(seconds + 10)
+    return sent[0]
+
+
+# -- H3: a tiny scrape timeout cannot poison the shared call -----------------------
+
+def test_h3_tiny_timeout_flood_does_not_poison_normal_scrapes(sim):
+    """Clients loop with a 0.0001 s scrape timeout while a normal scraper scrapes 10 times in 15 s."""
+    sim.set_fault("slow_headers", delay=0.3)  # every upstream answer takes 0.3 s: no 10 ms call can finish
+    exp = ExporterProcess(sim)  # the defaults, as shipped
+    try:
+        before = sim.request_count()
+        stop = time.monotonic() + 15
+        poison = threading.Thread(target=flood, args=(exp.base + "/metrics", 15, 4, {TIMEOUT_HEADER: "0.0001"}),
+                                  daemon=True)
+        poison.start()
+        time.sleep(0.5)  # the flood is running before the first normal scrape
+        ups = []
+        with httpx.Client(timeout=10) as c:
+            for _ in range(10):
+                t0 = time.monotonic()
+                ups.append(up(c.get(exp.base + "/metrics", headers={TIMEOUT_HEADER: "5"}).text))
+                time.sleep(max(0.0, 1.4 - (time.monotonic() - t0)))
+        poison.join(stop - time.monotonic() + 10)
+        upstream = sim.request_count() - before
+    finally:
+        exp.stop()
+    FIGURES.append(f"H3: {ups.count(1.0)}/10 normal scrapes up 1; {upstream} upstream requests in 15 s "
+                   "under a 0.0001 s-timeout flood (bound >= 9/10, <= 60)")
+    assert ups.count(1.0) >= 9, ups
+    assert upstream <= 60
+
+
+def test_h3_shared_call_takes_the_longest_deadline(sim, exporter_factory):
+    """A patient scrape joining a call a hasty one started lengthens the call: both get their own answer."""
+    exp = exporter_factory(sim, timeout=10.0)
+    sim.set_fault("slow_headers", delay=1.0, remaining=1)
+    out = {}
+
+    def hasty():
+        out["hasty"] = exp.get(headers={TIMEOUT_HEADER: "0.6"}, timeout=5)
+
+    t = threading.Thread(target=hasty)
+    t.start()
+    time.sleep(0.1)  # the hasty scrape created the call
+    t0 = time.monotonic()
+    patient = exp.get(headers={TIMEOUT_HEADER: "8"})
+    patient_took = time.monotonic() - t0
+    t.join(10)
+    assert value(samples(out["hasty"].text), "pingaway_scrape_error", reason="timeout") == 1
+    assert up(patient.text) == 1
+    assert sim.request_count() == 1  # the patient one joined the hasty one's call, which lived on
+    assert patient_took < 5
+
+
+def test_h3_no_call_outlives_the_target_timeout(sim, exporter_factory):
+    """Scrapes that keep joining cannot keep one call alive past --pingaway.timeout."""
+    from pingaway_exporter.coalesce import Coalescer
+
+    ran: list[float] = []
+
+    def work(deadline):
+        ran.append(deadline.remaining())
+        time.sleep(0.3)
+        return deadline.at
+
+    c = Coalescer(work, cap=1.0)
+    start = time.monotonic()
+    first = threading.Thread(target=c.run, args=(start + 0.5,))
+    first.start()
+    time.sleep(0.1)
+    at = c.run(start + 30)  # wants 30 s, the cap allows 1 s from the call's start
+    first.join()
+    assert c.started == 1
+    assert at - start <= 1.05
+
+
+# -- M1: a flood of scrapes is not a flood of upstream calls ----------------------
+
+def test_m1_flood_of_metrics_costs_few_upstream_calls(sim):
+    exp = ExporterProcess(sim)  # default --pingaway.min-interval
+    try:
+        before = sim.request_count()
+        sent = flood(exp.base + "/metrics", 10, 4)
+        upstream = sim.request_count() - before
+        text = httpx.get(exp.base + "/metrics", timeout=10).text
+    finally:
+        exp.stop()
+    FIGURES.append(f"M1: {sent} /metrics requests in 10 s -> {upstream} upstream calls (default min-interval)")
+    assert sent > 100  # the flood did flood
+    assert upstream <= 2
+    assert up(text) == 1 and value(samples(text), "pingaway_data_age_seconds") is not None
+
+
+# -- M3: headers trickled at 1 byte/s --------------------------------------------
+
+def test_m3_trickled_headers_end_by_the_deadline_and_close(sim, exporter_factory):
+    exp = exporter_factory(sim, timeout=10.0)
+    sim.set_fault("trickle_headers", delay=1.0)
+    took = []
+    for _ in range(2):
+        t0 = time.monotonic()
+        resp = exp.get(headers={TIMEOUT_HEADER: "3"}, timeout=10)
+        took.append(time.monotonic() - t0)
+        assert resp.status_code == 200 and up(resp.text) == 0
+        assert value(samples(resp.text), "pingaway_scrape_error", reason="timeout") == 1
+    # Each stuck connection was closed by the exporter soon after the deadline.
+    end = time.monotonic() + 8
+    while any(e[1] is None for e in sim.stats.trickles) and time.monotonic() < end:
+        time.sleep(0.1)
+    held = [e[1] - e[0] for e in sim.stats.trickles if e[1] is not None]
+    assert len(sim.stats.trickles) == 2 and len(held) == 2, sim.stats.trickles  # a new call each time
+    sim.set_fault("none")
+    before = sim.request_count()
+    assert up(exp.get(headers={TIMEOUT_HEADER: "3"}).text) == 1
+    assert sim.request_count() == before + 1  # a later scrape makes a new call
+    FIGURES.append(f"M3: scrapes answered in {max(took):.2f} s (deadline 2.5 s); stuck connections held "
+                   f"{max(held):.2f} s (bound 6 s)")
+    assert max(took) < 3.0 + 1.0  # each answered by its deadline (and Prometheus's 3 s), with a margin
+    assert max(held) <= 6.0
+
+
+def test_m3_stuck_targets_do_not_hold_the_upstream_slots(sim, exporter_factory):
+    """Trickling upstreams give their slot back at the deadline; a healthy scrape then gets one."""
+    from pingaway_exporter.scrape import UpstreamSlots
+
+    exp = exporter_factory(sim, timeout=10.0)
+    slots = UpstreamSlots(1)
+    exp.target.slots = slots
+    sim.set_fault("trickle_headers", delay=1.0, remaining=1)
+    first = exp.get(headers={TIMEOUT_HEADER: "2"})
+    assert up(first.text) == 0
+    t0 = time.monotonic()
+    assert up(exp.get(headers={TIMEOUT_HEADER: "4"}).text) == 1
+    assert time.monotonic() - t0 < 3.5
+
+
+# -- H2: decoded-size limit, whatever the Content-Encoding layering ----------------
+
+@pytest.mark.parametrize("layers", [2, 1])
+def test_h2_gzip_bomb_is_bounded(sim, layers):
+    size = 1 << 30  # 1 GiB of zeros: 1.8 KB on the wire gzipped twice, about 1 MB once
+    sim.set_fault("gzip_bomb", size=size, layers=layers)
+    from pingaway_exporter.simulator import gzip_bomb
+
+    wire = len(gzip_bomb(size, layers))  # made before the clock starts
+    exp = ExporterProcess(sim, "--pingaway.max-response-size", "1MiB", "--pingaway.timeout", "10s")
+    try:
+        t0 = time.monotonic()
+        resp = httpx.get(exp.base + "/metrics", timeout=20)
+        took = time.monotonic() - t0
+        peak = exp.status("VmHWM") / 1024
+        _, log = exp.stop()
+    finally:
+        exp.stop()
+    m = samples(resp.text)
+    FIGURES.append(f"H2: {layers}-layer gzip bomb ({wire} B on the wire, 1 GiB decoded): peak RSS {peak:.0f} MiB, "
+                   f"answered in {took:.2f} s, up {value(m, 'pingaway_up'):.0f} (bound 150 MiB, 10 s)")
+    assert value(m, "pingaway_up") == 0
+    assert value(m, "pingaway_scrape_error", reason="invalid_payload") == 1
+    assert peak <= 150
+    assert took < 10
+    assert "Content-Encoding layers" in log if layers > 1 else "exceeds the 1048576-byte limit" in log
+
+
+def test_h2_one_layer_decodes_and_unknown_encodings_are_refused(sim, exporter_factory):
+    import gzip
+    import json
+    import zlib
+
+    exp = exporter_factory(sim)
+    body = json.dumps(sim.current_payload()).encode()
+    for encoding, data in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body)),
+                           ("deflate", zlib.compress(body)[2:-4])):
+        sim.set_fault("raw_body", body=data, headers={"Content-Encoding": encoding})
+        assert up(exp.get().text) == 1, encoding
+    sim.set_fault("raw_body", body=body, headers={"Content-Encoding": "br"})
+    m = samples(exp.get().text)
+    assert value(m, "pingaway_up") == 0 and value(m, "pingaway_scrape_error", reason="invalid_payload") == 1
