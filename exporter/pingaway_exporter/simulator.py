@@ -468,10 +468,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _reflect(self, fault: Fault) -> None:
         """Echo the credentials this request carried in a Location, the reason phrase and the body."""
         creds = " ".join(v for v in (self.headers.get("Authorization"), self.headers.get("Cookie")) if v)
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Basic "):  # and decoded, as a careless server would print them
+            try:
+                creds += " " + base64.b64decode(auth[6:]).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                pass
         status = fault.status if fault.status != 500 else 302
-        self.send_response(status, f"Denied {creds}")
+        self.send_response(status, f"Denied {creds}".replace("\r", "").replace("\n", ""))
         self.send_header("Content-Type", "text/plain")
-        self.send_header("Location", f"https://login.example/?back={creds.replace(' ', '+')}")
+        self.send_header("Location", f"https://login.example/?back={creds.replace(' ', '+')}".encode(
+            "latin-1", "replace").decode("latin-1"))
         body = f"credentials not accepted: {creds}".encode("latin-1", "replace")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
