@@ -131,10 +131,13 @@ def file_path(text: str) -> str:
 
 
 def timezone(text: str) -> str:
+    shown = repr(text) if len(text) <= 64 else repr(text[:60]) + "..."
     try:
+        if len(text) > 255:
+            raise ValueError
         ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{text!r} is not a known IANA time zone (e.g. Europe/Stockholm)") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+        raise ValueError(f"{shown} is not a known IANA time zone (e.g. Europe/Stockholm)") from None
     return text
 
 
