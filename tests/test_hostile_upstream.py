@@ -221,3 +221,53 @@ def test_h2_one_layer_decodes_and_unknown_encodings_are_refused(sim, exporter_fa
     sim.set_fault("raw_body", body=body, headers={"Content-Encoding": "br"})
     m = samples(exp.get().text)
     assert value(m, "pingaway_up") == 0 and value(m, "pingaway_scrape_error", reason="invalid_payload") == 1
+
+
+# -- lower-severity items -----------------------------------------------------------
+
+@pytest.mark.parametrize("header", ["²", "1.5", "-5", "soon", "Tue, 99 Foo 2026 25:61:00 GMT", "9" * 40])
+def test_invalid_retry_after_gets_the_default_backoff(sim, exporter_factory, header):
+    from pingaway_exporter.client import DEFAULT_BACKOFF, MAX_BACKOFF
+
+    exp = exporter_factory(sim)
+    sim.set_fault("status", status=429, retry_after=header, remaining=1)
+    m = samples(exp.get().text)
+    assert value(m, "pingaway_scrape_error", reason="rate_limited") == 1
+    assert value(m, "pingaway_scrape_errors_total", reason="invalid_payload") == 0
+    wait = exp.target.client.backoff_remaining
+    if header == "9" * 40:
+        assert MAX_BACKOFF - 5 < wait <= MAX_BACKOFF  # all digits: a (huge) delay, capped
+    else:
+        assert DEFAULT_BACKOFF - 5 < wait <= DEFAULT_BACKOFF
+
+
+def test_a_non_ascii_login_cookie_does_not_break_later_scrapes(sim, exporter_factory, log_output):
+    sim.users["0812345"] = "pw-0123456789"
+    sim.login_cookie = "session=é{session}; Path=/"
+    exp = exporter_factory(sim, username="0812345", password="pw-0123456789", bearer=False)
+    m = samples(exp.get().text)
+    assert value(m, "pingaway_up") == 0 and value(m, "pingaway_scrape_error", reason="unauthorized") == 1
+    assert "cannot be sent back" in log_output.getvalue()
+    sim.login_cookie = "session={session}; Path=/"
+    for _ in range(2):
+        assert value(samples(exp.get().text), "pingaway_up") == 1
+    assert "Traceback" not in log_output.getvalue()
+
+
+@pytest.mark.parametrize("bad", [
+    b'{"extension": "9", "name": "\\ud800 lone"}',
+    b'{"extension": "9", "calls": [{"direction": "\\udc00"}]}',
+    b'{"extension": "9", "name": "bad byte \xff"}',
+    b'{"extension": 1e999}',
+    b'{"extension": ' + b"9" * 5000 + b'}',
+])
+def test_one_broken_record_is_skipped_not_the_scrape(sim, exporter_factory, bad):
+    import json
+
+    exp = exporter_factory(sim)
+    good = json.dumps(sim.current_payload()).encode()
+    sim.set_fault("raw_body", body=good[:-1] + b", " + bad + b"]")
+    m = samples(exp.get().text)
+    assert value(m, "pingaway_up") == 1
+    assert value(m, "pingaway_users") == len(sim.current_payload())
+    assert value(m, "pingaway_records_skipped") == 1

@@ -93,7 +93,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     value = value.strip()
     if _DIGITS.fullmatch(value):  # ASCII only: "²".isdigit() is true, float("²") is not
-        return float(min(int(value), int(MAX_BACKOFF) * 10))
+        return float(int(value)) if len(value) <= 12 else MAX_BACKOFF
     try:
         when = email.utils.parsedate_to_datetime(value)
         if when is None or when.tzinfo is None:
@@ -103,7 +103,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
 
 
-_DIGITS = re.compile(r"[0-9]{1,12}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class _NoCookies(DefaultCookiePolicy):
@@ -465,8 +465,8 @@ class PingawayClient:
     def _read_body(self, resp: httpx.Response, deadline: Deadline) -> bytearray:
         limit = self.max_body_bytes
         declared = resp.headers.get("content-length")
-        if declared and _DIGITS.fullmatch(declared.strip()) and int(declared) > limit:
-            raise FetchError(INVALID_PAYLOAD, f"response of {int(declared)} bytes exceeds the {limit}-byte limit")
+        if declared and _DIGITS.fullmatch(declared.strip()) and (len(declared.strip()) > 18 or int(declared) > limit):
+            raise FetchError(INVALID_PAYLOAD, f"response of {declared.strip()[:20]} bytes exceeds the {limit}-byte limit")
         layers = [e.strip().lower() for e in resp.headers.get("content-encoding", "").split(",")]
         layers = [e for e in layers if e and e != "identity"]
         if len(layers) > 1:
