@@ -16,7 +16,7 @@ from .client import REASONS, TIMEOUT, FetchError, PingawayClient
 from .coalesce import Coalescer, Deadline, DeadlineExceeded
 from .credentials import TokenClaims
 from .payload import DIRECTIONS, ParseResult, Parser, PayloadError
-from .secret import shorten
+from .secret import SecretError, shorten
 
 # After a failed upstream call, the next starts no sooner than this (and never
 # sooner than --pingaway.min-interval allows, when that is shorter): a flood
@@ -167,8 +167,16 @@ class Target:
 
     @property
     def token_claims(self) -> TokenClaims | None:
+        """The claims of the token file as it is now (one stat; re-read on change), even when a scrape is
+        served from the --pingaway.min-interval cache: a rotated token shows at once."""
         token = self.client.token
-        return token.claims if token is not None else None
+        if token is None:
+            return None
+        try:
+            token.current()
+        except SecretError:
+            pass  # the scrape that next calls upstream reports it; keep the claims last read
+        return token.claims
 
     @property
     def auth_method(self) -> str:
