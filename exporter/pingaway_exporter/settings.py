@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from . import yamlload
 from .config import ConfigError, timezone as parse_zone
 from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
+from .secret import scrub
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 DEFAULT_COUNTRY = "SE"
@@ -122,8 +123,8 @@ def load_text(text: str, path: str) -> Settings:
         raise ConfigError(f"{where}: {at}{exc.problem}") from None
     try:
         return parse(data, path)
-    except _Invalid as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    except _Invalid as exc:  # scrubbed: a token pasted into the wrong field is not repeated back
+        raise ConfigError(scrub(f"{where}: {exc}")) from None
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply") from None
 

@@ -25,7 +25,7 @@ from .config import ConfigError
 from .payload import Parser
 from .reload import ConfigReloader
 from .scrape import Target, UpstreamSlots
-from .secret import SecretError, SecretSource
+from .secret import SecretError, SecretSource, scrub
 from .settings import Settings, TargetSpec
 
 log = logging.getLogger("pingaway_exporter.targets")
@@ -102,7 +102,7 @@ class TargetPool:
                     else:
                         secret.get()
                 except SecretError as exc:
-                    raise ConfigError(f"targets[{i}].{key}: {exc}") from None
+                    raise ConfigError(scrub(f"targets[{i}].{key}: {exc}")) from None
 
     def names(self) -> list[str]:
         self._sync()
