@@ -272,3 +272,55 @@ def test_one_broken_record_is_skipped_not_the_scrape(sim, exporter_factory, bad)
     assert value(m, "pingaway_up") == 1
     assert value(m, "pingaway_users") == len(sim.current_payload())
     assert value(m, "pingaway_records_skipped") == 1
+
+
+def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
+    """A server that answers the TLS ClientHello one byte at a time is cut off at the deadline."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    closed: list[float] = []
+    opened: list[float] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            opened.append(time.monotonic())
+            conn.settimeout(0.3)
+            # A TLS handshake record header, then a body that never ends.
+            data = b"\x16\x03\x03\x40\x00" + b"\x02" * 20000
+            try:
+                for i in range(len(data)):
+                    conn.sendall(data[i:i + 1])
+                    try:
+                        if conn.recv(1) == b"":
+                            break
+                    except socket.timeout:
+                        pass
+            except OSError:
+                pass
+            closed.append(time.monotonic())
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        port = listener.getsockname()[1]
+        exp = exporter_factory(None, url=f"https://127.0.0.1:{port}/api/", token="a.b.c", opaque=True,
+                               timeout=10.0)
+        t0 = time.monotonic()
+        resp = exp.get(headers={TIMEOUT_HEADER: "3"}, timeout=10)
+        took = time.monotonic() - t0
+        end = time.monotonic() + 8
+        while not closed and time.monotonic() < end:
+            time.sleep(0.1)
+    finally:
+        listener.close()
+    m = samples(resp.text)
+    assert value(m, "pingaway_up") == 0 and value(m, "pingaway_scrape_error", reason="timeout") == 1
+    assert took < 4
+    assert closed and closed[0] - opened[0] <= 6

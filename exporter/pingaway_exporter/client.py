@@ -169,6 +169,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._inner.close()
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        # CPython's handshake keeps one deadline across its reads, so clamping its timeout bounds it all.
         return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, "connect")))
 
     def get_extra_info(self, info: str):
@@ -197,11 +198,11 @@ def deadline_transport() -> httpx.HTTPTransport:
     the pool in ``_pool`` (httpx 0.23 to 0.28), which is replaced here with
     the same settings httpx uses by default.
     """
-    transport = httpx.HTTPTransport(retries=0)
+    transport = httpx.HTTPTransport(retries=0, trust_env=False)
     if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):  # pragma: no cover
         raise RuntimeError("this httpx version keeps its connection pool elsewhere; pin httpx<0.29")
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(), max_connections=100, max_keepalive_connections=20,
+        ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=100, max_keepalive_connections=20,
         keepalive_expiry=5.0, retries=0, network_backend=_DeadlineBackend())
     return transport
 
