@@ -187,8 +187,12 @@ class Target:
         """Fetch (or join a fetch already running) and count the outcome for this scrape."""
         started = time.monotonic()
         fresh = self._fresh
-        if fresh is not None and started - fresh[0] < self.min_interval:
-            return replace(fresh[1], cached=True)
+        if fresh is not None:
+            if started - fresh[0] < self.min_interval:
+                return replace(fresh[1], cached=True)
+            # Expired: it will never be served again, so its records (tens of MB at 50,000 extensions)
+            # go now rather than sit beside the next call's while that is built.
+            self._fresh = None
         try:
             outcome = self._coalescer.run(deadline)
             if outcome.reason == TIMEOUT and deadline - time.monotonic() > max(1.0, 2 * self._coalescer.retry_gap):
