@@ -25,35 +25,41 @@ REDACTED = "<redacted>"
 MAX_SECRET_FILE = 64 << 10
 # Values registered without a Secret object (a web-config password that just
 # passed Basic auth): only the latest few are kept.
-TRANSIENT_LIMIT = 64
+TRANSIENT_LIMIT = 256
 # A run of at least this many characters of a secret, found anywhere, is
 # redacted too: a reflected value cut short by an upstream (or by a
 # truncation) must not leak the rest.
 PARTIAL_RUN = 12
 
-_REGISTRY_LOCK = threading.Lock()
+_REGISTRY_LOCK = threading.RLock()  # re-entrant: a weakref callback may run inside it, during GC
 # Secret object id -> (weak reference, the values it registers). An entry goes
 # away when its Secret is garbage: the registry holds the secrets in use now,
 # so 100,000 re-logins do not make every log line slower.
 _LIVE: dict[int, tuple[weakref.ref, tuple[str, ...]]] = {}
 _TRANSIENT: OrderedDict[str, None] = OrderedDict()
-_CACHE: list[tuple[str, ...] | None] = [None]
+_CACHE: list = [None]  # (values longest first, set of every PARTIAL_RUN-long piece of them), or None
 
 
 def _redactable(value: str) -> bool:
     return bool(value) and len(value) >= 4
 
 
-def known_secret_values() -> tuple[str, ...]:
-    """Every secret value in use now, longest first (so substrings redact last)."""
+def _snapshot() -> tuple[tuple[str, ...], frozenset[str]]:
     cached = _CACHE[0]
     if cached is not None:
         return cached
     with _REGISTRY_LOCK:
         values = {v for _, vs in _LIVE.values() for v in vs} | set(_TRANSIENT)
-        cached = tuple(sorted(values, key=len, reverse=True))
+        ordered = tuple(sorted(values, key=len, reverse=True))
+        pieces = frozenset(v[i:i + PARTIAL_RUN] for v in ordered for i in range(len(v) - PARTIAL_RUN + 1))
+        cached = (ordered, pieces)
         _CACHE[0] = cached
     return cached
+
+
+def known_secret_values() -> tuple[str, ...]:
+    """Every secret value in use now, longest first (so substrings redact last)."""
+    return _snapshot()[0]
 
 
 def register_secret_value(value: str) -> None:
@@ -97,31 +103,23 @@ def scrub(text: str) -> str:
     """
     if not isinstance(text, str) or not text:
         return text
-    values = known_secret_values()
+    values, pieces = _snapshot()
     if not values:
         return text
     for value in values:
         if value in text:
             text = text.replace(value, REDACTED)
+    if not pieces:
+        return text
 
     def partial(m: re.Match) -> str:
         run = m.group(0)
-        for value in values:
-            if len(value) >= PARTIAL_RUN and _shares_run(run, value):
+        for i in range(len(run) - PARTIAL_RUN + 1):
+            if run[i:i + PARTIAL_RUN] in pieces:
                 return REDACTED
         return run
 
     return _RUN.sub(partial, text)
-
-
-def _shares_run(run: str, value: str) -> bool:
-    """True when ``run`` and ``value`` share a substring of ``PARTIAL_RUN`` characters."""
-    if len(run) < PARTIAL_RUN:
-        return False
-    for i in range(0, len(run) - PARTIAL_RUN + 1):
-        if run[i:i + PARTIAL_RUN] in value:
-            return True
-    return False
 
 
 def shorten(text: str, limit: int = 200) -> str:
