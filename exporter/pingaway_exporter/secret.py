@@ -15,7 +15,7 @@ import re
 import stat
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Callable, Iterable
 
 MASK = "********"
@@ -31,12 +31,13 @@ TRANSIENT_LIMIT = 256
 # truncation) must not leak the rest.
 PARTIAL_RUN = 12
 
-_REGISTRY_LOCK = threading.RLock()  # re-entrant: a weakref callback may run inside it, during GC
+_REGISTRY_LOCK = threading.Lock()
 # Secret object id -> (weak reference, the values it registers). An entry goes
 # away when its Secret is garbage: the registry holds the secrets in use now,
 # so 100,000 re-logins do not make every log line slower.
 _LIVE: dict[int, tuple[weakref.ref, tuple[str, ...]]] = {}
 _TRANSIENT: OrderedDict[str, None] = OrderedDict()
+_GONE: deque = deque()  # (key, weakref) of Secrets that have been garbage-collected
 _CACHE: list = [None]  # (values longest first, set of every PARTIAL_RUN-long piece of them), or None
 
 
@@ -49,12 +50,22 @@ def _snapshot() -> tuple[tuple[str, ...], frozenset[str]]:
     if cached is not None:
         return cached
     with _REGISTRY_LOCK:
+        _tidy()
         values = {v for _, vs in _LIVE.values() for v in vs} | set(_TRANSIENT)
         ordered = tuple(sorted(values, key=len, reverse=True))
         pieces = frozenset(v[i:i + PARTIAL_RUN] for v in ordered for i in range(len(v) - PARTIAL_RUN + 1))
         cached = (ordered, pieces)
         _CACHE[0] = cached
     return cached
+
+
+def _tidy() -> None:
+    """Forget the Secrets that are gone. Caller holds the lock."""
+    while _GONE:
+        key, ref = _GONE.popleft()
+        entry = _LIVE.get(key)
+        if entry is not None and entry[0] is ref:
+            del _LIVE[key]
 
 
 def known_secret_values() -> tuple[str, ...]:
@@ -81,13 +92,12 @@ def _register(secret: "Secret", values: Iterable[str]) -> None:
     key = id(secret)
 
     def gone(_ref, key=key) -> None:
-        with _REGISTRY_LOCK:
-            entry = _LIVE.get(key)
-            if entry is not None and entry[0] is _ref:
-                del _LIVE[key]
-                _CACHE[0] = None
+        # May run anywhere, during GC too: no lock, no dict change; the next snapshot tidies up.
+        _GONE.append((key, _ref))
+        _CACHE[0] = None
 
     with _REGISTRY_LOCK:
+        _tidy()
         _LIVE[key] = (weakref.ref(secret, gone), values)
         _CACHE[0] = None
 
