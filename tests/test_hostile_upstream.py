@@ -367,3 +367,28 @@ def test_h3_with_a_real_prometheus(sim, tmp_path):
     assert seen and seen[0] >= 10
     assert good[0] >= 0.9 * seen[0]
     assert upstream <= 60
+
+
+def test_a_call_past_its_deadline_is_never_joined():
+    """The work of a call whose deadline has passed may still be winding down; a new waiter starts afresh."""
+    from pingaway_exporter.coalesce import Coalescer, DeadlineExceeded
+
+    release = threading.Event()
+    seen: list[float] = []
+
+    def work(deadline):
+        seen.append(deadline.at)
+        release.wait(5)  # the first call hangs on past its deadline
+        return len(seen)
+
+    c = Coalescer(work)
+    with pytest.raises(DeadlineExceeded):
+        c.run(time.monotonic() + 0.2)
+    assert c.busy  # still running, past its deadline
+    t = threading.Thread(target=lambda: seen.append(c.run(time.monotonic() + 5)))
+    t.start()
+    time.sleep(0.2)
+    release.set()
+    t.join(5)
+    assert c.started == 2  # the later scrape made a call of its own
+    assert seen[-1] == 2

@@ -193,7 +193,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--pingaway.password-file", "password_file", str, None,
          "File holding the password for --pingaway.username. Re-read when it changes.", "PATH"),
     Flag("--pingaway.timeout", "timeout", duration, 10.0,
-         "Upper bound for one upstream fetch; Prometheus's scrape timeout lowers it further.", "DURATION"),
+         "Upper bound for one scrape and for one upstream call, connect to last byte; a scrape's "
+         "X-Prometheus-Scrape-Timeout-Seconds shortens only that scrape's own answer.", "DURATION"),
     Flag("--pingaway.timezone", "timezone", timezone, "Europe/Stockholm",
          "Time zone of the API's local 'until' timestamps.", "ZONE"),
     Flag("--pingaway.max-response-size", "max_body", size, 64 << 20,
