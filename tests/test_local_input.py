@@ -212,6 +212,9 @@ def test_m7_alias_bomb_in_web_config(tmp_path):
     ("groups:\n  - name: " + "x" * 5000 + "\n    keywords: [x]\n", "groups[0].name"),
     ("timezone: " + "Z" * 100_000 + "\n", "timezone"),
     ("groups: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ("timezone: " + "9" * 5000 + "\n", "line 1, column 11"),  # PyYAML's int() refuses 5,000 digits
+    ("groups:\n  - name: a\n    keywords: [x]\n    closed_dates: [2026-02-30]\n", "line 4"),
+    ("timezone: !!int abc\n", "line 1"),
 ])
 def test_m7_every_config_error_names_its_field_briefly(tmp_path, text, field):
     path = tmp_path / "config.yml"

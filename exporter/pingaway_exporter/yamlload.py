@@ -53,6 +53,17 @@ class _BoundedLoader(yaml.SafeLoader):
                                        problem_mark=event.start_mark)
         return super().compose_node(parent, index)
 
+    def construct_object(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+        # PyYAML's constructors raise plain ValueErrors for some values (a 5,000-digit integer, the
+        # date 2026-13-45, "!!int abc"): give them the node's position instead of a traceback.
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.MarkedYAMLError(problem=f"a value cannot be read ({str(exc)[:80]})",
+                                       problem_mark=node.start_mark) from None
+
 
 def _mapping(loader: _BoundedLoader, node: yaml.MappingNode) -> dict:
     loader.flatten_mapping(node)
