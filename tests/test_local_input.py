@@ -238,3 +238,25 @@ def test_m7_config_files_are_bounded_and_never_block(tmp_path):
     with pytest.raises(WebConfigError) as info:
         load_web_config(str(fifo))
     assert "not a regular file" in str(info.value)
+
+
+def test_m7_no_config_text_gives_anything_but_a_config_error():
+    """Arbitrary YAML-ish text: a Settings or a ConfigError, never another exception."""
+    from hypothesis import HealthCheck, given, settings as hsettings
+    from hypothesis import strategies as st
+
+    from pingaway_exporter.settings import load_text
+
+    pieces = st.sampled_from(["groups:", "targets:", "timezone:", "holidays:", "- ", "  ", "\n", "name: a",
+                              "keywords: [x]", "? ", ": ", "&a ", "*a", "!!int ", "!!timestamp ", "[", "]", "{",
+                              "}", "2026-02-30", "9" * 50, "opening_hours:", "mon: 08:00-17:00", "'", '"', "#",
+                              "url: http://x/", "token_file: t", "staffing_minimum: ", "-1", "null", "~", "<<: "])
+
+    @hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(pieces, max_size=40).map("".join))
+    def check(text: str) -> None:
+        try:
+            load_text(text, "/etc/pingaway/fuzz.yml")
+        except ConfigError as exc:
+            assert len(str(exc)) < 1000
+    check()

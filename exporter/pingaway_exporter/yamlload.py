@@ -54,13 +54,13 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
     def construct_object(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
-        # PyYAML's constructors raise plain ValueErrors for some values (a 5,000-digit integer, the
-        # date 2026-13-45, "!!int abc"): give them the node's position instead of a traceback.
+        # PyYAML's constructors raise plain exceptions for some values (a 5,000-digit integer, the
+        # date 2026-13-45, "!!int abc", an empty "!!int"): give them the node's position, not a traceback.
         try:
             return super().construct_object(node, deep=deep)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise
-        except (ValueError, TypeError, OverflowError) as exc:
+        except Exception as exc:  # ValueError, IndexError ("!!int" with no digits), ...: all the same to a user
             raise yaml.MarkedYAMLError(problem=f"a value cannot be read ({str(exc)[:80]})",
                                        problem_mark=node.start_mark) from None
 
