@@ -392,3 +392,50 @@ def test_a_call_past_its_deadline_is_never_joined():
     t.join(5)
     assert c.started == 2  # the later scrape made a call of its own
     assert seen[-1] == 2
+
+
+def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
+    """Arbitrary Content-Encoding, Retry-After and Location values: a named reason, never 'unexpected ...'."""
+    import gzip
+    import json
+
+    from hypothesis import HealthCheck, given, settings as hsettings
+    from hypothesis import strategies as st
+
+    from pingaway_exporter.auth import TokenState
+    from pingaway_exporter.client import MAX_BACKOFF, PingawayClient
+    from pingaway_exporter.payload import Parser
+    from pingaway_exporter.scrape import Target
+    from pingaway_exporter.secret import SecretSource
+
+    later = [0.0]  # each example runs on a clock past any 429 pause the last one caused
+    client = PingawayClient(sim.url, TokenState(SecretSource("token", value=sim.issue_token())),
+                            monotonic=lambda: time.monotonic() + later[0])
+    target = Target("fuzz", client, Parser())
+    body = json.dumps(sim.current_payload()).encode()
+    latin1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"),
+                     max_size=40)
+    encodings = st.one_of(latin1, st.sampled_from(["gzip", "gzip, gzip", "deflate", "identity", "GZIP", "br",
+                                                   " gzip ,identity", "x-gzip", ",", "gzip;q=1"]))
+
+    retry_afters = st.one_of(latin1, st.sampled_from(["²", "¹²³", "120", "0", "Tue, 01 Dec 2026 07:00:00 GMT",
+                                                      "Tue, 01 Dec 99999 07:00:00 GMT", "Mon, 32 Foo"]))
+
+    @hsettings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(encoding=encodings, retry_after=retry_afters, location=latin1, status=st.sampled_from([200, 302, 429, 503]))
+    def check(encoding, retry_after, location, status):
+        later[0] += MAX_BACKOFF + 1
+        headers = {"Content-Encoding": encoding, "Retry-After": retry_after, "Location": location}
+        data = gzip.compress(body) if "gzip" in encoding.lower() else body
+        if status == 200:
+            sim.set_fault("raw_body", body=data, headers=headers)
+        else:
+            sim.set_fault("status", status=status, headers=headers, body="{}")
+        outcome = target.scrape(time.monotonic() + 5)
+        assert not outcome.detail.startswith("unexpected"), outcome.detail
+        assert outcome.ok or outcome.reason in ("invalid_payload", "rate_limited", "http_error")
+
+    try:
+        check()
+    finally:
+        client.close()
