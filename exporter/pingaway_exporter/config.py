@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__
-from .secret import SecretSource
+from .secret import SecretSource, shorten
 from .webconfig import WebConfig, WebConfigError
 from .webconfig import load as load_web_config
 
@@ -330,7 +330,7 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
         try:
             values[f.dest] = f.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {shorten(str(exc), 300)}") from None  # scrubbed and bounded
         sources[f.dest] = where
     token_file = values.pop("token_file")
     password = resolve_password(values["username"], values.pop("password_file"), sources, environ)
