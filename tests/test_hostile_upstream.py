@@ -446,3 +446,35 @@ def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
         check()
     finally:
         client.close()
+
+
+def test_the_retry_gap_holds_back_short_scrapes_only():
+    """After a call cut short by a 50 ms deadline: another 50 ms scrape is refused at once, a 2 s one calls."""
+    from pingaway_exporter.coalesce import Coalescer, DeadlineExceeded
+
+    def work(deadline):  # an upstream that needs 0.2 s; gives up (like the client) just before the deadline
+        if deadline.remaining() < 0.25:
+            time.sleep(max(0.0, deadline.remaining() - 0.03))
+            return "timeout"
+        time.sleep(0.2)
+        return "ok"
+
+    c = Coalescer(work, retry_gap=1.0, failed=lambda v: None if v == "ok" else "timeout")
+    assert c.run(time.monotonic() + 0.05) == "timeout"
+    t0 = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as info:
+        c.run(time.monotonic() + 0.05)
+    assert info.value.spaced and time.monotonic() - t0 < 0.5 and c.started == 1  # no call, no wait
+    assert c.run(time.monotonic() + 2.0) == "ok"  # more than twice the failed call's budget: calls at once
+    assert c.started == 2 and time.monotonic() - t0 < 0.9
+
+
+def test_the_retry_gap_holds_back_everyone_after_an_upstream_error():
+    from pingaway_exporter.coalesce import Coalescer
+
+    results = iter(["error", "ok"])
+    c = Coalescer(lambda deadline: next(results), retry_gap=0.5, failed=lambda v: None if v == "ok" else "error")
+    assert c.run(time.monotonic() + 5) == "error"
+    t0 = time.monotonic()
+    assert c.run(time.monotonic() + 5) == "ok"  # waited for the gap, then called
+    assert time.monotonic() - t0 >= 0.45 and c.started == 2

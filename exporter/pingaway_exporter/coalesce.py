@@ -20,7 +20,10 @@ for the others:
   later. A scrape with time to spare waits for the gap and makes the call;
   one that cannot wait answers at once without asking upstream. This keeps
   a loop of clients with tiny timeouts (each of whose calls would be cut
-  short) from turning into a loop of upstream requests.
+  short) from turning into a loop of upstream requests. A call that failed
+  only because its deadline was short says nothing against one with more
+  time, though: a scrape offering more than twice that call's budget starts
+  a call at once, so Prometheus is not held back by a flood it did not send.
 """
 
 from __future__ import annotations
@@ -104,11 +107,15 @@ class _Call(Generic[T]):
 class DeadlineExceeded(Exception):
     """The caller's deadline passed while the shared call was still running (or before one could start)."""
 
+    def __init__(self, message: str = "", *, spaced: bool = False) -> None:
+        super().__init__(message)
+        self.spaced = spaced  # no call was made: the retry gap after a failed one outlasted the deadline
+
 
 class Coalescer(Generic[T]):
     def __init__(self, work: Callable[[Deadline], T], name: str = "upstream",
                  monotonic: Callable[[], float] = time.monotonic, *, cap: float | None = None,
-                 retry_gap: float = 0.0, failed: Callable[[T], bool] | None = None) -> None:
+                 retry_gap: float = 0.0, failed: Callable[[T], str | None] | None = None) -> None:
         self._work = work
         self._name = name
         self._monotonic = monotonic
@@ -119,6 +126,9 @@ class Coalescer(Generic[T]):
         self._inflight: _Call[T] | None = None
         self._running = 0  # calls whose thread has not finished (a replaced one may still be closing)
         self._next_start = 0.0  # monotonic time before which no new call starts (after a failure)
+        # The budget of the call that set _next_start when it failed by running out of time; a scrape with
+        # much more time than that may start a call during the gap. None after any other failure.
+        self._gap_budget: float | None = None
         self.started = 0  # how many calls actually ran; for tests and metrics
 
     @property
@@ -137,6 +147,8 @@ class Coalescer(Generic[T]):
                     call.deadline.extend(deadline)
                 else:
                     wait = self._next_start - now
+                    if wait > 0 and self._gap_budget is not None and deadline - now > 2 * self._gap_budget:
+                        wait = 0.0  # that call failed for want of time, and this scrape has more of it
                     if wait <= 0:
                         cap = now + self.cap if self.cap is not None else None
                         call = _Call(Deadline(deadline, cap, self._monotonic))
@@ -148,8 +160,8 @@ class Coalescer(Generic[T]):
             if call is not None:
                 break
             if now + wait >= deadline:
-                raise DeadlineExceeded(f"the last upstream call failed; the next may start in {wait:.1f}s, "
-                                       "after this scrape's deadline")
+                raise DeadlineExceeded(f"the last upstream call failed less than {self.retry_gap:g}s ago; "
+                                       "the next may start only after this scrape's deadline", spaced=True)
             time.sleep(wait)
         if not call.done.wait(max(0.0, deadline - self._monotonic())):
             raise DeadlineExceeded()
@@ -158,17 +170,21 @@ class Coalescer(Generic[T]):
         return call.value  # type: ignore[return-value]
 
     def _execute(self, call: _Call[T]) -> None:
-        failed = True
+        started = self._monotonic()
+        failure: str | None = "error"
         try:
             call.value = self._work(call.deadline)
-            failed = self._failed(call.value) if self._failed is not None else False
+            failure = self._failed(call.value) if self._failed is not None else None
         except BaseException as exc:  # handed to every waiter, never lost
             call.error = exc
         finally:
             with self._lock:
                 if self._inflight is call:
                     self._inflight = None
-                if failed and self.retry_gap > 0:
-                    self._next_start = max(self._next_start, self._monotonic() + self.retry_gap)
+                if failure is not None and self.retry_gap > 0:
+                    gap_end = self._monotonic() + self.retry_gap
+                    if gap_end > self._next_start:
+                        self._next_start = gap_end
+                        self._gap_budget = call.deadline.at - started if failure == "timeout" else None
                 self._running -= 1
             call.done.set()

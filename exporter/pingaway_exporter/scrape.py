@@ -156,7 +156,7 @@ class Target:
         # late its waiters' deadlines are.
         self._coalescer: Coalescer[Outcome] = Coalescer(
             self._fetch_and_parse, name=name, cap=timeout, retry_gap=min(RETRY_GAP, min_interval),
-            failed=lambda outcome: not outcome.ok)
+            failed=lambda outcome: None if outcome.ok else "timeout" if outcome.reason == TIMEOUT else "error")
         # What the status page shows: it reads these and never calls upstream itself.
         self.last_outcome: Outcome | None = None
         self.last_failure: Outcome | None = None
@@ -195,16 +195,20 @@ class Target:
             self._fresh = None
         try:
             outcome = self._coalescer.run(deadline)
-            if outcome.reason == TIMEOUT and deadline - time.monotonic() > max(1.0, 2 * self._coalescer.retry_gap):
-                # The shared call ran out of time long before this scrape's deadline: it was started by a
-                # scrape with a much shorter timeout. Make a call of our own (after the retry gap).
+            if outcome.reason == TIMEOUT and 2 * outcome.duration < min(deadline - started,
+                                                                        deadline - time.monotonic()):
+                # The shared call ran out of time long before this scrape's deadline: a scrape with a much
+                # shorter timeout started it, and it ended before this one could lengthen it. Make our own.
                 outcome = self._coalescer.run(deadline)
         except DeadlineExceeded as exc:
             waited = time.monotonic() - started
             why = str(exc) or f"upstream did not answer within the scrape deadline ({waited:.1f}s)"
             outcome = Outcome(None, TIMEOUT, why, waited, time.time())
-            log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": TIMEOUT,
-                                                           "err": outcome.detail}})
+            if exc.spaced:  # a flood of short-timeout scrapes must not become a flood of log lines either
+                self._once.warn("scrape failed", target=self.name, reason=TIMEOUT, err=why)
+            else:
+                log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": TIMEOUT,
+                                                               "err": outcome.detail}})
         if outcome.reason is not None:
             self.stats.count_error(outcome.reason)
             self.last_failure = outcome
