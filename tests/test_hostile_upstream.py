@@ -289,13 +289,19 @@ def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
+    listener.settimeout(0.2)
     closed: list[float] = []
     opened: list[float] = []
+    stop = threading.Event()
 
     def serve() -> None:
-        while True:
+        # Polls a stop flag rather than blocking in accept(): a thread blocked there while the socket is closed
+        # could later accept on whatever socket reuses the descriptor (another test's simulator).
+        while not stop.is_set():
             try:
                 conn, _ = listener.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 return
             opened.append(time.monotonic())
@@ -304,6 +310,8 @@ def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
             data = b"\x16\x03\x03\x40\x00" + b"\x02" * 20000
             try:
                 for i in range(len(data)):
+                    if stop.is_set():
+                        break
                     conn.sendall(data[i:i + 1])
                     try:
                         if conn.recv(1) == b"":
@@ -315,7 +323,8 @@ def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
             closed.append(time.monotonic())
             conn.close()
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     try:
         port = listener.getsockname()[1]
         exp = exporter_factory(None, url=f"https://127.0.0.1:{port}/api/", token="a.b.c", opaque=True,
@@ -327,6 +336,8 @@ def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
         while not closed and time.monotonic() < end:
             time.sleep(0.1)
     finally:
+        stop.set()
+        server.join(5)
         listener.close()
     m = samples(resp.text)
     assert value(m, "pingaway_up") == 0 and value(m, "pingaway_scrape_error", reason="timeout") == 1
