@@ -97,7 +97,8 @@ def bench(size: int, runs: int, per_extension: bool, gzip: bool) -> dict:
     tmp.chmod(0o600)
     port = free_port()
     args = [sys.executable, "-m", "pingaway_exporter", "--pingaway.url", sim.url, "--pingaway.token-file", str(tmp),
-            "--web.listen-address", f"127.0.0.1:{port}", "--pingaway.timeout", "60s", "--log.level", "warn"]
+            "--web.listen-address", f"127.0.0.1:{port}", "--pingaway.timeout", "60s", "--log.level", "warn",
+            "--pingaway.min-interval", "0"]  # every scrape makes the upstream call being measured
     if not per_extension:
         args.append("--no-collector.extensions")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "exporter")}

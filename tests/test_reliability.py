@@ -86,7 +86,7 @@ def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, r
 
 @pytest.mark.timeout(900)  # 5,000 scrapes; a busy 2-core CI box needs headroom
 def test_soak_rss_and_fds_stay_flat(sim, request):
-    exp = ExporterProcess(sim, "--log.level", "warn")
+    exp = ExporterProcess(sim, "--log.level", "warn", "--pingaway.min-interval", "0")  # every scrape upstream
     try:
         with httpx.Client(timeout=10) as client:
             def scrapes(count: int) -> None:

@@ -29,6 +29,11 @@ METHODS = (BEARER, SESSION)
 DAY = 86400.0
 NO_CLAIMS = TokenClaims(expires_at=None, issued_at=None, subject=None, algorithm=None)
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+# RFC 6265 section 4.1.1: cookie-name is an RFC 7230 token; cookie-value is
+# cookie-octets, optionally in DQUOTEs.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_OCTETS = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]"
+_COOKIE_VALUE = re.compile(f'"{_OCTETS}*"|{_OCTETS}+')
 
 
 def iso(ts: float | None) -> str:
@@ -122,19 +127,34 @@ class SessionAuth:
     def basic(self, password: Secret) -> Secret:
         """The value for ``Authorization: Basic``; itself a secret, registered for redaction."""
         raw = f"{self.username}:{password.reveal()}".encode("utf-8")
-        return Secret(base64.b64encode(raw).decode("ascii"))
+        return Secret(base64.b64encode(raw).decode("ascii"), also=(password.reveal(),))
 
     def store(self, set_cookie: list[str]) -> Secret | None:
-        """Keep the cookies a login set (name=value only); None when it set none."""
+        """Keep the cookies a login set (name=value only); None when it set none that can be sent back.
+
+        A value outside RFC 6265's cookie-octets (non-ASCII, spaces, control
+        characters) is dropped: it could not go into a ``Cookie`` header, and
+        keeping it would break every later scrape.
+        """
         pairs = []
+        bare = []
         for header in set_cookie:
             name, sep, value = header.split(";", 1)[0].strip().partition("=")
-            if sep and name.strip() and value.strip():
-                Secret(value.strip())  # registers the bare value with the redaction filter
-                pairs.append(f"{name.strip()}={value.strip()}")
+            name, value = name.strip(), value.strip()
+            if not (sep and name and value):
+                continue
+            if not _TOKEN.fullmatch(name) or not _COOKIE_VALUE.fullmatch(value):
+                log.warning("login set a cookie that cannot be sent back (not RFC 6265 text); ignoring it",
+                            extra={"fields": {"user": self.username, "cookie_name": name[:64]
+                                              if _TOKEN.fullmatch(name[:64]) else "(not shown)"}})
+                continue
+            bare.append(value)
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                bare.append(value[1:-1])  # a DQUOTE'd value: its inside is the secret too
+            pairs.append(f"{name}={value}")
         if not pairs:
             return None
-        cookie = Secret("; ".join(pairs))
+        cookie = Secret("; ".join(pairs), also=bare)
         self._state = (cookie, self._state[1] + 1)
         self._refused = None
         return cookie

@@ -83,7 +83,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
         _warn_loose(session.password)
     client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock, demo=cfg.demo)
     target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email),
-                    min_interval=cfg.min_interval, slots=slots)
+                    min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout)
     return target, sim
 
 

@@ -2,9 +2,13 @@
 
 httpx timeouts apply per phase (connect, each read, ...), so a server that
 trickles a byte every second would never trip them. ``fetch`` therefore
-takes an absolute deadline, gives every phase only what is left of it, and
-checks it between body chunks. It also caps the decoded body size (a gzip
-bomb or a body that never ends must not eat the host), honours
+takes an absolute deadline (which a coalesced call may move later, up to its
+cap), and the client's network backend gives every connect, TLS handshake,
+write and read only what is left of it: the whole exchange, headers
+included, ends by the deadline and the connection is then closed. The body
+is decompressed here, not by httpx, piece by piece with a hard bound on the
+decoded bytes (one ``Content-Encoding`` layer at most), so a gzip bomb or a
+body that never ends cannot eat the host. It also honours
 ``Retry-After`` on 429 by not calling upstream at all until it has passed,
 and refuses to send a token that has visibly expired. When a user name and
 password are configured, a missing, expired or refused token falls back to a
@@ -16,19 +20,23 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from . import __version__
 from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
-from .secret import Secret, SecretError
+from .coalesce import Deadline, as_deadline
+from .secret import Secret, SecretError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +53,19 @@ REASONS = (TIMEOUT, CONNECTION, UNAUTHORIZED, RATE_LIMITED, HTTP_ERROR, INVALID_
 
 DEFAULT_BACKOFF = 60.0  # seconds to wait after a 429 without Retry-After
 MAX_BACKOFF = 3600.0
+DETAIL_LIMIT = 300  # characters of a failure's detail, after scrubbing
+DECODE_PIECE = 64 << 10  # decoded bytes produced per zlib call
+READ_SLICE = 0.5  # seconds a blocked read waits before it looks at its (perhaps extended) deadline again
+ENCODINGS = ("gzip", "x-gzip", "deflate")
 
 
 class FetchError(Exception):
     """A failed fetch: a reason from ``REASONS`` and a one-line, secret-free detail."""
 
     def __init__(self, reason: str, detail: str, status: int | None = None) -> None:
+        # Anything here may have come from upstream (a Location, a reason
+        # phrase, an exception text): scrubbed of secrets, then shortened.
+        detail = shorten(detail, DETAIL_LIMIT)
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -77,15 +92,18 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DIGITS.fullmatch(value):  # ASCII only: "²".isdigit() is true, float("²") is not
+        return float(int(value)) if len(value) <= 12 else MAX_BACKOFF
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when is None or when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - now)
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - now)
+
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class _NoCookies(DefaultCookiePolicy):
@@ -93,6 +111,143 @@ class _NoCookies(DefaultCookiePolicy):
 
     def set_ok(self, cookie, request) -> bool:  # noqa: ARG002
         return False
+
+
+# -- an overall deadline for every socket operation ----------------------------
+
+_CURRENT = threading.local()  # the deadline of the request this thread is making
+
+
+@contextmanager
+def _bounded_by(deadline: Deadline) -> Iterator[None]:
+    previous = getattr(_CURRENT, "deadline", None)
+    _CURRENT.deadline = deadline
+    try:
+        yield
+    finally:
+        _CURRENT.deadline = previous
+
+
+_TIMEOUTS = {"connect": httpcore.ConnectTimeout, "read": httpcore.ReadTimeout, "write": httpcore.WriteTimeout}
+
+
+def _clamp(timeout: float | None, kind: str) -> float | None:
+    deadline = getattr(_CURRENT, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline.remaining()
+    if timeout is not None and timeout <= 0:
+        left = 0.0
+    if left <= 0:
+        raise _TIMEOUTS[kind](f"the scrape deadline passed before this {kind}")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every operation ends by the current request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        # Waits in slices: a coalesced call's deadline may move later while a read is blocked, and a
+        # read already waiting must then go on waiting rather than give up at the old deadline.
+        started = time.monotonic()
+        while True:
+            wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "read")
+            try:
+                return self._inner.read(max_bytes, None if wait is None else min(wait, READ_SLICE))
+            except httpcore.ReadTimeout:
+                if wait is None:
+                    raise
+                # loop: _clamp raises once the deadline (as it now stands) or the read's own timeout has passed
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _clamp(timeout, "write"))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        # CPython's handshake keeps one deadline across its reads, so clamping its timeout bounds it all.
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, "connect")))
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _DeadlineStream(self._inner.connect_tcp(host, port, _clamp(timeout, "connect"), local_address,
+                                                       socket_options))
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - not used
+        return _DeadlineStream(self._inner.connect_unix_socket(path, _clamp(timeout, "connect"), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def deadline_transport() -> httpx.HTTPTransport:
+    """httpx's own transport, with a connection pool on the deadline-enforcing network backend.
+
+    httpx does not expose the pool's ``network_backend``; its transport keeps
+    the pool in ``_pool`` (httpx 0.23 to 0.28), which is replaced here with
+    the same settings httpx uses by default.
+    """
+    transport = httpx.HTTPTransport(retries=0, trust_env=False)
+    if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):  # pragma: no cover
+        raise RuntimeError("this httpx version keeps its connection pool elsewhere; pin httpx<0.29")
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=100, max_keepalive_connections=20,
+        keepalive_expiry=5.0, retries=0, network_backend=_DeadlineBackend())
+    return transport
+
+
+class _BoundedDecoder:
+    """One Content-Encoding layer, decoded a piece at a time; never more than the limit."""
+
+    def __init__(self, encoding: str) -> None:
+        self.gzip = encoding in ("gzip", "x-gzip")
+        self._raw_deflate = False
+        self._started = False
+        self._d = self._new()
+
+    def _new(self):
+        if self.gzip:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        first = True
+        while data or first:
+            first = False
+            try:
+                out = self._d.decompress(data, DECODE_PIECE)
+            except zlib.error:
+                if self.gzip or self._raw_deflate or self._started:
+                    raise
+                # "deflate" is often sent without its zlib header (RFC 9110 section 8.4.1.2)
+                self._raw_deflate = True
+                self._d = self._new()
+                out = self._d.decompress(data, DECODE_PIECE)
+            self._started = True
+            data = self._d.unconsumed_tail
+            if out:
+                yield out
+            if self._d.eof:
+                rest = self._d.unused_data
+                if self.gzip and rest.lstrip(b"\0"):  # another gzip member follows
+                    self._d = self._new()
+                    data = rest
+                    first = True
+                    continue
+                return
+            if len(out) == DECODE_PIECE:
+                first = True  # zlib may hold more output for input it has already taken
 
 
 class PingawayClient:
@@ -121,8 +276,9 @@ class PingawayClient:
         self._backoff_until = 0.0  # monotonic time before which upstream is not asked
         self._lock = threading.Lock()
         self._http = httpx.Client(
-            transport=transport,
-            headers={"User-Agent": f"pingaway-exporter/{__version__}", "Accept": "application/json"},
+            transport=transport if transport is not None else deadline_transport(),
+            headers={"User-Agent": f"pingaway-exporter/{__version__}", "Accept": "application/json",
+                     "Accept-Encoding": "gzip"},
             follow_redirects=False,
             trust_env=False,
             cookies=CookieJar(policy=_NoCookies()),
@@ -142,8 +298,9 @@ class PingawayClient:
     def backoff_remaining(self) -> float:
         return max(0.0, self._backoff_until - self._monotonic())
 
-    def fetch_extensions(self, deadline: float) -> Response:
-        """GET extensions/ so that it ends by ``deadline`` (a ``time.monotonic()`` value)."""
+    def fetch_extensions(self, deadline: "float | Deadline") -> Response:
+        """GET extensions/ so that it ends by ``deadline`` (a ``time.monotonic()`` value or a ``Deadline``)."""
+        deadline = as_deadline(deadline)
         wait = self.backoff_remaining
         if wait > 0:
             raise FetchError(RATE_LIMITED, f"not asking upstream for another {wait:.0f}s after HTTP 429")
@@ -166,7 +323,7 @@ class PingawayClient:
         cookie, _ = self._session_cookie(deadline, stale=generation)
         return self._get({"Cookie": cookie.reveal()}, deadline, SESSION)
 
-    def _authorize(self, deadline: float) -> tuple[str, dict[str, str], int]:
+    def _authorize(self, deadline: Deadline) -> tuple[str, dict[str, str], int]:
         """The method and headers for this request: the token while usable, else the session."""
         problem: FetchError | None = None
         if self.token is not None:
@@ -200,14 +357,14 @@ class PingawayClient:
         cookie, generation = self._session_cookie(deadline)
         return SESSION, {"Cookie": cookie.reveal()}, generation
 
-    def _session_cookie(self, deadline: float, stale: int | None = None) -> tuple[Secret, int]:
+    def _session_cookie(self, deadline: Deadline, stale: int | None = None) -> tuple[Secret, int]:
         """The current session cookie, logging in first when there is none or it is ``stale``."""
         session = self.session
         assert session is not None
         cookie, generation = session.current()
         if cookie is not None and generation != stale:
             return cookie, generation
-        if not session.lock.acquire(timeout=max(0.0, deadline - self._monotonic())):
+        if not session.lock.acquire(timeout=max(0.0, deadline.remaining())):
             raise FetchError(TIMEOUT, "another scrape's login was still running at the deadline")
         try:
             cookie, generation = session.current()
@@ -217,7 +374,7 @@ class PingawayClient:
         finally:
             session.lock.release()
 
-    def _login(self, deadline: float) -> Secret:
+    def _login(self, deadline: Deadline) -> Secret:
         """POST auth/login with HTTP Basic and keep the cookie. Caller holds the session lock."""
         session = self.session
         assert session is not None
@@ -230,12 +387,14 @@ class PingawayClient:
         if wait > 0:
             raise FetchError(UNAUTHORIZED, f"login as {user!r} was refused; not trying the same password again "
                                            f"for {wait:.0f}s (or until the password file changes)")
-        headers = {"Authorization": "Basic " + session.basic(password).reveal()}
-        remaining = deadline - self._monotonic()
-        if remaining <= 0:
+        # Held for the whole login: while the Secret lives, its value is redacted wherever it shows up
+        # (httpcore's debug log of a response that reflects it, say).
+        basic = session.basic(password)
+        headers = {"Authorization": "Basic " + basic.reveal()}
+        if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline to log in")
-        with self._errors(remaining):
-            with self._http.stream("POST", self.login_url, headers=headers, timeout=httpx.Timeout(remaining)) as resp:
+        with self._errors(deadline), _bounded_by(deadline):
+            with self._http.stream("POST", self.login_url, headers=headers, timeout=_timeout(deadline)) as resp:
                 code = resp.status_code
                 if code in (401, 403):
                     session.refused(password, self._monotonic())
@@ -245,32 +404,34 @@ class PingawayClient:
                 except FetchError as exc:
                     raise FetchError(exc.reason, f"login as {user!r}: {exc.detail}", exc.status) from None
                 cookie = session.store(resp.headers.get_list("set-cookie"))
+        del basic
         if cookie is None:
-            raise FetchError(UNAUTHORIZED, f"login as {user!r} answered HTTP {code} but set no session cookie")
+            raise FetchError(UNAUTHORIZED, f"login as {user!r} answered HTTP {code} but set no session cookie "
+                                           "that can be sent back")
         log.info("logged in", extra={"fields": {"user": user, "url": safe_url(self.login_url)}})
         return cookie
 
-    def _get(self, headers: dict[str, str], deadline: float, method: str) -> Response:
-        remaining = deadline - self._monotonic()
-        if remaining <= 0:
+    def _get(self, headers: dict[str, str], deadline: Deadline, method: str) -> Response:
+        if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline")
         hint = self._refusal_hint(method)
-        with self._errors(remaining):
-            with self._http.stream("GET", self.extensions_url, headers=headers,
-                                   timeout=httpx.Timeout(remaining)) as resp:
+        with self._errors(deadline), _bounded_by(deadline):
+            with self._http.stream("GET", self.extensions_url, headers=headers, timeout=_timeout(deadline)) as resp:
                 self._check_status(resp, hint)
                 body = self._read_body(resp, deadline)
                 return Response(body=body, content_type=resp.headers.get("content-type", ""))
 
     @contextmanager
-    def _errors(self, remaining: float) -> Iterator[None]:
+    def _errors(self, deadline: Deadline) -> Iterator[None]:
         """Turn transport failures into a FetchError with a reason and a secret-free detail."""
+        started = self._monotonic()
         try:
             yield
         except FetchError:
             raise
         except httpx.TimeoutException:
-            raise FetchError(TIMEOUT, f"no complete answer within {remaining:.1f}s") from None
+            raise FetchError(TIMEOUT, f"no complete answer within {self._monotonic() - started:.1f}s "
+                                      "(the scrape deadline)") from None
         except httpx.DecodingError:
             raise FetchError(INVALID_PAYLOAD, "response body could not be decoded (corrupt compression)") from None
         except httpx.ConnectError as exc:
@@ -309,30 +470,57 @@ class PingawayClient:
             how = "as Retry-After asks" if told else "no Retry-After given"
             raise FetchError(RATE_LIMITED, f"upstream answered HTTP 429; pausing {wait:.0f}s ({how})")
         if 300 <= code < 400:
-            where = resp.headers.get("location", "")
-            raise FetchError(HTTP_ERROR, f"upstream answered HTTP {code} redirect to {safe_url(where)!r}; "
+            where = resp.headers.get("location", "")[:1000]
+            try:
+                shown = safe_url(where)
+            except ValueError:
+                shown = "(an unreadable address)"
+            raise FetchError(HTTP_ERROR, f"upstream answered HTTP {code} redirect to {shown!r}; "
                                          "set --pingaway.url to the final address")
         if code == 404:
             raise FetchError(HTTP_ERROR, f"upstream answered HTTP 404 for {safe_url(str(resp.url))}; is --pingaway.url "
                                          "the API root (such as https://admin.pingaway.se/api/)?", code)
         raise FetchError(HTTP_ERROR, f"upstream answered HTTP {code}")
 
-    def _read_body(self, resp: httpx.Response, deadline: float) -> bytes:
-        declared = resp.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise FetchError(INVALID_PAYLOAD, f"response of {int(declared)} bytes exceeds the "
-                                              f"{self.max_body_bytes}-byte limit")
-        body = bytearray()  # grows in place: no list of chunks plus a joined copy
+    def _read_body(self, resp: httpx.Response, deadline: Deadline) -> bytearray:
         limit = self.max_body_bytes
-        for chunk in resp.iter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise FetchError(INVALID_PAYLOAD, f"response exceeds the {limit}-byte limit")
-            if self._monotonic() > deadline:
-                raise FetchError(TIMEOUT, f"body still arriving at the deadline ({len(body)} bytes so far)")
+        declared = resp.headers.get("content-length")
+        if declared and _DIGITS.fullmatch(declared.strip()) and (len(declared.strip()) > 18 or int(declared) > limit):
+            raise FetchError(INVALID_PAYLOAD, f"response of {declared.strip()[:20]} bytes exceeds the {limit}-byte limit")
+        layers = [e.strip().lower() for e in resp.headers.get("content-encoding", "").split(",")]
+        layers = [e for e in layers if e and e != "identity"]
+        if len(layers) > 1:
+            raise FetchError(INVALID_PAYLOAD, f"response has {len(layers)} Content-Encoding layers; "
+                                              "at most one (gzip or deflate) is accepted")
+        if layers and layers[0] not in ENCODINGS:
+            raise FetchError(INVALID_PAYLOAD, f"response has Content-Encoding {layers[0][:40]!r}; "
+                                              "only gzip and deflate are accepted")
+        decoder = _BoundedDecoder(layers[0]) if layers else None
+        body = bytearray()  # grows in place: no list of chunks plus a joined copy
+        raw = 0
+        try:
+            for chunk in resp.iter_raw():
+                raw += len(chunk)
+                if raw > limit:
+                    raise FetchError(INVALID_PAYLOAD, f"response exceeds the {limit}-byte limit")
+                for piece in (decoder.feed(chunk) if decoder is not None else (chunk,)):
+                    body += piece
+                    if len(body) > limit:
+                        raise FetchError(INVALID_PAYLOAD, f"decoded response exceeds the {limit}-byte limit")
+                    if deadline.remaining() <= 0:
+                        raise FetchError(TIMEOUT, f"body still arriving at the deadline ({len(body)} bytes so far)")
+        except zlib.error:
+            raise FetchError(INVALID_PAYLOAD, "response body could not be decoded (corrupt compression)") from None
         return body
+
+
+def _timeout(deadline: Deadline) -> httpx.Timeout:
+    """httpx's per-operation timeout: what the deadline could still grow to; the backend clamps each one."""
+    if deadline.cap is None:  # it may be extended without bound: only the backend's clamp applies
+        return httpx.Timeout(3600.0)
+    return httpx.Timeout(max(0.001, deadline.cap - time.monotonic()))
 
 
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    return shorten(text[0], 200) if text else type(exc).__name__

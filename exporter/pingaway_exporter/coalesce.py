@@ -3,9 +3,27 @@
 An HA pair of Prometheus servers, a Grafana "refresh" and a curl all landing
 at once must cost the vendor one request, not four. The first caller starts
 the work on a background thread; everyone who arrives while it runs waits
-for the same result. Each waiter still keeps its *own* deadline: a waiter
-whose scrape timeout is shorter gives up on time while the work finishes
-for the others.
+for the same result. The rules that keep one client from spoiling the call
+for the others:
+
+- Every waiter answers by its *own* deadline, whatever the call does.
+- The call runs under the *longest* deadline among its waiters, capped by
+  the target's timeout: a waiter that joins with a later deadline moves the
+  call's deadline later (see ``Deadline.extend``). A short
+  ``X-Prometheus-Scrape-Timeout-Seconds`` therefore shortens only the
+  answer of the scrape that sent it.
+- The call's deadline covers the whole exchange (connect, headers, body;
+  the client enforces it on every socket operation), so once the last waiter
+  has given up, the call ends and its connection is closed.
+- A scrape never joins a call already past its deadline: it starts a new one.
+- After a call that failed, the next one starts no sooner than ``retry_gap``
+  later. A scrape with time to spare waits for the gap and makes the call;
+  one that cannot wait answers at once without asking upstream. This keeps
+  a loop of clients with tiny timeouts (each of whose calls would be cut
+  short) from turning into a loop of upstream requests. A call that failed
+  only because its deadline was short says nothing against one with more
+  time, though: a scrape offering more than twice that call's budget starts
+  a call at once, so Prometheus is not held back by a flood it did not send.
 """
 
 from __future__ import annotations
@@ -17,55 +35,156 @@ from typing import Callable, Generic, TypeVar
 T = TypeVar("T")
 
 
-class _Call(Generic[T]):
-    __slots__ = ("done", "value", "error")
+class Deadline:
+    """A ``time.monotonic()`` deadline that may move later, never past ``cap``.
 
-    def __init__(self) -> None:
+    Shared between the waiters of one call (who extend it) and the thread
+    doing the work (which reads it before every blocking step).
+    """
+
+    __slots__ = ("_at", "cap", "_monotonic", "_lock")
+
+    def __init__(self, at: float, cap: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._at = at if cap is None else min(at, cap)
+        self.cap = cap
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+
+    @property
+    def at(self) -> float:
+        return self._at
+
+    def extend(self, at: float) -> None:
+        """Move the deadline to ``at`` if that is later, but not past the cap."""
+        if self.cap is not None:
+            at = min(at, self.cap)
+        with self._lock:
+            if at > self._at:
+                self._at = at
+
+    def remaining(self) -> float:
+        return self.at - self._monotonic()
+
+    def earlier(self, margin: float) -> "Deadline":
+        """A view that ends ``margin`` seconds before this deadline, and follows its extensions."""
+        return _Earlier(self, margin)
+
+    def __repr__(self) -> str:
+        return f"Deadline(remaining={self.remaining():.3f})"
+
+
+class _Earlier(Deadline):
+    __slots__ = ("_parent", "_margin")
+
+    def __init__(self, parent: Deadline, margin: float) -> None:
+        super().__init__(parent.at, parent.cap, parent._monotonic)
+        self._parent = parent
+        self._margin = margin
+
+    @property
+    def at(self) -> float:
+        return self._parent.at - self._margin
+
+    def extend(self, at: float) -> None:
+        self._parent.extend(at + self._margin)
+
+
+def as_deadline(deadline: "float | Deadline") -> Deadline:
+    return deadline if isinstance(deadline, Deadline) else Deadline(float(deadline))
+
+
+class _Call(Generic[T]):
+    __slots__ = ("done", "value", "error", "deadline")
+
+    def __init__(self, deadline: Deadline) -> None:
         self.done = threading.Event()
         self.value: T | None = None
         self.error: BaseException | None = None
+        self.deadline = deadline
 
 
 class DeadlineExceeded(Exception):
-    """The caller's deadline passed while the shared call was still running."""
+    """The caller's deadline passed while the shared call was still running (or before one could start)."""
+
+    def __init__(self, message: str = "", *, spaced: bool = False) -> None:
+        super().__init__(message)
+        self.spaced = spaced  # no call was made: the retry gap after a failed one outlasted the deadline
 
 
 class Coalescer(Generic[T]):
-    def __init__(self, work: Callable[[float], T], name: str = "upstream",
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, work: Callable[[Deadline], T], name: str = "upstream",
+                 monotonic: Callable[[], float] = time.monotonic, *, cap: float | None = None,
+                 retry_gap: float = 0.0, failed: Callable[[T], str | None] | None = None) -> None:
         self._work = work
         self._name = name
         self._monotonic = monotonic
+        self.cap = cap  # seconds: no call runs longer than this after it starts
+        self.retry_gap = retry_gap
+        self._failed = failed
         self._lock = threading.Lock()
         self._inflight: _Call[T] | None = None
+        self._running = 0  # calls whose thread has not finished (a replaced one may still be closing)
+        self._next_start = 0.0  # monotonic time before which no new call starts (after a failure)
+        # The budget of the call that set _next_start when it failed by running out of time; a scrape with
+        # much more time than that may start a call during the gap. None after any other failure.
+        self._gap_budget: float | None = None
         self.started = 0  # how many calls actually ran; for tests and metrics
 
     @property
     def busy(self) -> bool:
-        return self._inflight is not None
+        return self._running > 0
 
     def run(self, deadline: float) -> T:
-        with self._lock:
-            call = self._inflight
-            if call is None:
-                call = _Call()
-                self._inflight = call
-                self.started += 1
-                threading.Thread(target=self._execute, args=(call, deadline),
-                                 name=f"fetch-{self._name}", daemon=True).start()
+        while True:
+            with self._lock:
+                now = self._monotonic()
+                call = self._inflight
+                if call is not None and (call.done.is_set() or call.deadline.at <= now):
+                    call = None  # never join a call that is already past its deadline
+                wait = 0.0
+                if call is not None:
+                    call.deadline.extend(deadline)
+                else:
+                    wait = self._next_start - now
+                    if wait > 0 and self._gap_budget is not None and deadline - now > 2 * self._gap_budget:
+                        wait = 0.0  # that call failed for want of time, and this scrape has more of it
+                    if wait <= 0:
+                        cap = now + self.cap if self.cap is not None else None
+                        call = _Call(Deadline(deadline, cap, self._monotonic))
+                        self._inflight = call
+                        self.started += 1
+                        self._running += 1
+                        threading.Thread(target=self._execute, args=(call,),
+                                         name=f"fetch-{self._name}", daemon=True).start()
+            if call is not None:
+                break
+            if now + wait >= deadline:
+                raise DeadlineExceeded(f"the last upstream call failed less than {self.retry_gap:g}s ago; "
+                                       "the next may start only after this scrape's deadline", spaced=True)
+            time.sleep(wait)
         if not call.done.wait(max(0.0, deadline - self._monotonic())):
             raise DeadlineExceeded()
         if call.error is not None:
             raise call.error
         return call.value  # type: ignore[return-value]
 
-    def _execute(self, call: _Call[T], deadline: float) -> None:
+    def _execute(self, call: _Call[T]) -> None:
+        started = self._monotonic()
+        failure: str | None = "error"
         try:
-            call.value = self._work(deadline)
+            call.value = self._work(call.deadline)
+            failure = self._failed(call.value) if self._failed is not None else None
         except BaseException as exc:  # handed to every waiter, never lost
             call.error = exc
         finally:
             with self._lock:
                 if self._inflight is call:
                     self._inflight = None
+                if failure is not None and self.retry_gap > 0:
+                    gap_end = self._monotonic() + self.retry_gap
+                    if gap_end > self._next_start:
+                        self._next_start = gap_end
+                        self._gap_budget = call.deadline.at - started if failure == "timeout" else None
+                self._running -= 1
             call.done.set()

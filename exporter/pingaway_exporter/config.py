@@ -13,18 +13,23 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__
-from .secret import SecretSource
+from .secret import SecretSource, shorten
 from .webconfig import WebConfig, WebConfigError
 from .webconfig import load as load_web_config
 
 DEFAULT_PORT = 10035
 DEFAULT_URL = "https://admin.pingaway.se/api/"
+# Pingaway asks for about one call a minute. 30 s serves an HA pair scraping
+# every 15 s with about two upstream calls a minute between them, and a
+# flood of /metrics with the same two.
+DEFAULT_MIN_INTERVAL = 30.0
 
 
 class ConfigError(Exception):
@@ -126,10 +131,13 @@ def file_path(text: str) -> str:
 
 
 def timezone(text: str) -> str:
+    shown = repr(text) if len(text) <= 64 else repr(text[:60]) + "..."
     try:
+        if len(text) > 255:
+            raise ValueError
         ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{text!r} is not a known IANA time zone (e.g. Europe/Stockholm)") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+        raise ValueError(f"{shown} is not a known IANA time zone (e.g. Europe/Stockholm)") from None
     return text
 
 
@@ -185,14 +193,16 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--pingaway.password-file", "password_file", str, None,
          "File holding the password for --pingaway.username. Re-read when it changes.", "PATH"),
     Flag("--pingaway.timeout", "timeout", duration, 10.0,
-         "Upper bound for one upstream fetch; Prometheus's scrape timeout lowers it further.", "DURATION"),
+         "Upper bound for one scrape and for one upstream call, connect to last byte; a scrape's "
+         "X-Prometheus-Scrape-Timeout-Seconds shortens only that scrape's own answer.", "DURATION"),
     Flag("--pingaway.timezone", "timezone", timezone, "Europe/Stockholm",
          "Time zone of the API's local 'until' timestamps.", "ZONE"),
     Flag("--pingaway.max-response-size", "max_body", size, 64 << 20,
          "Largest decoded response body accepted from the API.", "SIZE"),
-    Flag("--pingaway.min-interval", "min_interval", nonneg_duration, 0.0,
+    Flag("--pingaway.min-interval", "min_interval", nonneg_duration, DEFAULT_MIN_INTERVAL,
          "Serve the last good result to scrapes closer together than this, instead of asking upstream "
-         "again (0 = off). Protects the vendor's fair-use limits from HA pairs and dashboards.", "DURATION"),
+         "again (0 = every scrape asks upstream). Keeps a flood of scrapes, HA pairs and dashboards within "
+         "the vendor's fair use; pingaway_data_age_seconds shows the age of what is served.", "DURATION"),
     Flag("--pingaway.max-concurrent-requests", "max_concurrent", positive_int, 4,
          "Most upstream requests in flight at once, across all targets.", "N"),
     Flag("--web.listen-address", "listen", listen_address, ("", DEFAULT_PORT),
@@ -256,12 +266,28 @@ class Config:
     username: str | None = None
     password: SecretSource | None = None
     web_config: WebConfig | None = None
-    min_interval: float = 0.0
+    min_interval: float = DEFAULT_MIN_INTERVAL
     max_concurrent: int = 4
 
 
+class _QuietParser(argparse.ArgumentParser):
+    """argparse that never echoes a value: ``--pingaway.password hunter2`` must not print the password."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's API
+        if message.startswith("unrecognized arguments: "):
+            words = message[len("unrecognized arguments: "):].split()
+            flags = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+            values = len(words) - len(flags) + sum("=" in w for w in words if w.startswith("-"))
+            message = "unrecognized arguments: " + (" ".join(flags) or "(values)") + (
+                f" (and {values} value{'s' if values != 1 else ''}, not shown)" if values else "")
+        elif ": invalid choice: " in message or "ambiguous option" in message:
+            message = message.split(":", 1)[0] + ": not accepted (value not shown)"
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _QuietParser(
         prog="pingaway-exporter",
         description="Prometheus exporter for the Pingaway cloud switchboard. "
                     "Every flag can also be set through the environment variable shown with it; "
@@ -336,7 +362,7 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
         try:
             values[f.dest] = f.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {shorten(str(exc), 300)}") from None  # scrubbed and bounded
         sources[f.dest] = where
     token_file = values.pop("token_file")
     password = resolve_password(values["username"], values.pop("password_file"), sources, environ)

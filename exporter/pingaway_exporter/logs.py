@@ -16,12 +16,12 @@ import re
 import sys
 import time
 
-from .secret import known_secret_values
+from .secret import REDACTED
+from .secret import scrub as scrub_secrets
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
           logging.CRITICAL: "error"}
-REDACTED = "<redacted>"
 
 
 # httpcore logs response headers at debug level the moment they arrive, which
@@ -29,16 +29,26 @@ REDACTED = "<redacted>"
 # the values of credential headers are masked by name as well as by value.
 _CREDENTIAL_HEADERS = r"(?:set-cookie|cookie|authorization|proxy-authorization)"
 _HEADER_TUPLE = re.compile(r"""(b?(['"])""" + _CREDENTIAL_HEADERS + r"""\2,\s*b?(['"]))(.*?)(\3\))""", re.I)
-# A header name starts a line, or follows an escaped newline ("\n") inside a logfmt or JSON value.
-_HEADER_LINE = re.compile(r"(?:(?<=\\n)|(?<![\w-]))(" + _CREDENTIAL_HEADERS + r")(:\s*)([^\n\\\"]+)", re.I)
+# A header name starts a line (fields are scrubbed before they are escaped).
+_HEADER_LINE = re.compile(r"(?:(?<=\\n)|(?<![\w-]))(" + _CREDENTIAL_HEADERS + r")(:\s*)([^\n\r]+)", re.I)
 
 
 def scrub(text: str) -> str:
-    for value in known_secret_values():
-        if value in text:
-            text = text.replace(value, REDACTED)
+    """Known secret values (and long runs of them) and credential header values replaced by ``<redacted>``.
+
+    Applied to each field *before* it is escaped for logfmt or JSON (a
+    secret holding a quote or a backslash would otherwise no longer match
+    once escaped), and once more to the finished line.
+    """
+    text = scrub_secrets(text)
     text = _HEADER_TUPLE.sub(lambda m: m.group(1) + REDACTED + m.group(5), text)
     return _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+
+
+def _scrub_value(value: object) -> object:
+    if isinstance(value, str):
+        return scrub(value)
+    return value  # numbers, lists, mappings: the finished line is scrubbed again
 
 
 def _fields(record: logging.LogRecord) -> dict:
@@ -46,15 +56,15 @@ def _fields(record: logging.LogRecord) -> dict:
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
         "level": _NAMES.get(record.levelno, "info"),
         "logger": record.name.removeprefix("pingaway_exporter.") if record.name != "pingaway_exporter" else "main",
-        "msg": record.getMessage(),
+        "msg": scrub(record.getMessage()),
     }
     extra = getattr(record, "fields", None)
     if isinstance(extra, dict):
         for key, value in extra.items():
-            out.setdefault(key, value)
+            out.setdefault(key, _scrub_value(value))
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
-        out.setdefault("err", f"{type(exc).__name__}: {exc}")
+        out.setdefault("err", scrub(f"{type(exc).__name__}: {exc}"))
     return out
 
 
@@ -68,12 +78,12 @@ def _logfmt_value(value: object) -> str:
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(" ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items()))
+        return scrub_secrets(" ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items()))
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(json.dumps(_fields(record), ensure_ascii=False, default=str))
+        return scrub_secrets(json.dumps(_fields(record), ensure_ascii=False, default=str))
 
 
 def setup(level: str = "info", fmt: str = "logfmt", stream=None) -> logging.Handler:

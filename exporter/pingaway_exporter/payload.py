@@ -19,6 +19,8 @@ more than the decode itself.
 from __future__ import annotations
 
 import gc
+import json
+import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -181,10 +183,16 @@ class Parser:
                 except msgspec.ValidationError:
                     # Valid JSON of an unexpected shape somewhere: find out record by record.
                     return self._tolerant(_GENERIC.decode(body))
-            except msgspec.DecodeError as exc:
-                raise PayloadError(f"response is not valid JSON ({len(body)} bytes): {exc}") from None
-            except UnicodeDecodeError:  # msgspec before 0.19 raises this for bytes that are not UTF-8
-                raise PayloadError(f"response is not valid JSON ({len(body)} bytes): not UTF-8") from None
+            except RecursionError:
+                raise PayloadError(f"response nests too deeply to be an extension list ({len(body)} bytes)") from None
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec < 0.19: the latter for non-UTF-8
+                # msgspec refuses a whole body for one lone surrogate (an invalid \\ud800 escape) or one
+                # number out of range. The standard library reads both; the records that hold them are
+                # then skipped one by one.
+                data = _lenient_json(body)
+                if data is None:
+                    raise PayloadError(f"response is not valid JSON ({len(body)} bytes): {exc}") from None
+                return self._tolerant(data)
             return self._normalise(wire, len(wire), ParseResult(extensions=[]))
 
     def parse(self, data: object) -> ParseResult:
@@ -203,6 +211,11 @@ class Parser:
             if not isinstance(item, dict):
                 result.skipped += 1
                 result.note(result.problems, f"record is a JSON {_json_type(item)}, not an object")
+                continue
+            problem = _unusable(item)
+            if problem is not None:
+                result.skipped += 1
+                result.note(result.problems, problem)
                 continue
             words = item.get("keyWords")
             if isinstance(words, list) and not all(type(w) is str for w in words):
@@ -308,6 +321,61 @@ class Parser:
             cache.clear()
         cache[raw] = value
         return value
+
+
+class _OutOfRange:
+    """A JSON number no field can hold (above 40 digits, or a float that overflows); fails its record only."""
+
+    __slots__ = ()
+
+
+_OUT_OF_RANGE = _OutOfRange()
+
+
+def _int(text: str) -> object:
+    return int(text) if len(text) <= 40 else _OUT_OF_RANGE
+
+
+def _float(text: str) -> object:
+    value = float(text)
+    return value if math.isfinite(value) else _OUT_OF_RANGE
+
+
+def _constant(text: str) -> object:  # NaN, Infinity: not JSON
+    return _OUT_OF_RANGE
+
+
+def _lenient_json(body: bytes) -> object | None:
+    """The body read by the standard library's parser, or None when it is not JSON at all."""
+    try:
+        text = bytes(body).decode("utf-8", errors="surrogateescape")  # a bad byte spoils only its record
+        return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except (ValueError, RecursionError):
+        return None
+
+
+# The fields the exporter reads; a broken value elsewhere in a record does no harm.
+_USED = ("extension", "name", "email", "profile", "available", "until", "calls", "keyWords")
+
+
+def _unusable(item: dict) -> str | None:
+    """Why a record cannot be used (text that is not Unicode, a number out of range), or None."""
+    stack = [item.get(k) for k in _USED if k in item]
+    while stack:
+        value = stack.pop()
+        if type(value) is str:
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "record holds text that is not valid Unicode (a lone surrogate or a bad byte)"
+        elif value is _OUT_OF_RANGE:
+            return "record holds a number out of range"
+        elif type(value) is dict:
+            stack.extend(value.values())
+        elif type(value) is list:
+            stack.extend(value)
+    return None
 
 
 def _json_type(value: object) -> str:

@@ -13,10 +13,17 @@ import time
 from dataclasses import dataclass, field, replace
 
 from .client import REASONS, TIMEOUT, FetchError, PingawayClient
-from .coalesce import Coalescer, DeadlineExceeded
+from .coalesce import Coalescer, Deadline, DeadlineExceeded
 from .credentials import TokenClaims
 from . import tally
 from .payload import ParseResult, Parser, PayloadError
+from .secret import SecretError, shorten
+
+# After a failed upstream call, the next starts no sooner than this (and never
+# sooner than --pingaway.min-interval allows, when that is shorter): a flood
+# of scrapes with tiny timeouts, each cutting its own call short, must not
+# become a flood of upstream requests. 0 with --pingaway.min-interval 0.
+RETRY_GAP = 1.0
 
 log = logging.getLogger("pingaway_exporter.scrape")
 
@@ -115,8 +122,14 @@ class UpstreamSlots:
         self.limit = limit
         self._sem = threading.BoundedSemaphore(limit)
 
-    def acquire(self, deadline: float) -> bool:
-        return self._sem.acquire(timeout=max(0.0, deadline - time.monotonic()))
+    def acquire(self, deadline: "float | Deadline") -> bool:
+        """Wait for a slot until ``deadline``; a ``Deadline`` that moves later is followed."""
+        while True:
+            left = deadline.remaining() if isinstance(deadline, Deadline) else deadline - time.monotonic()
+            if left <= 0:
+                return self._sem.acquire(blocking=False)
+            if self._sem.acquire(timeout=min(left, 0.25)):
+                return True
 
     def release(self) -> None:
         self._sem.release()
@@ -126,7 +139,7 @@ class Target:
     """A configured Pingaway domain and everything needed to scrape it."""
 
     def __init__(self, name: str, client: PingawayClient, parser: Parser, *, min_interval: float = 0.0,
-                 slots: UpstreamSlots | None = None) -> None:
+                 slots: UpstreamSlots | None = None, timeout: float | None = None) -> None:
         self.name = name
         self.client = client
         self.parser = parser
@@ -137,7 +150,11 @@ class Target:
         self._fresh: tuple[float, Outcome] | None = None
         self.stats = ScrapeStats()
         self._once = _OnceLog()
-        self._coalescer: Coalescer[Outcome] = Coalescer(self._fetch_and_parse, name=name)
+        # timeout: the longest one upstream call may run (--pingaway.timeout), however
+        # late its waiters' deadlines are.
+        self._coalescer: Coalescer[Outcome] = Coalescer(
+            self._fetch_and_parse, name=name, cap=timeout, retry_gap=min(RETRY_GAP, min_interval),
+            failed=lambda outcome: None if outcome.ok else "timeout" if outcome.reason == TIMEOUT else "error")
         # What the status page shows: it reads these and never calls upstream itself.
         self.last_outcome: Outcome | None = None
         self.last_failure: Outcome | None = None
@@ -149,8 +166,16 @@ class Target:
 
     @property
     def token_claims(self) -> TokenClaims | None:
+        """The claims of the token file as it is now (one stat; re-read on change), even when a scrape is
+        served from the --pingaway.min-interval cache: a rotated token shows at once."""
         token = self.client.token
-        return token.claims if token is not None else None
+        if token is None:
+            return None
+        try:
+            token.current()
+        except SecretError:
+            pass  # the scrape that next calls upstream reports it; keep the claims last read
+        return token.claims
 
     @property
     def auth_method(self) -> str:
@@ -161,16 +186,28 @@ class Target:
         """Fetch (or join a fetch already running) and count the outcome for this scrape."""
         started = time.monotonic()
         fresh = self._fresh
-        if fresh is not None and started - fresh[0] < self.min_interval:
-            return replace(fresh[1], cached=True)
+        if fresh is not None:
+            if started - fresh[0] < self.min_interval:
+                return replace(fresh[1], cached=True)
+            # Expired: it will never be served again, so its records (tens of MB at 50,000 extensions)
+            # go now rather than sit beside the next call's while that is built.
+            self._fresh = None
         try:
             outcome = self._coalescer.run(deadline)
-        except DeadlineExceeded:
+            if outcome.reason == TIMEOUT and 2 * outcome.duration < min(deadline - started,
+                                                                        deadline - time.monotonic()):
+                # The shared call ran out of time long before this scrape's deadline: a scrape with a much
+                # shorter timeout started it, and it ended before this one could lengthen it. Make our own.
+                outcome = self._coalescer.run(deadline)
+        except DeadlineExceeded as exc:
             waited = time.monotonic() - started
-            outcome = Outcome(None, TIMEOUT, f"upstream did not answer within the scrape deadline ({waited:.1f}s)",
-                              waited, time.time())
-            log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": TIMEOUT,
-                                                           "err": outcome.detail}})
+            why = str(exc) or f"upstream did not answer within the scrape deadline ({waited:.1f}s)"
+            outcome = Outcome(None, TIMEOUT, why, waited, time.time())
+            if exc.spaced:  # a flood of short-timeout scrapes must not become a flood of log lines either
+                self._once.warn("scrape failed", target=self.name, reason=TIMEOUT, err=why)
+            else:
+                log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": TIMEOUT,
+                                                               "err": outcome.detail}})
         if outcome.reason is not None:
             self.stats.count_error(outcome.reason)
             self.last_failure = outcome
@@ -183,11 +220,11 @@ class Target:
         self._fresh = None
         self.client.close()
 
-    def _fetch_and_parse(self, deadline: float) -> Outcome:
+    def _fetch_and_parse(self, deadline: Deadline) -> Outcome:
         # Finish a little before the waiters give up, so that the precise
         # reason (slow headers, trickling body, ...) is what gets reported.
         started = time.monotonic()
-        inner_deadline = deadline - min(0.05, max(0.0, (deadline - started) * 0.05))
+        inner_deadline = deadline.earlier(min(0.05, max(0.0, deadline.remaining() * 0.05)))
         if self.slots is not None and not self.slots.acquire(inner_deadline):
             return self._failed(TIMEOUT, f"no free upstream slot before the deadline (at most {self.slots.limit} "
                                          "requests in flight across all targets)", started)
@@ -201,7 +238,7 @@ class Target:
         except FetchError as exc:
             return self._failed(exc.reason, exc.detail, started)
         except PayloadError as exc:
-            return self._failed("invalid_payload", str(exc), started)
+            return self._failed("invalid_payload", shorten(str(exc), 300), started)
         except Exception as exc:  # a bug must not cost the scrape or print a traceback
             log.debug("unexpected error while scraping", exc_info=True)
             return self._failed("invalid_payload", f"unexpected {type(exc).__name__} while parsing", started)
@@ -216,5 +253,6 @@ class Target:
         return Outcome(result, None, "", duration, time.time(), Counts.of(result))
 
     def _failed(self, reason: str, detail: str, started: float) -> Outcome:
+        detail = shorten(detail, 300)
         log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": reason, "err": detail}})
         return Outcome(None, reason, detail, time.monotonic() - started, time.time())

@@ -9,42 +9,148 @@ cannot put it on disk.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import stat
 import threading
-from typing import Callable
-
-_REGISTRY_LOCK = threading.Lock()
-_KNOWN: set[str] = set()
+import weakref
+from collections import OrderedDict, deque
+from typing import Callable, Iterable
 
 MASK = "********"
+REDACTED = "<redacted>"
+# The largest secret file read: a JWT is well under 4 KiB. A FIFO, a device
+# or /dev/zero given as a "file" is refused rather than read without end.
+MAX_SECRET_FILE = 64 << 10
+# Values registered without a Secret object (a web-config password that just
+# passed Basic auth): only the latest few are kept.
+TRANSIENT_LIMIT = 256
+# A run of at least this many characters of a secret, found anywhere, is
+# redacted too: a reflected value cut short by an upstream (or by a
+# truncation) must not leak the rest.
+PARTIAL_RUN = 12
+
+_REGISTRY_LOCK = threading.Lock()
+# Secret object id -> (weak reference, the values it registers). An entry goes
+# away when its Secret is garbage: the registry holds the secrets in use now,
+# so 100,000 re-logins do not make every log line slower.
+_LIVE: dict[int, tuple[weakref.ref, tuple[str, ...]]] = {}
+_TRANSIENT: OrderedDict[str, None] = OrderedDict()
+_GONE: deque = deque()  # (key, weakref) of Secrets that have been garbage-collected
+_CACHE: list = [None]  # (values longest first, set of every PARTIAL_RUN-long piece of them), or None
+
+
+def _redactable(value: str) -> bool:
+    return bool(value) and len(value) >= 4
+
+
+def _snapshot() -> tuple[tuple[str, ...], frozenset[str]]:
+    cached = _CACHE[0]
+    if cached is not None:
+        return cached
+    with _REGISTRY_LOCK:
+        _tidy()
+        values = {v for _, vs in _LIVE.values() for v in vs} | set(_TRANSIENT)
+        ordered = tuple(sorted(values, key=len, reverse=True))
+        pieces = frozenset(v[i:i + PARTIAL_RUN] for v in ordered for i in range(len(v) - PARTIAL_RUN + 1))
+        cached = (ordered, pieces)
+        _CACHE[0] = cached
+    return cached
+
+
+def _tidy() -> None:
+    """Forget the Secrets that are gone. Caller holds the lock."""
+    while _GONE:
+        key, ref = _GONE.popleft()
+        entry = _LIVE.get(key)
+        if entry is not None and entry[0] is ref:
+            del _LIVE[key]
 
 
 def known_secret_values() -> tuple[str, ...]:
-    """Every secret value seen so far, longest first (so substrings redact last)."""
-    with _REGISTRY_LOCK:
-        return tuple(sorted(_KNOWN, key=len, reverse=True))
+    """Every secret value in use now, longest first (so substrings redact last)."""
+    return _snapshot()[0]
 
 
 def register_secret_value(value: str) -> None:
-    """Tell the log redaction filter about a value that must never be written."""
-    if value and len(value) >= 4:
-        with _REGISTRY_LOCK:
-            _KNOWN.add(value)
+    """Tell the redaction about a value with no ``Secret`` object; the last ``TRANSIENT_LIMIT`` are kept."""
+    if not _redactable(value):
+        return
+    with _REGISTRY_LOCK:
+        _TRANSIENT[value] = None
+        _TRANSIENT.move_to_end(value)
+        while len(_TRANSIENT) > TRANSIENT_LIMIT:
+            _TRANSIENT.popitem(last=False)
+        _CACHE[0] = None
+
+
+def _register(secret: "Secret", values: Iterable[str]) -> None:
+    values = tuple(v for v in values if _redactable(v))
+    if not values:
+        return
+    key = id(secret)
+
+    def gone(_ref, key=key) -> None:
+        # May run anywhere, during GC too: no lock, no dict change; the next snapshot tidies up.
+        _GONE.append((key, _ref))
+        _CACHE[0] = None
+
+    with _REGISTRY_LOCK:
+        _tidy()
+        _LIVE[key] = (weakref.ref(secret, gone), values)
+        _CACHE[0] = None
+
+
+_RUN = re.compile(r"[A-Za-z0-9+/=_.~%%-]{%d,}" % PARTIAL_RUN)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known secret value, and every long run of one, replaced by ``<redacted>``.
+
+    Run this on any string that can carry upstream or user input *before*
+    it is shown, truncated or escaped.
+    """
+    if not isinstance(text, str) or not text:
+        return text
+    values, pieces = _snapshot()
+    if not values:
+        return text
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    if not pieces:
+        return text
+
+    def partial(m: re.Match) -> str:
+        run = m.group(0)
+        for i in range(len(run) - PARTIAL_RUN + 1):
+            if run[i:i + PARTIAL_RUN] in pieces:
+                return REDACTED
+        return run
+
+    return _RUN.sub(partial, text)
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """Scrub, then cut to ``limit`` characters: never the other way round."""
+    text = scrub(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Secret:
     """A string that hides itself everywhere except ``reveal()``."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "__weakref__")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, also: Iterable[str] = ()) -> None:
         self._value = value
-        register_secret_value(value)
+        extra = list(also)
         # A JWT's signature alone is also secret material worth redacting.
         parts = value.split(".")
         if len(parts) == 3:
-            register_secret_value(parts[2])
+            extra.append(parts[2])
+        _register(self, (value, *extra))
 
     def reveal(self) -> str:
         return self._value
@@ -98,8 +204,8 @@ class SecretSource:
         return f"SecretSource({self.label!r})"
 
     def describe(self) -> str:
-        """Where the secret lives, for messages: never its value."""
-        return f"{self.label} {self.path}" if self.path else self.label
+        """Where the secret lives, for messages: never its value (nor a value given by mistake as the path)."""
+        return f"{self.label} {shown_path(self.path)}" if self.path else self.label
 
     def get(self) -> Secret:
         if self._static is not None:
@@ -108,19 +214,12 @@ class SecretSource:
         try:
             st = os.stat(self.path)
         except OSError as exc:
-            raise SecretError(f"cannot read {self.label} {self.path}: {exc.strerror}") from None
+            raise SecretError(f"cannot read {self.describe()}: {exc.strerror}") from None
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         with self._lock:
             if self._cached is not None and stamp == self._stamp:
                 return self._cached
-            try:
-                with open(self.path, encoding="utf-8") as fh:
-                    text = fh.read().strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise SecretError(f"cannot read {self.label} {self.path}: {reason}") from None
-            if not text:
-                raise SecretError(f"{self.label} {self.path} is empty")
+            text = read_secret_file(self.path, self.describe())
             secret = Secret(text)
             if self._on_load is not None:
                 self._on_load(secret)  # may raise SecretError; then nothing is cached
@@ -149,3 +248,81 @@ def loose_file(path: str) -> bool:
     if st.st_mode & stat.S_IROTH:
         return True
     return bool(st.st_mode & stat.S_IRGRP) and st.st_uid != 0
+
+
+def read_secret_file(path: str, what: str, limit: int = MAX_SECRET_FILE) -> str:
+    """The stripped text of a regular file of at most ``limit`` bytes, read without ever blocking.
+
+    A FIFO would block ``open()`` until a writer appears and ``read()`` until
+    it closes; a device like /dev/zero never ends. Both are refused with an
+    error naming ``what``: the file is opened with O_NONBLOCK and checked
+    with ``fstat`` before a single byte is read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise SecretError(f"cannot read {what}: {exc.strerror or errno.errorcode.get(exc.errno, 'error')}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SecretError(f"cannot read {what}: not a regular file ({_kind(st.st_mode)}); "
+                              "point it at a file holding the secret")
+        if st.st_size > limit:
+            raise SecretError(f"cannot read {what}: {st.st_size} bytes, more than the {limit}-byte limit "
+                              "for a secret file")
+        chunks = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, limit + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise SecretError(f"cannot read {what}: more than the {limit}-byte limit for a secret file")
+    except OSError as exc:
+        raise SecretError(f"cannot read {what}: {exc.strerror or 'read error'}") from None
+    finally:
+        os.close(fd)
+    try:
+        text = b"".join(chunks).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SecretError(f"cannot read {what}: not UTF-8 text") from None
+    if not text:
+        raise SecretError(f"{what} is empty")
+    return text
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a plain file"
+
+
+_SECRETISH = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|[A-Za-z0-9+/=_.~-]{32,}")
+
+
+def shown_path(path: str) -> str:
+    """``path`` for a message, unless it looks like a secret typed where a path belongs.
+
+    ``--pingaway.token-file eyJ...`` (the token instead of its file) would
+    otherwise put the token into the error message. A path that exists is a
+    file name and shown; one that does not, whose last part looks like a JWT
+    or a long token, or that has no '/' at all (a password typed as a path),
+    is not.
+    """
+    if os.path.lexists(path):
+        return path
+    base = os.path.basename(path.rstrip("/")) or path
+    if "/" not in path or _SECRETISH.fullmatch(base):
+        return "(path not shown: no such file, and the value given may be a secret rather than a path)"
+    return scrub(path)

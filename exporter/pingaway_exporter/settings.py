@@ -24,10 +24,10 @@ from types import MappingProxyType
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-import yaml
-
+from . import yamlload
 from .config import ConfigError, timezone as parse_zone
 from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
+from .secret import scrub
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 DEFAULT_COUNTRY = "SE"
@@ -43,7 +43,16 @@ class _Invalid(Exception):
     """A bad value at ``path``; turned into a ConfigError naming the file."""
 
     def __init__(self, path: str, why: str) -> None:
+        # Both may quote the file (a key, a value): bounded, whatever the file holds.
+        path, why = _cut(path, 160), _cut(why, 300)
         super().__init__(f"{path}: {why}" if path else why)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+show = yamlload.show
 
 
 @dataclass(frozen=True)
@@ -95,51 +104,29 @@ def default_settings(source: str | None = None) -> Settings:
 
 # -- loading ----------------------------------------------------------------------
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last)."""
-
-
-def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
-    loader.flatten_mapping(node)
-    out: dict = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in out:
-            mark = key_node.start_mark
-            raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=mark)
-        out[key] = loader.construct_object(value_node, deep=True)
-    return out
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
 def load_file(path: str) -> Settings:
     """Read and validate ``path``, or raise ``ConfigError`` naming the file and field."""
     where = f"config.file {path}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not UTF-8 text") from None
+        text = yamlload.read_text(path)
+    except yamlload.YamlError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return load_text(text, path)
 
 
 def load_text(text: str, path: str) -> Settings:
     where = f"config.file {path}"
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise ConfigError(f"{where}: {at}{exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from None
+        data = yamlload.load(text)
+    except yamlload.YamlError as exc:
+        at = f"{exc.position}: " if exc.position else ""
+        raise ConfigError(f"{where}: {at}{exc.problem}") from None
     try:
         return parse(data, path)
-    except _Invalid as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    except _Invalid as exc:  # scrubbed: a token pasted into the wrong field is not repeated back
+        raise ConfigError(scrub(f"{where}: {exc}")) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
 
 
 # -- validation -------------------------------------------------------------------
@@ -187,7 +174,7 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
         if not isinstance(name, str) or not TARGET_NAME.fullmatch(name):
             raise _Invalid(f"{here}.name", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
         if name in seen:
-            raise _Invalid(f"{here}.name", f"{name!r} is already the name of {path}[{seen[name]}]")
+            raise _Invalid(f"{here}.name", f"{show(name)} is already the name of {path}[{seen[name]}]")
         seen[name] = i
 
         def value(key: str, parse_fn):
@@ -250,7 +237,7 @@ def parse_groups(raw: Any, path: str, zone: str, calendar: HolidayCalendar | Non
         here = f"{path}[{i}]"
         group = _group(item, here, zone, calendar)
         if group.name in seen:
-            raise _Invalid(f"{here}.name", f"{group.name!r} is already the name of {path}[{seen[group.name]}]")
+            raise _Invalid(f"{here}.name", f"{show(group.name)} is already the name of {path}[{seen[group.name]}]")
         seen[group.name] = i
         groups.append(group)
     return tuple(groups)
@@ -278,11 +265,11 @@ def _group(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None) -> 
             folded.append(word.casefold())
     minimum = raw.get("staffing_minimum", 0)
     if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
-        raise _Invalid(f"{path}.staffing_minimum", f"{minimum!r} is not a whole number >= 0")
+        raise _Invalid(f"{path}.staffing_minimum", f"{show(minimum)} is not a whole number >= 0")
     group_zone = _zone(raw.get("timezone", zone), f"{path}.timezone")
     use_holidays = raw.get("holidays", True)
     if not isinstance(use_holidays, bool):
-        raise _Invalid(f"{path}.holidays", f"{use_holidays!r} is not true or false")
+        raise _Invalid(f"{path}.holidays", f"{show(use_holidays)} is not true or false")
     week = _opening_hours(raw.get("opening_hours", "always"), f"{path}.opening_hours")
     closed = _dates(raw.get("closed_dates", []), f"{path}.closed_dates")
     schedule = Schedule(ZoneInfo(group_zone), week, closed, calendar if use_holidays else None)
@@ -330,12 +317,12 @@ def _spans(raw: Any, path: str) -> tuple[Span, ...]:
     for i, item in enumerate(raw):
         here = f"{path}[{i}]"
         if not isinstance(item, str) or item.count("-") != 1:
-            raise _Invalid(here, f"{item!r} is not a time range HH:MM-HH:MM")
+            raise _Invalid(here, f"{show(item)} is not a time range HH:MM-HH:MM")
         start_text, end_text = (part.strip() for part in item.split("-"))
         start = _minute(start_text, here, end=False)
         end = _minute(end_text, here, end=True)
         if start == end:
-            raise _Invalid(here, f"{item!r} is empty; a whole day is 00:00-24:00")
+            raise _Invalid(here, f"{show(item)} is empty; a whole day is 00:00-24:00")
         spans.append(Span(start, end))
     return tuple(spans)
 
@@ -343,7 +330,7 @@ def _spans(raw: Any, path: str) -> tuple[Span, ...]:
 def _minute(text: str, path: str, *, end: bool) -> int:
     m = _TIME.fullmatch(text)
     if not m or int(m.group(2)) > 59 or int(m.group(1)) > 24 or (int(m.group(1)) == 24 and int(m.group(2))):
-        raise _Invalid(path, f"{text!r} is not HH:MM")
+        raise _Invalid(path, f"{show(text)} is not HH:MM")
     value = int(m.group(1)) * 60 + int(m.group(2))
     if value == DAY_MINUTES and not end:
         raise _Invalid(path, "24:00 can only end a range")
@@ -361,13 +348,13 @@ def _dates(raw: Any, path: str) -> frozenset[date]:
         try:
             out.add(date.fromisoformat(str(item)))
         except ValueError:
-            raise _Invalid(f"{path}[{i}]", f"{item!r} is not a date (YYYY-MM-DD)") from None
+            raise _Invalid(f"{path}[{i}]", f"{show(item)} is not a date (YYYY-MM-DD)") from None
     return frozenset(out)
 
 
 def _zone(raw: Any, path: str) -> str:
     if not isinstance(raw, str):
-        raise _Invalid(path, f"{raw!r} is not a time zone name (e.g. Europe/Stockholm)")
+        raise _Invalid(path, f"{show(raw)} is not a time zone name (e.g. Europe/Stockholm)")
     try:
         return parse_zone(raw)
     except ValueError as exc:
@@ -385,13 +372,13 @@ def _holidays(raw: Any, path: str) -> HolidayCalendar:
         raise _Invalid(f"{path}.country", "is false; YAML reads an unquoted NO as false, write \"NO\" in quotes")
     supported = holidays.list_supported_countries()
     if not isinstance(country, str) or country.upper() not in supported:
-        raise _Invalid(f"{path}.country", f"{country!r} is not a country code the holidays package knows (e.g. SE)")
+        raise _Invalid(f"{path}.country", f"{show(country)} is not a country code the holidays package knows (e.g. SE)")
     country = country.upper()
     subdivision = raw.get("subdivision")
     if subdivision is not None:
         subdivision = str(subdivision)
         if subdivision not in supported[country]:
-            raise _Invalid(f"{path}.subdivision", f"{subdivision!r} is not a subdivision of {country}")
+            raise _Invalid(f"{path}.subdivision", f"{show(subdivision)} is not a subdivision of {country}")
     cls = holidays.country_holidays(country).__class__
     known = tuple(getattr(cls, "supported_categories", ("public",)))
     default = tuple(c for c in ("public", "de_facto") if c in known)
@@ -400,7 +387,7 @@ def _holidays(raw: Any, path: str) -> HolidayCalendar:
         raise _Invalid(f"{path}.categories", f"must be a non-empty list of: {', '.join(known)}")
     for i, cat in enumerate(categories):
         if cat not in known:
-            raise _Invalid(f"{path}.categories[{i}]", f"{cat!r} is not a category of {country}: {', '.join(known)}")
+            raise _Invalid(f"{path}.categories[{i}]", f"{show(cat)} is not a category of {country}: {', '.join(known)}")
     return HolidayCalendar(country, subdivision, tuple(dict.fromkeys(categories)))
 
 

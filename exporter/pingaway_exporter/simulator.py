@@ -31,7 +31,11 @@ from .simdomain import Domain
 log = logging.getLogger("pingaway_exporter.simulator")
 
 FAULT_MODES = ("none", "status", "slow_headers", "slow_body", "truncated", "reset", "reset_mid_body", "html",
-               "gzip_corrupt", "huge", "endless", "not_list", "json_body", "bad_records")
+               "gzip_corrupt", "huge", "endless", "not_list", "json_body", "bad_records",
+               # hostile upstreams: headers at one byte per `delay`; a body of `size` zero bytes
+               # compressed `layers` times (Content-Encoding: gzip, gzip); the request's credentials
+               # reflected in a redirect Location, the reason phrase and the error body; raw bytes
+               "trickle_headers", "gzip_bomb", "reflect", "raw_body")
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Fault:
     body: Any = None  # json_body: served as JSON; bad_records: records to add
     remaining: int | None = None  # apply to this many requests, then back to normal
     release: threading.Event | None = None  # slow_headers: answer as soon as this is set (delay still bounds it)
+    layers: int = 2  # gzip_bomb: how many times the body is gzipped
+    headers: dict | None = None  # status, raw_body: extra response headers
 
     def __post_init__(self) -> None:
         if self.mode not in FAULT_MODES:
@@ -59,6 +65,8 @@ class Stats:
     logins: int = 0
     # Every Authorization header value received, so tests can prove where a credential went.
     authorizations: set = field(default_factory=set)
+    # trickle_headers: (monotonic start, monotonic time the client closed or None) per connection
+    trickles: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -76,6 +84,9 @@ class Simulator:
         self.opaque_tokens: set[str] = set()
         self.issued_sessions: list[str] = []  # every session ever handed out, for leak scans in tests
         self.login_fault: int | None = None  # when set, auth/login answers this HTTP status
+        self.login_reflect = False  # when set, auth/login reflects the Basic credentials (see Fault "reflect")
+        # The Set-Cookie a login answers with; "{session}" is replaced by the new session id.
+        self.login_cookie = "session={session}; Path=/; HttpOnly"
         self.fault = Fault()
         self.payload: list | None = None  # when set, served instead of the live domain
         self._payload_body: tuple[list, bytes] | None = None
@@ -193,7 +204,7 @@ class Simulator:
             name, _, value = part.strip().partition("=")
             if name == "session":
                 with self._lock:
-                    return value in self.sessions
+                    return value.strip('"') in self.sessions
         return False
 
     def token_valid(self, token: str) -> bool:
@@ -233,6 +244,32 @@ class Simulator:
         with self.stats.lock:
             self.stats.logins += 1
         return session
+
+
+_BOMBS: dict[tuple[int, int], bytes] = {}
+
+
+def gzip_bomb(size: int, layers: int) -> bytes:
+    """``size`` zero bytes gzipped ``layers`` times (1 GiB twice is about 1.8 KB); made once per shape."""
+    key = (size, layers)
+    if key not in _BOMBS:
+        import zlib
+
+        def gz(chunks):
+            c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            out = bytearray()
+            for chunk in chunks:
+                out += c.compress(chunk)
+            out += c.flush()
+            return bytes(out)
+
+        zero = bytes(1 << 20)
+        whole, rest = divmod(size, len(zero))
+        data = gz([zero] * whole + [bytes(rest)])
+        for _ in range(layers - 1):
+            data = gz([data])
+        _BOMBS[key] = data
+    return _BOMBS[key]
 
 
 class _Server(ThreadingHTTPServer):
@@ -332,8 +369,16 @@ class _Handler(BaseHTTPRequestHandler):
                 fault.release.wait(fault.delay)
             else:
                 time.sleep(fault.delay)
+        if fault.mode == "trickle_headers":
+            self._trickle(fault)
+            return
+        if fault.mode == "reflect":
+            self._reflect(fault)
+            return
         if fault.mode == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+            if fault.headers:
+                headers = {**(headers or {}), **fault.headers}
             body = fault.body if isinstance(fault.body, (bytes, str)) else json.dumps(
                 {"error": f"simulated HTTP {fault.status}"})
             self._send(fault.status, body.encode() if isinstance(body, str) else body, headers=headers)
@@ -401,8 +446,62 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.delay)
         elif mode in ("huge", "endless"):
             self._stream(body, fault)
+        elif mode == "gzip_bomb":
+            self._send(200, gzip_bomb(fault.size, fault.layers),
+                       headers={"Content-Encoding": ", ".join(["gzip"] * fault.layers)})
+        elif mode == "raw_body":
+            self._send(200, fault.body if isinstance(fault.body, bytes) else str(fault.body).encode("utf-8"),
+                       headers=fault.headers)
         else:
             self._send(200, body)
+
+    def _trickle(self, fault: Fault) -> None:
+        """Status line and headers one byte per ``fault.delay`` seconds, noting when the client hangs up."""
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 200
+                + b"\r\nContent-Length: 2\r\n\r\n[]")
+        entry = [time.monotonic(), None]
+        with self.sim.stats.lock:
+            self.sim.stats.trickles.append(entry)
+        self.close_connection = True
+        try:
+            for i in range(len(head)):
+                self.wfile.write(head[i:i + 1])
+                self.wfile.flush()
+                end = time.monotonic() + fault.delay
+                while time.monotonic() < end:
+                    if self._peer_closed():
+                        raise ConnectionResetError
+                    time.sleep(0.05)
+        except OSError:
+            pass
+        entry[1] = time.monotonic()
+
+    def _peer_closed(self) -> bool:
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _reflect(self, fault: Fault) -> None:
+        """Echo the credentials this request carried in a Location, the reason phrase and the body."""
+        creds = " ".join(v for v in (self.headers.get("Authorization"), self.headers.get("Cookie")) if v)
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Basic "):  # and decoded, as a careless server would print them
+            try:
+                creds += " " + base64.b64decode(auth[6:]).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                pass
+        status = fault.status if fault.status != 500 else 302
+        self.send_response(status, f"Denied {creds}".replace("\r", "").replace("\n", ""))
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Location", f"https://login.example/?back={creds.replace(' ', '+')}".encode(
+            "latin-1", "replace").decode("latin-1"))
+        body = f"credentials not accepted: {creds}".encode("latin-1", "replace")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _stream(self, body: bytes, fault: Fault) -> None:
         self.send_response(200)
@@ -423,6 +522,9 @@ class _Handler(BaseHTTPRequestHandler):
             sent += len(chunk)
 
     def _login(self) -> None:
+        if self.sim.login_reflect:
+            self._reflect(Fault("reflect"))
+            return
         status = self.sim.login_fault
         if status is not None:
             self._json(status, {"error": f"simulated HTTP {status}"})
@@ -432,4 +534,4 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(401, {"error": "invalid credentials"},
                        headers={"WWW-Authenticate": 'Basic realm="pingaway"'})
             return
-        self._json(200, {"status": "ok"}, headers={"Set-Cookie": f"session={session}; Path=/; HttpOnly"})
+        self._json(200, {"status": "ok"}, headers={"Set-Cookie": self.sim.login_cookie.replace("{session}", session)})

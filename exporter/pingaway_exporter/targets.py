@@ -25,7 +25,7 @@ from .config import ConfigError
 from .payload import Parser
 from .reload import ConfigReloader
 from .scrape import Target, UpstreamSlots
-from .secret import SecretError, SecretSource
+from .secret import SecretError, SecretSource, scrub
 from .settings import Settings, TargetSpec
 
 log = logging.getLogger("pingaway_exporter.targets")
@@ -102,7 +102,7 @@ class TargetPool:
                     else:
                         secret.get()
                 except SecretError as exc:
-                    raise ConfigError(f"targets[{i}].{key}: {exc}") from None
+                    raise ConfigError(scrub(f"targets[{i}].{key}: {exc}")) from None
 
     def names(self) -> list[str]:
         self._sync()
@@ -129,6 +129,7 @@ class TargetPool:
         with self._lock:
             if settings is self._built_from:
                 return
+            had = sorted(self._probes)
             probes: dict[str, Probe] = {}
             for spec in settings.targets:
                 old = self._probes.get(spec.name)
@@ -152,8 +153,8 @@ class TargetPool:
             self._probes = probes
             self._specs = {s.name: s for s in settings.targets if s.name in probes}
             self._built_from = settings
-        if probes:  # with no declared targets there is nothing to say on every start
-            log.info("targets ready", extra={"fields": {"targets": ",".join(sorted(probes))}})
+        if probes or had:  # nothing to say when no targets are declared, and none were
+            log.info("targets ready", extra={"fields": {"targets": ",".join(sorted(probes)) or "none"}})
 
     def _build(self, spec: TargetSpec) -> Target:
         d = self.defaults
@@ -171,7 +172,8 @@ class TargetPool:
                                 clock=self.clock)
         parser = Parser(spec.timezone or self.reloader.current.timezone, keep_email=d.include_email)
         min_interval = spec.min_interval if spec.min_interval is not None else d.min_interval
-        return Target(spec.name, client, parser, min_interval=min_interval, slots=self.slots)
+        return Target(spec.name, client, parser, min_interval=min_interval, slots=self.slots,
+                      timeout=spec.timeout or d.timeout)
 
 
 def _close_when_idle(target: Target, limit: float = 60.0) -> None:

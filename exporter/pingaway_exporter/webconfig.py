@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NoReturn
 
 import bcrypt
-import yaml
 
+from . import yamlload
 from .secret import loose_file, register_secret_value
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -127,18 +127,9 @@ def load(path: str, label: str = "--web.config.file") -> WebConfig:
     label = f"{label} {path}"
     top = _Fields("", label, None)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        top.fail("", f"cannot read: {exc.strerror}")
-    except UnicodeDecodeError:
-        top.fail("", "not UTF-8 text")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        top.fail("", f"not valid YAML{line}: {getattr(exc, 'problem', None) or 'syntax error'}")
+        data = yamlload.load_file(path)  # bounded: size, aliases, duplicate and unhashable keys
+    except yamlload.YamlError as exc:
+        top.fail("", str(exc))
     top = _Fields("", label, data)
     top.only(_TOP)
     section = top.data.get
