@@ -38,6 +38,9 @@ KNOWN_DIRECTION = {
     # Flags hold SecretSource values (--pingaway.token-file) and load --web.config.file while parsing.
     "config.flags -> upstream.secret",
     "config.flags -> web.webconfig",
+    # The config file names targets' secret files; the client takes a coalesce.Deadline (it belongs lower down).
+    "config.file -> upstream.secret",
+    "upstream.client -> scrape.coalesce",
 }
 KNOWN_TEST_IMPORTS = {
     "tests/test_compose.py imports test_dockerfile",
