@@ -35,8 +35,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "exporter"))
 
-from pingaway_exporter.simdomain import Domain  # noqa: E402
-from pingaway_exporter.simulator import Simulator  # noqa: E402
+from pingaway_exporter.demo.domain import Domain  # noqa: E402
+from pingaway_exporter.demo.simulator import Simulator  # noqa: E402
 
 WEDNESDAY_1015 = 1795684507.0  # 2026-11-25 10:15:07 Europe/Stockholm
 

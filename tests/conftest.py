@@ -13,22 +13,22 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from pingaway_exporter import logs
-from pingaway_exporter.auth import SessionAuth
-from pingaway_exporter.client import PingawayClient, TokenState
-from pingaway_exporter.collector import CollectorOptions
-from pingaway_exporter.payload import Parser
-from pingaway_exporter.scrape import Target
-from pingaway_exporter.secret import SecretSource
-from pingaway_exporter.simulator import Simulator
-from pingaway_exporter.web import ExporterServer, WebOptions
+from pingaway_exporter.demo.simulator import Simulator
+from pingaway_exporter.metrics.collector import CollectorOptions
+from pingaway_exporter.scrape.target import Target
+from pingaway_exporter.upstream.auth import SessionAuth
+from pingaway_exporter.upstream.client import PingawayClient, TokenState
+from pingaway_exporter.upstream.payload import Parser
+from pingaway_exporter.upstream.secret import SecretSource
+from pingaway_exporter.web.server import ExporterServer, WebOptions
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # A Wednesday mid-morning: the office is open and the phones are busy.

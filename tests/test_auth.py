@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from pingaway_exporter.auth import SessionAuth, TokenState
 from pingaway_exporter.cli import main
-from pingaway_exporter.client import FetchError, PingawayClient
-from pingaway_exporter.secret import SecretSource
-from pingaway_exporter.simulator import Simulator
+from pingaway_exporter.demo.simulator import Simulator
+from pingaway_exporter.upstream.auth import SessionAuth, TokenState
+from pingaway_exporter.upstream.client import FetchError, PingawayClient
+from pingaway_exporter.upstream.secret import SecretSource
 
 from .conftest import WEDNESDAY_1015
 from .metrics_util import samples, value
@@ -237,7 +237,7 @@ def test_opaque_token_has_no_expiry_series(sim, exporter_factory):
 
 
 def test_opaque_token_still_refuses_junk():
-    from pingaway_exporter.secret import SecretError
+    from pingaway_exporter.upstream.secret import SecretError
     for bad in ("Bearer abc", "two words", "tab\there"):
         with pytest.raises(SecretError):
             TokenState(SecretSource("token file /t", value=bad), opaque=True).current()
@@ -291,7 +291,7 @@ def test_missing_password_file_is_refused_at_startup(tmp_path, capsys, monkeypat
     ([], {"PINGAWAY_TOKEN": "a.b.c", "PINGAWAY_TOKEN_OPAQUE": "maybe"}, "PINGAWAY_TOKEN_OPAQUE"),
 ])
 def test_login_config_errors_name_the_field(argv, env, field):
-    from pingaway_exporter.config import ConfigError, load
+    from pingaway_exporter.config.flags import ConfigError, load
     with pytest.raises(ConfigError) as info:
         load(argv, env)
     assert field in str(info.value)
@@ -299,7 +299,7 @@ def test_login_config_errors_name_the_field(argv, env, field):
 
 
 def test_login_config_values():
-    from pingaway_exporter.config import load
+    from pingaway_exporter.config.flags import load
     cfg = load(["--pingaway.token-expiry-warning", "2d12h", "--pingaway.token-opaque"],
                {"PINGAWAY_USERNAME": USER, "PINGAWAY_PASSWORD_FILE": "/run/secrets/pw"})
     assert cfg.token_expiry_warning == 2.5 * 86400 and cfg.token_opaque is True

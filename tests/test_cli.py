@@ -9,7 +9,7 @@ import pytest
 
 from pingaway_exporter import __version__
 from pingaway_exporter.cli import main
-from pingaway_exporter.config import DEFAULT_PORT, FLAGS, ConfigError, load
+from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, ConfigError, load
 
 from .conftest import ExporterProcess
 from .metrics_util import samples, value
@@ -139,7 +139,7 @@ def test_listen_on_every_address_serves_ipv4_and_ipv6(sim):
     import socket
     import threading
 
-    from pingaway_exporter.web import ExporterServer, WebOptions
+    from pingaway_exporter.web.server import ExporterServer, WebOptions
 
     server = ExporterServer(("", 0), None, WebOptions())
     server.ready.set()

@@ -17,8 +17,8 @@ import jwt
 import pytest
 
 from pingaway_exporter import __version__
-from pingaway_exporter.auth import SessionAuth, TokenState
-from pingaway_exporter.client import (
+from pingaway_exporter.upstream.auth import SessionAuth, TokenState
+from pingaway_exporter.upstream.client import (
     CONNECTION,
     DEFAULT_BACKOFF,
     HTTP_ERROR,
@@ -33,7 +33,7 @@ from pingaway_exporter.client import (
     parse_retry_after,
     safe_url,
 )
-from pingaway_exporter.secret import SecretSource
+from pingaway_exporter.upstream.secret import SecretSource
 
 pytestmark = pytest.mark.unit
 

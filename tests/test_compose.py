@@ -22,10 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from pingaway_exporter.config import DEFAULT_PORT
+from pingaway_exporter.config.flags import DEFAULT_PORT
 
-from .conftest import need_tool
-from .conftest import free_port
+from .conftest import free_port, need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"

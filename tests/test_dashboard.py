@@ -13,10 +13,20 @@ import re
 import pytest
 import yaml
 
-from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 
-from .dashboard_util import (DASHBOARD, ROOT, load, metric_names, panels, queries, referenced_variables,
-                             strip_strings, variable_query, variables)
+from .dashboard_util import (
+    DASHBOARD,
+    ROOT,
+    load,
+    metric_names,
+    panels,
+    queries,
+    referenced_variables,
+    strip_strings,
+    variable_query,
+    variables,
+)
 
 pytestmark = pytest.mark.unit
 

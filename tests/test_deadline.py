@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from pingaway_exporter.web import scrape_budget
+from pingaway_exporter.web.server import scrape_budget
 
 from .metrics_util import samples, value
 from .test_failures import wait_idle

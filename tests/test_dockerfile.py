@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 import pingaway_exporter
-from pingaway_exporter.config import DEFAULT_PORT
+from pingaway_exporter.config.flags import DEFAULT_PORT
+
 from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

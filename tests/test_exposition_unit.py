@@ -13,7 +13,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
-from pingaway_exporter.exposition import Format, RowGauge, escape, render, render_bytes
+from pingaway_exporter.metrics.exposition import Format, RowGauge, escape, render, render_bytes
 
 pytestmark = pytest.mark.unit
 

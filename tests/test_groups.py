@@ -7,10 +7,10 @@ from datetime import datetime
 
 import httpx
 
-from pingaway_exporter.groups import tally
-from pingaway_exporter.payload import Parser
-from pingaway_exporter.reload import ConfigReloader
-from pingaway_exporter.settings import parse
+from pingaway_exporter.config.file import parse
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.metrics.groups import tally
+from pingaway_exporter.upstream.payload import Parser
 
 from .conftest import WEDNESDAY_1015, need_tool
 from .fixtures import PAYLOAD, STOCKHOLM

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from pingaway_exporter import healthcheck
-from pingaway_exporter.config import DEFAULT_PORT
+from pingaway_exporter.config.flags import DEFAULT_PORT
 
 from .test_compose import free_port
 

@@ -107,7 +107,7 @@ def test_h3_shared_call_takes_the_longest_deadline(sim, exporter_factory):
 
 def test_h3_no_call_outlives_the_target_timeout(sim, exporter_factory):
     """Scrapes that keep joining cannot keep one call alive past --pingaway.timeout."""
-    from pingaway_exporter.coalesce import Coalescer
+    from pingaway_exporter.scrape.coalesce import Coalescer
 
     ran: list[float] = []
 
@@ -175,7 +175,7 @@ def test_m3_trickled_headers_end_by_the_deadline_and_close(sim, exporter_factory
 
 def test_m3_stuck_targets_do_not_hold_the_upstream_slots(sim, exporter_factory):
     """Trickling upstreams give their slot back at the deadline; a healthy scrape then gets one."""
-    from pingaway_exporter.scrape import UpstreamSlots
+    from pingaway_exporter.scrape.target import UpstreamSlots
 
     exp = exporter_factory(sim, timeout=10.0)
     slots = UpstreamSlots(1)
@@ -194,7 +194,7 @@ def test_m3_stuck_targets_do_not_hold_the_upstream_slots(sim, exporter_factory):
 def test_h2_gzip_bomb_is_bounded(sim, layers):
     size = 1 << 30  # 1 GiB of zeros: 1.8 KB on the wire gzipped twice, about 1 MB once
     sim.set_fault("gzip_bomb", size=size, layers=layers)
-    from pingaway_exporter.simulator import gzip_bomb
+    from pingaway_exporter.demo.simulator import gzip_bomb
 
     wire = len(gzip_bomb(size, layers))  # made before the clock starts
     exp = ExporterProcess(sim, "--pingaway.max-response-size", "1MiB", "--pingaway.timeout", "10s")
@@ -236,7 +236,7 @@ def test_h2_one_layer_decodes_and_unknown_encodings_are_refused(sim, exporter_fa
 
 @pytest.mark.parametrize("header", ["²", "1.5", "-5", "soon", "Tue, 99 Foo 2026 25:61:00 GMT", "9" * 40])
 def test_invalid_retry_after_gets_the_default_backoff(sim, exporter_factory, header):
-    from pingaway_exporter.client import DEFAULT_BACKOFF, MAX_BACKOFF
+    from pingaway_exporter.upstream.client import DEFAULT_BACKOFF, MAX_BACKOFF
 
     exp = exporter_factory(sim)
     sim.set_fault("status", status=429, retry_after=header, remaining=1)
@@ -389,7 +389,7 @@ def test_h3_with_a_real_prometheus(sim, tmp_path):
 
 def test_a_call_past_its_deadline_is_never_joined():
     """The work of a call whose deadline has passed may still be winding down; a new waiter starts afresh."""
-    from pingaway_exporter.coalesce import Coalescer, DeadlineExceeded
+    from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
 
     release = threading.Event()
     seen: list[float] = []
@@ -417,14 +417,15 @@ def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
     import gzip
     import json
 
-    from hypothesis import HealthCheck, given, settings as hsettings
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
     from hypothesis import strategies as st
 
-    from pingaway_exporter.auth import TokenState
-    from pingaway_exporter.client import MAX_BACKOFF, PingawayClient
-    from pingaway_exporter.payload import Parser
-    from pingaway_exporter.scrape import Target
-    from pingaway_exporter.secret import SecretSource
+    from pingaway_exporter.scrape.target import Target
+    from pingaway_exporter.upstream.auth import TokenState
+    from pingaway_exporter.upstream.client import MAX_BACKOFF, PingawayClient
+    from pingaway_exporter.upstream.payload import Parser
+    from pingaway_exporter.upstream.secret import SecretSource
 
     later = [0.0]  # each example runs on a clock past any 429 pause the last one caused
     client = PingawayClient(sim.url, TokenState(SecretSource("token", value=sim.issue_token())),
@@ -461,7 +462,7 @@ def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
 
 def test_the_retry_gap_holds_back_short_scrapes_only():
     """After a call cut short by a 50 ms deadline: another 50 ms scrape is refused at once, a 2 s one calls."""
-    from pingaway_exporter.coalesce import Coalescer, DeadlineExceeded
+    from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
 
     def work(deadline):  # an upstream that needs 0.2 s; gives up (like the client) just before the deadline
         if deadline.remaining() < 0.25:
@@ -481,7 +482,7 @@ def test_the_retry_gap_holds_back_short_scrapes_only():
 
 
 def test_the_retry_gap_holds_back_everyone_after_an_upstream_error():
-    from pingaway_exporter.coalesce import Coalescer
+    from pingaway_exporter.scrape.coalesce import Coalescer
 
     results = iter(["error", "ok"])
     c = Coalescer(lambda deadline: next(results), retry_gap=0.5, failed=lambda v: None if v == "ok" else "error")

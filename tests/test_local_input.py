@@ -19,15 +19,15 @@ import httpx
 import pytest
 import yaml
 
-from pingaway_exporter.config import ConfigError
-from pingaway_exporter.reload import ConfigReloader
-from pingaway_exporter.scrape import UpstreamSlots
-from pingaway_exporter.secret import MAX_SECRET_FILE, SecretError, SecretSource
-from pingaway_exporter.settings import load_file
-from pingaway_exporter.targets import TargetDefaults, TargetPool
-from pingaway_exporter.webconfig import WebConfigError
-from pingaway_exporter.webconfig import load as load_web_config
-from pingaway_exporter.yamlload import MAX_CONFIG_BYTES
+from pingaway_exporter.config.file import load_file
+from pingaway_exporter.config.flags import ConfigError
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.yamlload import MAX_CONFIG_BYTES
+from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.target import UpstreamSlots
+from pingaway_exporter.upstream.secret import MAX_SECRET_FILE, SecretError, SecretSource
+from pingaway_exporter.web.webconfig import WebConfigError
+from pingaway_exporter.web.webconfig import load as load_web_config
 
 from .conftest import FIGURES, free_port
 from .metrics_util import samples, value
@@ -242,10 +242,11 @@ def test_m7_config_files_are_bounded_and_never_block(tmp_path):
 
 def test_m7_no_config_text_gives_anything_but_a_config_error():
     """Arbitrary YAML-ish text: a Settings or a ConfigError, never another exception."""
-    from hypothesis import HealthCheck, given, settings as hsettings
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
     from hypothesis import strategies as st
 
-    from pingaway_exporter.settings import load_text
+    from pingaway_exporter.config.file import load_text
 
     pieces = st.sampled_from(["groups:", "targets:", "timezone:", "holidays:", "- ", "  ", "\n", "name: a",
                               "keywords: [x]", "? ", ": ", "&a ", "*a", "!!int ", "!!timestamp ", "[", "]", "{",

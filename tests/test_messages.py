@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pingaway_exporter.cli import build_target, main
-from pingaway_exporter.config import load
+from pingaway_exporter.config.flags import load
 
 from .metrics_util import samples, value
 

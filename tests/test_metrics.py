@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 
 from .conftest import need_tool
 from .fixtures import EXPECTED, EXPECTED_CALLS, EXPECTED_LINES, EXPECTED_PROFILES, PAYLOAD, ts
@@ -136,7 +136,8 @@ def test_live_domain_totals_match_what_was_served(sim, exporter_factory):
 
 
 def test_flat_shape_from_simulator(exporter_factory):
-    from pingaway_exporter.simulator import Simulator
+    from pingaway_exporter.demo.simulator import Simulator
+
     from .conftest import WEDNESDAY_1015
     nested = Simulator(clock=lambda: WEDNESDAY_1015).start()
     flat = Simulator(clock=lambda: WEDNESDAY_1015, shape="flat").start()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pingaway_exporter.payload import DIRECTIONS, LINE_STATUSES, OTHER, Parser, PayloadError
+from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Parser, PayloadError
 
 from .fixtures import PAYLOAD
 

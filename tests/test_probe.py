@@ -10,13 +10,13 @@ import httpx
 import pytest
 import yaml
 
-from pingaway_exporter.config import ConfigError
-from pingaway_exporter.reload import ConfigReloader
-from pingaway_exporter.scrape import UpstreamSlots
-from pingaway_exporter.settings import load_file
-from pingaway_exporter.simulator import Simulator
-from pingaway_exporter.targets import TargetDefaults, TargetPool
-from pingaway_exporter.web import ExporterServer, WebOptions
+from pingaway_exporter.config.file import load_file
+from pingaway_exporter.config.flags import ConfigError
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.demo.simulator import Simulator
+from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.target import UpstreamSlots
+from pingaway_exporter.web.server import ExporterServer, WebOptions
 
 from .conftest import WEDNESDAY_1015, need_tool
 from .metrics_util import samples, series, value

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
-from pingaway_exporter.config import DEFAULT_PORT, FLAGS
+from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS
+from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 
 pytestmark = pytest.mark.unit
 

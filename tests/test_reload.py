@@ -11,12 +11,11 @@ import time
 
 import httpx
 
-from pingaway_exporter.reload import ConfigReloader
+from pingaway_exporter.config.reload import ConfigReloader
 
-from .conftest import WEDNESDAY_1015
+from .conftest import WEDNESDAY_1015, free_port
 from .fixtures import PAYLOAD
 from .metrics_util import samples, series, value
-from .conftest import free_port
 
 A = "groups:\n  - {name: a1, keywords: [support]}\n  - {name: a2, keywords: [växel]}\n"
 B = ("groups:\n  - {name: b1, keywords: [support], staffing_minimum: 2}\n  - {name: b2, keywords: [sales]}\n"
@@ -183,7 +182,7 @@ def test_sighup_reloads_a_running_exporter(tmp_path):
 
 
 def slow_loader(calls: list[float], delay: float = 0.3):
-    from pingaway_exporter.settings import load_file
+    from pingaway_exporter.config.file import load_file
 
     def load(path):
         calls.append(time.monotonic())
@@ -247,7 +246,7 @@ def test_a_sighup_storm_runs_on_one_thread_and_coalesces(tmp_path):
 
 
 def test_enable_lifecycle_flag_and_env_twin(tmp_path):
-    from pingaway_exporter.config import load
+    from pingaway_exporter.config.flags import load
 
     assert load(["--demo"], {}).enable_lifecycle is False
     assert load(["--demo", "--web.enable-lifecycle"], {}).enable_lifecycle is True

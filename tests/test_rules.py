@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from pingaway_exporter.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 
 from .conftest import need_tool
 

@@ -11,8 +11,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from pingaway_exporter.schedule import HolidayCalendar
-from pingaway_exporter.settings import parse
+from pingaway_exporter.config.file import parse
+from pingaway_exporter.config.schedule import HolidayCalendar
 
 from .fixtures import STOCKHOLM
 

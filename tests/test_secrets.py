@@ -7,10 +7,10 @@ import os
 import pytest
 
 from pingaway_exporter import logs
-from pingaway_exporter.client import FetchError, PingawayClient, TokenState
-from pingaway_exporter.config import load
-from pingaway_exporter.credentials import read_claims
-from pingaway_exporter.secret import Secret, SecretError
+from pingaway_exporter.config.flags import load
+from pingaway_exporter.upstream.client import FetchError, PingawayClient, TokenState
+from pingaway_exporter.upstream.credentials import read_claims
+from pingaway_exporter.upstream.secret import Secret, SecretError
 
 from .metrics_util import samples, value
 from .test_failures import FAULTS, wait_idle
@@ -188,7 +188,7 @@ def _failure_paths(sim, make, bodies: dict[str, str]):
 def test_every_failure_path_at_debug_in_each_auth_mode(mode, exporter_factory, log_output, unmasked_log):
     import time
 
-    from pingaway_exporter.simulator import Simulator
+    from pingaway_exporter.demo.simulator import Simulator
 
     from .conftest import WEDNESDAY_1015
     sim = Simulator(clock=lambda: WEDNESDAY_1015, users={LOGIN_USER: LOGIN_PASSWORD}).start()
@@ -237,7 +237,7 @@ def test_check_command_at_debug_keeps_password_and_cookie_out(tmp_path, capsys, 
     import base64
 
     from pingaway_exporter.cli import main
-    from pingaway_exporter.simulator import Simulator
+    from pingaway_exporter.demo.simulator import Simulator
     for key in list(os.environ):
         if key.startswith("PINGAWAY_"):
             monkeypatch.delenv(key)
@@ -272,7 +272,7 @@ def test_config_repr_hides_the_password(tmp_path):
 @pytest.mark.parametrize("flag", ["--pingaway.password", "--pingaway.token"])
 def test_secrets_are_never_flag_values_not_even_by_abbreviation(flag):
     """argparse would otherwise take --pingaway.password for --pingaway.password-file."""
-    from pingaway_exporter.config import FLAGS
+    from pingaway_exporter.config.flags import FLAGS
     assert flag not in {f.flag for f in FLAGS}
     with pytest.raises(SystemExit) as info:
         load([flag, LOGIN_PASSWORD], {"PINGAWAY_TOKEN": "a.b.c"})

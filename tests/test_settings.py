@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pingaway_exporter.cli import main
-from pingaway_exporter.config import ConfigError, load
-from pingaway_exporter.settings import AUTO_GROUP_LIMIT, demo_config_path, load_file, load_text
+from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, demo_config_path, load_file, load_text
+from pingaway_exporter.config.flags import ConfigError, load
 
 pytestmark = pytest.mark.unit
 

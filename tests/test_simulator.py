@@ -8,8 +8,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from pingaway_exporter.simdomain import Domain
-from pingaway_exporter.simulator import Simulator
+from pingaway_exporter.demo.domain import Domain
+from pingaway_exporter.demo.simulator import Simulator
 
 from .conftest import STOCKHOLM, WEDNESDAY_1015
 
@@ -108,8 +108,8 @@ def test_fault_control_over_http(sim):
 def _tally_at(domain, ts):
     import json
 
-    from pingaway_exporter import tally
-    from pingaway_exporter.payload import Parser
+    from pingaway_exporter.scrape import tally
+    from pingaway_exporter.upstream.payload import Parser
 
     records = Parser().parse_body(json.dumps(domain.extensions(ts)).encode()).extensions
     return tally.count(records, ts)
@@ -140,7 +140,7 @@ def test_demo_opens_in_a_believable_state():
 
 
 def test_demo_produces_every_state_and_changing_back_soon_counts():
-    from pingaway_exporter import tally
+    from pingaway_exporter.scrape import tally
 
     d = Domain()
     start = at(2026, 11, 25, 9, 30)

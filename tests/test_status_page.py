@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pingaway_exporter import status
+from pingaway_exporter.web import status
 
 from .browser import chromium, png_pixels, rendered
 from .conftest import need_tool
@@ -41,7 +41,7 @@ def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
     return width, height, len(set(pixels))
 
 
-# The status lines' colours (web.py's CSS): green, orange and red left borders.
+# The status lines' colours (web/server.py's CSS): green, orange and red left borders.
 TONE_RGB = {"ok": (0x33, 0xaa, 0x33), "warn": (0xee, 0x99, 0x00), "fail": (0xdd, 0x22, 0x22)}
 
 
@@ -127,8 +127,8 @@ def test_landing_page_never_calls_upstream(sim, exporter_factory):
 
 def test_status_text_is_escaped(sim, exporter_factory):
     """Group names come from the config file and reach the page through a real scrape: escaped."""
-    from pingaway_exporter.reload import ConfigReloader
-    from pingaway_exporter.settings import parse
+    from pingaway_exporter.config.file import parse
+    from pingaway_exporter.config.reload import ConfigReloader
 
     evil = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
     sim.set_payload([{"extension": "1", "name": "A", "keyWords": ["support"], "calls": [],
@@ -155,7 +155,7 @@ def test_token_issued_in_the_future_is_flagged(sim, exporter_factory):
 
 
 def test_probe_only_setup_is_told_to_scrape_probe(tmp_path):
-    from pingaway_exporter.simulator import Simulator
+    from pingaway_exporter.demo.simulator import Simulator
 
     from .conftest import WEDNESDAY_1015
     from .test_probe import ProbeExporter

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from pingaway_exporter import tally
-from pingaway_exporter.collector import CollectorOptions
-from pingaway_exporter.reload import ConfigReloader
-from pingaway_exporter.settings import parse
+from pingaway_exporter.config.file import parse
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.metrics.collector import CollectorOptions
+from pingaway_exporter.scrape import tally
 
 from .conftest import WEDNESDAY_1015
 from .metrics_util import samples, series, value
@@ -192,7 +192,7 @@ def test_the_scrapes_tally_plus_returning_equals_a_fresh_count():
     the same answer as counting everything at once."""
     import json
 
-    from pingaway_exporter.payload import Parser
+    from pingaway_exporter.upstream.payload import Parser
 
     records = Parser().parse_body(json.dumps(PAYLOAD).encode()).extensions
     fresh_total, fresh_words = tally.count(records, WEDNESDAY_1015)

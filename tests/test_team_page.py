@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pingaway_exporter import status
-from pingaway_exporter.reload import ConfigReloader
-from pingaway_exporter.settings import parse
+from pingaway_exporter.config.file import parse
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.web import status
 
 from .browser import chromium, png_pixels, rendered
 from .conftest import WEDNESDAY_1015, need_tool

@@ -19,7 +19,7 @@ import time
 import httpx
 import pytest
 
-from pingaway_exporter.simdomain import Domain
+from pingaway_exporter.demo.domain import Domain
 
 from .conftest import FIGURES, WEDNESDAY_1015, ExporterProcess, free_port
 from .fixtures import PAYLOAD
@@ -338,8 +338,8 @@ def test_startup_line_names_the_bound_address():
 
 EMFILE_SERVER = r"""
 import resource, sys
-from pingaway_exporter.web import ExporterServer, WebOptions
-from pingaway_exporter.webserver import Limits
+from pingaway_exporter.web.server import ExporterServer, WebOptions
+from pingaway_exporter.web.transport import Limits
 resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
 # No descriptor reserve: the connections run the process out of descriptors, as when something else holds them.
 server = ExporterServer(("127.0.0.1", int(sys.argv[1])), None,

@@ -15,13 +15,13 @@ import bcrypt
 import httpx
 import pytest
 
-from pingaway_exporter import webconfig
 from pingaway_exporter.cli import main
-from pingaway_exporter.config import ConfigError, load
-from pingaway_exporter.webconfig import BasicAuthChecker, WebConfigError
+from pingaway_exporter.config.flags import ConfigError, load
+from pingaway_exporter.web import webconfig
+from pingaway_exporter.web.webconfig import BasicAuthChecker, WebConfigError
 
-from .metrics_util import samples, value
 from .conftest import free_port
+from .metrics_util import samples, value
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
 from .certs import CA  # noqa: E402

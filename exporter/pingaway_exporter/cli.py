@@ -13,21 +13,21 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from . import __version__
-from .auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
-from .client import PingawayClient, safe_url
-from .collector import CollectorOptions
-from .config import NO_CREDENTIALS, Config, ConfigError, load
+from .config.file import demo_config_path, load_file
+from .config.flags import NO_CREDENTIALS, Config, ConfigError, load
+from .config.reload import ConfigReloader
+from .config.schedule import HolidayCalendar
 from .logs import setup as setup_logging
 from .memory import tune_malloc
-from .payload import Parser
-from .reload import ConfigReloader
-from .schedule import HolidayCalendar
-from .scrape import Target, UpstreamSlots
-from .secret import SecretError, SecretSource
-from .settings import demo_config_path, load_file
-from .targets import TargetDefaults, TargetPool
-from .web import ExporterServer, WebOptions
-from .webserver import Limits
+from .metrics.collector import CollectorOptions
+from .scrape.pool import TargetDefaults, TargetPool
+from .scrape.target import Target, UpstreamSlots
+from .upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
+from .upstream.client import PingawayClient, safe_url
+from .upstream.payload import Parser
+from .upstream.secret import SecretError, SecretSource
+from .web.server import ExporterServer, WebOptions
+from .web.transport import Limits
 
 log = logging.getLogger("pingaway_exporter")
 
@@ -60,7 +60,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
     token_source = cfg.token
     session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
     if cfg.demo:
-        from .simulator import Simulator
+        from .demo.simulator import Simulator
         clock = demo_clock(cfg.timezone, clock)
         sim = Simulator(clock=clock).start("127.0.0.1", 0)
         url = sim.url

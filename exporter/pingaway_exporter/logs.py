@@ -16,8 +16,8 @@ import re
 import sys
 import time
 
-from .secret import REDACTED
-from .secret import scrub as scrub_secrets
+from .upstream.secret import REDACTED
+from .upstream.secret import scrub as scrub_secrets
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",

@@ -16,7 +16,7 @@ import html
 import time
 from dataclasses import dataclass
 
-from .scrape import Outcome, Target
+from pingaway_exporter.scrape.target import Outcome, Target
 
 # Where the Grafana dashboard lives in the source tree (see README "Grafana dashboard").
 DASHBOARD_FILE = "grafana/pingaway-overview.json"
@@ -26,7 +26,7 @@ GRAFANA_IMPORT_DOCS = "https://grafana.com/docs/grafana/latest/dashboards/build-
 WEEK = 7 * 86400
 DAY = 86400
 CLOCK_SKEW = 60.0  # seconds an iat may lie ahead of this host's clock before the page says so
-REFRESH_SECONDS = 30  # the landing page reloads itself this often (web.py's <meta http-equiv="refresh">)
+REFRESH_SECONDS = 30  # the landing page reloads itself this often (web/server.py's <meta http-equiv="refresh">)
 
 
 @dataclass(frozen=True)

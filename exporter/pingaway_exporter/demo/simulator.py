@@ -1,6 +1,6 @@
 """An embedded Pingaway API over real HTTP, for ``--demo`` and for the tests.
 
-It serves the published payload shape (or the flat one) from ``simdomain``,
+It serves the published payload shape (or the flat one) from ``demo.domain``,
 checks bearer JWTs it issued itself and Basic logins at ``auth/login`` with a
 session cookie, and can be switched into the failure modes the exporter must
 survive: refused, reset, slow, trickling, truncated, HTML, error statuses,
@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import jwt
 
-from .simdomain import Domain
+from .domain import Domain
 
 log = logging.getLogger("pingaway_exporter.simulator")
 

@@ -12,12 +12,13 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from .client import REASONS, TIMEOUT, FetchError, PingawayClient
-from .coalesce import Coalescer, Deadline, DeadlineExceeded
-from .credentials import TokenClaims
+from pingaway_exporter.upstream.client import REASONS, TIMEOUT, FetchError, PingawayClient
+from pingaway_exporter.upstream.credentials import TokenClaims
+from pingaway_exporter.upstream.payload import Parser, ParseResult, PayloadError
+from pingaway_exporter.upstream.secret import SecretError, shorten
+
 from . import tally
-from .payload import ParseResult, Parser, PayloadError
-from .secret import SecretError, shorten
+from .coalesce import Coalescer, Deadline, DeadlineExceeded
 
 # After a failed upstream call, the next starts no sooner than this (and never
 # sooner than --pingaway.min-interval allows, when that is shorter): a flood

@@ -18,12 +18,15 @@ from typing import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import __version__, groups, tally
-from .client import REASONS
+from pingaway_exporter import __version__
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.scrape import tally
+from pingaway_exporter.scrape.target import Outcome, Target
+from pingaway_exporter.upstream.client import REASONS
+from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
+
+from . import groups
 from .exposition import RowGauge, escape
-from .payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
-from .reload import ConfigReloader
-from .scrape import Outcome, Target
 
 NO_PROFILE = "none"
 

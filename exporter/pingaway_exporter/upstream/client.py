@@ -33,12 +33,13 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from . import __version__
+from pingaway_exporter import __version__
+from pingaway_exporter.scrape.coalesce import Deadline, as_deadline
+
 from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
-from .coalesce import Deadline, as_deadline
 from .secret import Secret, SecretError, shorten
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pingaway_exporter.client")
 
 # The fixed set of reasons a scrape can fail for. Kept small on purpose:
 # each becomes a label value on pingaway_scrape_errors_total.

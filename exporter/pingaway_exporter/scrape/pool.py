@@ -19,14 +19,15 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .auth import SessionAuth, TokenState
-from .client import PingawayClient
-from .config import ConfigError
-from .payload import Parser
-from .reload import ConfigReloader
-from .scrape import Target, UpstreamSlots
-from .secret import SecretError, SecretSource, scrub
-from .settings import Settings, TargetSpec
+from pingaway_exporter.config.file import Settings, TargetSpec
+from pingaway_exporter.config.flags import ConfigError
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.upstream.auth import SessionAuth, TokenState
+from pingaway_exporter.upstream.client import PingawayClient
+from pingaway_exporter.upstream.payload import Parser
+from pingaway_exporter.upstream.secret import SecretError, SecretSource, scrub
+
+from .target import Target, UpstreamSlots
 
 log = logging.getLogger("pingaway_exporter.targets")
 

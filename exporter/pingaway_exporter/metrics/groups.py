@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from .payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
-from .reload import ConfigReloader
-from .schedule import Schedule
-from .settings import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
-from .tally import STATES, WINDOWS, Tally, count
+from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.schedule import Schedule
+from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
+from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 
 _ALWAYS: dict[str, Schedule] = {}
 

@@ -22,8 +22,8 @@ import threading
 import time
 from typing import Callable
 
-from .config import ConfigError
-from .settings import Settings, default_settings, load_file
+from .file import Settings, default_settings, load_file
+from .flags import ConfigError
 
 log = logging.getLogger("pingaway_exporter.reload")
 

@@ -19,10 +19,10 @@ from typing import Callable, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import __version__
-from .secret import SecretSource, shorten
-from .webconfig import WebConfig, WebConfigError
-from .webconfig import load as load_web_config
+from pingaway_exporter import __version__
+from pingaway_exporter.upstream.secret import SecretSource, shorten
+from pingaway_exporter.web.webconfig import WebConfig, WebConfigError
+from pingaway_exporter.web.webconfig import load as load_web_config
 
 DEFAULT_PORT = 10035
 DEFAULT_URL = "https://admin.pingaway.se/api/"
@@ -259,7 +259,7 @@ class Config:
     check: bool = False
     enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
     max_connections: int = 512  # --web.max-connections
-    config_file: str | None = None  # --config.file; read by settings.py, not here
+    config_file: str | None = None  # --config.file; read by config/file.py, not here
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)  # field -> where it came from
     token_opaque: bool = False
     token_expiry_warning: float = 7 * 86400.0

@@ -24,10 +24,12 @@ from types import MappingProxyType
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
+from pingaway_exporter.upstream.secret import scrub
+
 from . import yamlload
-from .config import ConfigError, timezone as parse_zone
+from .flags import ConfigError
+from .flags import timezone as parse_zone
 from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
-from .secret import scrub
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 DEFAULT_COUNTRY = "SE"
@@ -153,7 +155,7 @@ def parse(data: Any, source: str | None = None) -> Settings:
 
 def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None,
                   base: Path) -> tuple[TargetSpec, ...]:
-    from .config import api_url, duration, nonneg_duration, size
+    from .flags import api_url, duration, nonneg_duration, size
 
     if raw is None:
         raw = []
@@ -403,4 +405,4 @@ def demo_config_path() -> str:
     """The groups and opening hours ``--demo`` runs with (shipped as package data)."""
     from importlib.resources import files
 
-    return str(files("pingaway_exporter").joinpath("demo-config.yml"))
+    return str(files("pingaway_exporter").joinpath("demo/demo-config.yml"))

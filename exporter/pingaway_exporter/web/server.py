@@ -1,6 +1,6 @@
 """The exporter's HTTP side: ``/``, the metrics path, ``/-/healthy``, ``/-/ready``, ``/-/reload``.
 
-The transport is ``webserver.BoundedServer``: one selector thread reads
+The transport is ``transport.BoundedServer``: one selector thread reads
 request heads within a byte budget and a deadline, a bounded pool of workers
 answers them, and the standard library's ``BaseHTTPRequestHandler`` parses
 each head. The upstream call is shared between requests (see ``coalesce``),
@@ -27,15 +27,17 @@ from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from . import __version__, status
-from .collector import CollectorOptions, ExporterCollector, ScrapeCollector
-from .exposition import Format, render
-from .payload import gc_paused
-from .reload import ConfigReloader
-from .scrape import Target
-from .targets import TargetPool
+from pingaway_exporter import __version__
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.metrics.collector import CollectorOptions, ExporterCollector, ScrapeCollector
+from pingaway_exporter.metrics.exposition import Format, render
+from pingaway_exporter.scrape.pool import TargetPool
+from pingaway_exporter.scrape.target import Target
+from pingaway_exporter.upstream.payload import gc_paused
+
+from . import status
+from .transport import BoundedServer, Conn, Limits
 from .webconfig import BasicAuthChecker, WebConfig, WebConfigWatcher
-from .webserver import BoundedServer, Conn, Limits
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -57,7 +59,7 @@ class WebOptions:
     config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
     web_config: WebConfig | None = None  # --web.config.file: TLS and Basic auth
     pool: TargetPool | None = None  # targets declared in --config.file, for /probe
-    limits: Limits = Limits()  # the port's resource bounds (webserver.Limits)
+    limits: Limits = Limits()  # the port's resource bounds (transport.Limits)
     enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
 
 
@@ -79,7 +81,7 @@ def scrape_budget(header: str | None, cap: float, offset: float) -> float:
 
 
 class ExporterServer(BoundedServer):
-    """The exporter's routes on the bounded transport of ``webserver``."""
+    """The exporter's routes on the bounded transport of ``transport``."""
 
     def __init__(self, address: tuple[str, int], target: Target, options: WebOptions, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -168,7 +170,7 @@ def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """One request, parsed from a head the transport has already bounded; see ``webserver``."""
+    """One request, parsed from a head the transport has already bounded; see ``transport``."""
 
     server: ExporterServer
     protocol_version = "HTTP/1.1"

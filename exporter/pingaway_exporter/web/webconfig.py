@@ -11,8 +11,8 @@ it) are refused rather than approximated.
 from __future__ import annotations
 
 import base64
-import logging
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -24,8 +24,8 @@ from typing import Any, Callable, Mapping, NoReturn
 
 import bcrypt
 
-from . import yamlload
-from .secret import loose_file, register_secret_value
+from pingaway_exporter.config import yamlload
+from pingaway_exporter.upstream.secret import loose_file, register_secret_value
 
 log = logging.getLogger("pingaway_exporter.web")
 

@@ -1,0 +1,1 @@
+"""The simulated Pingaway that --demo and the tests talk to."""

@@ -1,0 +1,1 @@
+"""Records to metric families, and the exposition text."""

@@ -1,0 +1,1 @@
+"""The exporter's own port: transport, routes, web-config, the status page."""
