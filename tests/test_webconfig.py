@@ -432,3 +432,15 @@ def test_silent_clients_on_the_tls_port_do_not_stall_others(sim, exporter_factor
     finally:
         for s in silent:
             s.close()
+
+
+def test_an_enormous_bad_value_gives_a_short_error(tmp_path):
+    """Errors never echo an unbounded value from the file: a 200 kB wrong value gives a short message."""
+    from pingaway_exporter.web.webconfig import WebConfigError, load
+
+    path = tmp_path / "web.yml"
+    path.write_text("http_server_config:\n  http2: " + "X" * 200_000 + "\n")
+    with pytest.raises(WebConfigError) as info:
+        load(str(path), "--web.config.file")
+    text = str(info.value)
+    assert "http2" in text and len(text) < 600, len(text)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, NoReturn
 import bcrypt
 
 from pingaway_exporter.config import yamlload
-from pingaway_exporter.upstream.secret import loose_file, register_secret_value
+from pingaway_exporter.upstream.secret import loose_file, register_secret_value, shorten
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -85,7 +85,9 @@ class _Fields:
         self.data = data
 
     def fail(self, name: str, why: str) -> NoReturn:
-        where = ".".join(p for p in (self.prefix, name) if p)
+        # Field names and values come from the file: scrubbed of known secrets and bounded, never echoed whole.
+        where = shorten(".".join(p for p in (self.prefix, name) if p), 120)
+        why = shorten(why, 300)
         raise WebConfigError(f"{self.label}: {where}: {why}" if where else f"{self.label}: {why}")
 
     def only(self, allowed: tuple[str, ...]) -> None:
