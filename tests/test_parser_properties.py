@@ -174,3 +174,13 @@ def test_strict_and_tolerant_paths_agree():
     fast = PARSER.parse_body(body)
     slow = PARSER.parse(json.loads(body))
     assert fast.extensions == slow.extensions and fast.skipped == slow.skipped == 0
+
+
+def test_a_bad_byte_in_a_key_skips_only_that_record():
+    """Found by the damaged-bodies property: once a bad byte in a value sends the body down the lenient path, a
+    bad byte in another record's key escaped the parser as UnicodeEncodeError and failed the whole scrape."""
+    good = json.dumps(VALID[0]).encode()
+    bad_value = json.dumps(VALID[1]).encode().replace(b'"extension": "', b'"extension": "\x80', 1)
+    bad_key = json.dumps(VALID[2]).encode().replace(b'"name"', b'"\x80name"', 1)
+    result = PARSER.parse_body(b"[" + good + b", " + bad_value + b", " + bad_key + b"]")
+    assert result.skipped == 2 and [e.extension for e in result.extensions] == [str(VALID[0]["extension"])]

@@ -59,6 +59,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
     url = cfg.url
     token_source = cfg.token
     session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
+    wall = clock  # this exporter's own timestamps stay on the unshifted clock
     if cfg.demo:
         from .demo.simulator import Simulator
         clock = demo_clock(cfg.timezone, clock)
@@ -83,7 +84,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
         _warn_loose(session.password)
     client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock, demo=cfg.demo)
     target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email),
-                    min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout)
+                    min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout, clock=wall)
     return target, sim
 
 
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
             return 2
     # Opening hours are judged on the same clock as the data (shifted in --demo).
-    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock)
+    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
         token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning), slots)

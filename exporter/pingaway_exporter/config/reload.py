@@ -30,12 +30,14 @@ log = logging.getLogger("pingaway_exporter.reload")
 
 class ConfigReloader:
     def __init__(self, path: str | None = None, initial: Settings | None = None, *,
-                 clock: Callable[[], float] = time.time, loader: Callable[[str], Settings] = load_file) -> None:
+                 clock: Callable[[], float] = time.time, loader: Callable[[str], Settings] = load_file,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.path = path
         # Checks beyond the file itself (e.g. that declared targets' credential files can be read);
         # raises ConfigError to refuse the new config.
         self.validators: list[Callable[[Settings], None]] = []
         self.clock = clock  # the time opening hours are judged at (shifted in --demo)
+        self.wall_clock = wall_clock  # the time a reload happened at (never shifted)
         self._loader = loader
         if initial is None:
             initial = loader(path) if path else default_settings()
@@ -51,7 +53,7 @@ class ConfigReloader:
         self._start_lock = threading.Lock()
         self.runs = 0  # reloads actually run
         self.last_reload_successful = True
-        self.last_success_timestamp = time.time()
+        self.last_success_timestamp = self.wall_clock()
 
     @property
     def current(self) -> Settings:
@@ -123,7 +125,7 @@ class ConfigReloader:
             self.runs += 1
             if not self.path:
                 self.last_reload_successful = True
-                self.last_success_timestamp = time.time()
+                self.last_success_timestamp = self.wall_clock()
                 return True, "no config file; nothing to reload"
             try:
                 new = self._loader(self.path)
@@ -142,7 +144,7 @@ class ConfigReloader:
                 return False, f"unexpected {type(exc).__name__}"
             self._current = new
             self.last_reload_successful = True
-            self.last_success_timestamp = time.time()
+            self.last_success_timestamp = self.wall_clock()
         groups = "automatic" if new.groups is None else len(new.groups)
         log.info("config reloaded", extra={"fields": {"file": self.path, "groups": groups}})
         return True, "config reloaded"

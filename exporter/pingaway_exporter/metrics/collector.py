@@ -77,7 +77,7 @@ class ScrapeCollector(Collector):
         if outcome is not None:
             up.add_metric([], 1.0 if ok else 0.0)
             if ok:
-                age.add_metric([], max(0.0, time.time() - outcome.finished_at))
+                age.add_metric([], max(0.0, self.target.clock() - outcome.finished_at))
             duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
             counts = self.target.stats.snapshot()
             for reason in REASONS:

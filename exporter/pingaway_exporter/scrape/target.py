@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from pingaway_exporter.upstream.client import REASONS, TIMEOUT, FetchError, PingawayClient
@@ -140,8 +141,10 @@ class Target:
     """A configured Pingaway domain and everything needed to scrape it."""
 
     def __init__(self, name: str, client: PingawayClient, parser: Parser, *, min_interval: float = 0.0,
-                 slots: UpstreamSlots | None = None, timeout: float | None = None) -> None:
+                 slots: UpstreamSlots | None = None, timeout: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.name = name
+        self.clock = clock  # the wall clock of this exporter's own timestamps (when a scrape finished)
         self.client = client
         self.parser = parser
         self.min_interval = min_interval
@@ -203,7 +206,7 @@ class Target:
         except DeadlineExceeded as exc:
             waited = time.monotonic() - started
             why = str(exc) or f"upstream did not answer within the scrape deadline ({waited:.1f}s)"
-            outcome = Outcome(None, TIMEOUT, why, waited, time.time())
+            outcome = Outcome(None, TIMEOUT, why, waited, self.clock())
             if exc.spaced:  # a flood of short-timeout scrapes must not become a flood of log lines either
                 self._once.warn("scrape failed", target=self.name, reason=TIMEOUT, err=why)
             else:
@@ -251,9 +254,9 @@ class Target:
             self._once.warn("upstream sent a value outside the documented set", target=self.name, field=what)
         log.debug("scrape ok", extra={"fields": {"target": self.name, "extensions": len(result.extensions),
                                                  "duration_seconds": round(duration, 3)}})
-        return Outcome(result, None, "", duration, time.time(), Counts.of(result))
+        return Outcome(result, None, "", duration, self.clock(), Counts.of(result))
 
     def _failed(self, reason: str, detail: str, started: float) -> Outcome:
         detail = shorten(detail, 300)
         log.warning("scrape failed", extra={"fields": {"target": self.name, "reason": reason, "err": detail}})
-        return Outcome(None, reason, detail, time.monotonic() - started, time.time())
+        return Outcome(None, reason, detail, time.monotonic() - started, self.clock())

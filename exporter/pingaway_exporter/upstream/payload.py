@@ -225,6 +225,9 @@ class Parser:
             except msgspec.ValidationError as exc:
                 result.skipped += 1
                 result.note(result.problems, str(exc).replace("$.", "record."))
+            except UnicodeEncodeError:  # a bad byte in a key (the values were checked above)
+                result.skipped += 1
+                result.note(result.problems, "record holds a key that is not valid Unicode (a bad byte)")
         return self._normalise(wire, len(data), result)
 
     def _normalise(self, wire: list[Extension], total: int, result: ParseResult) -> ParseResult:

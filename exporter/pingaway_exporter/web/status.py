@@ -58,7 +58,7 @@ def _iso(ts: float) -> str:
 def lines(target: Target, now: float | None = None) -> list[Line]:
     # The token's times are judged on the clock its client judges them on (shifted in --demo, pinned in tests).
     token_now = target.client.clock() if now is None else now
-    now = time.time() if now is None else now
+    now = target.clock() if now is None else now
     out = [_last_scrape(target.last_outcome, now), _last_failure(target, now), _token(target, token_now)]
     out.append(_available(target.last_outcome))
     return out
@@ -191,12 +191,11 @@ def render_targets(probes, now: float | None = None) -> str:
     """One line per target declared for /probe: its last scrape, from memory only."""
     from urllib.parse import quote
 
-    now = time.time() if now is None else now
     rows = []
     for probe in probes:
         t = probe.target
         href = f"/probe?target={quote(t.name, safe='')}"
-        line = _last_scrape(t.last_outcome, now, href)
+        line = _last_scrape(t.last_outcome, t.clock() if now is None else now, href)
         rows.append(f'<li class="{line.tone}"><a href="{html.escape(href, quote=True)}"><code>{html.escape(t.name)}'
                     f'</code></a>: {html.escape(line.text)}</li>')
     return '<h2>Targets</h2>\n<ul class="status" id="targets">\n' + "\n".join(rows) + "\n</ul>\n"
