@@ -280,12 +280,12 @@ def test_exporter_with_only_declared_targets(sims, tmp_path):
     assert rc == 0 and "Traceback" not in err
 
 
-def test_readme_probe_relabel_config_is_valid(tmp_path):
+def test_docs_probe_relabel_config_is_valid(tmp_path):
     import re
     from pathlib import Path
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = re.search(r"```yaml\n(# /probe relabel.*?)```", readme, re.S)
-    assert block, "README has a /probe scrape config example"
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(# /probe relabel.*?)```", doc, re.S)
+    assert block, "docs/configuration.md has a /probe scrape config example"
     config = yaml.safe_load(block.group(1))
     job = config["scrape_configs"][0]
     assert job["metrics_path"] == "/probe"

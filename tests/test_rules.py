@@ -21,8 +21,8 @@ from .conftest import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prometheus"
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-RUNBOOK_BASE = "https://github.com/pingaway-exporter/pingaway-exporter/blob/main/README.md#"
+ALERTING_DOC = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
+RUNBOOK_BASE = "https://github.com/pingaway-exporter/pingaway-exporter/blob/main/docs/alerting.md#"
 STAFFING = {"PingawayGroupUnderstaffed", "PingawayGroupUnderstaffedNobodyBackSoon", "PingawayGroupNobodyAvailable",
             "PingawayCallsRingingNobodyAvailable"}
 
@@ -87,15 +87,15 @@ def github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def test_every_runbook_anchor_is_a_readme_heading():
-    anchors = {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", README, re.M)}
-    runbook = README[README.index("## Runbook"):]
+def test_every_runbook_anchor_is_a_heading_of_the_alerting_doc():
+    anchors = {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", ALERTING_DOC, re.M)}
+    runbook = ALERTING_DOC[ALERTING_DOC.index("## Runbook"):]
     following = re.search(r"^## ", runbook[1:], re.M)  # the runbook ends where the next section starts
     runbook = runbook[: following.start() + 1] if following else runbook
     runbook_headings = set(re.findall(r"^### (\w+)$", runbook, re.M))
     for rule in alert_rules():
         anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
-        assert anchor in anchors, f"{rule['alert']}: README has no heading with anchor #{anchor}"
+        assert anchor in anchors, f"{rule['alert']}: docs/alerting.md has no heading with anchor #{anchor}"
         assert rule["alert"] in runbook_headings, rule["alert"]
     assert runbook_headings == {r["alert"] for r in alert_rules()}, "one runbook entry per alert, no strays"
 

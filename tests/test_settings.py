@@ -14,17 +14,17 @@ from pingaway_exporter.config.flags import ConfigError, load
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 
 
-def readme_example() -> str:
-    section = README[README.index("## Config file"):]
+def docs_example() -> str:
+    section = CONFIG_DOC[CONFIG_DOC.index("## Config file"):]
     return re.search(r"```yaml\n(.*?)\n```", section, re.S).group(1)
 
 
-def test_the_readme_example_loads_as_documented(tmp_path):
+def test_the_docs_example_loads_as_documented(tmp_path):
     path = tmp_path / "pingaway.yml"
-    path.write_text(readme_example(), encoding="utf-8")
+    path.write_text(docs_example(), encoding="utf-8")
     s = load_file(str(path))
     assert s.timezone == "Europe/Stockholm" and s.holidays.country == "SE"
     assert s.holidays.categories == ("public", "de_facto")
@@ -49,7 +49,7 @@ def test_defaults_and_empty_file(tmp_path):
     assert s.groups is None and s.timezone == "Europe/Stockholm"  # automatic groups
     s = load_text("groups: []\n", "x.yml")
     assert s.groups == ()  # explicitly no groups
-    assert AUTO_GROUP_LIMIT == 20 and "**20 most common**" in " ".join(README.split())
+    assert AUTO_GROUP_LIMIT == 20 and "**20 most common**" in " ".join(CONFIG_DOC.split())
 
 
 def test_keywords_are_case_insensitive_and_shared(tmp_path):

@@ -1,4 +1,4 @@
-"""The systemd unit in deploy/systemd: valid for systemd itself, hardened, and what the README installs."""
+"""The systemd unit in deploy/systemd: valid for systemd itself, hardened, and what docs/deployment.md installs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .conftest import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "pingaway-exporter.service"
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEPLOYMENT_DOC = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
 INSTALLED = "/opt/pingaway-exporter/bin/pingaway-exporter"
 
 
@@ -66,8 +66,8 @@ def test_security_exposure_is_low(tmp_path):
     assert float(match.group(1)) <= 2.0, res.stdout
 
 
-def test_readme_installs_this_unit_and_its_credential():
-    assert "deploy/systemd/pingaway-exporter.service" in README
+def test_docs_install_this_unit_and_its_credential():
+    assert "deploy/systemd/pingaway-exporter.service" in DEPLOYMENT_DOC
     for step in ("install -d -m 0755 /etc/pingaway-exporter", "install -m 0600 /dev/null /etc/pingaway-exporter/token",
                  "systemctl enable --now pingaway-exporter"):
-        assert step in README, step
+        assert step in DEPLOYMENT_DOC, step
