@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pingaway_exporter.scrape.target import Outcome, Target
 
-# Where the Grafana dashboard lives in the source tree (see README "Grafana dashboard").
+# Where the Grafana dashboard lives in the source tree (see docs/alerting.md, "Grafana dashboard").
 DASHBOARD_FILE = "grafana/pingaway-overview.json"
 DASHBOARD_URL = "https://github.com/pingaway-exporter/pingaway-exporter/blob/main/" + DASHBOARD_FILE
 GRAFANA_IMPORT_DOCS = "https://grafana.com/docs/grafana/latest/dashboards/build-dashboards/import-dashboards/"
@@ -118,7 +118,7 @@ def _available(outcome: Outcome | None) -> Line:
                              f"{n.calls} calls, {n.ringing} ringing)", "ok" if n.available else "warn")
 
 
-# Colours of the team view; each means one thing (README "Status page").
+# Colours of the team view; each means one thing (docs/configuration.md, "Status page").
 TEAM_COLOURS = {"under": "#c62828", "at": "#f9a825", "above": "#2e7d32", "closed": "#9e9e9e"}
 TEAM_WORDS = {"under": "Understaffed", "at": "At minimum", "above": "Above minimum", "closed": "Closed"}
 TEAM_SHORT = {"under": "Under", "at": "At min", "above": "Above", "closed": "Closed"}  # on a phone
