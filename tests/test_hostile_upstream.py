@@ -429,7 +429,7 @@ def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
 
     later = [0.0]  # each example runs on a clock past any 429 pause the last one caused
     client = PingawayClient(sim.url, TokenState(SecretSource("token", value=sim.issue_token())),
-                            monotonic=lambda: time.monotonic() + later[0])
+                            clock=sim.clock, monotonic=lambda: time.monotonic() + later[0])
     target = Target("fuzz", client, Parser())
     body = json.dumps(sim.current_payload()).encode()
     latin1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"),
