@@ -42,6 +42,8 @@ class Family:
         return self.name + "_total" if self.type == COUNTER else self.name
 
     def label_names(self, optional: Iterable[str] = ()) -> tuple[str, ...]:
+        if not optional:
+            return self.labels
         extra = tuple(optional)
         unknown = set(extra) - set(self.optional)
         if unknown:
