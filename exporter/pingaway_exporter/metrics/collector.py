@@ -13,9 +13,9 @@ import platform
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from pingaway_exporter import __version__
@@ -26,9 +26,8 @@ from pingaway_exporter.upstream.client import REASONS
 from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 
 from . import groups
+from .catalogue import CACHED_NOTE, NO_PROFILE, new
 from .exposition import RowGauge, escape
-
-NO_PROFILE = "none"
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,6 @@ class CollectorOptions:
     per_extension: bool = True
     include_email: bool = False
     profile_limit: int = 50
-
-
-def _g(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=list(labels))
 
 
 class ScrapeCollector(Collector):
@@ -65,15 +60,11 @@ class ScrapeCollector(Collector):
     def _families(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
         ok = outcome is not None and outcome.ok
         cached = outcome is not None and outcome.cached
-        up = _g("pingaway_up", "1 if this scrape got a usable extension list from Pingaway, else 0."
-                + (" This answer was served from the --pingaway.min-interval cache; see pingaway_data_age_seconds."
-                   if cached else ""))
-        age = _g("pingaway_data_age_seconds", "Age of the extension list this scrape reports: near 0 when fetched "
-                                              "now, larger when served from the --pingaway.min-interval cache.")
-        duration = _g("pingaway_scrape_duration_seconds", "Time spent fetching and parsing the extension list.")
-        errors = CounterMetricFamily("pingaway_scrape_errors", "Failed scrapes since the exporter started, by reason.",
-                                     labels=["reason"])
-        current = _g("pingaway_scrape_error", "1 for the reason this scrape failed, 0 for the others.", ["reason"])
+        up = new("pingaway_up", cached=CACHED_NOTE if cached else "")
+        age = new("pingaway_data_age_seconds")
+        duration = new("pingaway_scrape_duration_seconds")
+        errors = new("pingaway_scrape_errors")
+        current = new("pingaway_scrape_error")
         if outcome is not None:
             up.add_metric([], 1.0 if ok else 0.0)
             if ok:
@@ -111,8 +102,8 @@ class ScrapeCollector(Collector):
         self.target.team_view = view
 
     def _token_families(self, with_samples: bool) -> Iterator[Metric]:
-        expiry = _g("pingaway_token_expiry_timestamp_seconds", "The token's exp claim, when it has one (Unix time).")
-        issued = _g("pingaway_token_issued_timestamp_seconds", "The token's iat claim, when it has one (Unix time).")
+        expiry = new("pingaway_token_expiry_timestamp_seconds")
+        issued = new("pingaway_token_issued_timestamp_seconds")
         claims = self.target.token_claims if with_samples else None
         if claims is not None:
             if claims.expires_at is not None:
@@ -121,8 +112,7 @@ class ScrapeCollector(Collector):
                 issued.add_metric([], claims.issued_at)
         yield expiry
         yield issued
-        auth = _g("pingaway_auth_info", "How the exporter authenticates to Pingaway: bearer token or login session; "
-                                        "always 1.", ["method"])
+        auth = new("pingaway_auth_info")
         if with_samples:
             auth.add_metric([self.target.auth_method], 1.0)
         yield auth
@@ -132,26 +122,18 @@ class ScrapeCollector(Collector):
 
     def _domain_families(self, exts: list[Extension] | None, skipped: int | None,
                          total: tally.Tally | None, now: float, codes: bytes | bytearray) -> Iterator[Metric]:
-        users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
-        available = _g("pingaway_users_available", "Extensions whose presence profile says available.")
-        on_call = _g("pingaway_users_on_call", "Extensions with at least one line up.")
-        ready = _g("pingaway_users_ready", "Available extensions with no line up or ringing: who could take the next call.")
-        states = _g("pingaway_users_state", "Extensions by state (unknown, away, ready, ringing, on_call; see "
-                                            "pingaway_extension_state); the five sum to pingaway_users.", ["state"])
-        back = _g("pingaway_users_returning", "Extensions not available now whose presence profile ends within the "
-                                              "window (15m, 30m, 1h; cumulative: 1h includes 30m).", ["within"])
-        calls = _g("pingaway_calls_active", "Ongoing calls (every entry in an extension's calls list), by direction.",
-                   ["direction"])
-        lines = _g("pingaway_lines", "Call lines by line status; 'other' appears only for undocumented statuses.",
-                   ["status"])
-        profiles = _g("pingaway_profile_users",
-                      f"Extensions per presence profile name; at most {self.options.profile_limit} names, "
-                      f"the rest summed as 'other', '{NO_PROFILE}' where there is no profile.", ["profile"])
-        invalid = _g("pingaway_records_skipped", "Records in this scrape's list skipped as unusable.")
+        users = new("pingaway_users")
+        available = new("pingaway_users_available")
+        on_call = new("pingaway_users_on_call")
+        ready = new("pingaway_users_ready")
+        states = new("pingaway_users_state")
+        back = new("pingaway_users_returning")
+        calls = new("pingaway_calls_active")
+        lines = new("pingaway_lines")
+        profiles = new("pingaway_profile_users", limit=self.options.profile_limit)
+        invalid = new("pingaway_records_skipped")
         per_ext = self.options.per_extension
-        dups = _g("pingaway_extension_duplicates",
-                  "Records whose extension number and name repeat an earlier record; their per-extension series "
-                  "are folded into the first.") if per_ext else None
+        dups = new("pingaway_extension_duplicates") if per_ext else None
         unique: list[Extension] = []
         rendered: list[str] = []
         states_of_unique = bytearray()
@@ -185,7 +167,6 @@ class ScrapeCollector(Collector):
                             codes: bytearray) -> Iterator[Metric]:
         """Per-extension families, rendered lazily from the de-duplicated records."""
         email = self.options.include_email
-        pair = ("extension", "name")
         n = len(unique)
 
         def key(e: Extension) -> tuple[str, ...]:
@@ -200,21 +181,16 @@ class ScrapeCollector(Collector):
             return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b])))
 
         m = "pingaway_extension_available"
-        yield RowGauge(m, "1 if the extension is available, 0 if not; absent when unknown.", pair, n,
-                       text(lambda rows: [f"{m}{{{r}}} {'1' if e.available else '0'}\n"
-                                          for r, e in rows if e.available is not None]),
-                       lambda: ((e, 1.0 if e.available else 0.0) for e in unique if e.available is not None), key)
+        yield RowGauge.of(m, n, text(lambda rows: [f"{m}{{{r}}} {'1' if e.available else '0'}\n"
+                                                   for r, e in rows if e.available is not None]),
+                          lambda: ((e, 1.0 if e.available else 0.0) for e in unique if e.available is not None), key)
         c = "pingaway_extension_calls_active"
-        yield RowGauge(c, "Ongoing calls per extension.", pair, n,
-                       text(lambda rows: [f"{c}{{{r}}} {len(e.calls)}\n" for r, e in rows]),
-                       lambda: ((e, len(e.calls)) for e in unique), key)
+        yield RowGauge.of(c, n, text(lambda rows: [f"{c}{{{r}}} {len(e.calls)}\n" for r, e in rows]),
+                          lambda: ((e, len(e.calls)) for e in unique), key)
         st = "pingaway_extension_state"
-        yield RowGauge(st, "The person's state: 0 unknown (no profile, no call), 1 away (not available), 2 ready "
-                           "(available), 3 ringing (a line rings, none is up), 4 on a call (a line is up). "
-                           "A call beats ringing, ringing beats the profile; lines down or undocumented change "
-                           "nothing.", pair, n,
-                       lambda a, b: "".join([f"{st}{{{r}}} {c}\n" for r, c in zip(rendered[a:b], codes[a:b])]),
-                       lambda: ((e, float(c)) for e, c in zip(unique, codes)), key)
+        yield RowGauge.of(st, n,
+                          lambda a, b: "".join([f"{st}{{{r}}} {c}\n" for r, c in zip(rendered[a:b], codes[a:b])]),
+                          lambda: ((e, float(c)) for e, c in zip(unique, codes)), key)
         b = "pingaway_extension_returning_seconds"
         horizon = tally.WINDOWS[-1][1]
         back_in = tally.returning
@@ -226,15 +202,12 @@ class ScrapeCollector(Collector):
                     if left is not None and left <= horizon:
                         yield r, e, left
 
-        yield RowGauge(b, f"Seconds until the extension's away profile ends, for those back within "
-                          f"{horizon / 3600:g} h (as counted by pingaway_users_returning); absent otherwise.",
-                       pair, n, text(lambda rows: [f"{b}{{{r}}} {left!r}\n" for r, e, left in soon(rows)]),
-                       lambda: ((e, left) for _, e, left in soon(zip(rendered, unique))), key)
+        yield RowGauge.of(b, n, text(lambda rows: [f"{b}{{{r}}} {left!r}\n" for r, e, left in soon(rows)]),
+                          lambda: ((e, left) for _, e, left in soon(zip(rendered, unique))), key)
         u = "pingaway_extension_profile_until_timestamp_seconds"
-        yield RowGauge(u, "When the extension's current presence profile ends (Unix time); only when it has an end.",
-                       pair, n,
-                       text(lambda rows: [f"{u}{{{r}}} {e.until!r}\n" for r, e in rows if e.until is not None]),
-                       lambda: ((e, e.until) for e in unique if e.until is not None), key)
+        yield RowGauge.of(u, n,
+                          text(lambda rows: [f"{u}{{{r}}} {e.until!r}\n" for r, e in rows if e.until is not None]),
+                          lambda: ((e, e.until) for e in unique if e.until is not None), key)
         i = "pingaway_extension_info"
         if email:
             info = text(lambda rows: [f'{i}{{{r},profile="{escape(e.profile) if e.profile else NO_PROFILE}",'
@@ -242,8 +215,7 @@ class ScrapeCollector(Collector):
         else:
             info = text(lambda rows: [f'{i}{{{r},profile="{escape(e.profile) if e.profile else NO_PROFILE}"}} 1\n'
                                       for r, e in rows])
-        yield RowGauge(i, "Per-extension metadata; always 1.", pair + ("profile",) + (("email",) if email else ()),
-                       n, info, lambda: ((e, 1.0) for e in unique), info_values)
+        yield RowGauge.of(i, n, info, lambda: ((e, 1.0) for e in unique), info_values, ("email",) if email else ())
 
 
 def _unique(exts: list[Extension], codes: bytes | bytearray, unique: list[Extension], rendered: list[str],
@@ -267,8 +239,7 @@ def _unique(exts: list[Extension], codes: bytes | bytearray, unique: list[Extens
 
 
 def build_info(with_samples: bool = True) -> Metric:
-    info = _g("pingaway_exporter_build_info", "Version of pingaway-exporter and of the Python running it.",
-              ["version", "python_version"])
+    info = new("pingaway_exporter_build_info")
     if with_samples:
         info.add_metric([__version__, platform.python_version()], 1.0)
     return info

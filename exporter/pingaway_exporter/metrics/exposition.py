@@ -21,6 +21,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from .catalogue import GAUGE, family
+
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 
@@ -55,6 +57,16 @@ class RowGauge(Metric):
         self.text = text
         self.rows = rows
         self.label_values = label_values
+
+    @classmethod
+    def of(cls, name: str, count: int, text: Callable[[int, int], str],
+           rows: Callable[[], Iterator[tuple[Any, float]]], label_values: Callable[[Any], tuple[str, ...]],
+           optional: Iterable[str] = ()) -> RowGauge:
+        """The family ``name`` as declared in the catalogue (help, label names; ``optional`` labels added)."""
+        spec = family(name)
+        if spec.type != GAUGE:
+            raise TypeError(f"{name} is declared a {spec.type}; a RowGauge is a gauge")
+        return cls(spec.name, spec.help, spec.label_names(optional), count, text, rows, label_values)
 
     @property
     def samples(self) -> list[Sample]:  # type: ignore[override]

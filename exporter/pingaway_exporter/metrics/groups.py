@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.config.schedule import Schedule
 from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
 from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
+
+from .catalogue import new
 
 _ALWAYS: dict[str, Schedule] = {}
 
@@ -105,25 +107,15 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
     """The group families. ``per_words`` is ``tally.count``'s second answer when the caller already made
     the pass over ``exts``; ``now`` the data clock's time (default: the config's clock); ``keep``
     receives the groups' rows of a good scrape, for the status page."""
-    users = _group_gauge("pingaway_group_users", "Extensions in the staffing group (matched on keyWords).")
-    available = _group_gauge("pingaway_group_users_available", "Extensions in the group whose presence says available.")
-    ready = _group_gauge("pingaway_group_users_ready",
-               "Available extensions in the group with no line up or ringing: who could take the next call.")
-    calls = _group_gauge("pingaway_group_calls_active", "Ongoing calls of the group's extensions, by direction.",
-               ["direction"])
-    lines = _group_gauge("pingaway_group_lines", "Call lines of the group's extensions by status; 'other' only when seen.",
-               ["status"])
-    states = _group_gauge("pingaway_group_users_state",
-                          "Extensions in the group by state (unknown, away, ready, ringing, on_call; see "
-                          "pingaway_extension_state); the five sum to pingaway_group_users.", ["state"])
-    back = _group_gauge("pingaway_group_users_returning",
-                        "Extensions in the group not available now whose profile ends within the window "
-                        "(15m, 30m, 1h; cumulative).", ["within"])
-    minimum = _group_gauge("pingaway_group_staffing_minimum",
-                 "Configured minimum of available people while the group is open; present on failed scrapes too.")
-    is_open = _group_gauge("pingaway_group_open",
-                 "1 while the group's opening hours say open (its zone, holidays, closed dates), else 0; "
-                 "present on failed scrapes too.")
+    users = new("pingaway_group_users")
+    available = new("pingaway_group_users_available")
+    ready = new("pingaway_group_users_ready")
+    calls = new("pingaway_group_calls_active")
+    lines = new("pingaway_group_lines")
+    states = new("pingaway_group_users_state")
+    back = new("pingaway_group_users_returning")
+    minimum = new("pingaway_group_staffing_minimum")
+    is_open = new("pingaway_group_open")
     if with_samples and config is not None:
         settings: Settings = config.current
         groups = settings.groups
@@ -163,16 +155,10 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
 
 
 def reload_families(config: ConfigReloader | None, with_samples: bool) -> Iterator[Metric]:
-    ok = GaugeMetricFamily("pingaway_config_last_reload_successful",
-                           "1 if the last load of the config file succeeded, else 0.")
-    ts = GaugeMetricFamily("pingaway_config_last_reload_success_timestamp_seconds",
-                           "When the config file was last loaded successfully (Unix time).")
+    ok = new("pingaway_config_last_reload_successful")
+    ts = new("pingaway_config_last_reload_success_timestamp_seconds")
     if with_samples and config is not None:
         ok.add_metric([], 1.0 if config.last_reload_successful else 0.0)
         ts.add_metric([], config.last_success_timestamp)
     yield ok
     yield ts
-
-
-def _group_gauge(name: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=["group", *labels])
