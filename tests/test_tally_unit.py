@@ -84,9 +84,9 @@ def test_ready_is_available_and_neither_up_nor_ringing():
     (False, NOW - 60, None),  # nor one in the past
     (False, None, None),  # no end: not coming back on any schedule
     (True, NOW + 600, None),  # available now: not "back"
-    # A profile whose availability is null but which has an end (the parser keeps both): "not available"
-    # is `not available`, so it counts as coming back, while its state is unknown. Today's rule, pinned here.
-    (None, NOW + 600, 600.0),
+    # A profile whose availability is null but which has an end (the parser keeps both): its state is
+    # unknown, not away, so it is not counted as coming back either.
+    (None, NOW + 600, None),
 ])
 def test_returning(available, until, left):
     e = ext(available=available, until=until)

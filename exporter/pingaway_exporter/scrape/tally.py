@@ -59,8 +59,12 @@ def state(e: Extension) -> int:
 
 
 def returning(e: Extension, now: float) -> float | None:
-    """Seconds until the person's profile ends, when they count as coming back; else None."""
-    if e.available:
+    """Seconds until the person's profile ends, when they count as coming back; else None.
+
+    Only people known to be away count: an unknown availability (a profile whose ``available`` is null)
+    is not "away", so it is not "back soon" either, matching its state code 0 (unknown).
+    """
+    if e.available is not False:
         return None
     until = e.until
     if until is None or until <= now:
