@@ -8,8 +8,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from . import __version__
@@ -60,7 +60,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
     token_source = cfg.token
     session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
     if cfg.demo:
-        from .demo.simulator import Simulator
+        from .demo.simulator import Simulator  # noqa: PLC0415 -- only --demo pays for the simulator  # noqa: PLC0415 -- only --demo pays for the simulator
         clock = demo_clock(cfg.timezone, clock)
         sim = Simulator(clock=clock).start("127.0.0.1", 0)
         url = sim.url
@@ -199,12 +199,12 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc)}})
         return 1
 
-    def stop(signum, frame):  # noqa: ARG001
+    def stop(signum, frame):
         log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
         server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    def reload(signum, frame):  # noqa: ARG001
+    def reload(signum, frame):
         reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
 
     signal.signal(signal.SIGTERM, stop)

@@ -17,17 +17,19 @@ so a typo is found without reading the code.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pingaway_exporter.upstream.secret import scrub
 
 from . import yamlload
-from .flags import ConfigError
+from .flags import ConfigError, api_url, duration, nonneg_duration, size
 from .flags import timezone as parse_zone
 from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
 
@@ -155,8 +157,6 @@ def parse(data: Any, source: str | None = None) -> Settings:
 
 def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None,
                   base: Path) -> tuple[TargetSpec, ...]:
-    from .flags import api_url, duration, nonneg_duration, size
-
     if raw is None:
         raw = []
     if not isinstance(raw, list):
@@ -179,7 +179,7 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
             raise _Invalid(f"{here}.name", f"{show(name)} is already the name of {path}[{seen[name]}]")
         seen[name] = i
 
-        def value(key: str, parse_fn):
+        def value(key: str, parse_fn, item: dict = item, here: str = here):
             if key not in item:
                 return None
             raw_value = item[key]
@@ -188,7 +188,7 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
             except ValueError as exc:
                 raise _Invalid(f"{here}.{key}", str(exc)) from None
 
-        def file_path(key: str) -> str | None:
+        def file_path(key: str, item: dict = item, here: str = here) -> str | None:
             if key not in item:
                 return None
             text = item[key]
@@ -364,7 +364,7 @@ def _zone(raw: Any, path: str) -> str:
 
 
 def _holidays(raw: Any, path: str) -> HolidayCalendar:
-    import holidays
+    import holidays  # noqa: PLC0415 -- a slow import, needed only when the file names holidays
 
     if raw is None:
         raw = {}
@@ -395,7 +395,8 @@ def _holidays(raw: Any, path: str) -> HolidayCalendar:
 
 def _keys(raw: Any, path: str, allowed: tuple[str, ...]) -> None:
     if not isinstance(raw, dict):
-        raise _Invalid(path, "must be a mapping" if path else "the file must hold a mapping (timezone, holidays, groups)")
+        raise _Invalid(path, "must be a mapping" if path
+                       else "the file must hold a mapping (timezone, holidays, groups)")
     for key in raw:
         if key not in allowed:
             raise _Invalid(f"{path}.{key}" if path else str(key), f"unknown key; expected one of {', '.join(allowed)}")
@@ -403,6 +404,4 @@ def _keys(raw: Any, path: str, allowed: tuple[str, ...]) -> None:
 
 def demo_config_path() -> str:
     """The groups and opening hours ``--demo`` runs with (shipped as package data)."""
-    from importlib.resources import files
-
     return str(files("pingaway_exporter").joinpath("demo/demo-config.yml"))

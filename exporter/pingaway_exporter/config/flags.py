@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -236,8 +236,8 @@ FLAGS: tuple[Flag, ...] = (
          "Serve data from the embedded Pingaway simulator; needs no account or token.", switch=True),
 )
 
-TOKEN_ENV = "PINGAWAY_TOKEN"
-PASSWORD_ENV = "PINGAWAY_PASSWORD"
+TOKEN_ENV = "PINGAWAY_TOKEN"  # noqa: S105 -- the name of a variable, not a secret
+PASSWORD_ENV = "PINGAWAY_PASSWORD"  # noqa: S105 -- the name of a variable, not a secret
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ class Config:
 class _QuietParser(argparse.ArgumentParser):
     """argparse that never echoes a value: ``--pingaway.password hunter2`` must not print the password."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's API
+    def error(self, message: str):
         if message.startswith("unrecognized arguments: "):
             words = message[len("unrecognized arguments: "):].split()
             flags = [w.split("=", 1)[0] for w in words if w.startswith("-")]

@@ -68,7 +68,7 @@ class HolidayCalendar:
 
     def names(self, year: int) -> dict[date, str]:
         """The closed days of ``year`` with their English names (for docs and tests)."""
-        import holidays
+        import holidays  # noqa: PLC0415 -- a slow import, needed only for the names
 
         options = {"subdiv": self.subdivision, "years": year, "categories": self.categories, "language": "en_US"}
         cal = holidays.country_holidays(self.country, **options)
@@ -90,7 +90,7 @@ class Schedule:
     holidays: HolidayCalendar | None = None
 
     @classmethod
-    def always(cls, zone: ZoneInfo, **kw) -> "Schedule":
+    def always(cls, zone: ZoneInfo, **kw) -> Schedule:
         whole = (Span(0, DAY_MINUTES),)
         return cls(zone, (whole,) * 7, **kw)
 

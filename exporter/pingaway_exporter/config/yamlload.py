@@ -46,14 +46,14 @@ def show(value: Any, limit: int = 60) -> str:
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.MarkedYAMLError(problem="aliases (*name) are not supported; write the value out",
                                        problem_mark=event.start_mark)
         return super().compose_node(parent, index)
 
-    def construct_object(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+    def construct_object(self, node, deep=False):
         # PyYAML's constructors raise plain exceptions for some values (a 5,000-digit integer, the
         # date 2026-13-45, "!!int abc", an empty "!!int"): give them the node's position, not a traceback.
         try:

@@ -12,6 +12,7 @@ Tests drive it through the Python API; a human can too, through
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import secrets
@@ -19,10 +20,12 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import jwt
 
@@ -159,7 +162,7 @@ class Simulator:
 
     # -- serving ------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> "Simulator":
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
         handler = type("BoundHandler", (_Handler,), {"sim": self})
         self._server = _Server((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="simulator",
@@ -175,7 +178,7 @@ class Simulator:
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._server is not None, "simulator not started"
+        assert self._server is not None, "simulator not started"  # noqa: S101 -- a test helper's precondition
         host, port = self._server.server_address[:2]
         return host, port
 
@@ -184,7 +187,7 @@ class Simulator:
         host, port = self.address
         return f"http://{host}:{port}/api/"
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -253,7 +256,6 @@ def gzip_bomb(size: int, layers: int) -> bytes:
     """``size`` zero bytes gzipped ``layers`` times (1 GiB twice is about 1.8 KB); made once per shape."""
     key = (size, layers)
     if key not in _BOMBS:
-        import zlib
 
         def gz(chunks):
             c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
@@ -489,10 +491,8 @@ class _Handler(BaseHTTPRequestHandler):
         creds = " ".join(v for v in (self.headers.get("Authorization"), self.headers.get("Cookie")) if v)
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Basic "):  # and decoded, as a careless server would print them
-            try:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
                 creds += " " + base64.b64decode(auth[6:]).decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
-                pass
         status = fault.status if fault.status != 500 else 302
         self.send_response(status, f"Denied {creds}".replace("\r", "").replace("\n", ""))
         self.send_header("Content-Type", "text/plain")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -135,7 +135,8 @@ class ScrapeCollector(Collector):
         users = _g("pingaway_users", "Extensions in the list, people and shared resources alike.")
         available = _g("pingaway_users_available", "Extensions whose presence profile says available.")
         on_call = _g("pingaway_users_on_call", "Extensions with at least one line up.")
-        ready = _g("pingaway_users_ready", "Available extensions with no line up or ringing: who could take the next call.")
+        ready = _g("pingaway_users_ready",
+                   "Available extensions with no line up or ringing: who could take the next call.")
         states = _g("pingaway_users_state", "Extensions by state (unknown, away, ready, ringing, on_call; see "
                                             "pingaway_extension_state); the five sum to pingaway_users.", ["state"])
         back = _g("pingaway_users_returning", "Extensions not available now whose presence profile ends within the "
@@ -193,11 +194,11 @@ class ScrapeCollector(Collector):
 
         def info_values(e: Extension) -> tuple[str, ...]:
             base = (e.extension, e.name, e.profile or NO_PROFILE)
-            return base + (e.email,) if email else base
+            return (*base, e.email) if email else base
 
         def text(build):
             """A text(start, stop) that hands build() the slice of label strings and records."""
-            return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b])))
+            return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b], strict=True)))
 
         m = "pingaway_extension_available"
         yield RowGauge(m, "1 if the extension is available, 0 if not; absent when unknown.", pair, n,
@@ -213,8 +214,9 @@ class ScrapeCollector(Collector):
                            "(available), 3 ringing (a line rings, none is up), 4 on a call (a line is up). "
                            "A call beats ringing, ringing beats the profile; lines down or undocumented change "
                            "nothing.", pair, n,
-                       lambda a, b: "".join([f"{st}{{{r}}} {c}\n" for r, c in zip(rendered[a:b], codes[a:b])]),
-                       lambda: ((e, float(c)) for e, c in zip(unique, codes)), key)
+                       lambda a, b: "".join([f"{st}{{{r}}} {c}\n"
+                                             for r, c in zip(rendered[a:b], codes[a:b], strict=True)]),
+                       lambda: ((e, float(c)) for e, c in zip(unique, codes, strict=True)), key)
         b = "pingaway_extension_returning_seconds"
         horizon = tally.WINDOWS[-1][1]
         back_in = tally.returning
@@ -229,7 +231,7 @@ class ScrapeCollector(Collector):
         yield RowGauge(b, f"Seconds until the extension's away profile ends, for those back within "
                           f"{horizon / 3600:g} h (as counted by pingaway_users_returning); absent otherwise.",
                        pair, n, text(lambda rows: [f"{b}{{{r}}} {left!r}\n" for r, e, left in soon(rows)]),
-                       lambda: ((e, left) for _, e, left in soon(zip(rendered, unique))), key)
+                       lambda: ((e, left) for _, e, left in soon(zip(rendered, unique, strict=True))), key)
         u = "pingaway_extension_profile_until_timestamp_seconds"
         yield RowGauge(u, "When the extension's current presence profile ends (Unix time); only when it has an end.",
                        pair, n,
@@ -253,7 +255,7 @@ def _unique(exts: list[Extension], codes: bytes | bytearray, unique: list[Extens
     seen: set[str] = set()
     duplicates = 0
     keep, render_label, keep_code = unique.append, rendered.append, unique_codes.append
-    for e, code in zip(exts, codes):
+    for e, code in zip(exts, codes, strict=True):
         # The escaped label string is the de-duplication key too: escaping is one-to-one.
         label = f'extension="{escape(e.extension)}",name="{escape(e.name)}"'
         if label in seen:

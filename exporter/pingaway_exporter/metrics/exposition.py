@@ -15,7 +15,8 @@ other consumer of the collector keeps working.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
 from prometheus_client.metrics_core import Metric
@@ -59,7 +60,7 @@ class RowGauge(Metric):
     @property
     def samples(self) -> list[Sample]:  # type: ignore[override]
         names, values_of = self.label_names, self.label_values
-        return [Sample(self.name, dict(zip(names, values_of(rec))), float(value), None, None)
+        return [Sample(self.name, dict(zip(names, values_of(rec), strict=True)), float(value), None, None)
                 for rec, value in self.rows()]
 
     @samples.setter

@@ -12,8 +12,8 @@ available".
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -111,7 +111,8 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
                "Available extensions in the group with no line up or ringing: who could take the next call.")
     calls = _group_gauge("pingaway_group_calls_active", "Ongoing calls of the group's extensions, by direction.",
                ["direction"])
-    lines = _group_gauge("pingaway_group_lines", "Call lines of the group's extensions by status; 'other' only when seen.",
+    lines = _group_gauge("pingaway_group_lines",
+                         "Call lines of the group's extensions by status; 'other' only when seen.",
                ["status"])
     states = _group_gauge("pingaway_group_users_state",
                           "Extensions in the group by state (unknown, away, ready, ringing, on_call; see "
@@ -136,12 +137,12 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
             groups = auto_groups(per_words, settings.timezone) if exts is not None else ()
             index = keyword_index(groups)
         opened = [g.schedule.is_open(now) for g in groups]
-        for g, o in zip(groups, opened):
+        for g, o in zip(groups, opened, strict=True):
             minimum.add_metric([g.name], float(g.staffing_minimum))
             is_open.add_metric([g.name], 1.0 if o else 0.0)
         if exts is not None:
             rows = []
-            for g, o, t in zip(groups, opened, tally(per_words, groups, index)):
+            for g, o, t in zip(groups, opened, tally(per_words, groups, index), strict=True):
                 users.add_metric([g.name], float(t.users))
                 available.add_metric([g.name], float(t.available))
                 ready.add_metric([g.name], float(t.ready))

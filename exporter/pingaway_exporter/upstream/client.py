@@ -24,10 +24,10 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -49,7 +49,7 @@ UNAUTHORIZED = "unauthorized"
 RATE_LIMITED = "rate_limited"
 HTTP_ERROR = "http_error"
 INVALID_PAYLOAD = "invalid_payload"
-TOKEN_EXPIRED = "token_expired"
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 -- a reason label, not a secret
 REASONS = (TIMEOUT, CONNECTION, UNAUTHORIZED, RATE_LIMITED, HTTP_ERROR, INVALID_PAYLOAD, TOKEN_EXPIRED)
 
 DEFAULT_BACKOFF = 60.0  # seconds to wait after a 429 without Retry-After
@@ -110,7 +110,7 @@ _DIGITS = re.compile(r"[0-9]+")
 class _NoCookies(DefaultCookiePolicy):
     """httpx would keep every cookie and send it everywhere; the session cookie is kept as a Secret instead."""
 
-    def set_ok(self, cookie, request) -> bool:  # noqa: ARG002
+    def set_ok(self, cookie, request) -> bool:
         return False
 
 
@@ -299,7 +299,7 @@ class PingawayClient:
     def backoff_remaining(self) -> float:
         return max(0.0, self._backoff_until - self._monotonic())
 
-    def fetch_extensions(self, deadline: "float | Deadline") -> Response:
+    def fetch_extensions(self, deadline: float | Deadline) -> Response:
         """GET extensions/ so that it ends by ``deadline`` (a ``time.monotonic()`` value or a ``Deadline``)."""
         deadline = as_deadline(deadline)
         wait = self.backoff_remaining
@@ -347,7 +347,7 @@ class PingawayClient:
                     self.auth_method = BEARER
                     return BEARER, {"Authorization": "Bearer " + secret.reveal()}, 0
         if self.session is None:
-            assert problem is not None
+            assert problem is not None  # noqa: S101 -- no session means the token branch set it; narrows
             raise problem
         if problem is not None and problem.detail != self._fallback_noted:
             self._fallback_noted = problem.detail
@@ -361,7 +361,7 @@ class PingawayClient:
     def _session_cookie(self, deadline: Deadline, stale: int | None = None) -> tuple[Secret, int]:
         """The current session cookie, logging in first when there is none or it is ``stale``."""
         session = self.session
-        assert session is not None
+        assert session is not None  # noqa: S101 -- only called with a session; narrows
         cookie, generation = session.current()
         if cookie is not None and generation != stale:
             return cookie, generation
@@ -378,7 +378,7 @@ class PingawayClient:
     def _login(self, deadline: Deadline) -> Secret:
         """POST auth/login with HTTP Basic and keep the cookie. Caller holds the session lock."""
         session = self.session
-        assert session is not None
+        assert session is not None  # noqa: S101 -- only called with a session; narrows
         user = session.username
         try:
             password = session.password.get()
@@ -394,7 +394,7 @@ class PingawayClient:
         headers = {"Authorization": "Basic " + basic.reveal()}
         if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline to log in")
-        with self._errors(deadline), _bounded_by(deadline):
+        with self._errors(deadline), _bounded_by(deadline):  # noqa: SIM117 -- the bounds, then the request
             with self._http.stream("POST", self.login_url, headers=headers, timeout=_timeout(deadline)) as resp:
                 code = resp.status_code
                 if code in (401, 403):
@@ -416,7 +416,7 @@ class PingawayClient:
         if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline")
         hint = self._refusal_hint(method)
-        with self._errors(deadline), _bounded_by(deadline):
+        with self._errors(deadline), _bounded_by(deadline):  # noqa: SIM117 -- the bounds, then the request
             with self._http.stream("GET", self.extensions_url, headers=headers, timeout=_timeout(deadline)) as resp:
                 self._check_status(resp, hint)
                 body = self._read_body(resp, deadline)
@@ -487,7 +487,8 @@ class PingawayClient:
         limit = self.max_body_bytes
         declared = resp.headers.get("content-length")
         if declared and _DIGITS.fullmatch(declared.strip()) and (len(declared.strip()) > 18 or int(declared) > limit):
-            raise FetchError(INVALID_PAYLOAD, f"response of {declared.strip()[:20]} bytes exceeds the {limit}-byte limit")
+            raise FetchError(INVALID_PAYLOAD,
+                             f"response of {declared.strip()[:20]} bytes exceeds the {limit}-byte limit")
         layers = [e.strip().lower() for e in resp.headers.get("content-encoding", "").split(",")]
         layers = [e for e in layers if e and e != "identity"]
         if len(layers) > 1:

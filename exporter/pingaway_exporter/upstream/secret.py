@@ -16,7 +16,7 @@ import stat
 import threading
 import weakref
 from collections import OrderedDict, deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 MASK = "********"
 REDACTED = "<redacted>"
@@ -85,7 +85,7 @@ def register_secret_value(value: str) -> None:
         _CACHE[0] = None
 
 
-def _register(secret: "Secret", values: Iterable[str]) -> None:
+def _register(secret: Secret, values: Iterable[str]) -> None:
     values = tuple(v for v in values if _redactable(v))
     if not values:
         return
@@ -102,7 +102,7 @@ def _register(secret: "Secret", values: Iterable[str]) -> None:
         _CACHE[0] = None
 
 
-_RUN = re.compile(r"[A-Za-z0-9+/=_.~%%-]{%d,}" % PARTIAL_RUN)
+_RUN = re.compile(rf"[A-Za-z0-9+/=_.~%-]{{{PARTIAL_RUN},}}")
 
 
 def scrub(text: str) -> str:
@@ -141,7 +141,7 @@ def shorten(text: str, limit: int = 200) -> str:
 class Secret:
     """A string that hides itself everywhere except ``reveal()``."""
 
-    __slots__ = ("_value", "__weakref__")
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str, also: Iterable[str] = ()) -> None:
         self._value = value
@@ -210,7 +210,7 @@ class SecretSource:
     def get(self) -> Secret:
         if self._static is not None:
             return self._static
-        assert self.path is not None
+        assert self.path is not None  # noqa: S101 -- a source is static or has a path; narrows
         try:
             st = os.stat(self.path)
         except OSError as exc:

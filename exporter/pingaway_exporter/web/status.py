@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from pingaway_exporter.scrape.target import Outcome, Target
 
@@ -189,7 +190,6 @@ from the pingaway-exporter source (<a href="{docs}">how to import a dashboard</a
 
 def render_targets(probes, now: float | None = None) -> str:
     """One line per target declared for /probe: its last scrape, from memory only."""
-    from urllib.parse import quote
 
     now = time.time() if now is None else now
     rows = []
