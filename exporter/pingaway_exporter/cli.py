@@ -60,7 +60,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
     token_source = cfg.token
     session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
     if cfg.demo:
-        from .demo.simulator import Simulator  # noqa: PLC0415 -- only --demo pays for the simulator  # noqa: PLC0415 -- only --demo pays for the simulator
+        from .demo.simulator import Simulator  # noqa: PLC0415 -- only --demo pays for the simulator
         clock = demo_clock(cfg.timezone, clock)
         sim = Simulator(clock=clock).start("127.0.0.1", 0)
         url = sim.url
@@ -114,6 +114,8 @@ def run_check(timeout: float, target: Target, out=None) -> int:
         print(f"FAILED ({outcome.reason}): {outcome.detail}", file=out)
         return 1
     n = outcome.counts
+    if n is None:  # cannot happen: a good scrape carries the counts of its records (Target, Counts.of)
+        raise RuntimeError("a good scrape without counts")
     skipped = outcome.result.skipped if outcome.result is not None else 0
     by_direction = dict(n.directions)
     print(f"Extensions:    {n.users}" + (f" ({skipped} unusable records skipped)" if skipped else ""), file=out)

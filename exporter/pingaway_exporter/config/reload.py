@@ -22,11 +22,26 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from .file import Settings, default_settings, load_file
 from .flags import ConfigError
 
 log = logging.getLogger("pingaway_exporter.reload")
+
+
+class ConfigView(Protocol):
+    """What the metric families read of the config in effect: a ``ConfigReloader`` (``/metrics``),
+    or one declared target's view of it (``scrape.pool.TargetView``, ``/probe``)."""
+
+    @property
+    def current(self) -> Settings: ...
+    @property
+    def clock(self) -> Callable[[], float]: ...
+    @property
+    def last_reload_successful(self) -> bool: ...
+    @property
+    def last_success_timestamp(self) -> float: ...
 
 
 class ConfigReloader:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pingaway_exporter import __version__
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.target import Outcome, Target
 from pingaway_exporter.upstream.client import REASONS
@@ -46,7 +46,7 @@ class ScrapeCollector(Collector):
     """Exposes one target's state as of this scrape."""
 
     def __init__(self, target: Target, deadline: float, options: CollectorOptions,
-                 config: ConfigReloader | None = None) -> None:
+                 config: ConfigView | None = None) -> None:
         self.target = target
         self.deadline = deadline
         self.options = options
@@ -86,15 +86,17 @@ class ScrapeCollector(Collector):
         yield from (up, age, duration, errors, current)
         yield from self._token_families(outcome is not None)
         yield from self._build_info(outcome is not None)
-        extensions = outcome.result.extensions if (outcome is not None and outcome.ok) else None
-        skipped = outcome.result.skipped if (outcome is not None and outcome.ok) else None
+        result = outcome.result if (outcome is not None and outcome.ok) else None
+        extensions = result.extensions if result is not None else None
+        skipped = result.skipped if result is not None else None
         # The data clock (shifted in --demo): opening hours and profile ends are judged on it.
         now = self.config.clock() if self.config is not None else time.time()
         counted = None
         codes: bytes | bytearray = b""  # each record's state, in record order, for pingaway_extension_state
         if extensions is not None:
             known = outcome.counts if outcome is not None else None
-            if known is not None and known.tally is not None and len(known.codes) == len(extensions):
+            if known is not None and known.tally is not None and known.per_words is not None \
+                    and len(known.codes) == len(extensions):
                 # The scrape's own tally pass (scrape.Counts); only who is back soon depends on now.
                 counted = tally.with_returning(known.tally, known.per_words, extensions, now)
                 codes = known.codes
@@ -178,7 +180,7 @@ class ScrapeCollector(Collector):
             if dups is not None:
                 dups.add_metric([], float(_unique(exts, codes, unique, rendered, states_of_unique)))
         yield from (users, available, on_call, ready, states, back, calls, lines, profiles, invalid)
-        if per_ext:
+        if dups is not None:  # per_ext
             yield dups
             yield from self._extension_families(unique, rendered, now, states_of_unique)
 
@@ -196,7 +198,7 @@ class ScrapeCollector(Collector):
             base = (e.extension, e.name, e.profile or NO_PROFILE)
             return (*base, e.email) if email else base
 
-        def text(build):
+        def text(build: Callable[[Iterable[tuple[str, Extension]]], list[str]]) -> Callable[[int, int], str]:
             """A text(start, stop) that hands build() the slice of label strings and records."""
             return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b], strict=True)))
 
@@ -221,7 +223,7 @@ class ScrapeCollector(Collector):
         horizon = tally.WINDOWS[-1][1]
         back_in = tally.returning
 
-        def soon(rows):
+        def soon(rows: Iterable[tuple[str, Extension]]) -> Iterator[tuple[str, Extension, float]]:
             for r, e in rows:
                 if not e.available and e.until is not None:
                     left = back_in(e, now)
@@ -279,7 +281,7 @@ def build_info(with_samples: bool = True) -> Metric:
 class ExporterCollector(Collector):
     """The exporter's own facts, for ``/metrics`` when no target is configured by flags."""
 
-    def __init__(self, config: ConfigReloader | None) -> None:
+    def __init__(self, config: ConfigView | None) -> None:
         self.config = config
 
     def describe(self) -> Iterator[Metric]:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.config.schedule import Schedule
 from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
 from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
@@ -99,7 +99,7 @@ class TeamView:
     groups: tuple[GroupRow, ...]
 
 
-def families(config: ConfigReloader | None, exts: list[Extension] | None, with_samples: bool,
+def families(config: ConfigView | None, exts: list[Extension] | None, with_samples: bool,
              per_words: Mapping[tuple[str, ...], Tally] | None = None, now: float | None = None,
              keep: Callable[[TeamView], None] | None = None) -> Iterator[Metric]:
     """The group families. ``per_words`` is ``tally.count``'s second answer when the caller already made
@@ -163,7 +163,7 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
     yield from (users, available, ready, calls, lines, states, back, minimum, is_open)
 
 
-def reload_families(config: ConfigReloader | None, with_samples: bool) -> Iterator[Metric]:
+def reload_families(config: ConfigView | None, with_samples: bool) -> Iterator[Metric]:
     ok = GaugeMetricFamily("pingaway_config_last_reload_successful",
                            "1 if the last load of the config file succeeded, else 0.")
     ts = GaugeMetricFamily("pingaway_config_last_reload_success_timestamp_seconds",

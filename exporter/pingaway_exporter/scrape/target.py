@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pingaway_exporter.upstream.client import REASONS, TIMEOUT, FetchError, PingawayClient
 from pingaway_exporter.upstream.credentials import TokenClaims
@@ -20,6 +21,7 @@ from pingaway_exporter.upstream.secret import SecretError, shorten
 
 from . import tally
 from .coalesce import Coalescer, Deadline, DeadlineExceeded
+from .tally import Tally
 
 # After a failed upstream call, the next starts no sooner than this (and never
 # sooner than --pingaway.min-interval allows, when that is shorter): a flood
@@ -45,8 +47,8 @@ class Counts:
     calls: int
     ringing: int
     directions: tuple[tuple[str, int], ...] = ()  # (direction, calls) for in, out, unknown
-    tally: tally.Tally | None = field(default=None, compare=False, repr=False)
-    per_words: dict | None = field(default=None, compare=False, repr=False)  # keyWords tuple -> Tally
+    tally: Tally | None = field(default=None, compare=False, repr=False)
+    per_words: dict[tuple[str, ...], Tally] | None = field(default=None, compare=False, repr=False)  # keyWords -> Tally
     codes: bytes = field(default=b"", compare=False, repr=False)  # each record's state, in record order
 
     @classmethod
@@ -103,7 +105,7 @@ class _OnceLog:
         self._limit = limit
         self._lock = threading.Lock()
 
-    def warn(self, msg: str, **fields) -> None:
+    def warn(self, msg: str, **fields: object) -> None:
         key = msg + repr(sorted(fields.items()))
         with self._lock:
             first = key not in self._seen
@@ -160,7 +162,8 @@ class Target:
         # What the status page shows: it reads these and never calls upstream itself.
         self.last_outcome: Outcome | None = None
         self.last_failure: Outcome | None = None
-        self.team_view = None  # groups.TeamView of the last good scrape, set by the collector
+        # metrics.groups.TeamView of the last good scrape, set by the collector (Any: that layer sits above this one)
+        self.team_view: Any = None
 
     @property
     def upstream_calls(self) -> int:

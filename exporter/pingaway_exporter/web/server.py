@@ -85,7 +85,7 @@ def scrape_budget(header: str | None, cap: float, offset: float) -> float:
 class ExporterServer(BoundedServer):
     """The exporter's routes on the bounded transport of ``transport``."""
 
-    def __init__(self, address: tuple[str, int], target: Target, options: WebOptions, *,
+    def __init__(self, address: tuple[str, int], target: Target | None, options: WebOptions, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.target = target
         self.options = options
