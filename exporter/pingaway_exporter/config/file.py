@@ -17,13 +17,13 @@ so a typo is found without reading the code.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pingaway_exporter.upstream.secret import scrub
@@ -32,6 +32,8 @@ from . import yamlload
 from .flags import ConfigError, api_url, duration, nonneg_duration, size
 from .flags import timezone as parse_zone
 from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
+
+T = TypeVar("T")
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 DEFAULT_COUNTRY = "SE"
@@ -179,7 +181,7 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
             raise _Invalid(f"{here}.name", f"{show(name)} is already the name of {path}[{seen[name]}]")
         seen[name] = i
 
-        def value(key: str, parse_fn, item: dict = item, here: str = here):
+        def value(key: str, parse_fn: Callable[[str], T], item: dict[str, Any] = item, here: str = here) -> T | None:
             if key not in item:
                 return None
             raw_value = item[key]
@@ -188,7 +190,7 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
             except ValueError as exc:
                 raise _Invalid(f"{here}.{key}", str(exc)) from None
 
-        def file_path(key: str, item: dict = item, here: str = here) -> str | None:
+        def file_path(key: str, item: dict[str, Any] = item, here: str = here) -> str | None:
             if key not in item:
                 return None
             text = item[key]
@@ -196,9 +198,9 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
                 raise _Invalid(f"{here}.{key}", "must be a file path")
             return str((base / text).resolve()) if not Path(text).is_absolute() else text
 
-        if "url" not in item:
+        url = value("url", api_url)  # None only when the key is missing
+        if url is None:
             raise _Invalid(f"{here}.url", "every target needs the URL of its Pingaway API")
-        url = value("url", api_url)
         token_file, password_file = file_path("token_file"), file_path("password_file")
         username = item.get("username")
         if username is not None and (not isinstance(username, str) or not username):

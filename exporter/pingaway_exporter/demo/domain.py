@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 FIRST = ["Anna", "Bengt", "Åsa", "Örjan", "Karin", "Lars", "Maja", "Björn", "Ingrid", "Göran", "Sofia",
@@ -133,7 +134,7 @@ class Domain:
                     return False, "Möte", self._fmt(done), f"I möte till {done:%H:%M}"
         return True, AVAILABLE, NO_END, None
 
-    def calls(self, p: Person, now: float, available: bool) -> list[dict]:
+    def calls(self, p: Person, now: float, available: bool) -> list[dict[str, str]]:
         if not available:
             return []
         # Each person's calls run on their own 90-second grid, shifted by a fixed per-person phase, so
@@ -165,12 +166,12 @@ class Domain:
 
     # -- payloads -------------------------------------------------------------
 
-    def extensions(self, now: float, shape: str = "nested") -> list[dict]:
-        out = []
+    def extensions(self, now: float, shape: str = "nested") -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         for p in self.people:
             available, profile, until, message = self.presence(p, now)
             calls = self.calls(p, now, available)
-            record = {"extension": p.extension, "name": p.name, "email": p.email, "mobile": p.mobile}
+            record: dict[str, Any] = {"extension": p.extension, "name": p.name, "email": p.email, "mobile": p.mobile}
             if shape == "flat":
                 record.update(profile=profile, available=available, until=until, message=message)
             else:

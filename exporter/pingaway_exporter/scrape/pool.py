@@ -50,7 +50,7 @@ class TargetView:
     def __init__(self, reloader: ConfigReloader, settings: Settings, spec: TargetSpec) -> None:
         self._reloader = reloader
         self.clock = reloader.clock
-        self.current = settings if spec.groups is None else replace(
+        self.current = settings if spec.groups is None or spec.keyword_index is None else replace(
             settings, groups=spec.groups, keyword_index=spec.keyword_index, timezone=spec.timezone or settings.timezone)
 
     @property

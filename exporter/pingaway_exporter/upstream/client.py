@@ -21,13 +21,16 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import ssl
 import threading
 import time
+import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -38,6 +41,9 @@ from pingaway_exporter.scrape.coalesce import Deadline, as_deadline
 
 from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
 from .secret import Secret, SecretError, shorten
+
+if TYPE_CHECKING:  # httpcore's own name for a socket option; private, so for the checker only
+    from httpcore._backends.base import SOCKET_OPTION
 
 log = logging.getLogger("pingaway_exporter.client")
 
@@ -110,7 +116,7 @@ _DIGITS = re.compile(r"[0-9]+")
 class _NoCookies(DefaultCookiePolicy):
     """httpx would keep every cookie and send it everywhere; the session cookie is kept as a Secret instead."""
 
-    def set_ok(self, cookie, request) -> bool:
+    def set_ok(self, cookie: Cookie, request: urllib.request.Request) -> bool:
         return False
 
 
@@ -136,7 +142,7 @@ def _clamp(timeout: float | None, kind: str) -> float | None:
     deadline = getattr(_CURRENT, "deadline", None)
     if deadline is None:
         return timeout
-    left = deadline.remaining()
+    left: float = deadline.remaining()
     if timeout is not None and timeout <= 0:
         left = 0.0
     if left <= 0:
@@ -169,11 +175,12 @@ class _DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
         # CPython's handshake keeps one deadline across its reads, so clamping its timeout bounds it all.
         return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, "connect")))
 
-    def get_extra_info(self, info: str):
+    def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
@@ -181,11 +188,13 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._inner.connect_tcp(host, port, _clamp(timeout, "connect"), local_address,
                                                        socket_options))
 
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - not used
+    def connect_unix_socket(self, path: str, timeout: float | None = None,  # pragma: no cover - not used
+                            socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._inner.connect_unix_socket(path, _clamp(timeout, "connect"), socket_options))
 
     def sleep(self, seconds: float) -> None:
@@ -217,7 +226,7 @@ class _BoundedDecoder:
         self._started = False
         self._d = self._new()
 
-    def _new(self):
+    def _new(self) -> zlib._Decompress:
         if self.gzip:
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
@@ -255,8 +264,9 @@ class PingawayClient:
     """Talks to one Pingaway domain. Thread-safe; one instance per target."""
 
     def __init__(self, base_url: str, token: TokenState | None, *, session: SessionAuth | None = None,
-                 max_body_bytes: int = 64 << 20, transport: httpx.BaseTransport | None = None, clock=time.time,
-                 monotonic=time.monotonic, demo: bool = False) -> None:
+                 max_body_bytes: int = 64 << 20, transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 demo: bool = False) -> None:
         if token is None and session is None:
             raise ValueError("a token, a session login, or both")
         if not base_url.endswith("/"):

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -122,7 +122,7 @@ class ExporterServer(BoundedServer):
         return not handler.close_connection
 
     @contextmanager
-    def tracking(self):
+    def tracking(self) -> Iterator[None]:
         """Count a request as in flight, so shutdown can wait for it."""
         with self._idle:
             self._active += 1
@@ -166,7 +166,7 @@ class ExporterServer(BoundedServer):
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
+def _san_allowed(cert: dict[str, Any] | None, allowed: frozenset[str]) -> bool:
     """True when a subjectAltName of the verified client certificate is on client_allowed_sans."""
     return any(value in allowed for _, value in (cert or {}).get("subjectAltName", ()))
 
@@ -174,7 +174,7 @@ def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     """One request, parsed from a head the transport has already bounded; see ``transport``."""
 
-    server: ExporterServer
+    server: ExporterServer  # type: ignore[assignment]  # only ExporterServer builds these handlers
     protocol_version = "HTTP/1.1"
     server_version = f"pingaway-exporter/{__version__}"
 
@@ -183,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server = server
         self.request = self.connection = conn.sock
         self.client_address = conn.addr
-        self.wfile = server.writer(conn)
+        self.wfile = server.writer(conn)  # type: ignore[assignment]  # file-like: the handler only writes
         self.close_connection = True
 
     def handle_head(self) -> None:
@@ -437,7 +437,7 @@ class _ResponseBody:
         self.h._send(200, bytes(self.buf), self.content_type, extra)
 
 
-def _media_ranges(header: str, limit: int = 32):
+def _media_ranges(header: str, limit: int = 32) -> Iterator[tuple[str, dict[str, str], float]]:
     """(type, params, q) for each media range of an Accept-like header; bad q-values count as 0."""
     for item in header.split(",")[:limit]:
         parts = [p.strip() for p in item.split(";")]

@@ -340,7 +340,7 @@ class BoundedServer:
         if conn.state == _HANDSHAKE:
             sock = conn.sock
             try:
-                sock.do_handshake()  # type: ignore[union-attr]
+                sock.do_handshake()  # type: ignore[attr-defined]  # in this state conn.sock is an ssl.SSLSocket
             except ssl.SSLWantReadError:
                 self._park(conn, selectors.EVENT_READ)
                 return

@@ -19,9 +19,9 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 import bcrypt
 
@@ -144,7 +144,7 @@ def load(path: str, label: str = "--web.config.file") -> WebConfig:
                      loose_files=loose, files=(path, *tls_files))
 
 
-def _file_paths(section: Any, base: str):
+def _file_paths(section: Any, base: str) -> Iterator[str]:
     for name in ("cert_file", "key_file", "client_ca_file"):
         value = section.get(name) if isinstance(section, dict) else None
         if isinstance(value, str) and value:
@@ -217,6 +217,10 @@ def _tls(f: _Fields, base: str) -> tuple[ssl.SSLContext | None, tuple[str, ...],
     return ctx, sans, loose
 
 
+@overload
+def _file(f: _Fields, name: str, base: str, *, required: Literal[True]) -> str: ...
+@overload
+def _file(f: _Fields, name: str, base: str, *, required: Literal[False]) -> str | None: ...
 def _file(f: _Fields, name: str, base: str, *, required: bool) -> str | None:
     value = f.string(name)
     if value is None:
@@ -291,10 +295,10 @@ class WebConfigWatcher:
         self.clock = clock
         self._next = clock() + every
         self._seen = self._stamp()
-        self._failed: tuple | None = None
+        self._failed: tuple[object, ...] | None = None
 
-    def _stamp(self) -> tuple:
-        out = []
+    def _stamp(self) -> tuple[object, ...]:
+        out: list[tuple[object, ...]] = []
         for path in self.config.files if self.config else ():
             try:
                 st = os.stat(path)
