@@ -85,7 +85,7 @@ class Server:
                    "--web.listen-address", f"127.0.0.1:{self.port}"]
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=limit)
+                                     preexec_fn=limit)  # noqa: PLW1509 -- no threads yet in this process
         self.path = "/" if kind == "cheroot" else "/metrics"
         end = time.monotonic() + 20
         while time.monotonic() < end:
@@ -129,8 +129,7 @@ def h1(srv: Server) -> str:
 
     def attack(i: int) -> None:
         while sent[i] < 6_000_000 and time.monotonic() < stop:
-            with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", srv.port), timeout=2) as s:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", srv.port), timeout=2) as s:
                     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
                     while sent[i] < 6_000_000:
                         s.sendall(line)
@@ -143,7 +142,8 @@ def h1(srv: Server) -> str:
     took = srv.scrape()
     for t in threads:
         t.join(30)
-    return (f"H1: {sum(sent) / 1e6:.0f} MB sent; scrape {took}; peak RSS {status(srv.proc.pid, 'VmHWM') / 1024:.0f} MiB; "
+    return (f"H1: {sum(sent) / 1e6:.0f} MB sent; scrape {took}; "
+            f"peak RSS {status(srv.proc.pid, 'VmHWM') / 1024:.0f} MiB; "
             f"{status(srv.proc.pid, 'Threads')} threads")
 
 
@@ -191,7 +191,7 @@ def main() -> None:
     ap.add_argument("--exporter-src", default=str(ROOT / "exporter"))
     ap.add_argument("--attacks", default="h1,m2,m2b")
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
     sim = Simulator(clock=lambda: WEDNESDAY_1015).start()
     sim.set_payload(Domain(size=60).extensions(WEDNESDAY_1015))

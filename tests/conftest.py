@@ -73,7 +73,8 @@ def faketime_env(when: str) -> dict[str, str] | None:
     The monotonic clock stays real, as in .ci/run, and ``time.sleep`` is mended the same way (see
     .ci/faketime/sitecustomize.py).
     """
-    candidates = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    candidates = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
                   "/usr/lib/faketime/libfaketime.so.1"]
     lib = next((c for c in candidates if os.path.exists(c)), None)
     if lib is None:

@@ -12,16 +12,15 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import httpx
 import yaml
 
-from .dashboard_util import VARIABLE, Query, metric_names, variable_query
 from .conftest import free_port  # re-exported for the dashboard tests
-
+from .dashboard_util import VARIABLE, Query, metric_names, variable_query
 
 
 def rule_files(root: Path) -> list[Path]:
@@ -187,7 +186,7 @@ def resolve_variables(prom: Prometheus, variables: list[dict], builtins: dict[st
             if m and m.group(1):
                 found = prom.label_values(m.group(1), m.group(2))
             elif m:
-                found = prom.label_values("{%s!=\"\"}" % m.group(2), m.group(2))
+                found = prom.label_values(f'{{{m.group(2)}!=""}}', m.group(2))
             elif (r := _QUERY_RESULT.match(query)):
                 answer = prom.instant(r.group(1))
                 assert answer["status"] == "success", f"variable {name}: {answer}"
@@ -217,7 +216,8 @@ def builtins(scrape_interval: float, range_seconds: float, step: float) -> dict[
     return {
         "__interval": f"{step:g}s", "__interval_ms": f"{step * 1000:.0f}",
         "__rate_interval": f"{rate_interval:g}s",
-        "__range": f"{range_seconds:g}s", "__range_s": f"{range_seconds:g}", "__range_ms": f"{range_seconds * 1000:.0f}",
+        "__range": f"{range_seconds:g}s", "__range_s": f"{range_seconds:g}",
+        "__range_ms": f"{range_seconds * 1000:.0f}",
     }
 
 
@@ -252,7 +252,6 @@ def check(prom: Prometheus, checks: list[Check], values: dict[str, str], *, rang
                 problems.append(f"{q.name} ({mode}): returned no series: {expr}")
         # Each metric the query reads must exist on its own, even where the whole query may be empty
         # (an alert that is not firing): that is what catches a renamed metric.
-        for name in sorted(metric_names(expr)):
-            if not prom.values(f'count({{__name__="{name}"}})'):
-                problems.append(f"{q.name}: metric {name} has no series in Prometheus")
+        problems.extend(f"{q.name}: metric {name} has no series in Prometheus"
+                        for name in sorted(metric_names(expr)) if not prom.values(f'count({{__name__="{name}"}})'))
     return problems

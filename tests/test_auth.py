@@ -69,7 +69,7 @@ def test_a_second_401_is_final_never_a_loop(lsim, exporter_factory, log_output):
     assert value(m, "pingaway_scrape_error", reason="unauthorized") == 1
     assert lsim.stats.logins == 2  # the first login plus exactly one fresh login
     assert lsim.request_count() == 3  # the good scrape, then one request and one retry
-    line = [l for l in log_output.getvalue().splitlines() if "scrape failed" in l][-1]
+    line = [ln for ln in log_output.getvalue().splitlines() if "scrape failed" in ln][-1]
     assert "refused the session cookie" in line and USER in line
 
 
@@ -117,7 +117,7 @@ def test_wrong_password_is_unauthorized_and_names_the_user_only(lsim, exporter_f
     m = samples(exp.get().text)
     assert value(m, "pingaway_up") == 0
     assert value(m, "pingaway_scrape_error", reason="unauthorized") == 1
-    line = [l for l in log_output.getvalue().splitlines() if "scrape failed" in l][0]
+    line = next(ln for ln in log_output.getvalue().splitlines() if "scrape failed" in ln)
     assert USER in line and "refused (HTTP 401)" in line
     assert wrong not in log_output.getvalue()
 
@@ -138,13 +138,13 @@ def test_refused_password_is_not_retried_until_it_changes(lsim, exporter_factory
     assert lsim.request_count("/api/auth/login") == 2 and lsim.stats.logins == 1
 
 
-@pytest.mark.parametrize("status,reason", [(500, "http_error"), (429, "rate_limited")])
+@pytest.mark.parametrize(("status", "reason"), [(500, "http_error"), (429, "rate_limited")])
 def test_login_failures_other_than_401(lsim, exporter_factory, log_output, status, reason):
     exp = session_exporter(exporter_factory, lsim)
     lsim.login_fault = status
     m = samples(exp.get().text)
     assert value(m, "pingaway_scrape_error", reason=reason) == 1
-    line = [l for l in log_output.getvalue().splitlines() if "scrape failed" in l][0]
+    line = next(ln for ln in log_output.getvalue().splitlines() if "scrape failed" in ln)
     assert f"login as {USER!r}".replace("'", "") in line.replace("'", "") and f"HTTP {status}" in line
     assert lsim.request_count() == 0  # nothing was fetched without a session
 
@@ -160,7 +160,7 @@ def test_expired_token_falls_back_to_login_without_sending_it(lsim, exporter_fac
     # Two extension requests in all: had the expired token been sent, the simulator's 401 would add one each.
     assert lsim.request_count() == 2 and lsim.stats.logins == 1
     text = log_output.getvalue()
-    notes = [l for l in text.splitlines() if "token not usable" in l]
+    notes = [ln for ln in text.splitlines() if "token not usable" in ln]
     assert len(notes) == 1 and "reason=token_expired" in notes[0] and "expired at" in notes[0]
 
 
@@ -195,7 +195,7 @@ def test_token_expiry_warning_once_a_day(sim, exporter_factory, log_output):
     exp = exporter_factory(sim, token=token, clock=lambda: now[0], warn_before=7 * 86400)
 
     def warnings():
-        return [l for l in log_output.getvalue().splitlines() if "expires soon" in l]
+        return [ln for ln in log_output.getvalue().splitlines() if "expires soon" in ln]
 
     for _ in range(3):
         assert value(samples(exp.get().text), "pingaway_up") == 1
@@ -223,7 +223,7 @@ def test_opaque_token_needs_the_flag(sim, tmp_path, capsys):
     args = ["check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url]
     assert main(args) == 2
     assert "not a JWT" in capsys.readouterr().err
-    assert main(args + ["--pingaway.token-opaque"]) == 0
+    assert main([*args, "--pingaway.token-opaque"]) == 0
     out = capsys.readouterr().out
     assert "OK" in out and "Token expires: unknown (opaque token)" in out
 
@@ -279,7 +279,7 @@ def test_missing_password_file_is_refused_at_startup(tmp_path, capsys, monkeypat
     assert str(missing) in err and "password file" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv,env,field", [
+@pytest.mark.parametrize(("argv", "env", "field"), [
     (["--pingaway.username", USER], {}, "--pingaway.username: no password"),
     ([], {"PINGAWAY_USERNAME": USER}, "PINGAWAY_USERNAME: no password"),
     ([], {"PINGAWAY_PASSWORD": "x" * 10}, "PINGAWAY_PASSWORD: a password is set but no user name"),

@@ -37,7 +37,7 @@ def test_every_flag_has_an_env_twin_and_flags_win(tmp_path):
     assert "PINGAWAY_WEB_TELEMETRY_PATH" in names and "PINGAWAY_TOKEN_FILE" in names and "PINGAWAY_DEMO" in names
 
 
-@pytest.mark.parametrize("argv,env,field", [
+@pytest.mark.parametrize(("argv", "env", "field"), [
     (["--pingaway.timeout", "soon"], {}, "--pingaway.timeout"),
     (["--pingaway.url", "ftp://x"], {}, "--pingaway.url"),
     (["--pingaway.url", "https://user:pw@x/api/"], {}, "--pingaway.url"),

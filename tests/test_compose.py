@@ -313,7 +313,7 @@ def test_stack_rehearsal_on_loopback(tmp_path):
     shutil.copytree(ROOT / "prometheus", etc)
     ports = {name: free_port() for name in ("exporter", "prometheus", "alertmanager")}
     config = yaml.safe_load((etc / "prometheus.yml").read_text(encoding="utf-8"))
-    rename = {"exporter:%d" % DEFAULT_PORT: f"127.0.0.1:{ports['exporter']}",
+    rename = {f"exporter:{DEFAULT_PORT}": f"127.0.0.1:{ports['exporter']}",
               "alertmanager:9093": f"127.0.0.1:{ports['alertmanager']}"}
     for job in config["scrape_configs"]:
         job["scrape_interval"], job["scrape_timeout"] = "1s", "1s"
@@ -333,7 +333,8 @@ def test_stack_rehearsal_on_loopback(tmp_path):
         "alertmanager": [alertmanager, f"--config.file={etc / 'alertmanager.yml'}",
                          f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
                          "--cluster.listen-address="],
-        "prometheus": [prometheus, f"--config.file={etc / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        "prometheus": [prometheus, f"--config.file={etc / 'prometheus.yml'}",
+                       f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                        f"--web.listen-address=127.0.0.1:{ports['prometheus']}"],
     }
     procs: dict[str, subprocess.Popen] = {}
@@ -375,7 +376,7 @@ def test_stack_rehearsal_on_loopback(tmp_path):
         for proc in procs.values():
             try:
                 proc.wait(15)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # noqa: PERF203 -- each process gets its own grace period
                 proc.kill()
                 proc.wait(5)
         for handle in handles:

@@ -55,7 +55,7 @@ def lost(original, decoded, path=""):
     elif isinstance(original, list):
         if not isinstance(decoded, list) or len(original) != len(decoded):
             return [f"{path}: list changed"]
-        for i, (a, b) in enumerate(zip(original, decoded)):
+        for i, (a, b) in enumerate(zip(original, decoded, strict=True)):
             out.extend(lost(a, b, f"{path}[{i}]"))
     elif original != decoded:
         out.append(f"{path}: {original!r} became {decoded!r}")

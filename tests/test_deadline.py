@@ -14,7 +14,7 @@ from .metrics_util import samples, value
 from .test_failures import wait_idle
 
 
-@pytest.mark.parametrize("header,cap,offset,expected", [
+@pytest.mark.parametrize(("header", "cap", "offset", "expected"), [
     (None, 10.0, 0.5, 10.0),  # no header: the configured cap
     ("15", 10.0, 0.5, 10.0),  # Prometheus allows more than the cap: the cap wins
     ("4", 10.0, 0.5, 3.5),  # header minus the offset

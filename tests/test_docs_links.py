@@ -87,8 +87,10 @@ def broken(path: Path, target: str) -> str | None:
 
 def test_the_anchor_rule_matches_githubs():
     assert github_anchor("Many domains: `/probe`") == "many-domains-probe"
-    assert github_anchor("How a scrape stays inside Prometheus's timeout") == "how-a-scrape-stays-inside-prometheuss-timeout"
-    assert github_anchor("Config file: staffing groups and opening hours") == "config-file-staffing-groups-and-opening-hours"
+    assert github_anchor("How a scrape stays inside Prometheus's timeout") == (
+        "how-a-scrape-stays-inside-prometheuss-timeout")
+    assert github_anchor("Config file: staffing groups and opening hours") == (
+        "config-file-staffing-groups-and-opening-hours")
     assert github_anchor("Protecting the exporter's endpoint: `--web.config.file`") == (
         "protecting-the-exporters-endpoint---webconfigfile")
     assert github_anchor("Växel och Ekonomi") == "växel-och-ekonomi"

@@ -66,7 +66,7 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("spec,reason", [(f[1], f[2]) for f in FAULTS], ids=[f[0] for f in FAULTS])
+@pytest.mark.parametrize(("spec", "reason"), [(f[1], f[2]) for f in FAULTS], ids=[f[0] for f in FAULTS])
 def test_fault(sim, exporter_factory, log_output, spec, reason):
     exp = exporter_factory(sim, timeout=1.5, max_body=1 << 20)
     sim.set_fault(**spec, remaining=1)
@@ -106,7 +106,7 @@ def test_bad_records_are_skipped_and_logged_once(sim, exporter_factory, log_outp
         assert value(m, "pingaway_up") == 1
         assert value(m, "pingaway_records_skipped") == 2
         assert value(m, "pingaway_users") == 62
-    warnings = [l for l in log_output.getvalue().splitlines() if "skipped unusable" in l and "level=warn" in l]
+    warnings = [ln for ln in log_output.getvalue().splitlines() if "skipped unusable" in ln and "level=warn" in ln]
     assert len(warnings) == 2, warnings  # one per distinct problem, not one per scrape
 
 

@@ -119,11 +119,9 @@ def test_automatic_groups_without_a_config(sim, exporter_factory):
 
 def test_automatic_groups_are_capped_at_the_20_most_common(sim, exporter_factory):
     # keyword k<i> is carried by i+1 people, so k5..k24 are the 20 most common.
-    payload = []
-    for i in range(25):
-        for j in range(i + 1):
-            payload.append({"extension": f"{i}-{j}", "name": f"P{i}-{j}", "profile": None,
-                            "keyWords": [f"K{i}", f"k{i}"]})  # one keyword in two spellings
+    payload = [{"extension": f"{i}-{j}", "name": f"P{i}-{j}", "profile": None,
+                "keyWords": [f"K{i}", f"k{i}"]}  # one keyword in two spellings
+               for i in range(25) for j in range(i + 1)]
     sim.set_payload(payload)
     users = by_group(samples(exporter_factory(sim).get().text), "pingaway_group_users")
     assert users == {f"k{i}": i + 1 for i in range(5, 25)}

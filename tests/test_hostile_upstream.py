@@ -6,6 +6,7 @@ figures are also printed in the run's "measured figures" section.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -31,10 +32,8 @@ def flood(url: str, seconds: float, threads: int, headers: dict | None = None) -
     def loop() -> None:
         with httpx.Client(timeout=5) as c:
             while time.monotonic() < end:
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     c.get(url, headers=headers)
-                except httpx.HTTPError:
-                    pass
                 with lock:
                     sent[0] += 1
 
@@ -300,7 +299,7 @@ def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -316,7 +315,7 @@ def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
                     try:
                         if conn.recv(1) == b"":
                             break
-                    except socket.timeout:
+                    except TimeoutError:
                         pass
             except OSError:
                 pass

@@ -302,7 +302,7 @@ def test_a_kubernetes_secret_with_fsgroup_is_not_loose(tmp_path):
 
 
 @needs_root
-@pytest.mark.parametrize("mode, uid, loose", [
+@pytest.mark.parametrize(("mode", "uid", "loose"), [
     (0o400, 0, False), (0o600, 10001, False), (0o440, 0, False),
     (0o440, 10001, True),   # a group grant by a non-root owner: anyone in that group reads it
     (0o444, 0, True), (0o604, 0, True), (0o644, 10001, True),

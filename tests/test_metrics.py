@@ -149,7 +149,8 @@ def test_flat_shape_from_simulator(exporter_factory):
         flat.stop()
     drop = ("pingaway_scrape_duration_seconds", "pingaway_data_age_seconds", "pingaway_token_expiry_timestamp_seconds",
             "pingaway_token_issued_timestamp_seconds", "pingaway_config_last_reload_success_timestamp_seconds")
-    keep = lambda m: {k: v for k, v in m.items() if k[0].startswith("pingaway_") and k[0] not in drop}
+    def keep(m):
+        return {k: v for k, v in m.items() if k[0].startswith("pingaway_") and k[0] not in drop}
     assert keep(a) == keep(b)
 
 

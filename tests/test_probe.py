@@ -146,7 +146,7 @@ def test_no_request_leaves_for_an_undeclared_host(sims, probe_exporter):
     exp = probe_exporter({"alpha": a})
     before = sum(a.stats.requests.values())
     attempts = [listener.url, listener.url + "extensions/", f"127.0.0.1:{listener.address[1]}",
-                a.url, "alpha/../alpha", "alpha/", "ALPHA", "alpha ", "//127.0.0.1:%d/" % listener.address[1],
+                a.url, "alpha/../alpha", "alpha/", "ALPHA", "alpha ", f"//127.0.0.1:{listener.address[1]}/",
                 "x" * 5000]
     for target in attempts:
         resp = exp.probe(target)
@@ -244,7 +244,7 @@ def test_reload_adds_and_removes_targets(sims, probe_exporter):
     assert exp.probe("alpha").status_code == 400
 
 
-@pytest.mark.parametrize("entry,field", [
+@pytest.mark.parametrize(("entry", "field"), [
     ({"name": "a", "url": "http://127.0.0.1:1/api/", "token": "x.y.z"}, "targets[0].token"),
     ({"name": "a", "url": "http://127.0.0.1:1/api/", "password": "pw", "username": "u"}, "targets[0].password"),
     ({"name": "a b", "url": "http://127.0.0.1:1/api/", "token_file": "t"}, "targets[0].name"),

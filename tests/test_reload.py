@@ -221,7 +221,7 @@ def test_a_reload_storm_coalesces_into_one_running_and_one_pending(tmp_path):
         t.start()
     time.sleep(2)  # generous: all 49 are inside reload(), waiting
     gate.set()
-    for t in threads + [first]:
+    for t in [*threads, first]:
         t.join(20)
     assert len(results) == 50 and all(ok for ok, _ in results)
     assert len(calls) == 2 and config.runs == 2  # the running one, and one for everyone who came later

@@ -34,7 +34,7 @@ def local(y, mo, d, h, mi=0) -> float:
 
 # -- DST: last Sunday of March (2026-03-29, 02:00 CET -> 03:00 CEST) --------------
 
-@pytest.mark.parametrize("when,expected", [
+@pytest.mark.parametrize(("when", "expected"), [
     (utc(2026, 3, 29, 5, 59), False),  # 07:59 CEST
     (utc(2026, 3, 29, 6, 0), True),    # 08:00 CEST (a fixed UTC+1 would say 07:00)
     (utc(2026, 3, 29, 14, 59), True),  # 16:59 CEST
@@ -46,7 +46,7 @@ def test_spring_forward_sunday(when, expected):
 
 # -- DST: last Sunday of October (2026-10-25, 03:00 CEST -> 02:00 CET) ------------
 
-@pytest.mark.parametrize("when,expected", [
+@pytest.mark.parametrize(("when", "expected"), [
     (utc(2026, 10, 25, 6, 59), False),  # 07:59 CET (a fixed UTC+2 would say 08:59, open)
     (utc(2026, 10, 25, 7, 0), True),    # 08:00 CET
     (utc(2026, 10, 25, 15, 59), True),  # 16:59 CET
@@ -86,7 +86,7 @@ def test_the_hour_that_does_not_exist_and_the_hour_that_happens_twice():
 OFFICE = {"mon-fri": ["08:00-17:00"]}
 
 
-@pytest.mark.parametrize("day,name", [
+@pytest.mark.parametrize(("day", "name"), [
     (date(2026, 6, 19), "midsommarafton"),
     (date(2026, 12, 24), "julafton"),
     (date(2026, 12, 31), "nyårsafton"),

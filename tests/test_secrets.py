@@ -50,14 +50,13 @@ def test_token_rejected_by_upstream_is_not_logged(sim, exporter_factory, log_out
 
 
 def test_expired_token_is_not_sent(sim, exporter_factory, log_output):
-    import time
     token = sim.issue_token(expires_in=-60)
     exp = exporter_factory(sim, token=token)
     m = samples(exp.get().text)
     assert value(m, "pingaway_up") == 0
     assert value(m, "pingaway_scrape_error", reason="token_expired") == 1
     assert sim.request_count() == 0  # no request made with a known-expired token
-    line = [l for l in log_output.getvalue().splitlines() if "scrape failed" in l][0]
+    line = next(ln for ln in log_output.getvalue().splitlines() if "scrape failed" in ln)
     assert "reason=token_expired" in line and "expired at" in line and token not in line
 
 
@@ -65,8 +64,8 @@ def test_reprs_and_exceptions_hide_the_token(sim, tmp_path, monkeypatch):
     token = sim.issue_token()
     secret = Secret(token)
     assert token not in repr(secret) and token not in str(secret) and token not in f"{secret}"
+    import pickle
     with pytest.raises(TypeError):
-        import pickle
         pickle.dumps(secret)
     path = tmp_path / "token"
     path.write_text(token + "\n")
@@ -91,7 +90,6 @@ def test_non_jwt_token_is_refused_with_a_clear_message():
 
 def test_token_file_is_reread_when_it_changes(sim, exporter_factory, tmp_path):
     path = tmp_path / "token"
-    import time
     path.write_text(sim.issue_token(expires_in=-10))
     exp = exporter_factory(sim, token_file=str(path))
     assert value(samples(exp.get().text), "pingaway_scrape_error", reason="token_expired") == 1
@@ -186,7 +184,6 @@ def _failure_paths(sim, make, bodies: dict[str, str]):
 
 @pytest.mark.parametrize("mode", ["bearer", "session", "expired-token-then-session"])
 def test_every_failure_path_at_debug_in_each_auth_mode(mode, exporter_factory, log_output, unmasked_log):
-    import time
 
     from pingaway_exporter.demo.simulator import Simulator
 

@@ -62,7 +62,7 @@ def test_keywords_are_case_insensitive_and_shared(tmp_path):
 GROUP = "groups:\n  - name: support\n    keywords: [support]\n"
 
 
-@pytest.mark.parametrize("text,field,why", [
+@pytest.mark.parametrize(("text", "field", "why"), [
     (GROUP + "    opening_hours:\n      monday: ['25:00-26:00']\n",
      "groups[0].opening_hours.monday[0]", "'25:00' is not HH:MM"),
     ("groups:\n  - {name: a, keywords: [a]}\n  - name: b\n    keywords: [b]\n    opening_hours:\n"

@@ -88,7 +88,8 @@ def test_status_page_in_chromium(sim, exporter_factory, tmp_path):
     assert value(samples(exp.get().text), "pingaway_up") == 0
     failed = rendered(tmp_path, page)
     assert failed.by_id["last-scrape"].startswith("Last scrape: FAILED (http_error), ")
-    assert re.fullmatch(r"Last failure: http_error, \d+ s ago: upstream answered HTTP 503", failed.by_id["last-failure"])
+    assert re.fullmatch(r"Last failure: http_error, \d+ s ago: upstream answered HTTP 503",
+                        failed.by_id["last-failure"])
     assert failed.by_id["available"] == "Available now: unknown (the last scrape failed)"
     # Red while the failure is the latest news: the scrape, the failure and the count.
     assert failed.tone["last-scrape"] == failed.tone["last-failure"] == failed.tone["available"] == "fail"
@@ -173,7 +174,7 @@ def test_probe_only_setup_is_told_to_scrape_probe(tmp_path):
         upstream.stop()
 
 
-@pytest.mark.parametrize("left, tone, word", [
+@pytest.mark.parametrize(("left", "tone", "word"), [
     (30 * 86400, "ok", "in 30.0 days"), (3 * 86400, "warn", "in 3.0 days"), (3600, "fail", "in 60 min"),
     (-7200, "fail", "EXPIRED"),
 ])

@@ -157,7 +157,8 @@ def test_per_person_state_follows_the_switch(sim, exporter_factory):
 
 def test_all_five_states_present_even_when_empty(sim, exporter_factory):
     sim.set_payload([person("1", "Solo", True, words=["support"])])
-    m = samples(exporter_factory(sim, clock=PINNED, config=ConfigReloader(None, parse(CONFIG), clock=PINNED)).get().text)
+    config = ConfigReloader(None, parse(CONFIG), clock=PINNED)
+    m = samples(exporter_factory(sim, clock=PINNED, config=config).get().text)
     assert _by(m, "pingaway_users_state", "state") == {"unknown": 0, "away": 0, "ready": 1, "ringing": 0,
                                                        "on_call": 0}
     assert _by(m, "pingaway_group_users_state", "state", group="växel") == dict.fromkeys(tally.STATES, 0)

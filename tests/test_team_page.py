@@ -122,7 +122,7 @@ def team_rows(tmp_path, url) -> dict[str, tuple[str, ...]]:
                 self.row.append(self.cell.strip())  # the badge's word is the sixth cell, not compared
                 self.cell = None
             elif tag == "tr" and self.row is not None:
-                self.rows[self.row[0]] = self.row[1:6] + [self.kind]
+                self.rows[self.row[0]] = [*self.row[1:6], self.kind]
                 self.row = None
 
         def handle_data(self, data):
@@ -155,7 +155,7 @@ def test_team_view_numbers_and_colours_in_chromium(team_exporter, sim, tmp_path)
         shutil.copyfile(kept, DOCS_SHOT)
 
     # Two more people log in at support: it is at the minimum now, and red leaves the screen.
-    sim.set_payload(PAYLOAD + [person("204", "Göran", True, ["support"]), person("205", "Sofia", True, ["support"])])
+    sim.set_payload([*PAYLOAD, person("204", "Göran", True, ["support"]), person("205", "Sofia", True, ["support"])])
     team_exporter.get()
     after = team_rows(tmp_path, page)
     assert after["support"] == ("open", "3 / 2", "2", "1", "1", "above")

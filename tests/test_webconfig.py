@@ -24,7 +24,7 @@ from .conftest import free_port
 from .metrics_util import samples, value
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .certs import CA  # noqa: E402
+from .certs import CA
 
 USER, PASSWORD = "prometheus", "scrape-me-Ö-42"
 
@@ -111,9 +111,9 @@ def test_untrusted_server_certificate_is_refused_by_the_client(sim, exporter_fac
 def test_mtls_required(sim, exporter_factory, pki, tmp_path):
     extra = f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki['ca'].pem}\n"
     exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, extra, users=False)))
-    with pytest.raises(httpx.TransportError, match="(?i)certificate required|handshake failure"):
+    with pytest.raises(httpx.TransportError, match=r"(?i)certificate required|handshake failure"):
         httpx.get(exp.url, verify=client_ctx(pki), timeout=10)  # no client certificate
-    with pytest.raises(httpx.TransportError, match="(?i)unknown ca|handshake failure"):
+    with pytest.raises(httpx.TransportError, match=r"(?i)unknown ca|handshake failure"):
         httpx.get(exp.url, verify=client_ctx(pki, pki["stranger"]), timeout=10)  # signed by another CA
     resp = httpx.get(exp.url, verify=client_ctx(pki, pki["client"]), timeout=10)
     assert resp.status_code == 200 and value(samples(resp.text), "pingaway_up") == 1
@@ -161,7 +161,8 @@ http_server_config:
 
 
 def test_web_password_never_logged(sim, exporter_factory, tmp_path, log_output):
-    exp = start(exporter_factory, sim, write_config(tmp_path, f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"))
+    users = f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"
+    exp = start(exporter_factory, sim, write_config(tmp_path, users))
     exp.get(auth=(USER, "typo-" + PASSWORD))
     exp.get(auth=(USER, PASSWORD))
     header = httpx.BasicAuth(USER, PASSWORD)._auth_header
@@ -193,7 +194,7 @@ def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
     assert checker.check("Basic !!notbase64") is None and checker.check("Bearer abc") is None
 
 
-@pytest.mark.parametrize("text,field", [
+@pytest.mark.parametrize(("text", "field"), [
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: Sometimes\n",
      "tls_server_config.client_auth_type: 'Sometimes' is not one of NoClientCert"),
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: RequireAnyClientCert\n"
@@ -203,7 +204,8 @@ def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_ca_file: {ca}\n",
      "tls_server_config.client_auth_type:"),
     ("tls_server_config:\n  cert_file: {cert}\n", "tls_server_config.key_file: missing"),
-    ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key}\n", "tls_server_config.cert_file: cannot read"),
+    ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key}\n",
+     "tls_server_config.cert_file: cannot read"),
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {ca}\n", "tls_server_config.key_file: cannot use"),
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS14\n",
      "tls_server_config.min_version: 'TLS14' is not one of"),
@@ -281,7 +283,7 @@ def test_end_to_end_tls_and_auth_from_the_command_line(pki, tmp_path):
         assert resp.status_code == 200 and value(samples(resp.text), "pingaway_up") == 1
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        _out, err = proc.communicate(timeout=10)
     log = err.decode()
     assert proc.returncode == 0, log
     assert "tls=True" in log and "basic_auth=True" in log and f"address=127.0.0.1:{port}" in log
@@ -323,10 +325,11 @@ def test_web_config_is_reread_when_it_or_its_certificates_change(sim, exporter_f
 
     def served_serial() -> int:
         import socket as _s
-        with _s.create_connection(("127.0.0.1", exp.server.server_address[1]), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                from cryptography import x509
-                return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+        from cryptography import x509
+        with _s.create_connection(("127.0.0.1", exp.server.server_address[1]), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
     first = served_serial()
     renewed = pki["ca"].issue("server")  # same paths: the certificate is renewed in place
@@ -407,13 +410,13 @@ def test_tls_keep_alive_and_pipelined_requests(sim, exporter_factory, pki, tmp_p
     with httpx.Client(verify=ctx, timeout=10) as c:
         assert [c.get(exp.server.url("/-/healthy")).status_code for _ in range(3)] == [200, 200, 200]
     port = exp.server.server_address[1]
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            tls.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n" * 3
-                        + b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            out = b""
-            while chunk := tls.recv(65536):
-                out += chunk
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+                    + b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while chunk := tls.recv(65536):
+            out += chunk
     assert out.count(b"HTTP/1.1 200") == 4 and out.rstrip().endswith(b"Ready")
 
 

@@ -8,8 +8,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from . import __version__
@@ -28,6 +30,9 @@ from .upstream.payload import Parser
 from .upstream.secret import SecretError, SecretSource
 from .web.server import ExporterServer, WebOptions
 from .web.transport import Limits
+
+if TYPE_CHECKING:  # imported when --demo runs; see build_target
+    from .demo.simulator import Simulator
 
 log = logging.getLogger("pingaway_exporter")
 
@@ -53,7 +58,8 @@ def demo_clock(zone: str, clock: Callable[[], float] = time.time) -> Callable[[]
     return lambda: clock() + offset
 
 
-def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callable[[], float] = time.time):
+def build_target(cfg: Config, slots: UpstreamSlots | None = None,
+                 clock: Callable[[], float] = time.time) -> tuple[Target, Simulator | None]:
     """The target plus, in demo mode, the simulator serving it."""
     sim = None
     url = cfg.url
@@ -61,7 +67,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
     session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
     wall = clock  # this exporter's own timestamps stay on the unshifted clock
     if cfg.demo:
-        from .demo.simulator import Simulator
+        from .demo.simulator import Simulator  # noqa: PLC0415 -- only --demo pays for the simulator
         clock = demo_clock(cfg.timezone, clock)
         sim = Simulator(clock=clock).start("127.0.0.1", 0)
         url = sim.url
@@ -98,7 +104,7 @@ def _iso(ts: float | None) -> str:
     return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def run_check(timeout: float, target: Target, out=None) -> int:
+def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     """Fetch once and print a short human summary; non-zero on failure."""
     out = out or sys.stdout
     outcome = target.scrape(time.monotonic() + timeout)
@@ -115,6 +121,8 @@ def run_check(timeout: float, target: Target, out=None) -> int:
         print(f"FAILED ({outcome.reason}): {outcome.detail}", file=out)
         return 1
     n = outcome.counts
+    if n is None:  # cannot happen: a good scrape carries the counts of its records (Target, Counts.of)
+        raise RuntimeError("a good scrape without counts")
     skipped = outcome.result.skipped if outcome.result is not None else 0
     by_direction = dict(n.directions)
     print(f"Extensions:    {n.users}" + (f" ({skipped} unusable records skipped)" if skipped else ""), file=out)
@@ -200,12 +208,12 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc)}})
         return 1
 
-    def stop(signum, frame):  # noqa: ARG001
+    def stop(signum: int, frame: FrameType | None) -> None:
         log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
         server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    def reload(signum, frame):  # noqa: ARG001
+    def reload(signum: int, frame: FrameType | None) -> None:
         reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
 
     signal.signal(signal.SIGTERM, stop)

@@ -39,12 +39,12 @@ def is_loopback(host: str) -> bool:
 
 def _get(url: str, context: ssl.SSLContext | None) -> bool:
     # No proxies: a proxy from the container's environment would answer for the exporter.
-    handlers = [urllib.request.ProxyHandler({})]
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
     if context is not None:
         handlers.append(urllib.request.HTTPSHandler(context=context))
     try:
         with urllib.request.build_opener(*handlers).open(url, timeout=TIMEOUT) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except (OSError, urllib.error.URLError, ssl.SSLError, ValueError):
         return False
 

@@ -15,6 +15,7 @@ import logging
 import re
 import sys
 import time
+from typing import TextIO
 
 from .upstream.secret import REDACTED
 from .upstream.secret import scrub as scrub_secrets
@@ -51,8 +52,8 @@ def _scrub_value(value: object) -> object:
     return value  # numbers, lists, mappings: the finished line is scrubbed again
 
 
-def _fields(record: logging.LogRecord) -> dict:
-    out = {
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    out: dict[str, object] = {
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
         "level": _NAMES.get(record.levelno, "info"),
         "logger": record.name.removeprefix("pingaway_exporter.") if record.name != "pingaway_exporter" else "main",
@@ -86,7 +87,7 @@ class JsonFormatter(logging.Formatter):
         return scrub_secrets(json.dumps(_fields(record), ensure_ascii=False, default=str))
 
 
-def setup(level: str = "info", fmt: str = "logfmt", stream=None) -> logging.Handler:
+def setup(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None) -> logging.Handler:
     """Route every logger (ours and the libraries') through one scrubbing handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())

@@ -17,19 +17,23 @@ so a typo is found without reading the code.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pingaway_exporter.upstream.secret import scrub
 
 from . import yamlload
-from .flags import ConfigError
+from .flags import ConfigError, api_url, duration, nonneg_duration, size
 from .flags import timezone as parse_zone
 from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
+
+T = TypeVar("T")
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 DEFAULT_COUNTRY = "SE"
@@ -155,8 +159,6 @@ def parse(data: Any, source: str | None = None) -> Settings:
 
 def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None,
                   base: Path) -> tuple[TargetSpec, ...]:
-    from .flags import api_url, duration, nonneg_duration, size
-
     if raw is None:
         raw = []
     if not isinstance(raw, list):
@@ -179,7 +181,7 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
             raise _Invalid(f"{here}.name", f"{show(name)} is already the name of {path}[{seen[name]}]")
         seen[name] = i
 
-        def value(key: str, parse_fn):
+        def value(key: str, parse_fn: Callable[[str], T], item: dict[str, Any] = item, here: str = here) -> T | None:
             if key not in item:
                 return None
             raw_value = item[key]
@@ -188,7 +190,7 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
             except ValueError as exc:
                 raise _Invalid(f"{here}.{key}", str(exc)) from None
 
-        def file_path(key: str) -> str | None:
+        def file_path(key: str, item: dict[str, Any] = item, here: str = here) -> str | None:
             if key not in item:
                 return None
             text = item[key]
@@ -196,9 +198,9 @@ def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | No
                 raise _Invalid(f"{here}.{key}", "must be a file path")
             return str((base / text).resolve()) if not Path(text).is_absolute() else text
 
-        if "url" not in item:
+        url = value("url", api_url)  # None only when the key is missing
+        if url is None:
             raise _Invalid(f"{here}.url", "every target needs the URL of its Pingaway API")
-        url = value("url", api_url)
         token_file, password_file = file_path("token_file"), file_path("password_file")
         username = item.get("username")
         if username is not None and (not isinstance(username, str) or not username):
@@ -364,7 +366,7 @@ def _zone(raw: Any, path: str) -> str:
 
 
 def _holidays(raw: Any, path: str) -> HolidayCalendar:
-    import holidays
+    import holidays  # noqa: PLC0415 -- a slow import, needed only when the file names holidays
 
     if raw is None:
         raw = {}
@@ -395,7 +397,8 @@ def _holidays(raw: Any, path: str) -> HolidayCalendar:
 
 def _keys(raw: Any, path: str, allowed: tuple[str, ...]) -> None:
     if not isinstance(raw, dict):
-        raise _Invalid(path, "must be a mapping" if path else "the file must hold a mapping (timezone, holidays, groups)")
+        raise _Invalid(path, "must be a mapping" if path
+                       else "the file must hold a mapping (timezone, holidays, groups)")
     for key in raw:
         if key not in allowed:
             raise _Invalid(f"{path}.{key}" if path else str(key), f"unknown key; expected one of {', '.join(allowed)}")
@@ -403,6 +406,4 @@ def _keys(raw: Any, path: str, allowed: tuple[str, ...]) -> None:
 
 def demo_config_path() -> str:
     """The groups and opening hours ``--demo`` runs with (shipped as package data)."""
-    from importlib.resources import files
-
     return str(files("pingaway_exporter").joinpath("demo/demo-config.yml"))

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -236,8 +237,8 @@ FLAGS: tuple[Flag, ...] = (
          "Serve data from the embedded Pingaway simulator; needs no account or token.", switch=True),
 )
 
-TOKEN_ENV = "PINGAWAY_TOKEN"
-PASSWORD_ENV = "PINGAWAY_PASSWORD"
+TOKEN_ENV = "PINGAWAY_TOKEN"  # noqa: S105 -- the name of a variable, not a secret
+PASSWORD_ENV = "PINGAWAY_PASSWORD"  # noqa: S105 -- the name of a variable, not a secret
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,7 @@ class Config:
 class _QuietParser(argparse.ArgumentParser):
     """argparse that never echoes a value: ``--pingaway.password hunter2`` must not print the password."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's API
+    def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments: "):
             words = message[len("unrecognized arguments: "):].split()
             flags = [w.split("=", 1)[0] for w in words if w.startswith("-")]
@@ -343,7 +344,8 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
     """Build the config from argv and the environment, or raise ``ConfigError``."""
     ns = build_parser().parse_args(list(argv))
     check = ns.command == "check"
-    values: dict[str, object] = {}
+    # Each value has the type its Flag's parser returns; Config's fields, of the same names, declare them.
+    values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for f in FLAGS:
         raw = getattr(ns, f.dest)
@@ -379,7 +381,7 @@ NO_CREDENTIALS = ("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or P
                   "or --pingaway.username with a password, or declare targets in --config.file (or try --demo)")
 
 
-def resolve_token(token_file, where: str, environ: Mapping[str, str], demo: bool) -> SecretSource | None:
+def resolve_token(token_file: str | None, where: str, environ: Mapping[str, str], demo: bool) -> SecretSource | None:
     if token_file is not None:
         if where == "PINGAWAY_TOKEN_FILE" and environ.get(TOKEN_ENV):
             raise ConfigError("PINGAWAY_TOKEN and PINGAWAY_TOKEN_FILE are both set; keep one")
@@ -393,7 +395,7 @@ def resolve_token(token_file, where: str, environ: Mapping[str, str], demo: bool
     raise ConfigError(NO_CREDENTIALS)
 
 
-def resolve_password(user: str | None, password_file, sources: Mapping[str, str],
+def resolve_password(user: str | None, password_file: str | None, sources: Mapping[str, str],
                      environ: Mapping[str, str]) -> SecretSource | None:
     """The password for Basic login: a file (re-read on change) or PINGAWAY_PASSWORD, never a flag value."""
     where = sources.get("password_file", "default")
@@ -415,7 +417,7 @@ def resolve_password(user: str | None, password_file, sources: Mapping[str, str]
     return source
 
 
-def resolve_web_config(path, where: str) -> WebConfig | None:
+def resolve_web_config(path: str | None, where: str) -> WebConfig | None:
     if path is None:
         return None
     if not path:

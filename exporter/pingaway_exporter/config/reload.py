@@ -16,16 +16,32 @@ an answer never reports a file read before the caller changed it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Protocol
 
 from .file import Settings, default_settings, load_file
 from .flags import ConfigError
 
 log = logging.getLogger("pingaway_exporter.reload")
+
+
+class ConfigView(Protocol):
+    """What the metric families read of the config in effect: a ``ConfigReloader`` (``/metrics``),
+    or one declared target's view of it (``scrape.pool.TargetView``, ``/probe``)."""
+
+    @property
+    def current(self) -> Settings: ...
+    @property
+    def clock(self) -> Callable[[], float]: ...
+    @property
+    def last_reload_successful(self) -> bool: ...
+    @property
+    def last_success_timestamp(self) -> float: ...
 
 
 class ConfigReloader:
@@ -108,11 +124,9 @@ class ConfigReloader:
         """
         if self._wake is None:
             self.start()
-        assert self._wake is not None
-        try:
+        assert self._wake is not None  # noqa: S101 -- start() sets it; narrows the type
+        with contextlib.suppress(BlockingIOError):  # the pipe is full of earlier requests: a reload is pending
             os.write(self._wake[1], b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full of earlier requests: a reload is pending anyway
 
     def _background(self, read: int) -> None:
         while True:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 DAY_MINUTES = 24 * 60
@@ -68,15 +69,16 @@ class HolidayCalendar:
 
     def names(self, year: int) -> dict[date, str]:
         """The closed days of ``year`` with their English names (for docs and tests)."""
-        import holidays
+        import holidays  # noqa: PLC0415 -- a slow import, needed only for the names
 
-        options = {"subdiv": self.subdivision, "years": year, "categories": self.categories, "language": "en_US"}
+        options: dict[str, Any] = {"subdiv": self.subdivision, "years": year, "categories": self.categories,
+                                   "language": "en_US"}
         cal = holidays.country_holidays(self.country, **options)
         if getattr(cal, "include_sundays", False):
             # holidays 0.88 to 0.9x counted every Swedish (and Norwegian) Sunday as a holiday by default; later
             # releases do not. Weekly opening hours already say whether Sunday is open, so ask for the calendar
             # without them, which gives the same days on every release.
-            cal = type(cal)(include_sundays=False, **options)
+            cal = type(cal)(include_sundays=False, **options)  # type: ignore[call-arg]  # only those releases' classes take it
         return dict(cal.items())
 
 
@@ -90,7 +92,7 @@ class Schedule:
     holidays: HolidayCalendar | None = None
 
     @classmethod
-    def always(cls, zone: ZoneInfo, **kw) -> "Schedule":
+    def always(cls, zone: ZoneInfo, **kw: Any) -> Schedule:
         whole = (Span(0, DAY_MINUTES),)
         return cls(zone, (whole,) * 7, **kw)
 

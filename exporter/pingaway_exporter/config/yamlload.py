@@ -46,14 +46,14 @@ def show(value: Any, limit: int = 60) -> str:
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
             raise yaml.MarkedYAMLError(problem="aliases (*name) are not supported; write the value out",
                                        problem_mark=event.start_mark)
         return super().compose_node(parent, index)
 
-    def construct_object(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         # PyYAML's constructors raise plain exceptions for some values (a 5,000-digit integer, the
         # date 2026-13-45, "!!int abc", an empty "!!int"): give them the node's position, not a traceback.
         try:
@@ -65,11 +65,11 @@ class _BoundedLoader(yaml.SafeLoader):
                                        problem_mark=node.start_mark) from None
 
 
-def _mapping(loader: _BoundedLoader, node: yaml.MappingNode) -> dict:
+def _mapping(loader: _BoundedLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     loader.flatten_mapping(node)
-    out: dict = {}
+    out: dict[Any, Any] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
+        key: object = loader.construct_object(key_node, deep=True)
         if not isinstance(key, Hashable) or isinstance(key, (list, dict)):
             raise yaml.MarkedYAMLError(problem="a key is a list or a mapping; keys must be plain names",
                                        problem_mark=key_node.start_mark)

@@ -12,6 +12,7 @@ Tests drive it through the Python API; a human can too, through
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import secrets
@@ -19,10 +20,13 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import jwt
 
@@ -50,7 +54,7 @@ class Fault:
     remaining: int | None = None  # apply to this many requests, then back to normal
     release: threading.Event | None = None  # slow_headers: answer as soon as this is set (delay still bounds it)
     layers: int = 2  # gzip_bomb: how many times the body is gzipped
-    headers: dict | None = None  # status, raw_body: extra response headers
+    headers: dict[str, str] | None = None  # status, raw_body: extra response headers
 
     def __post_init__(self) -> None:
         if self.mode not in FAULT_MODES:
@@ -59,14 +63,14 @@ class Fault:
 
 @dataclass
 class Stats:
-    requests: Counter = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
     logins: int = 0
     # Every Authorization header value received, so tests can prove where a credential went.
-    authorizations: set = field(default_factory=set)
+    authorizations: set[str] = field(default_factory=set)
     # trickle_headers: (monotonic start, monotonic time the client closed or None) per connection
-    trickles: list = field(default_factory=list)
+    trickles: list[list[float | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -88,10 +92,10 @@ class Simulator:
         # The Set-Cookie a login answers with; "{session}" is replaced by the new session id.
         self.login_cookie = "session={session}; Path=/; HttpOnly"
         self.fault = Fault()
-        self.payload: list | None = None  # when set, served instead of the live domain
-        self._payload_body: tuple[list, bytes] | None = None
+        self.payload: list[Any] | None = None  # when set, served instead of the live domain
+        self._payload_body: tuple[list[Any], bytes] | None = None
         self.stats = Stats()
-        self.last_served: list | None = None
+        self.last_served: list[Any] | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -99,7 +103,7 @@ class Simulator:
     # -- control ----------------------------------------------------------------
 
     def issue_token(self, subject: str | None = None, *, expires_in: float | None = 30 * 86400,
-                    issued_at: float | None = None, extra: dict | None = None) -> str:
+                    issued_at: float | None = None, extra: dict[str, Any] | None = None) -> str:
         """A JWT this simulator accepts, shaped like the vendor's (HS512, sub/aud/iss/iat/jti)."""
         now = self.clock() if issued_at is None else issued_at
         claims: dict[str, Any] = {
@@ -122,12 +126,12 @@ class Simulator:
         with self._lock:
             self.fault = Fault(mode=mode, **kwargs)
 
-    def set_payload(self, payload: list | None) -> None:
+    def set_payload(self, payload: list[Any] | None) -> None:
         with self._lock:
             self.payload = payload
             self._payload_body = None
 
-    def _static_body(self, payload: list) -> bytes:
+    def _static_body(self, payload: list[Any]) -> bytes:
         """The serialised static payload, made once: large benchmark domains are not re-encoded per request."""
         with self._lock:
             if self._payload_body is None or self._payload_body[0] is not payload:
@@ -151,7 +155,7 @@ class Simulator:
                     self.fault = Fault()
             return fault
 
-    def current_payload(self) -> list:
+    def current_payload(self) -> list[Any]:
         with self._lock:
             if self.payload is not None:
                 return self.payload
@@ -159,7 +163,7 @@ class Simulator:
 
     # -- serving ------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> "Simulator":
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
         handler = type("BoundHandler", (_Handler,), {"sim": self})
         self._server = _Server((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="simulator",
@@ -175,16 +179,16 @@ class Simulator:
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._server is not None, "simulator not started"
+        assert self._server is not None, "simulator not started"  # noqa: S101 -- a test helper's precondition
         host, port = self._server.server_address[:2]
-        return host, port
+        return str(host), int(port)
 
     @property
     def url(self) -> str:
         host, port = self.address
         return f"http://{host}:{port}/api/"
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -192,7 +196,7 @@ class Simulator:
 
     # -- auth ---------------------------------------------------------------------
 
-    def authorized(self, headers) -> bool:
+    def authorized(self, headers: Message) -> bool:
         auth = headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             with self._lock:
@@ -226,7 +230,7 @@ class Simulator:
             return False
         return not (isinstance(nbf, (int, float)) and now < nbf)
 
-    def login(self, headers) -> str | None:
+    def login(self, headers: Message) -> str | None:
         auth = headers.get("Authorization", "")
         if not auth.startswith("Basic "):
             return None
@@ -253,9 +257,8 @@ def gzip_bomb(size: int, layers: int) -> bytes:
     """``size`` zero bytes gzipped ``layers`` times (1 GiB twice is about 1.8 KB); made once per shape."""
     key = (size, layers)
     if key not in _BOMBS:
-        import zlib
 
-        def gz(chunks):
+        def gz(chunks: list[bytes]) -> bytes:
             c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
             out = bytearray()
             for chunk in chunks:
@@ -277,7 +280,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def handle_error(self, request, client_address) -> None:  # clients hanging up is normal here
+    def handle_error(self, request: object, client_address: object) -> None:  # clients hanging up is normal here
         log.debug("simulator connection error", exc_info=True)
 
 
@@ -393,7 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._list(payload, fault)
 
-    def _one(self, rest: str, payload: list) -> None:
+    def _one(self, rest: str, payload: list[Any]) -> None:
         if rest == "me":
             token = self.headers.get("Authorization", "")[7:]
             try:
@@ -406,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         self._json(404, {"error": "no such extension"})
 
-    def _list(self, payload: list, fault: Fault) -> None:
+    def _list(self, payload: list[Any], fault: Fault) -> None:
         mode = fault.mode
         if mode == "bad_records":
             payload = list(payload) + list(fault.body or [42, {"name": "no number"}])
@@ -459,7 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Status line and headers one byte per ``fault.delay`` seconds, noting when the client hangs up."""
         head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 200
                 + b"\r\nContent-Length: 2\r\n\r\n[]")
-        entry = [time.monotonic(), None]
+        entry: list[float | None] = [time.monotonic(), None]
         with self.sim.stats.lock:
             self.sim.stats.trickles.append(entry)
         self.close_connection = True
@@ -478,7 +481,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _peer_closed(self) -> bool:
         try:
-            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            peeked: bytes = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return peeked == b""
         except BlockingIOError:
             return False
         except OSError:
@@ -489,10 +493,8 @@ class _Handler(BaseHTTPRequestHandler):
         creds = " ".join(v for v in (self.headers.get("Authorization"), self.headers.get("Cookie")) if v)
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Basic "):  # and decoded, as a careless server would print them
-            try:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
                 creds += " " + base64.b64decode(auth[6:]).decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
-                pass
         status = fault.status if fault.status != 500 else 302
         self.send_response(status, f"Denied {creds}".replace("\r", "").replace("\n", ""))
         self.send_header("Content-Type", "text/plain")

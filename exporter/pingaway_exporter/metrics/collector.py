@@ -12,14 +12,14 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from pingaway_exporter import __version__
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.target import Outcome, Target
 from pingaway_exporter.upstream.client import REASONS
@@ -41,7 +41,7 @@ class ScrapeCollector(Collector):
     """Exposes one target's state as of this scrape."""
 
     def __init__(self, target: Target, deadline: float, options: CollectorOptions,
-                 config: ConfigReloader | None = None) -> None:
+                 config: ConfigView | None = None) -> None:
         self.target = target
         self.deadline = deadline
         self.options = options
@@ -77,15 +77,17 @@ class ScrapeCollector(Collector):
         yield from (up, age, duration, errors, current)
         yield from self._token_families(outcome is not None)
         yield from self._build_info(outcome is not None)
-        extensions = outcome.result.extensions if (outcome is not None and outcome.ok) else None
-        skipped = outcome.result.skipped if (outcome is not None and outcome.ok) else None
+        result = outcome.result if (outcome is not None and outcome.ok) else None
+        extensions = result.extensions if result is not None else None
+        skipped = result.skipped if result is not None else None
         # The data clock (shifted in --demo): opening hours and profile ends are judged on it.
         now = self.config.clock() if self.config is not None else time.time()
         counted = None
         codes: bytes | bytearray = b""  # each record's state, in record order, for pingaway_extension_state
         if extensions is not None:
             known = outcome.counts if outcome is not None else None
-            if known is not None and known.tally is not None and len(known.codes) == len(extensions):
+            if known is not None and known.tally is not None and known.per_words is not None \
+                    and len(known.codes) == len(extensions):
                 # The scrape's own tally pass (scrape.Counts); only who is back soon depends on now.
                 counted = tally.with_returning(known.tally, known.per_words, extensions, now)
                 codes = known.codes
@@ -159,7 +161,7 @@ class ScrapeCollector(Collector):
             if dups is not None:
                 dups.add_metric([], float(_unique(exts, codes, unique, rendered, states_of_unique)))
         yield from (users, available, on_call, ready, states, back, calls, lines, profiles, invalid)
-        if per_ext:
+        if dups is not None:  # per_ext
             yield dups
             yield from self._extension_families(unique, rendered, now, states_of_unique)
 
@@ -174,11 +176,11 @@ class ScrapeCollector(Collector):
 
         def info_values(e: Extension) -> tuple[str, ...]:
             base = (e.extension, e.name, e.profile or NO_PROFILE)
-            return base + (e.email,) if email else base
+            return (*base, e.email) if email else base
 
-        def text(build):
+        def text(build: Callable[[Iterable[tuple[str, Extension]]], list[str]]) -> Callable[[int, int], str]:
             """A text(start, stop) that hands build() the slice of label strings and records."""
-            return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b])))
+            return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b], strict=True)))
 
         m = "pingaway_extension_available"
         yield RowGauge.of(m, n, text(lambda rows: [f"{m}{{{r}}} {'1' if e.available else '0'}\n"
@@ -189,13 +191,14 @@ class ScrapeCollector(Collector):
                           lambda: ((e, len(e.calls)) for e in unique), key)
         st = "pingaway_extension_state"
         yield RowGauge.of(st, n,
-                          lambda a, b: "".join([f"{st}{{{r}}} {c}\n" for r, c in zip(rendered[a:b], codes[a:b])]),
-                          lambda: ((e, float(c)) for e, c in zip(unique, codes)), key)
+                          lambda a, b: "".join([f"{st}{{{r}}} {c}\n"
+                                                for r, c in zip(rendered[a:b], codes[a:b], strict=True)]),
+                          lambda: ((e, float(c)) for e, c in zip(unique, codes, strict=True)), key)
         b = "pingaway_extension_returning_seconds"
         horizon = tally.WINDOWS[-1][1]
         back_in = tally.returning
 
-        def soon(rows):
+        def soon(rows: Iterable[tuple[str, Extension]]) -> Iterator[tuple[str, Extension, float]]:
             for r, e in rows:
                 if not e.available and e.until is not None:
                     left = back_in(e, now)
@@ -203,7 +206,7 @@ class ScrapeCollector(Collector):
                         yield r, e, left
 
         yield RowGauge.of(b, n, text(lambda rows: [f"{b}{{{r}}} {left!r}\n" for r, e, left in soon(rows)]),
-                          lambda: ((e, left) for _, e, left in soon(zip(rendered, unique))), key)
+                          lambda: ((e, left) for _, e, left in soon(zip(rendered, unique, strict=True))), key)
         u = "pingaway_extension_profile_until_timestamp_seconds"
         yield RowGauge.of(u, n,
                           text(lambda rows: [f"{u}{{{r}}} {e.until!r}\n" for r, e in rows if e.until is not None]),
@@ -225,7 +228,7 @@ def _unique(exts: list[Extension], codes: bytes | bytearray, unique: list[Extens
     seen: set[str] = set()
     duplicates = 0
     keep, render_label, keep_code = unique.append, rendered.append, unique_codes.append
-    for e, code in zip(exts, codes):
+    for e, code in zip(exts, codes, strict=True):
         # The escaped label string is the de-duplication key too: escaping is one-to-one.
         label = f'extension="{escape(e.extension)}",name="{escape(e.name)}"'
         if label in seen:
@@ -248,7 +251,7 @@ def build_info(with_samples: bool = True) -> Metric:
 class ExporterCollector(Collector):
     """The exporter's own facts, for ``/metrics`` when no target is configured by flags."""
 
-    def __init__(self, config: ConfigReloader | None) -> None:
+    def __init__(self, config: ConfigView | None) -> None:
         self.config = config
 
     def describe(self) -> Iterator[Metric]:

@@ -15,10 +15,12 @@ other consumer of the collector keeps working.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from .catalogue import GAUGE, family
@@ -69,13 +71,13 @@ class RowGauge(Metric):
         return cls(spec.name, spec.help, spec.label_names(optional), count, text, rows, label_values)
 
     @property
-    def samples(self) -> list[Sample]:  # type: ignore[override]
+    def samples(self) -> list[Sample]:
         names, values_of = self.label_names, self.label_values
-        return [Sample(self.name, dict(zip(names, values_of(rec))), float(value), None, None)
+        return [Sample(self.name, dict(zip(names, values_of(rec), strict=True)), float(value), None, None)
                 for rec, value in self.rows()]
 
     @samples.setter
-    def samples(self, _value) -> None:  # Metric.__init__ would assign; the records are the truth here
+    def samples(self, _value: object) -> None:  # Metric.__init__ would assign; the records are the truth here
         pass
 
     def write(self, sink: Callable[[bytes], Any], batch: int = 4096) -> None:
@@ -91,7 +93,7 @@ class _One:
     def __init__(self, metric: Metric) -> None:
         self.metric = metric
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         return [self.metric]
 
 
@@ -111,7 +113,7 @@ class Format:
         self.openmetrics = self.content_type.startswith("application/openmetrics-text")
 
 
-def render(registry, fmt: Format, sink: Callable[[bytes], Any]) -> None:
+def render(registry: Collector, fmt: Format, sink: Callable[[bytes], Any]) -> None:
     """Encode the registry's families into ``sink``, a few hundred KB at a time at most."""
     eof = b"# EOF\n"
     for metric in registry.collect():
@@ -127,7 +129,7 @@ def render(registry, fmt: Format, sink: Callable[[bytes], Any]) -> None:
         sink(eof)
 
 
-def render_bytes(registry, accept_header: str = "") -> bytes:
+def render_bytes(registry: Collector, accept_header: str = "") -> bytes:
     """The whole exposition as one bytes object, for tests and the one-shot check."""
     out = bytearray()
     render(registry, Format(accept_header), out.extend)

@@ -12,14 +12,14 @@ available".
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import Metric
 
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.config.schedule import Schedule
 from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
 from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
@@ -101,7 +101,7 @@ class TeamView:
     groups: tuple[GroupRow, ...]
 
 
-def families(config: ConfigReloader | None, exts: list[Extension] | None, with_samples: bool,
+def families(config: ConfigView | None, exts: list[Extension] | None, with_samples: bool,
              per_words: Mapping[tuple[str, ...], Tally] | None = None, now: float | None = None,
              keep: Callable[[TeamView], None] | None = None) -> Iterator[Metric]:
     """The group families. ``per_words`` is ``tally.count``'s second answer when the caller already made
@@ -128,12 +128,12 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
             groups = auto_groups(per_words, settings.timezone) if exts is not None else ()
             index = keyword_index(groups)
         opened = [g.schedule.is_open(now) for g in groups]
-        for g, o in zip(groups, opened):
+        for g, o in zip(groups, opened, strict=True):
             minimum.add_metric([g.name], float(g.staffing_minimum))
             is_open.add_metric([g.name], 1.0 if o else 0.0)
         if exts is not None:
             rows = []
-            for g, o, t in zip(groups, opened, tally(per_words, groups, index)):
+            for g, o, t in zip(groups, opened, tally(per_words, groups, index), strict=True):
                 users.add_metric([g.name], float(t.users))
                 available.add_metric([g.name], float(t.available))
                 ready.add_metric([g.name], float(t.ready))
@@ -154,7 +154,7 @@ def families(config: ConfigReloader | None, exts: list[Extension] | None, with_s
     yield from (users, available, ready, calls, lines, states, back, minimum, is_open)
 
 
-def reload_families(config: ConfigReloader | None, with_samples: bool) -> Iterator[Metric]:
+def reload_families(config: ConfigView | None, with_samples: bool) -> Iterator[Metric]:
     ok = new("pingaway_config_last_reload_successful")
     ts = new("pingaway_config_last_reload_success_timestamp_seconds")
     if with_samples and config is not None:

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ class Deadline:
     doing the work (which reads it before every blocking step).
     """
 
-    __slots__ = ("_at", "cap", "_monotonic", "_lock")
+    __slots__ = ("_at", "_lock", "_monotonic", "cap")
 
     def __init__(self, at: float, cap: float | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -60,13 +61,12 @@ class Deadline:
         if self.cap is not None:
             at = min(at, self.cap)
         with self._lock:
-            if at > self._at:
-                self._at = at
+            self._at = max(self._at, at)
 
     def remaining(self) -> float:
         return self.at - self._monotonic()
 
-    def earlier(self, margin: float) -> "Deadline":
+    def earlier(self, margin: float) -> Deadline:
         """A view that ends ``margin`` seconds before this deadline, and follows its extensions."""
         return _Earlier(self, margin)
 
@@ -75,7 +75,7 @@ class Deadline:
 
 
 class _Earlier(Deadline):
-    __slots__ = ("_parent", "_margin")
+    __slots__ = ("_margin", "_parent")
 
     def __init__(self, parent: Deadline, margin: float) -> None:
         super().__init__(parent.at, parent.cap, parent._monotonic)
@@ -90,12 +90,12 @@ class _Earlier(Deadline):
         self._parent.extend(at + self._margin)
 
 
-def as_deadline(deadline: "float | Deadline") -> Deadline:
+def as_deadline(deadline: float | Deadline) -> Deadline:
     return deadline if isinstance(deadline, Deadline) else Deadline(float(deadline))
 
 
 class _Call(Generic[T]):
-    __slots__ = ("done", "value", "error", "deadline")
+    __slots__ = ("deadline", "done", "error", "value")
 
     def __init__(self, deadline: Deadline) -> None:
         self.done = threading.Event()

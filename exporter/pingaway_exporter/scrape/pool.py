@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from pingaway_exporter.config.file import Settings, TargetSpec
 from pingaway_exporter.config.flags import ConfigError
@@ -50,7 +50,7 @@ class TargetView:
     def __init__(self, reloader: ConfigReloader, settings: Settings, spec: TargetSpec) -> None:
         self._reloader = reloader
         self.clock = reloader.clock
-        self.current = settings if spec.groups is None else replace(
+        self.current = settings if spec.groups is None or spec.keyword_index is None else replace(
             settings, groups=spec.groups, keyword_index=spec.keyword_index, timezone=spec.timezone or settings.timezone)
 
     @property
@@ -135,10 +135,7 @@ class TargetPool:
             for spec in settings.targets:
                 old = self._probes.get(spec.name)
                 try:
-                    if old is not None and self._specs.get(spec.name) == spec:
-                        target = old.target
-                    else:
-                        target = self._build(spec)
+                    target = old.target if old is not None and self._specs.get(spec.name) == spec else self._build(spec)
                 except SecretError as exc:
                     if strict:
                         raise

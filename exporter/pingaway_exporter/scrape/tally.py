@@ -21,7 +21,7 @@ nothing per record).
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, Extension
 
@@ -75,7 +75,7 @@ def returning(e: Extension, now: float) -> float | None:
 class Tally:
     """Totals over some records: the domain, or one keyWords tuple, or a group (a sum of tuples)."""
 
-    __slots__ = ("users", "available", "states", "returning", "directions", "lines", "calls", "ringing_lines")
+    __slots__ = ("available", "calls", "directions", "lines", "returning", "ringing_lines", "states", "users")
 
     def __init__(self) -> None:
         self.users = self.available = self.calls = self.ringing_lines = 0
@@ -100,7 +100,7 @@ class Tally:
     def back_within(self, label: str) -> int:
         return self.returning[[w for w, _ in WINDOWS].index(label)]
 
-    def add(self, other: "Tally") -> None:
+    def add(self, other: Tally) -> None:
         self.users += other.users
         self.available += other.available
         self.calls += other.calls

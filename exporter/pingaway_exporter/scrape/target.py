@@ -7,11 +7,13 @@ upstream call itself is shared between concurrent scrapes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pingaway_exporter.upstream.client import REASONS, TIMEOUT, FetchError, PingawayClient
 from pingaway_exporter.upstream.credentials import TokenClaims
@@ -20,6 +22,7 @@ from pingaway_exporter.upstream.secret import SecretError, shorten
 
 from . import tally
 from .coalesce import Coalescer, Deadline, DeadlineExceeded
+from .tally import Tally
 
 # After a failed upstream call, the next starts no sooner than this (and never
 # sooner than --pingaway.min-interval allows, when that is shorter): a flood
@@ -45,12 +48,12 @@ class Counts:
     calls: int
     ringing: int
     directions: tuple[tuple[str, int], ...] = ()  # (direction, calls) for in, out, unknown
-    tally: "tally.Tally | None" = field(default=None, compare=False, repr=False)
-    per_words: "dict | None" = field(default=None, compare=False, repr=False)  # keyWords tuple -> Tally
+    tally: Tally | None = field(default=None, compare=False, repr=False)
+    per_words: dict[tuple[str, ...], Tally] | None = field(default=None, compare=False, repr=False)  # keyWords -> Tally
     codes: bytes = field(default=b"", compare=False, repr=False)  # each record's state, in record order
 
     @classmethod
-    def of(cls, result: ParseResult) -> "Counts":
+    def of(cls, result: ParseResult) -> Counts:
         codes = bytearray()
         t, per_words = tally.count(result.extensions, codes=codes)
         return cls(t.users, t.available, t.ready, t.calls, t.ringing_lines, tuple(t.directions.items()),
@@ -73,7 +76,7 @@ class Outcome:
     def ok(self) -> bool:
         return self.reason is None
 
-    def without_records(self) -> "Outcome":
+    def without_records(self) -> Outcome:
         """The same outcome minus its records: tens of MB at 50,000 extensions (and minus their state codes)."""
         counts = self.counts
         return replace(self, result=None, counts=replace(counts, codes=b"") if counts is not None else None)
@@ -103,7 +106,7 @@ class _OnceLog:
         self._limit = limit
         self._lock = threading.Lock()
 
-    def warn(self, msg: str, **fields) -> None:
+    def warn(self, msg: str, **fields: object) -> None:
         key = msg + repr(sorted(fields.items()))
         with self._lock:
             first = key not in self._seen
@@ -124,7 +127,7 @@ class UpstreamSlots:
         self.limit = limit
         self._sem = threading.BoundedSemaphore(limit)
 
-    def acquire(self, deadline: "float | Deadline") -> bool:
+    def acquire(self, deadline: float | Deadline) -> bool:
         """Wait for a slot until ``deadline``; a ``Deadline`` that moves later is followed."""
         while True:
             left = deadline.remaining() if isinstance(deadline, Deadline) else deadline - time.monotonic()
@@ -162,7 +165,8 @@ class Target:
         # What the status page shows: it reads these and never calls upstream itself.
         self.last_outcome: Outcome | None = None
         self.last_failure: Outcome | None = None
-        self.team_view = None  # groups.TeamView of the last good scrape, set by the collector
+        # metrics.groups.TeamView of the last good scrape, set by the collector (Any: that layer sits above this one)
+        self.team_view: Any = None
 
     @property
     def upstream_calls(self) -> int:
@@ -175,10 +179,9 @@ class Target:
         token = self.client.token
         if token is None:
             return None
-        try:
+        # the scrape that next calls upstream reports it; keep the claims last read
+        with contextlib.suppress(SecretError):
             token.current()
-        except SecretError:
-            pass  # the scrape that next calls upstream reports it; keep the claims last read
         return token.claims
 
     @property
@@ -248,7 +251,7 @@ class Target:
             return self._failed("invalid_payload", f"unexpected {type(exc).__name__} while parsing", started)
         duration = time.monotonic() - started
         if result.skipped:
-            for problem, count in result.problems.items():
+            for problem in result.problems:
                 self._once.warn("skipped unusable extension record", target=self.name, problem=problem)
         for what in result.drift:
             self._once.warn("upstream sent a value outside the documented set", target=self.name, field=what)

@@ -71,7 +71,7 @@ class TokenState:
         secret = self.source.get()
         if self._claims is None:  # a static (environment) token
             self._loaded(secret)
-        assert self._claims is not None
+        assert self._claims is not None  # noqa: S101 -- _loaded() sets it; narrows
         return secret, self._claims
 
     @property
@@ -126,7 +126,7 @@ class SessionAuth:
 
     def basic(self, password: Secret) -> Secret:
         """The value for ``Authorization: Basic``; itself a secret, registered for redaction."""
-        raw = f"{self.username}:{password.reveal()}".encode("utf-8")
+        raw = f"{self.username}:{password.reveal()}".encode()
         return Secret(base64.b64encode(raw).decode("ascii"), also=(password.reveal(),))
 
     def store(self, set_cookie: list[str]) -> Secret | None:

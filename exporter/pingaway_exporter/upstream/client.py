@@ -21,13 +21,16 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import ssl
 import threading
 import time
+import urllib.request
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Iterator
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -39,6 +42,9 @@ from pingaway_exporter.scrape.coalesce import Deadline, as_deadline
 from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
 from .secret import Secret, SecretError, shorten
 
+if TYPE_CHECKING:  # httpcore's own name for a socket option; private, so for the checker only
+    from httpcore._backends.base import SOCKET_OPTION
+
 log = logging.getLogger("pingaway_exporter.client")
 
 # The fixed set of reasons a scrape can fail for. Kept small on purpose:
@@ -49,7 +55,7 @@ UNAUTHORIZED = "unauthorized"
 RATE_LIMITED = "rate_limited"
 HTTP_ERROR = "http_error"
 INVALID_PAYLOAD = "invalid_payload"
-TOKEN_EXPIRED = "token_expired"
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 -- a reason label, not a secret
 REASONS = (TIMEOUT, CONNECTION, UNAUTHORIZED, RATE_LIMITED, HTTP_ERROR, INVALID_PAYLOAD, TOKEN_EXPIRED)
 
 DEFAULT_BACKOFF = 60.0  # seconds to wait after a 429 without Retry-After
@@ -110,7 +116,7 @@ _DIGITS = re.compile(r"[0-9]+")
 class _NoCookies(DefaultCookiePolicy):
     """httpx would keep every cookie and send it everywhere; the session cookie is kept as a Secret instead."""
 
-    def set_ok(self, cookie, request) -> bool:  # noqa: ARG002
+    def set_ok(self, cookie: Cookie, request: urllib.request.Request) -> bool:
         return False
 
 
@@ -136,7 +142,7 @@ def _clamp(timeout: float | None, kind: str) -> float | None:
     deadline = getattr(_CURRENT, "deadline", None)
     if deadline is None:
         return timeout
-    left = deadline.remaining()
+    left: float = deadline.remaining()
     if timeout is not None and timeout <= 0:
         left = 0.0
     if left <= 0:
@@ -169,11 +175,12 @@ class _DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
         # CPython's handshake keeps one deadline across its reads, so clamping its timeout bounds it all.
         return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, "connect")))
 
-    def get_extra_info(self, info: str):
+    def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
@@ -181,11 +188,13 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._inner.connect_tcp(host, port, _clamp(timeout, "connect"), local_address,
                                                        socket_options))
 
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - not used
+    def connect_unix_socket(self, path: str, timeout: float | None = None,  # pragma: no cover - not used
+                            socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._inner.connect_unix_socket(path, _clamp(timeout, "connect"), socket_options))
 
     def sleep(self, seconds: float) -> None:
@@ -217,7 +226,7 @@ class _BoundedDecoder:
         self._started = False
         self._d = self._new()
 
-    def _new(self):
+    def _new(self) -> zlib._Decompress:
         if self.gzip:
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
@@ -255,8 +264,9 @@ class PingawayClient:
     """Talks to one Pingaway domain. Thread-safe; one instance per target."""
 
     def __init__(self, base_url: str, token: TokenState | None, *, session: SessionAuth | None = None,
-                 max_body_bytes: int = 64 << 20, transport: httpx.BaseTransport | None = None, clock=time.time,
-                 monotonic=time.monotonic, demo: bool = False) -> None:
+                 max_body_bytes: int = 64 << 20, transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 demo: bool = False) -> None:
         if token is None and session is None:
             raise ValueError("a token, a session login, or both")
         if not base_url.endswith("/"):
@@ -299,7 +309,7 @@ class PingawayClient:
     def backoff_remaining(self) -> float:
         return max(0.0, self._backoff_until - self._monotonic())
 
-    def fetch_extensions(self, deadline: "float | Deadline") -> Response:
+    def fetch_extensions(self, deadline: float | Deadline) -> Response:
         """GET extensions/ so that it ends by ``deadline`` (a ``time.monotonic()`` value or a ``Deadline``)."""
         deadline = as_deadline(deadline)
         wait = self.backoff_remaining
@@ -347,7 +357,7 @@ class PingawayClient:
                     self.auth_method = BEARER
                     return BEARER, {"Authorization": "Bearer " + secret.reveal()}, 0
         if self.session is None:
-            assert problem is not None
+            assert problem is not None  # noqa: S101 -- no session means the token branch set it; narrows
             raise problem
         if problem is not None and problem.detail != self._fallback_noted:
             self._fallback_noted = problem.detail
@@ -361,7 +371,7 @@ class PingawayClient:
     def _session_cookie(self, deadline: Deadline, stale: int | None = None) -> tuple[Secret, int]:
         """The current session cookie, logging in first when there is none or it is ``stale``."""
         session = self.session
-        assert session is not None
+        assert session is not None  # noqa: S101 -- only called with a session; narrows
         cookie, generation = session.current()
         if cookie is not None and generation != stale:
             return cookie, generation
@@ -378,7 +388,7 @@ class PingawayClient:
     def _login(self, deadline: Deadline) -> Secret:
         """POST auth/login with HTTP Basic and keep the cookie. Caller holds the session lock."""
         session = self.session
-        assert session is not None
+        assert session is not None  # noqa: S101 -- only called with a session; narrows
         user = session.username
         try:
             password = session.password.get()
@@ -394,7 +404,7 @@ class PingawayClient:
         headers = {"Authorization": "Basic " + basic.reveal()}
         if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline to log in")
-        with self._errors(deadline), _bounded_by(deadline):
+        with self._errors(deadline), _bounded_by(deadline):  # noqa: SIM117 -- the bounds, then the request
             with self._http.stream("POST", self.login_url, headers=headers, timeout=_timeout(deadline)) as resp:
                 code = resp.status_code
                 if code in (401, 403):
@@ -416,7 +426,7 @@ class PingawayClient:
         if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline")
         hint = self._refusal_hint(method)
-        with self._errors(deadline), _bounded_by(deadline):
+        with self._errors(deadline), _bounded_by(deadline):  # noqa: SIM117 -- the bounds, then the request
             with self._http.stream("GET", self.extensions_url, headers=headers, timeout=_timeout(deadline)) as resp:
                 self._check_status(resp, hint)
                 body = self._read_body(resp, deadline)
@@ -487,7 +497,8 @@ class PingawayClient:
         limit = self.max_body_bytes
         declared = resp.headers.get("content-length")
         if declared and _DIGITS.fullmatch(declared.strip()) and (len(declared.strip()) > 18 or int(declared) > limit):
-            raise FetchError(INVALID_PAYLOAD, f"response of {declared.strip()[:20]} bytes exceeds the {limit}-byte limit")
+            raise FetchError(INVALID_PAYLOAD,
+                             f"response of {declared.strip()[:20]} bytes exceeds the {limit}-byte limit")
         layers = [e.strip().lower() for e in resp.headers.get("content-encoding", "").split(",")]
         layers = [e for e in layers if e and e != "identity"]
         if len(layers) > 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -30,7 +31,7 @@ class TokenClaims:
         return (time.time() if now is None else now) >= self.expires_at
 
 
-def _number(claims: dict, name: str, label: str) -> float | None:
+def _number(claims: dict[str, Any], name: str, label: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None

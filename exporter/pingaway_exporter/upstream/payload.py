@@ -22,10 +22,11 @@ import gc
 import json
 import math
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Protocol, Union, cast
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -46,53 +47,79 @@ class Call(msgspec.Struct, frozen=True, gc=False):
 
 
 # Every call with the same direction and status is the same object.
-_CALLS = {(d, s): Call(d, s) for d in DIRECTIONS for s in LINE_STATUSES + (OTHER,)}
+_CALLS: dict[tuple[str | None, str | None], Call] = {
+    (d, s): Call(d, s) for d in DIRECTIONS for s in (*LINE_STATUSES, OTHER)}
 
-_Loose = Union[bool, int, str, None]
+_Loose = Union[bool, int, str, None]  # noqa: UP007 -- a runtime alias: `|` on None needs 3.10's types.UnionType
 
 
 class _WireCall(msgspec.Struct, gc=False):
-    direction: Union[str, None] = None
-    linestatus: Union[str, None] = None
+    direction: str | None = None
+    linestatus: str | None = None
 
 
 class _WireProfile(msgspec.Struct, gc=False):
     available: _Loose = None
-    name: Union[str, None] = None
-    until: Union[str, None] = None
+    name: str | None = None
+    until: str | None = None
 
 
-class Extension(msgspec.Struct, gc=False):
-    """One extension, decoded from the wire and then normalised in place.
+class _WireExtension(msgspec.Struct, gc=False):
+    """One extension as decoded from the wire; ``Parser`` then normalises it in place into an ``Extension``.
 
-    The annotations describe what the JSON may hold; after ``Parser`` has
-    run, every record holds: ``extension`` and ``name`` as str, ``email``
-    as str, ``available`` as True/False or None (no profile: unknown),
-    ``profile`` as the presence profile's name or None, ``until`` as Unix
-    time or None, ``calls`` as a tuple of shared ``Call`` objects and
-    ``keywords`` as a tuple of str. Normalising in place rather than
-    copying into a second set of objects halves the memory of a 50,000
-    extension scrape.
+    The annotations describe what the JSON may hold (msgspec decodes by them).
+    Normalising in place rather than copying into a second set of objects
+    halves the memory of a 50,000 extension scrape, so the normalised record
+    is this same object: ``Extension`` below is the type it has afterwards.
     """
 
-    extension: Union[str, int, None] = None
-    name: Union[str, int, None] = None
-    email: Union[str, None] = None
-    profile: Union[_WireProfile, str, None] = None
+    extension: str | int | None = None
+    name: str | int | None = None
+    email: str | None = None
+    profile: _WireProfile | str | None = None
     available: _Loose = None  # the flat shape; normalised for both
-    until: Union[str, int, None] = None  # the flat shape; normalised for both
-    calls: Union[list[_WireCall], None] = None
-    keywords: Union[tuple[str, ...], None] = msgspec.field(default=None, name="keyWords")
+    until: str | int | None = None  # the flat shape; normalised for both
+    calls: list[_WireCall] | None = None
+    keywords: tuple[str, ...] | None = msgspec.field(default=None, name="keyWords")
 
 
-class _ExtensionNoEmail(Extension, gc=False):
+class _WireExtensionNoEmail(_WireExtension, gc=False):
     """The record when e-mail is not exported: the JSON "email" value is skipped, never allocated."""
 
-    email: Union[str, None] = msgspec.field(default="", name="email (not decoded)")
+    email: str | None = msgspec.field(default="", name="email (not decoded)")
 
 
-_STRICT = msgspec.json.Decoder(list[Extension])
-_STRICT_NO_EMAIL = msgspec.json.Decoder(list[_ExtensionNoEmail])
+if TYPE_CHECKING:
+    class Extension(Protocol):
+        """One extension as ``Parser`` leaves it: the only kind a ``ParseResult`` holds.
+
+        ``available`` is True/False, or None without a profile (unknown);
+        ``profile`` is the presence profile's name or None; ``until`` is Unix
+        time or None; ``calls`` are shared ``Call`` objects.
+        """
+
+        @property
+        def extension(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def email(self) -> str: ...
+        @property
+        def profile(self) -> str | None: ...
+        @property
+        def available(self) -> bool | None: ...
+        @property
+        def until(self) -> float | None: ...
+        @property
+        def calls(self) -> tuple[Call, ...]: ...
+        @property
+        def keywords(self) -> tuple[str, ...]: ...
+else:
+    Extension = _WireExtension  # at run time the normalised record is the decoded struct itself
+
+
+_STRICT = msgspec.json.Decoder(list[_WireExtension])
+_STRICT_NO_EMAIL = msgspec.json.Decoder(list[_WireExtensionNoEmail])
 _GENERIC = msgspec.json.Decoder()
 
 
@@ -140,8 +167,8 @@ _FALSE = frozenset({"0", "false", "no", "nej"})
 
 def _available(value: object) -> bool | None:
     if value is True or value is False or value is None:
-        return value  # type: ignore[return-value]
-    if value == 1 or value == 0:
+        return value
+    if value in (1, 0):
         return bool(value)
     if isinstance(value, str):
         v = value.strip().lower()
@@ -159,12 +186,12 @@ class Parser:
         self.zone = ZoneInfo(timezone)
         # E-mail is personal data: not even decoded unless it is exported.
         self.keep_email = keep_email
-        self._record = Extension if keep_email else _ExtensionNoEmail
+        self._record: type[_WireExtension] = _WireExtension if keep_email else _WireExtensionNoEmail
         self._strict = _STRICT if keep_email else _STRICT_NO_EMAIL
         self._until_cache: dict[str, float | None] = {}
         # Profile names and keywords repeat across thousands of records: keep one copy of each.
         self._interned: dict[str, str] = {}
-        self._word_tuples: dict[tuple, tuple[str, ...]] = {}
+        self._word_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def _names(self, text: str) -> str:
         interned = self._interned
@@ -172,7 +199,7 @@ class Parser:
             interned.clear()
         return interned.setdefault(text, text)
 
-    def parse_body(self, body: bytes, content_type: str = "") -> ParseResult:
+    def parse_body(self, body: bytes | bytearray, content_type: str = "") -> ParseResult:
         head = body[:256].lstrip().lower()
         if head.startswith(b"<") or "html" in content_type.lower():
             raise PayloadError("upstream sent an HTML page, not JSON")
@@ -206,7 +233,7 @@ class Parser:
         if not isinstance(data, list):
             raise PayloadError(f"response is a JSON {type(data).__name__}, expected a list of extensions")
         result = ParseResult(extensions=[])
-        wire: list[Extension] = []
+        wire: list[_WireExtension] = []
         for item in data:
             if not isinstance(item, dict):
                 result.skipped += 1
@@ -219,7 +246,7 @@ class Parser:
                 continue
             words = item.get("keyWords")
             if isinstance(words, list) and not all(type(w) is str for w in words):
-                item = {**item, "keyWords": [w for w in words if type(w) is str]}  # drop odd keywords only
+                item = {**item, "keyWords": [w for w in words if type(w) is str]}  # noqa: PLW2901 -- drop odd keywords only
             try:
                 wire.append(msgspec.convert(item, self._record))
             except msgspec.ValidationError as exc:
@@ -230,8 +257,10 @@ class Parser:
                 result.note(result.problems, "record holds a key that is not valid Unicode (a bad byte)")
         return self._normalise(wire, len(data), result)
 
-    def _normalise(self, wire: list[Extension], total: int, result: ParseResult) -> ParseResult:
-        out = result.extensions
+    def _normalise(self, wire: list[_WireExtension] | list[_WireExtensionNoEmail], total: int,
+                   result: ParseResult) -> ParseResult:
+        # Each record is appended once normalised: from then on it holds an Extension's types.
+        out = cast("list[_WireExtension]", result.extensions)
         append = out.append
         calls_for = self._calls
         until_of = self._until
@@ -247,20 +276,24 @@ class Parser:
                 elif not number:
                     raise _BadRecord("record has an empty 'extension'")
                 profile = w.profile
+                available: _Loose
+                until: str | int | None
                 if type(profile) is _WireProfile:  # the published, nested shape
                     available = profile.available
                     w.profile = names(profile.name) if profile.name else None
                     until = profile.until
                 else:  # the flat field list: profile is a description string or null
                     available = w.available
-                    w.profile = names(profile) if profile else None
+                    # (`type(...) is` leaves the union whole here; isinstance would cost time per record)
+                    w.profile = names(profile) if profile else None  # type: ignore[arg-type]
                     until = w.until
                 if available is not True and available is not False:
                     available = _available(available)
                 w.available = available
-                w.until = None if not until or until == NO_END else until_of(until, result)
+                # Normalised in place: the wire field now holds Unix time, the calls shared Call objects.
+                w.until = None if not until or until == NO_END else until_of(until, result)  # type: ignore[assignment]
                 calls = w.calls
-                w.calls = calls_for(calls, result) if calls else ()
+                w.calls = calls_for(calls, result) if calls else ()  # type: ignore[assignment]
                 name = w.name
                 if type(name) is not str:
                     w.name = "" if name is None else str(name)
@@ -269,14 +302,14 @@ class Parser:
                 words = w.keywords
                 w.keywords = words_of(words) if words else ()
                 append(w)
-            except _BadRecord as exc:
+            except _BadRecord as exc:  # noqa: PERF203 -- one bad record is skipped, not the payload
                 result.skipped += 1
                 result.note(result.problems, str(exc))
         if total and not out:
             raise PayloadError(f"none of the {total} records is a usable extension")
         return result
 
-    def _words(self, words) -> tuple[str, ...]:
+    def _words(self, words: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         """One shared tuple per distinct keyword list: less memory, and cheap grouping later."""
         if type(words) is not tuple:
             words = tuple(x for x in words if type(x) is str)
@@ -287,7 +320,7 @@ class Parser:
             shared = self._word_tuples.setdefault(words, tuple(self._names(x) for x in words if x))
         return shared
 
-    def _calls(self, raw: list[_WireCall], result: ParseResult) -> tuple:
+    def _calls(self, raw: list[_WireCall], result: ParseResult) -> tuple[Call, ...]:
         out = []
         for c in raw:
             call = _CALLS.get((c.direction, c.linestatus))
@@ -348,11 +381,12 @@ def _constant(text: str) -> object:  # NaN, Infinity: not JSON
     return _OUT_OF_RANGE
 
 
-def _lenient_json(body: bytes) -> object | None:
+def _lenient_json(body: bytes | bytearray) -> object | None:
     """The body read by the standard library's parser, or None when it is not JSON at all."""
     try:
         text = bytes(body).decode("utf-8", errors="surrogateescape")  # a bad byte spoils only its record
-        return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        data: object = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        return data
     except (ValueError, RecursionError):
         return None
 
@@ -361,7 +395,7 @@ def _lenient_json(body: bytes) -> object | None:
 _USED = ("extension", "name", "email", "profile", "available", "until", "calls", "keyWords")
 
 
-def _unusable(item: dict) -> str | None:
+def _unusable(item: dict[str, object]) -> str | None:
     """Why a record cannot be used (text that is not Unicode, a number out of range), or None."""
     stack = [item.get(k) for k in _USED if k in item]
     while stack:

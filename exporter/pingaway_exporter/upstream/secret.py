@@ -16,7 +16,8 @@ import stat
 import threading
 import weakref
 from collections import OrderedDict, deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 MASK = "********"
 REDACTED = "<redacted>"
@@ -35,10 +36,11 @@ _REGISTRY_LOCK = threading.Lock()
 # Secret object id -> (weak reference, the values it registers). An entry goes
 # away when its Secret is garbage: the registry holds the secrets in use now,
 # so 100,000 re-logins do not make every log line slower.
-_LIVE: dict[int, tuple[weakref.ref, tuple[str, ...]]] = {}
+_LIVE: dict[int, tuple[weakref.ref[Secret], tuple[str, ...]]] = {}
 _TRANSIENT: OrderedDict[str, None] = OrderedDict()
-_GONE: deque = deque()  # (key, weakref) of Secrets that have been garbage-collected
-_CACHE: list = [None]  # (values longest first, set of every PARTIAL_RUN-long piece of them), or None
+_GONE: deque[tuple[int, weakref.ref[Secret]]] = deque()  # (key, weakref) of Secrets that have been garbage-collected
+# (values longest first, set of every PARTIAL_RUN-long piece of them), or None
+_CACHE: list[tuple[tuple[str, ...], frozenset[str]] | None] = [None]
 
 
 def _redactable(value: str) -> bool:
@@ -85,13 +87,13 @@ def register_secret_value(value: str) -> None:
         _CACHE[0] = None
 
 
-def _register(secret: "Secret", values: Iterable[str]) -> None:
+def _register(secret: Secret, values: Iterable[str]) -> None:
     values = tuple(v for v in values if _redactable(v))
     if not values:
         return
     key = id(secret)
 
-    def gone(_ref, key=key) -> None:
+    def gone(_ref: weakref.ref[Secret], key: int = key) -> None:
         # May run anywhere, during GC too: no lock, no dict change; the next snapshot tidies up.
         _GONE.append((key, _ref))
         _CACHE[0] = None
@@ -102,7 +104,7 @@ def _register(secret: "Secret", values: Iterable[str]) -> None:
         _CACHE[0] = None
 
 
-_RUN = re.compile(r"[A-Za-z0-9+/=_.~%%-]{%d,}" % PARTIAL_RUN)
+_RUN = re.compile(rf"[A-Za-z0-9+/=_.~%-]{{{PARTIAL_RUN},}}")
 
 
 def scrub(text: str) -> str:
@@ -122,8 +124,8 @@ def scrub(text: str) -> str:
     if not pieces:
         return text
 
-    def partial(m: re.Match) -> str:
-        run = m.group(0)
+    def partial(m: re.Match[str]) -> str:
+        run: str = m.group(0)
         for i in range(len(run) - PARTIAL_RUN + 1):
             if run[i:i + PARTIAL_RUN] in pieces:
                 return REDACTED
@@ -141,7 +143,7 @@ def shorten(text: str, limit: int = 200) -> str:
 class Secret:
     """A string that hides itself everywhere except ``reveal()``."""
 
-    __slots__ = ("_value", "__weakref__")
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str, also: Iterable[str] = ()) -> None:
         self._value = value
@@ -172,7 +174,7 @@ class Secret:
     def __bool__(self) -> bool:
         return bool(self._value)
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret cannot be pickled")
 
 
@@ -210,7 +212,7 @@ class SecretSource:
     def get(self) -> Secret:
         if self._static is not None:
             return self._static
-        assert self.path is not None
+        assert self.path is not None  # noqa: S101 -- a source is static or has a path; narrows
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -262,7 +264,8 @@ def read_secret_file(path: str, what: str, limit: int = MAX_SECRET_FILE) -> str:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise SecretError(f"cannot read {what}: {exc.strerror or errno.errorcode.get(exc.errno, 'error')}") from None
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "error")
+        raise SecretError(f"cannot read {what}: {reason}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

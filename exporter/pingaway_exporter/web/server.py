@@ -19,10 +19,11 @@ import ssl
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -46,7 +47,8 @@ SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 OPEN_PATHS = ("/-/healthy",)
 
 # Process and runtime metrics are cheap, collector-only and stateless: shared.
-_RUNTIME = (ProcessCollector(registry=None), PlatformCollector(registry=None), GCCollector(registry=CollectorRegistry()))
+_RUNTIME = (ProcessCollector(registry=None), PlatformCollector(registry=None),
+            GCCollector(registry=CollectorRegistry()))
 
 
 @dataclass
@@ -54,12 +56,12 @@ class WebOptions:
     telemetry_path: str = "/metrics"
     timeout: float = 10.0  # --pingaway.timeout: the upper bound of any scrape
     timeout_offset: float = 0.5
-    collector: CollectorOptions = CollectorOptions()
+    collector: CollectorOptions = CollectorOptions()  # noqa: RUF009 -- frozen: one shared default is safe
     upstream_label: str = ""  # shown on the landing page; never carries credentials
     config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
     web_config: WebConfig | None = None  # --web.config.file: TLS and Basic auth
     pool: TargetPool | None = None  # targets declared in --config.file, for /probe
-    limits: Limits = Limits()  # the port's resource bounds (transport.Limits)
+    limits: Limits = Limits()  # noqa: RUF009 -- frozen; the port's resource bounds (transport.Limits)
     enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
 
 
@@ -83,7 +85,7 @@ def scrape_budget(header: str | None, cap: float, offset: float) -> float:
 class ExporterServer(BoundedServer):
     """The exporter's routes on the bounded transport of ``transport``."""
 
-    def __init__(self, address: tuple[str, int], target: Target, options: WebOptions, *,
+    def __init__(self, address: tuple[str, int], target: Target | None, options: WebOptions, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.target = target
         self.options = options
@@ -120,7 +122,7 @@ class ExporterServer(BoundedServer):
         return not handler.close_connection
 
     @contextmanager
-    def tracking(self):
+    def tracking(self) -> Iterator[None]:
         """Count a request as in flight, so shutdown can wait for it."""
         with self._idle:
             self._active += 1
@@ -147,8 +149,8 @@ class ExporterServer(BoundedServer):
         host, port = self.server_address[:2]
         if ":" in host:
             host = f"[{host}]"
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1" if host == "0.0.0.0" or self.dual_stack else "[::1]"
+        if host in ("0.0.0.0", "[::]"):  # noqa: S104 -- recognising the wildcard, not binding to it
+            host = "127.0.0.1" if host == "0.0.0.0" or self.dual_stack else "[::1]"  # noqa: S104 -- as above
         scheme = "https" if self.ssl_context is not None else "http"
         return f"{scheme}://{host}:{port}{path}"
 
@@ -157,14 +159,14 @@ class ExporterServer(BoundedServer):
         host, port = self.server_address[:2]
         if self.dual_stack:
             return f"[::]:{port} (all interfaces, IPv4 and IPv6)"
-        if host == "0.0.0.0":
+        if host == "0.0.0.0":  # noqa: S104 -- naming the wildcard in the log, not binding to it
             return f"0.0.0.0:{port} (all IPv4 interfaces)"
         if host == "::":
             return f"[::]:{port} (all IPv6 interfaces)"
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
+def _san_allowed(cert: dict[str, Any] | None, allowed: frozenset[str]) -> bool:
     """True when a subjectAltName of the verified client certificate is on client_allowed_sans."""
     return any(value in allowed for _, value in (cert or {}).get("subjectAltName", ()))
 
@@ -172,7 +174,7 @@ def _san_allowed(cert: dict | None, allowed: frozenset[str]) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     """One request, parsed from a head the transport has already bounded; see ``transport``."""
 
-    server: ExporterServer
+    server: ExporterServer  # type: ignore[assignment]  # only ExporterServer builds these handlers
     protocol_version = "HTTP/1.1"
     server_version = f"pingaway-exporter/{__version__}"
 
@@ -181,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server = server
         self.request = self.connection = conn.sock
         self.client_address = conn.addr
-        self.wfile = server.writer(conn)
+        self.wfile = server.writer(conn)  # type: ignore[assignment]  # file-like: the handler only writes
         self.close_connection = True
 
     def handle_head(self) -> None:
@@ -384,7 +386,7 @@ class _ResponseBody:
 
     THRESHOLD = 256 * 1024
 
-    def __init__(self, handler: "_Handler", content_type: str, gzip_ok: bool) -> None:
+    def __init__(self, handler: _Handler, content_type: str, gzip_ok: bool) -> None:
         self.h = handler
         self.content_type = content_type
         self.buf = bytearray()
@@ -435,7 +437,7 @@ class _ResponseBody:
         self.h._send(200, bytes(self.buf), self.content_type, extra)
 
 
-def _media_ranges(header: str, limit: int = 32):
+def _media_ranges(header: str, limit: int = 32) -> Iterator[tuple[str, dict[str, str], float]]:
     """(type, params, q) for each media range of an Accept-like header; bad q-values count as 0."""
     for item in header.split(",")[:limit]:
         parts = [p.strip() for p in item.split(";")]
@@ -471,7 +473,7 @@ def negotiate_accept(header: str) -> str:
         offer = "; ".join([kind, *(f"{k}={v}" for k, v in params.items())])
         try:
             Format(offer)
-        except Exception:  # prometheus_client compares versions without checking them
+        except Exception:  # noqa: S112 -- prometheus_client compares versions without checking them: skip the offer
             continue
         best_q, best = q, offer
     return best

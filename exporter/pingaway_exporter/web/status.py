@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import quote
 
+from pingaway_exporter.scrape.pool import Probe
 from pingaway_exporter.scrape.target import Outcome, Target
 
 # Where the Grafana dashboard lives in the source tree (see docs/alerting.md, "Grafana dashboard").
@@ -187,10 +190,8 @@ from the pingaway-exporter source (<a href="{docs}">how to import a dashboard</a
 """
 
 
-def render_targets(probes, now: float | None = None) -> str:
+def render_targets(probes: Iterable[Probe], now: float | None = None) -> str:
     """One line per target declared for /probe: its last scrape, from memory only."""
-    from urllib.parse import quote
-
     rows = []
     for probe in probes:
         t = probe.target

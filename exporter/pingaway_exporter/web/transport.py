@@ -36,6 +36,7 @@ Nothing here reads the wall clock; deadlines use the injectable monotonic
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import queue
@@ -45,8 +46,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -81,7 +83,7 @@ def connection_cap(limits: Limits) -> int:
 class Conn:
     """One client connection; owned by the selector thread, or by exactly one worker while it serves."""
 
-    __slots__ = ("sock", "addr", "buf", "deadline", "state", "head_end", "scan_from", "eof")
+    __slots__ = ("addr", "buf", "deadline", "eof", "head_end", "scan_from", "sock", "state")
 
     def __init__(self, sock: socket.socket, addr: Any, deadline: float, state: str) -> None:
         self.sock = sock
@@ -205,10 +207,8 @@ class BoundedServer:
                     self._set_accepting(True)
         finally:
             self._set_accepting(False)
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 sel.unregister(self._wake_r)
-            except (KeyError, ValueError):
-                pass
             self._running.clear()
             self._stopped.set()
 
@@ -237,16 +237,12 @@ class BoundedServer:
                 self._work.put(None)
         for s in (self.socket, self._wake_r, self._wake_w):
             _close_sock(s)
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._sel.close()
-        except (OSError, ValueError):
-            pass
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass
 
     def _set_accepting(self, on: bool) -> None:
         if on == self._accepting:
@@ -283,10 +279,8 @@ class BoundedServer:
 
     def _open(self, sock: socket.socket, addr: Any) -> None:
         sock.setblocking(False)
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
         deadline = self.clock() + self.limits.header_timeout
         ctx = self.ssl_context_for_new_connection()
         state = _HEAD
@@ -314,10 +308,8 @@ class BoundedServer:
     def _unpark(self, conn: Conn) -> None:
         fd = conn.sock.fileno()
         if self._parked.pop(fd, None) is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(conn.sock)
-            except (KeyError, ValueError):
-                pass
 
     def _close(self, conn: Conn) -> None:
         self._unpark(conn)
@@ -348,7 +340,7 @@ class BoundedServer:
         if conn.state == _HANDSHAKE:
             sock = conn.sock
             try:
-                sock.do_handshake()  # type: ignore[union-attr]
+                sock.do_handshake()  # type: ignore[attr-defined]  # in this state conn.sock is an ssl.SSLSocket
             except ssl.SSLWantReadError:
                 self._park(conn, selectors.EVENT_READ)
                 return
@@ -417,10 +409,8 @@ class BoundedServer:
         body = b"request head too large\n"
         reply = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
-        try:
+        with contextlib.suppress(OSError, ssl.SSLError):
             conn.sock.send(reply)  # small enough for the socket buffer; no retry
-        except (OSError, ssl.SSLError):
-            pass
         log.debug("request head over the budget; connection closed",
                   extra={"fields": {"limit": self.limits.max_header_bytes}})
         self._close(conn)
@@ -510,10 +500,8 @@ class BoundedServer:
 
 
 def _close_sock(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError, ssl.SSLError):
         sock.close()
-    except (OSError, ssl.SSLError):
-        pass
 
 
 def _listen(address: tuple[str, int], backlog: int) -> tuple[socket.socket, bool]:

@@ -19,8 +19,9 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 import bcrypt
 
@@ -145,7 +146,7 @@ def load(path: str, label: str = "--web.config.file") -> WebConfig:
                      loose_files=loose, files=(path, *tls_files))
 
 
-def _file_paths(section: Any, base: str):
+def _file_paths(section: Any, base: str) -> Iterator[str]:
     for name in ("cert_file", "key_file", "client_ca_file"):
         value = section.get(name) if isinstance(section, dict) else None
         if isinstance(value, str) and value:
@@ -218,6 +219,10 @@ def _tls(f: _Fields, base: str) -> tuple[ssl.SSLContext | None, tuple[str, ...],
     return ctx, sans, loose
 
 
+@overload
+def _file(f: _Fields, name: str, base: str, *, required: Literal[True]) -> str: ...
+@overload
+def _file(f: _Fields, name: str, base: str, *, required: Literal[False]) -> str | None: ...
 def _file(f: _Fields, name: str, base: str, *, required: bool) -> str | None:
     value = f.string(name)
     if value is None:
@@ -292,15 +297,15 @@ class WebConfigWatcher:
         self.clock = clock
         self._next = clock() + every
         self._seen = self._stamp()
-        self._failed: tuple | None = None
+        self._failed: tuple[object, ...] | None = None
 
-    def _stamp(self) -> tuple:
-        out = []
+    def _stamp(self) -> tuple[object, ...]:
+        out: list[tuple[object, ...]] = []
         for path in self.config.files if self.config else ():
             try:
                 st = os.stat(path)
                 out.append((path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns))
-            except OSError as exc:
+            except OSError as exc:  # noqa: PERF203 -- each file is stat'ed on its own; a missing one is a result
                 out.append((path, exc.errno))
         return tuple(out)
 
@@ -313,7 +318,7 @@ class WebConfigWatcher:
             return None
         self._next = now + self.every
         stamp = self._stamp()
-        if stamp == self._seen or stamp == self._failed:
+        if stamp in (self._seen, self._failed):
             return None
         try:
             new = load(self.config.path)
