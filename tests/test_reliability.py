@@ -41,12 +41,14 @@ def test_sigterm_lets_in_flight_scrapes_finish(sim):
     assert "shutting down" in err and "Traceback" not in err
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, request):
-    exp = exporter_factory(sim, timeout=40.0)
-    # The one upstream call is held open until all 200 scrapes are in (60 s at most), however slow the machine.
+    # The one upstream call is held open until all 200 scrapes are in, however slow the machine: under
+    # libfaketime (CI's shifted-clock runs) 400 threads contending for the GIL take tens of seconds to arrive
+    # and be answered, so the budgets here are minutes. The test is about sharing, not speed.
+    exp = exporter_factory(sim, timeout=200.0)
     release = threading.Event()
-    sim.set_fault("slow_headers", delay=60.0, release=release, remaining=1)
+    sim.set_fault("slow_headers", delay=200.0, release=release, remaining=1)
     n = 200
     barrier = threading.Barrier(n)
     ups: list[float | None] = []
@@ -58,7 +60,7 @@ def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, r
     def scrape():
         barrier.wait()
         try:
-            r = httpx.get(exp.url, timeout=60, headers={"X-Prometheus-Scrape-Timeout-Seconds": "40"})
+            r = httpx.get(exp.url, timeout=240, headers={"X-Prometheus-Scrape-Timeout-Seconds": "200"})
         except Exception as exc:  # collected and asserted below
             with lock:
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -69,13 +71,13 @@ def test_200_concurrent_scrapes_share_one_upstream_call(sim, exporter_factory, r
     threads = [threading.Thread(target=scrape) for _ in range(n)]
     for t in threads:
         t.start()
-    end = time.monotonic() + 50
+    end = time.monotonic() + 120
     while exp.server.in_flight < n and not errors:
         assert time.monotonic() < end, f"only {exp.server.in_flight} of {n} scrapes arrived"
         time.sleep(0.05)
     release.set()
     for t in threads:
-        t.join(60)
+        t.join(240)
     assert not errors, errors[:3]
     ups.extend(value(samples(text), "pingaway_up") for text in texts)
     assert ups == [1.0] * n
