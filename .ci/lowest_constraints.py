@@ -2,7 +2,8 @@
 
 CI installs the project with it (``PIP_CONSTRAINT=... ./dev test``) and runs the whole suite once, so the
 ``>=`` bounds that pyproject.toml promises are ones that have passed the tests. A dependency without a lower
-bound is an error: its oldest release is then whatever PyPI has, which nobody has tested.
+bound is an error: its oldest release is then whatever PyPI has, which nobody has tested. An exact ``==`` pin
+(grafana-foundation-sdk, whose build-number epochs make ``>=`` pick an older schema line) is its own bound.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def lower_bounds(pyproject: Path) -> list[str]:
         if not match:
             raise SystemExit(f"cannot read requirement {requirement!r}")
         name, spec = match.group(1).lower(), match.group(2)
-        bound = re.search(r">=\s*([^,\s]+)", spec)
+        bound = re.search(r">=\s*([^,\s]+)", spec) or re.search(r"==\s*([^,\s]+)", spec)  # an exact pin is its own
         if not bound:
             raise SystemExit(f"{name}: no '>=' lower bound in pyproject.toml, so its oldest release is untested")
         pins[name] = bound.group(1)
