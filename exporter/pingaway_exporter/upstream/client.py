@@ -448,7 +448,11 @@ class PingawayClient:
         except httpx.ConnectError as exc:
             raise FetchError(CONNECTION, f"cannot connect to {safe_url(self.base_url)}: {_short(exc)}") from None
         except httpx.RemoteProtocolError as exc:
+            if "location header" in str(exc).lower():  # httpx before 0.28 reads a redirect's Location eagerly
+                raise FetchError(HTTP_ERROR, _BAD_LOCATION) from None
             raise FetchError(CONNECTION, f"connection broken: {_short(exc)}") from None
+        except httpx.InvalidURL:  # likewise: a Location httpx cannot parse, even though redirects are not followed
+            raise FetchError(HTTP_ERROR, _BAD_LOCATION) from None
         except httpx.HTTPError as exc:
             raise FetchError(CONNECTION, f"{type(exc).__name__}: {_short(exc)}") from None
         except OSError as exc:
@@ -531,6 +535,9 @@ def _timeout(deadline: Deadline) -> httpx.Timeout:
     if deadline.cap is None:  # it may be extended without bound: only the backend's clamp applies
         return httpx.Timeout(3600.0)
     return httpx.Timeout(max(0.001, deadline.cap - time.monotonic()))
+
+
+_BAD_LOCATION = "upstream answered a redirect whose Location is not a URL; set --pingaway.url to the final address"
 
 
 def _short(exc: Exception) -> str:
