@@ -82,19 +82,31 @@ def _mapping(loader: _BoundedLoader, node: yaml.MappingNode) -> dict[Any, Any]:
 _BoundedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def read_text(path: str, limit: int = MAX_CONFIG_BYTES) -> str:
-    """The UTF-8 text of a regular file of at most ``limit`` bytes, opened without blocking."""
+class Refused(Exception):
+    """A local file that ``read_regular`` would not read: ``reason`` is "type" (see ``mode``), "size" (the
+    ``size`` fstat gave) or "grew" (more bytes arrived than fstat said)."""
+
+    def __init__(self, reason: str, mode: int = 0, size: int = 0) -> None:
+        super().__init__(reason)
+        self.reason, self.mode, self.size = reason, mode, size
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, read without ever blocking.
+
+    A FIFO would block ``open()`` until a writer appears and ``read()`` until it closes; a device like
+    /dev/zero never ends. So the file is opened with O_NONBLOCK and checked with ``fstat`` before a single
+    byte is read, and the read stops one byte past the limit. Raises ``OSError`` or ``Refused``; the config
+    file and the secret files word their own messages.
+    """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise YamlError(f"cannot read: {exc.strerror or exc}") from None
+    fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise YamlError("cannot read: not a regular file (a FIFO, device or directory)")
+            raise Refused("type", mode=st.st_mode)
         if st.st_size > limit:
-            raise YamlError(f"{st.st_size} bytes, more than the {limit}-byte limit for a config file")
+            raise Refused("size", size=st.st_size)
         chunks, total = [], 0
         while total <= limit:
             chunk = os.read(fd, limit + 1 - total)
@@ -103,13 +115,26 @@ def read_text(path: str, limit: int = MAX_CONFIG_BYTES) -> str:
             chunks.append(chunk)
             total += len(chunk)
         if total > limit:
-            raise YamlError(f"more than the {limit}-byte limit for a config file")
-    except OSError as exc:
-        raise YamlError(f"cannot read: {exc.strerror or exc}") from None
+            raise Refused("grew")
     finally:
         os.close(fd)
+    return b"".join(chunks)
+
+
+def read_text(path: str, limit: int = MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes, opened without blocking."""
     try:
-        return b"".join(chunks).decode("utf-8")
+        data = read_regular(path, limit)
+    except OSError as exc:
+        raise YamlError(f"cannot read: {exc.strerror or exc}") from None
+    except Refused as exc:
+        if exc.reason == "type":
+            raise YamlError("cannot read: not a regular file (a FIFO, device or directory)") from None
+        if exc.reason == "size":
+            raise YamlError(f"{exc.size} bytes, more than the {limit}-byte limit for a config file") from None
+        raise YamlError(f"more than the {limit}-byte limit for a config file") from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise YamlError("not UTF-8 text") from None
 

@@ -19,6 +19,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
+from pingaway_exporter.config.yamlload import Refused, read_regular
+
 MASK = "********"
 REDACTED = "<redacted>"
 # The largest secret file read: a JWT is well under 4 KiB. A FIFO, a device
@@ -260,36 +262,21 @@ def read_secret_file(path: str, what: str, limit: int = MAX_SECRET_FILE) -> str:
     error naming ``what``: the file is opened with O_NONBLOCK and checked
     with ``fstat`` before a single byte is read.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        data = read_regular(path, limit)
     except OSError as exc:
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "error")
         raise SecretError(f"cannot read {what}: {reason}") from None
+    except Refused as exc:
+        if exc.reason == "type":
+            raise SecretError(f"cannot read {what}: not a regular file ({_kind(exc.mode)}); "
+                              "point it at a file holding the secret") from None
+        if exc.reason == "size":
+            raise SecretError(f"cannot read {what}: {exc.size} bytes, more than the {limit}-byte limit "
+                              "for a secret file") from None
+        raise SecretError(f"cannot read {what}: more than the {limit}-byte limit for a secret file") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SecretError(f"cannot read {what}: not a regular file ({_kind(st.st_mode)}); "
-                              "point it at a file holding the secret")
-        if st.st_size > limit:
-            raise SecretError(f"cannot read {what}: {st.st_size} bytes, more than the {limit}-byte limit "
-                              "for a secret file")
-        chunks = []
-        total = 0
-        while total <= limit:
-            chunk = os.read(fd, limit + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise SecretError(f"cannot read {what}: more than the {limit}-byte limit for a secret file")
-    except OSError as exc:
-        raise SecretError(f"cannot read {what}: {exc.strerror or 'read error'}") from None
-    finally:
-        os.close(fd)
-    try:
-        text = b"".join(chunks).decode("utf-8").strip()
+        text = data.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise SecretError(f"cannot read {what}: not UTF-8 text") from None
     if not text:
