@@ -21,13 +21,13 @@ import httpx
 import pytest
 
 from pingaway_exporter import logs
+from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import SessionAuth
 from pingaway_exporter.upstream.client import PingawayClient, TokenState
 from pingaway_exporter.upstream.payload import Parser
-from pingaway_exporter.upstream.secret import SecretSource
 from pingaway_exporter.web.server import ExporterServer, WebOptions
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")

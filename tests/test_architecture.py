@@ -35,12 +35,8 @@ check_imports = _tool("check_imports")
 
 # What tools/check_imports.py finds today. Fix the code, then delete the line.
 KNOWN_DIRECTION = {
-    # Flags hold SecretSource values (--pingaway.token-file) and load --web.config.file while parsing.
-    "config.flags -> upstream.secret",
+    # Flags load --web.config.file while parsing.
     "config.flags -> web.webconfig",
-    # The config file names targets' secret files; the client takes a coalesce.Deadline (it belongs lower down).
-    "config.file -> upstream.secret",
-    "upstream.client -> scrape.coalesce",
 }
 KNOWN_TEST_IMPORTS = {
     "tests/test_compose.py imports test_dockerfile",
@@ -96,7 +92,7 @@ def _edge(src: str, dst: str) -> object:
     ("upstream.client", "scrape.coalesce", False),
     ("config.flags", "web.webconfig", False),
     ("metrics.groups", "demo.simulator", False),
-    ("demo.simulator", "upstream.secret", True),
+    ("demo.simulator", "config.secret", True),
     ("demo.simulator", "scrape.target", False),
     ("cli", "demo.simulator", True),
     ("web.status", "logs", False),

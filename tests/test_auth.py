@@ -10,10 +10,10 @@ import time
 import pytest
 
 from pingaway_exporter.cli import main
+from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import FetchError, PingawayClient
-from pingaway_exporter.upstream.secret import SecretSource
 
 from .conftest import WEDNESDAY_1015
 from .metrics_util import samples, value
@@ -237,7 +237,7 @@ def test_opaque_token_has_no_expiry_series(sim, exporter_factory):
 
 
 def test_opaque_token_still_refuses_junk():
-    from pingaway_exporter.upstream.secret import SecretError
+    from pingaway_exporter.config.secret import SecretError
     for bad in ("Bearer abc", "two words", "tab\there"):
         with pytest.raises(SecretError):
             TokenState(SecretSource("token file /t", value=bad), opaque=True).current()

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from pingaway_exporter.config.file import demo_config_path
 from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.metrics import catalogue
 from pingaway_exporter.metrics.catalogue import CACHED_NOTE, CATALOGUE, COUNTER, FAMILIES, GAUGE
 from pingaway_exporter.metrics.collector import CollectorOptions, ExporterCollector, ScrapeCollector
@@ -20,7 +21,6 @@ from pingaway_exporter.metrics.exposition import RowGauge, render_bytes
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.client import PingawayClient, TokenState
 from pingaway_exporter.upstream.payload import Parser
-from pingaway_exporter.upstream.secret import SecretSource
 
 from .fixtures import PAYLOAD
 

@@ -17,6 +17,7 @@ import jwt
 import pytest
 
 from pingaway_exporter import __version__
+from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import (
     CONNECTION,
@@ -33,7 +34,6 @@ from pingaway_exporter.upstream.client import (
     parse_retry_after,
     safe_url,
 )
-from pingaway_exporter.upstream.secret import SecretSource
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from pingaway_exporter.scrape.coalesce import Coalescer, Deadline, DeadlineExceeded, as_deadline
+from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
+from pingaway_exporter.upstream.deadline import Deadline, as_deadline
 
 pytestmark = pytest.mark.unit
 

@@ -420,11 +420,11 @@ def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
     from hypothesis import settings as hsettings
     from hypothesis import strategies as st
 
+    from pingaway_exporter.config.secret import SecretSource
     from pingaway_exporter.scrape.target import Target
     from pingaway_exporter.upstream.auth import TokenState
     from pingaway_exporter.upstream.client import MAX_BACKOFF, PingawayClient
     from pingaway_exporter.upstream.payload import Parser
-    from pingaway_exporter.upstream.secret import SecretSource
 
     later = [0.0]  # each example runs on a clock past any 429 pause the last one caused
     client = PingawayClient(sim.url, TokenState(SecretSource("token", value=sim.issue_token())),

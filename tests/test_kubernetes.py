@@ -28,8 +28,8 @@ import yaml
 import pingaway_exporter
 from pingaway_exporter.config.file import load_text
 from pingaway_exporter.config.flags import DEFAULT_PORT, load
+from pingaway_exporter.config.secret import SecretError, SecretSource, loose_file
 from pingaway_exporter.upstream.auth import TokenState
-from pingaway_exporter.upstream.secret import SecretError, SecretSource, loose_file
 
 from .metrics_util import samples, value
 

@@ -8,9 +8,9 @@ import pytest
 
 from pingaway_exporter import logs
 from pingaway_exporter.config.flags import load
+from pingaway_exporter.config.secret import Secret, SecretError
 from pingaway_exporter.upstream.client import FetchError, PingawayClient, TokenState
 from pingaway_exporter.upstream.credentials import read_claims
-from pingaway_exporter.upstream.secret import Secret, SecretError
 
 from .metrics_util import samples, value
 from .test_failures import FAULTS, wait_idle

@@ -59,8 +59,9 @@ TABLE: dict[str, str] = {
                                              # builds; metrics.groups evaluates them at scrape time (downward)
     "yamlload.py": "config.yamlload",        # (branch upstream) the bounded YAML loader of both config files;
                                              # web.webconfig reads --web.config.file through it (downward)
-    # upstream/: talking to Pingaway: secrets, token, session login, the HTTP client, payload -> records.
-    "secret.py": "upstream.secret",
+    "secret.py": "config.secret",            # secret values, *_FILE reading, the scrubber: config reads them,
+                                             # everything below uses them (was upstream.secret)
+    # upstream/: talking to Pingaway: token, session login, the HTTP client, payload -> records.
     "credentials.py": "upstream.credentials",
     "auth.py": "upstream.auth",
     "client.py": "upstream.client",
@@ -88,8 +89,8 @@ TABLE: dict[str, str] = {
 
 # One line for each new subpackage's __init__.py.
 SUBPACKAGES: dict[str, str] = {
-    "config": "What the operator wrote: command-line flags, the config file, opening hours, reloading.",
-    "upstream": "Talking to Pingaway: secrets, the token, session login, the HTTP client, payload to records.",
+    "config": "What the operator wrote: command-line flags, the config file, secrets, opening hours, reloading.",
+    "upstream": "Talking to Pingaway: the token, session login, the HTTP client, payload to records.",
     "scrape": "One scrape of one target, in-flight calls shared by many scrapes, upstream slots, the target pool.",
     "metrics": "Records to metric families, and the exposition text.",
     "web": "The exporter's own port: transport, routes, web-config, the status page.",

@@ -19,6 +19,7 @@ from .config.file import demo_config_path, load_file
 from .config.flags import NO_CREDENTIALS, Config, ConfigError, load
 from .config.reload import ConfigReloader
 from .config.schedule import HolidayCalendar
+from .config.secret import SecretError, SecretSource
 from .logs import setup as setup_logging
 from .memory import tune_malloc
 from .metrics.collector import CollectorOptions
@@ -27,7 +28,6 @@ from .scrape.target import Target, UpstreamSlots
 from .upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
 from .upstream.client import PingawayClient, safe_url
 from .upstream.payload import Parser
-from .upstream.secret import SecretError, SecretSource
 from .web.server import ExporterServer, WebOptions
 from .web.transport import Limits
 

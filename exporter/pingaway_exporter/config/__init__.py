@@ -1,1 +1,1 @@
-"""What the operator wrote: command-line flags, the config file, opening hours, reloading."""
+"""What the operator wrote: command-line flags, the config file, secrets, opening hours, reloading."""

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from pingaway_exporter.upstream.secret import scrub
+from pingaway_exporter.config.secret import scrub
 
 from . import yamlload
 from .flags import ConfigError, api_url, duration, nonneg_duration, size

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pingaway_exporter import __version__
-from pingaway_exporter.upstream.secret import SecretSource, shorten
+from pingaway_exporter.config.secret import SecretSource, shorten
 from pingaway_exporter.web.webconfig import WebConfig, WebConfigError
 from pingaway_exporter.web.webconfig import load as load_web_config
 

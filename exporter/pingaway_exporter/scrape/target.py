@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pingaway_exporter.config.secret import SecretError, shorten
 from pingaway_exporter.upstream.client import REASONS, TIMEOUT, FetchError, PingawayClient
 from pingaway_exporter.upstream.credentials import TokenClaims
+from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.payload import Parser, ParseResult, PayloadError
-from pingaway_exporter.upstream.secret import SecretError, shorten
 
 from . import tally
-from .coalesce import Coalescer, Deadline, DeadlineExceeded
+from .coalesce import Coalescer, DeadlineExceeded
 from .tally import Tally
 
 # After a failed upstream call, the next starts no sooner than this (and never

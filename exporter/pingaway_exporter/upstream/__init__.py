@@ -1,1 +1,1 @@
-"""Talking to Pingaway: secrets, the token, session login, the HTTP client, payload to records."""
+"""Talking to Pingaway: the token, session login, the HTTP client and its deadline, payload to records."""

@@ -17,8 +17,9 @@ import re
 import threading
 import time
 
+from pingaway_exporter.config.secret import Secret, SecretError, SecretSource
+
 from .credentials import TokenClaims, read_claims
-from .secret import Secret, SecretError, SecretSource
 
 log = logging.getLogger("pingaway_exporter.auth")
 

@@ -37,10 +37,10 @@ import httpcore
 import httpx
 
 from pingaway_exporter import __version__
-from pingaway_exporter.scrape.coalesce import Deadline, as_deadline
+from pingaway_exporter.config.secret import Secret, SecretError, shorten
 
 from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
-from .secret import Secret, SecretError, shorten
+from .deadline import Deadline, as_deadline
 
 if TYPE_CHECKING:  # httpcore's own name for a socket option; private, so for the checker only
     from httpcore._backends.base import SOCKET_OPTION

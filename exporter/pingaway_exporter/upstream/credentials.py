@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from .secret import Secret, SecretError
+from pingaway_exporter.config.secret import Secret, SecretError
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any, Literal, NoReturn, overload
 import bcrypt
 
 from pingaway_exporter.config import yamlload
-from pingaway_exporter.upstream.secret import loose_file, register_secret_value, shorten
+from pingaway_exporter.config.secret import loose_file, register_secret_value, shorten
 
 log = logging.getLogger("pingaway_exporter.web")
 
