@@ -23,11 +23,11 @@ from pingaway_exporter.config.file import load_file
 from pingaway_exporter.config.flags import ConfigError
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.config.secret import MAX_SECRET_FILE, SecretError, SecretSource
+from pingaway_exporter.config.webconfig import WebConfigError
+from pingaway_exporter.config.webconfig import load as load_web_config
 from pingaway_exporter.config.yamlload import MAX_CONFIG_BYTES
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
-from pingaway_exporter.web.webconfig import WebConfigError
-from pingaway_exporter.web.webconfig import load as load_web_config
 
 from .conftest import FIGURES, free_port
 from .metrics_util import samples, value

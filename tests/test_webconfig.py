@@ -16,9 +16,11 @@ import httpx
 import pytest
 
 from pingaway_exporter.cli import main
+from pingaway_exporter.config import webconfig
 from pingaway_exporter.config.flags import ConfigError, load
-from pingaway_exporter.web import webconfig
-from pingaway_exporter.web.webconfig import BasicAuthChecker, WebConfigError
+from pingaway_exporter.config.webconfig import WebConfigError
+from pingaway_exporter.web import basic_auth
+from pingaway_exporter.web.basic_auth import BasicAuthChecker
 
 from .conftest import free_port
 from .metrics_util import samples, value
@@ -177,7 +179,7 @@ def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
     checker = BasicAuthChecker({USER: hashed})
     calls: list[bytes] = []
     real = bcrypt.checkpw
-    monkeypatch.setattr(webconfig.bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
+    monkeypatch.setattr(basic_auth.bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
 
     def header(user, password):
         return httpx.BasicAuth(user, password)._auth_header
@@ -363,7 +365,7 @@ def test_every_check_does_the_highest_cost_of_bcrypt_work(monkeypatch):
     checker = BasicAuthChecker({"low": low, "high": high})
     rounds: list[int] = []
     real = bcrypt.checkpw
-    monkeypatch.setattr(webconfig.bcrypt, "checkpw", lambda pw, h: rounds.append(2 ** int(h[4:6])) or real(pw, h))
+    monkeypatch.setattr(basic_auth.bcrypt, "checkpw", lambda pw, h: rounds.append(2 ** int(h[4:6])) or real(pw, h))
 
     def work(user, password):
         rounds.clear()
@@ -391,7 +393,7 @@ def test_wrong_password_flood_runs_at_most_two_bcrypts_at_once(monkeypatch):
             with lock:
                 now[0] -= 1
 
-    monkeypatch.setattr(webconfig.bcrypt, "checkpw", counting)
+    monkeypatch.setattr(basic_auth.bcrypt, "checkpw", counting)
     header = httpx.BasicAuth(USER, "wrong")._auth_header
     threads = [threading.Thread(target=checker.check, args=(header,)) for _ in range(20)]
     for t in threads:
@@ -439,7 +441,7 @@ def test_silent_clients_on_the_tls_port_do_not_stall_others(sim, exporter_factor
 
 def test_an_enormous_bad_value_gives_a_short_error(tmp_path):
     """Errors never echo an unbounded value from the file: a 200 kB wrong value gives a short message."""
-    from pingaway_exporter.web.webconfig import WebConfigError, load
+    from pingaway_exporter.config.webconfig import WebConfigError, load
 
     path = tmp_path / "web.yml"
     path.write_text("http_server_config:\n  http2: " + "X" * 200_000 + "\n")

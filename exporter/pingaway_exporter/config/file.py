@@ -5,10 +5,12 @@ Flags configure how the exporter runs; the file describes the switchboard
 without a restart (SIGHUP, ``POST /-/reload``). The result is an immutable
 ``Settings`` that scrapes read and a reload replaces as a whole.
 
-Schema, top level: ``timezone``, ``holidays`` and ``groups``. The groups at
-the top level belong to the default target. A later ``targets:`` list can
-give each target its own ``groups`` by calling ``parse_groups`` on each
-entry, with the top level's zone and holiday calendar as its defaults.
+The shape of the file (``timezone``, ``holidays``, ``groups``, ``targets``)
+is declared in ``config.file_schema`` and decoded by msgspec; this module
+checks what the values mean and builds the ``Settings``: the groups at the
+top level belong to the default target, and each of ``targets:`` may have
+its own ``groups``, with the top level's zone and holiday calendar as its
+defaults. Opening hours and holidays are read by ``config.hours``.
 
 Every error names the field as a path (``groups[1].opening_hours.mon[0]``)
 so a typo is found without reading the code.
@@ -19,19 +21,24 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from msgspec import UNSET, UnsetType
+
 from pingaway_exporter.config.secret import scrub
 
 from . import yamlload
-from .flags import ConfigError, api_url, duration, nonneg_duration, size
-from .flags import timezone as parse_zone
-from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Schedule, Span
+from .file_schema import TOP, FileSchema, GroupSchema, HolidaysSchema, TargetSchema
+from .flags import ConfigError
+from .hours import holiday_calendar, opening_hours
+from .schedule import HolidayCalendar, Schedule
+from .schema import SchemaError, convert
+from .values import api_url, duration, nonneg_duration, size
+from .values import timezone as parse_zone
 
 T = TypeVar("T")
 
@@ -41,17 +48,6 @@ DEFAULT_COUNTRY = "SE"
 AUTO_GROUP_LIMIT = 20
 GROUP_NAME_MAX = 64
 
-_DAY_ALIASES = {d[:3]: i for i, d in enumerate(DAYS)} | {d: i for i, d in enumerate(DAYS)}
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
-
-
-class _Invalid(Exception):
-    """A bad value at ``path``; turned into a ConfigError naming the file."""
-
-    def __init__(self, path: str, why: str) -> None:
-        # Both may quote the file (a key, a value): bounded, whatever the file holds.
-        path, why = _cut(path, 160), _cut(why, 300)
-        super().__init__(f"{path}: {why}" if path else why)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -129,94 +125,87 @@ def load_text(text: str, path: str) -> Settings:
         raise ConfigError(f"{where}: {at}{exc.problem}") from None
     try:
         return parse(data, path)
-    except _Invalid as exc:  # scrubbed: a token pasted into the wrong field is not repeated back
-        raise ConfigError(scrub(f"{where}: {exc}")) from None
+    except SchemaError as exc:  # bounded and scrubbed: a token pasted into the wrong field is not repeated back
+        at = f"{_cut(exc.path, 160)}: " if exc.path else ""
+        raise ConfigError(scrub(f"{where}: {at}{_cut(exc.why, 300)}")) from None
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply") from None
 
 
 # -- validation -------------------------------------------------------------------
 
-TOP_KEYS = ("timezone", "holidays", "groups", "targets")
-TARGET_KEYS = ("name", "url", "token_file", "username", "password_file", "groups", "timeout", "min_interval",
-               "timezone", "max_response_size")
 TARGET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-GROUP_KEYS = ("name", "keywords", "staffing_minimum", "opening_hours", "closed_dates", "holidays", "timezone")
-HOLIDAY_KEYS = ("country", "subdivision", "categories")
+SECRET_KEYS = (("token", "token_file"), ("password", "password_file"))
 
 
 def parse(data: Any, source: str | None = None) -> Settings:
-    if data is None:
-        data = {}
-    _keys(data, "", TOP_KEYS)
-    zone = _zone(data.get("timezone", DEFAULT_TIMEZONE), "timezone")
-    calendar = _holidays(data.get("holidays", {}), "holidays")
-    groups = parse_groups(data["groups"], "groups", zone, calendar) if "groups" in data else None
+    """Settings from the YAML data of a config file, or ``SchemaError`` naming the key path."""
+    _refuse_inline_secrets(data)
+    spec = convert({} if data is None else data, FileSchema, top=TOP)
+    zone = _zone(DEFAULT_TIMEZONE if spec.timezone is UNSET else spec.timezone, "timezone")
+    calendar = holiday_calendar(spec.holidays or HolidaysSchema(), "holidays")
+    groups = None if spec.groups is UNSET else parse_groups(spec.groups or [], "groups", zone, calendar)
     base = Path(source).resolve().parent if source else Path.cwd()
-    targets = parse_targets(data.get("targets", []), "targets", zone, calendar, base)
+    targets = parse_targets(spec.targets or [], "targets", zone, calendar, base)
     return Settings(source, zone, calendar, groups, MappingProxyType(keyword_index(groups or ())), targets)
 
 
-def parse_targets(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None,
+def _refuse_inline_secrets(data: Any) -> None:
+    """A token or password pasted into the file gets its own message, before "unknown key"."""
+    targets = data.get("targets") if isinstance(data, dict) else None
+    for i, item in enumerate(targets if isinstance(targets, list) else []):
+        for secret_key, use in SECRET_KEYS:
+            if isinstance(item, dict) and secret_key in item:
+                raise SchemaError(f"targets[{i}].{secret_key}", "secrets are not accepted in the config file; "
+                                  f"put it in a file readable only by the exporter and set {use}")
+
+
+def parse_targets(specs: list[TargetSchema], path: str, zone: str, calendar: HolidayCalendar | None,
                   base: Path) -> tuple[TargetSpec, ...]:
-    if raw is None:
-        raw = []
-    if not isinstance(raw, list):
-        raise _Invalid(path, "must be a list of targets")
     out: list[TargetSpec] = []
     seen: dict[str, int] = {}
-    for i, item in enumerate(raw):
+    for i, spec in enumerate(specs):
         here = f"{path}[{i}]"
-        if isinstance(item, dict):
-            for secret_key, use in (("token", "token_file"), ("password", "password_file")):
-                if secret_key in item:
-                    raise _Invalid(f"{here}.{secret_key}", f"secrets are not accepted in the config file; "
-                                                           f"put it in a file readable only by the exporter "
-                                                           f"and set {use}")
-        _keys(item, here, TARGET_KEYS)
-        name = item.get("name")
-        if not isinstance(name, str) or not TARGET_NAME.fullmatch(name):
-            raise _Invalid(f"{here}.name", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
-        if name in seen:
-            raise _Invalid(f"{here}.name", f"{show(name)} is already the name of {path}[{seen[name]}]")
-        seen[name] = i
+        if not TARGET_NAME.fullmatch(spec.name):
+            raise SchemaError(f"{here}.name", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
+        if spec.name in seen:
+            raise SchemaError(f"{here}.name", f"{show(spec.name)} is already the name of {path}[{seen[spec.name]}]")
+        seen[spec.name] = i
 
-        def value(key: str, parse_fn: Callable[[str], T], item: dict[str, Any] = item, here: str = here) -> T | None:
-            if key not in item:
+        def value(key: str, parse_fn: Callable[[str], T], raw: object, here: str = here) -> T | None:
+            if raw is UNSET:
                 return None
-            raw_value = item[key]
             try:
-                return parse_fn(str(raw_value))
+                return parse_fn(str(raw))
             except ValueError as exc:
-                raise _Invalid(f"{here}.{key}", str(exc)) from None
+                raise SchemaError(f"{here}.{key}", str(exc)) from None
 
-        def file_path(key: str, item: dict[str, Any] = item, here: str = here) -> str | None:
-            if key not in item:
+        def file_path(key: str, text: str | UnsetType, here: str = here) -> str | None:
+            if isinstance(text, UnsetType):
                 return None
-            text = item[key]
-            if not isinstance(text, str) or not text:
-                raise _Invalid(f"{here}.{key}", "must be a file path")
+            if not text:
+                raise SchemaError(f"{here}.{key}", "must be a file path")
             return str((base / text).resolve()) if not Path(text).is_absolute() else text
 
-        url = value("url", api_url)  # None only when the key is missing
-        if url is None:
-            raise _Invalid(f"{here}.url", "every target needs the URL of its Pingaway API")
-        token_file, password_file = file_path("token_file"), file_path("password_file")
-        username = item.get("username")
-        if username is not None and (not isinstance(username, str) or not username):
-            raise _Invalid(f"{here}.username", "must be a non-empty string")
-        if (username is None) != (password_file is None):
-            raise _Invalid(here, "username and password_file go together")
-        if token_file is None and username is None:
-            raise _Invalid(here, "needs credentials: token_file, or username and password_file")
-        target_zone = _zone(item.get("timezone", zone), f"{here}.timezone") if "timezone" in item else None
-        groups = parse_groups(item["groups"], f"{here}.groups", target_zone or zone, calendar) \
-            if "groups" in item else None
+        url = value("url", api_url, spec.url)
+        token_file = file_path("token_file", spec.token_file)
+        password_file = file_path("password_file", spec.password_file)
+        if spec.username is not None and not spec.username:
+            raise SchemaError(f"{here}.username", "must be a non-empty string")
+        if (spec.username is None) != (password_file is None):
+            raise SchemaError(here, "username and password_file go together")
+        if token_file is None and spec.username is None:
+            raise SchemaError(here, "needs credentials: token_file, or username and password_file")
+        target_zone = None if spec.timezone is UNSET else _zone(spec.timezone, f"{here}.timezone")
+        groups = None if spec.groups is UNSET \
+            else parse_groups(spec.groups or [], f"{here}.groups", target_zone or zone, calendar)
         out.append(TargetSpec(
-            name=name, url=url, token_file=token_file, username=username, password_file=password_file,
-            groups=groups, keyword_index=MappingProxyType(keyword_index(groups)) if groups is not None else None,
-            timeout=value("timeout", duration), min_interval=value("min_interval", nonneg_duration),
-            timezone=target_zone, max_response_size=value("max_response_size", size),
+            name=spec.name, url=url or "", token_file=token_file, username=spec.username,
+            password_file=password_file, groups=groups,
+            keyword_index=MappingProxyType(keyword_index(groups)) if groups is not None else None,
+            timeout=value("timeout", duration, spec.timeout),
+            min_interval=value("min_interval", nonneg_duration, spec.min_interval),
+            timezone=target_zone, max_response_size=value("max_response_size", size, spec.max_response_size),
         ))
     return tuple(out)
 
@@ -230,178 +219,47 @@ def keyword_index(groups: tuple[Group, ...]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v) for k, v in index.items()}
 
 
-def parse_groups(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None) -> tuple[Group, ...]:
-    if raw is None:
-        raw = []
-    if not isinstance(raw, list):
-        raise _Invalid(path, "must be a list of groups")
+def parse_groups(specs: list[GroupSchema], path: str, zone: str,
+                 calendar: HolidayCalendar | None) -> tuple[Group, ...]:
     groups: list[Group] = []
     seen: dict[str, int] = {}
-    for i, item in enumerate(raw):
+    for i, spec in enumerate(specs):
         here = f"{path}[{i}]"
-        group = _group(item, here, zone, calendar)
+        group = _group(spec, here, zone, calendar)
         if group.name in seen:
-            raise _Invalid(f"{here}.name", f"{show(group.name)} is already the name of {path}[{seen[group.name]}]")
+            raise SchemaError(f"{here}.name", f"{show(group.name)} is already the name of {path}[{seen[group.name]}]")
         seen[group.name] = i
         groups.append(group)
     return tuple(groups)
 
 
-def _group(raw: Any, path: str, zone: str, calendar: HolidayCalendar | None) -> Group:
-    _keys(raw, path, GROUP_KEYS)
-    if "name" not in raw:
-        raise _Invalid(path, "a group needs a name")
-    name = raw["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise _Invalid(f"{path}.name", "must be a non-empty string")
+def _group(spec: GroupSchema, path: str, zone: str, calendar: HolidayCalendar | None) -> Group:
+    name = spec.name
+    if not name.strip():
+        raise SchemaError(f"{path}.name", "must be a non-empty string")
     if len(name) > GROUP_NAME_MAX or any(ord(c) < 32 for c in name):
-        raise _Invalid(f"{path}.name", f"must be at most {GROUP_NAME_MAX} printable characters")
-    keywords = raw.get("keywords")
-    if isinstance(keywords, str):
-        keywords = [keywords]
-    if not isinstance(keywords, list) or not keywords:
-        raise _Invalid(f"{path}.keywords", "must be a non-empty list of keywords")
+        raise SchemaError(f"{path}.name", f"must be at most {GROUP_NAME_MAX} printable characters")
+    keywords = [spec.keywords] if isinstance(spec.keywords, str) else spec.keywords
+    if not keywords:
+        raise SchemaError(f"{path}.keywords", "must be a non-empty list of keywords")
     folded: list[str] = []
     for j, word in enumerate(keywords):
-        if not isinstance(word, str) or not word.strip():
-            raise _Invalid(f"{path}.keywords[{j}]", "must be a non-empty string")
+        if not word.strip():
+            raise SchemaError(f"{path}.keywords[{j}]", "must be a non-empty string")
         if word.casefold() not in folded:
             folded.append(word.casefold())
-    minimum = raw.get("staffing_minimum", 0)
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
-        raise _Invalid(f"{path}.staffing_minimum", f"{show(minimum)} is not a whole number >= 0")
-    group_zone = _zone(raw.get("timezone", zone), f"{path}.timezone")
-    use_holidays = raw.get("holidays", True)
-    if not isinstance(use_holidays, bool):
-        raise _Invalid(f"{path}.holidays", f"{show(use_holidays)} is not true or false")
-    week = _opening_hours(raw.get("opening_hours", "always"), f"{path}.opening_hours")
-    closed = _dates(raw.get("closed_dates", []), f"{path}.closed_dates")
-    schedule = Schedule(ZoneInfo(group_zone), week, closed, calendar if use_holidays else None)
-    return Group(name, tuple(folded), minimum, schedule)
+    group_zone = zone if spec.timezone is UNSET else _zone(spec.timezone, f"{path}.timezone")
+    week = opening_hours(spec.opening_hours, f"{path}.opening_hours")
+    schedule = Schedule(ZoneInfo(group_zone), week, frozenset(spec.closed_dates),
+                        calendar if spec.holidays else None)
+    return Group(name, tuple(folded), spec.staffing_minimum, schedule)
 
 
-def _opening_hours(raw: Any, path: str) -> tuple[tuple[Span, ...], ...]:
-    if raw == "always":
-        return ((Span(0, DAY_MINUTES),),) * 7
-    if not isinstance(raw, dict):
-        raise _Invalid(path, "must be 'always' or a mapping of days (mon, tue, ..., mon-fri) to time ranges")
-    week: list[tuple[Span, ...] | None] = [None] * 7
-    set_by: dict[int, str] = {}
-    for key, value in raw.items():
-        here = f"{path}.{key}"
-        for day in _days(key, path):
-            if day in set_by:
-                raise _Invalid(here, f"{DAYS[day]} is already set by {set_by[day]!r}")
-            set_by[day] = str(key)
-        spans = _spans(value, here)
-        for day in _days(key, path):
-            week[day] = spans
-    return tuple(spans or () for spans in week)
-
-
-def _days(key: Any, path: str) -> list[int]:
-    if not isinstance(key, str):
-        raise _Invalid(f"{path}.{key}", "is not a day name (mon, tue, ..., sun, or a range like mon-fri)")
-    first, _, last = key.strip().lower().partition("-")
-    if first not in _DAY_ALIASES or (last and last not in _DAY_ALIASES):
-        raise _Invalid(f"{path}.{key}", "is not a day name (mon, tue, ..., sun, or a range like mon-fri)")
-    a = _DAY_ALIASES[first]
-    b = _DAY_ALIASES[last] if last else a
-    return [(a + i) % 7 for i in range((b - a) % 7 + 1)]
-
-
-def _spans(raw: Any, path: str) -> tuple[Span, ...]:
-    if raw in ("closed", None):
-        return ()
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise _Invalid(path, "must be a list of time ranges like \"08:00-17:00\", or 'closed'")
-    spans = []
-    for i, item in enumerate(raw):
-        here = f"{path}[{i}]"
-        if not isinstance(item, str) or item.count("-") != 1:
-            raise _Invalid(here, f"{show(item)} is not a time range HH:MM-HH:MM")
-        start_text, end_text = (part.strip() for part in item.split("-"))
-        start = _minute(start_text, here, end=False)
-        end = _minute(end_text, here, end=True)
-        if start == end:
-            raise _Invalid(here, f"{show(item)} is empty; a whole day is 00:00-24:00")
-        spans.append(Span(start, end))
-    return tuple(spans)
-
-
-def _minute(text: str, path: str, *, end: bool) -> int:
-    m = _TIME.fullmatch(text)
-    if not m or int(m.group(2)) > 59 or int(m.group(1)) > 24 or (int(m.group(1)) == 24 and int(m.group(2))):
-        raise _Invalid(path, f"{show(text)} is not HH:MM")
-    value = int(m.group(1)) * 60 + int(m.group(2))
-    if value == DAY_MINUTES and not end:
-        raise _Invalid(path, "24:00 can only end a range")
-    return value
-
-
-def _dates(raw: Any, path: str) -> frozenset[date]:
-    if not isinstance(raw, list):
-        raise _Invalid(path, "must be a list of dates (YYYY-MM-DD)")
-    out = set()
-    for i, item in enumerate(raw):
-        if isinstance(item, date):  # YAML reads an unquoted 2026-12-31 as a date
-            out.add(item)
-            continue
-        try:
-            out.add(date.fromisoformat(str(item)))
-        except ValueError:
-            raise _Invalid(f"{path}[{i}]", f"{show(item)} is not a date (YYYY-MM-DD)") from None
-    return frozenset(out)
-
-
-def _zone(raw: Any, path: str) -> str:
-    if not isinstance(raw, str):
-        raise _Invalid(path, f"{show(raw)} is not a time zone name (e.g. Europe/Stockholm)")
+def _zone(raw: str, path: str) -> str:
     try:
         return parse_zone(raw)
     except ValueError as exc:
-        raise _Invalid(path, str(exc)) from None
-
-
-def _holidays(raw: Any, path: str) -> HolidayCalendar:
-    import holidays  # noqa: PLC0415 -- a slow import, needed only when the file names holidays
-
-    if raw is None:
-        raw = {}
-    _keys(raw, path, HOLIDAY_KEYS)
-    country = raw.get("country", DEFAULT_COUNTRY)
-    if country is False:  # YAML 1.1 reads an unquoted NO (Norway) as false
-        raise _Invalid(f"{path}.country", "is false; YAML reads an unquoted NO as false, write \"NO\" in quotes")
-    supported = holidays.list_supported_countries()
-    if not isinstance(country, str) or country.upper() not in supported:
-        raise _Invalid(f"{path}.country", f"{show(country)} is not a country code the holidays package knows (e.g. SE)")
-    country = country.upper()
-    subdivision = raw.get("subdivision")
-    if subdivision is not None:
-        subdivision = str(subdivision)
-        if subdivision not in supported[country]:
-            raise _Invalid(f"{path}.subdivision", f"{show(subdivision)} is not a subdivision of {country}")
-    cls = holidays.country_holidays(country).__class__
-    known = tuple(getattr(cls, "supported_categories", ("public",)))
-    default = tuple(c for c in ("public", "de_facto") if c in known)
-    categories = raw.get("categories", list(default))
-    if not isinstance(categories, list) or not categories:
-        raise _Invalid(f"{path}.categories", f"must be a non-empty list of: {', '.join(known)}")
-    for i, cat in enumerate(categories):
-        if cat not in known:
-            raise _Invalid(f"{path}.categories[{i}]", f"{show(cat)} is not a category of {country}: {', '.join(known)}")
-    return HolidayCalendar(country, subdivision, tuple(dict.fromkeys(categories)))
-
-
-def _keys(raw: Any, path: str, allowed: tuple[str, ...]) -> None:
-    if not isinstance(raw, dict):
-        raise _Invalid(path, "must be a mapping" if path
-                       else "the file must hold a mapping (timezone, holidays, groups)")
-    for key in raw:
-        if key not in allowed:
-            raise _Invalid(f"{path}.{key}" if path else str(key), f"unknown key; expected one of {', '.join(allowed)}")
+        raise SchemaError(path, str(exc)) from None
 
 
 def demo_config_path() -> str:

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from pingaway_exporter import __version__
 from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.metrics.collector import CollectorOptions, ExporterCollector, ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format, render
 from pingaway_exporter.scrape.pool import TargetPool
@@ -37,8 +38,9 @@ from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.payload import gc_paused
 
 from . import status
+from .basic_auth import BasicAuthChecker
 from .transport import BoundedServer, Conn, Limits
-from .webconfig import BasicAuthChecker, WebConfig, WebConfigWatcher
+from .webconfig_watch import WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
 

@@ -1,0 +1,142 @@
+"""Value parsers shared by the flags, their environment twins and the config file.
+
+Each takes the text a person typed and returns the value, or raises ``ValueError`` with a short reason
+that quotes the text (cut short); the caller adds where it came from (``--pingaway.timeout``,
+``PINGAWAY_TIMEOUT``, ``targets[0].timeout``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_PORT = 10035
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``10``, ``2.5``, ``500ms``, ``1m30s``, ``7d`` (Prometheus style)."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        if not _DURATION.match(text):
+            raise ValueError(f"{text!r} is not a duration (e.g. 10s, 500ms, 1m)") from None
+        value = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if value <= 0:
+        raise ValueError(f"{text!r} must be greater than zero")
+    return value
+
+
+def nonneg_duration(text: str) -> float:
+    if text.strip() in ("0", "0s"):
+        return 0.0
+    return duration(text)
+
+
+def size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*", text)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (e.g. 64MiB, 1048576)")
+    mult = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+            "KB": 10**3, "MB": 10**6, "GB": 10**9}[m.group(2)]
+    value = int(m.group(1)) * mult
+    if value < 1024:
+        raise ValueError(f"{text!r} is smaller than 1KiB")
+    return value
+
+
+def boolean(text: str) -> bool:
+    v = text.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def api_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ValueError("the URL must not carry credentials; use a token file")
+    if parts.query or parts.fragment:
+        raise ValueError("the URL must not have a query or fragment")
+    url = text.strip()
+    return url if url.endswith("/") else url + "/"
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    text = text.strip()
+    m = re.fullmatch(r"(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})", text)
+    if not m:
+        raise ValueError(f"{text!r} is not host:port (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})")
+    host = m.group(1) if m.group(1) is not None else m.group(2)
+    port = int(m.group(3))
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
+def url_path(text: str) -> str:
+    if not text.startswith("/") or any(c in text for c in "?# "):
+        raise ValueError(f"{text!r} is not a URL path starting with '/'")
+    return text
+
+
+def file_path(text: str) -> str:
+    if not text.strip():
+        raise ValueError("empty path")
+    return text
+
+
+def timezone(text: str) -> str:
+    shown = repr(text) if len(text) <= 64 else repr(text[:60]) + "..."
+    try:
+        if len(text) > 255:
+            raise ValueError
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+        raise ValueError(f"{shown} is not a known IANA time zone (e.g. Europe/Stockholm)") from None
+    return text
+
+
+def username(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValueError("empty user name")
+    if ":" in text or any(ord(c) < 32 for c in text):
+        raise ValueError("a user name for HTTP Basic cannot hold ':' or control characters")
+    return text
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        v = text.strip().lower()
+        if v not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return v
+    return parse
+
+
+def format_duration(seconds: float) -> str:
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length and seconds % length == 0:
+            return f"{seconds / length:g}{unit}"
+    return f"{seconds:g}s"
