@@ -22,22 +22,8 @@ from typing import Any, NoReturn
 from pingaway_exporter import __version__
 from pingaway_exporter.config.secret import SecretSource, shorten
 
-from .values import (
-    DEFAULT_PORT,
-    api_url,
-    boolean,
-    choice,
-    duration,
-    file_path,
-    format_duration,
-    listen_address,
-    nonneg_duration,
-    positive_int,
-    size,
-    timezone,
-    url_path,
-    username,
-)
+from . import values
+from .values import DEFAULT_PORT, format_duration
 from .webconfig import WebConfig, WebConfigError
 from .webconfig import load as load_web_config
 
@@ -71,61 +57,63 @@ class Flag:
 
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("--pingaway.url", "url", api_url, DEFAULT_URL, "Pingaway API root; extensions/ is fetched below it.", "URL"),
+    Flag("--pingaway.url", "url", values.api_url, DEFAULT_URL,
+         "Pingaway API root; extensions/ is fetched below it.", "URL"),
     Flag("--pingaway.token-file", "token_file", str, None,
          "File holding the API token (a JWT). Re-read when it changes. PINGAWAY_TOKEN may hold the token itself.",
          "PATH"),
-    Flag("--pingaway.token-opaque", "token_opaque", boolean, False,
+    Flag("--pingaway.token-opaque", "token_opaque", values.boolean, False,
          "Accept a token that is not a JWT (some API families issue opaque tokens); it has no expiry metrics.",
          switch=True),
-    Flag("--pingaway.token-expiry-warning", "token_expiry_warning", duration, 7 * 86400.0,
+    Flag("--pingaway.token-expiry-warning", "token_expiry_warning", values.duration, 7 * 86400.0,
          "Log a warning once a day when the token expires sooner than this.", "DURATION"),
-    Flag("--pingaway.username", "username", username, None,
+    Flag("--pingaway.username", "username", values.username, None,
          "Log in at auth/login with HTTP Basic as this user when there is no usable token; "
          "the password comes from --pingaway.password-file or PINGAWAY_PASSWORD.", "USER"),
     Flag("--pingaway.password-file", "password_file", str, None,
          "File holding the password for --pingaway.username. Re-read when it changes.", "PATH"),
-    Flag("--pingaway.timeout", "timeout", duration, 10.0,
+    Flag("--pingaway.timeout", "timeout", values.duration, 10.0,
          "Upper bound for one scrape and for one upstream call, connect to last byte; a scrape's "
          "X-Prometheus-Scrape-Timeout-Seconds shortens only that scrape's own answer.", "DURATION"),
-    Flag("--pingaway.timezone", "timezone", timezone, "Europe/Stockholm",
+    Flag("--pingaway.timezone", "timezone", values.timezone, "Europe/Stockholm",
          "Time zone of the API's local 'until' timestamps.", "ZONE"),
-    Flag("--pingaway.max-response-size", "max_body", size, 64 << 20,
+    Flag("--pingaway.max-response-size", "max_body", values.size, 64 << 20,
          "Largest decoded response body accepted from the API.", "SIZE"),
-    Flag("--pingaway.min-interval", "min_interval", nonneg_duration, DEFAULT_MIN_INTERVAL,
+    Flag("--pingaway.min-interval", "min_interval", values.nonneg_duration, DEFAULT_MIN_INTERVAL,
          "Serve the last good result to scrapes closer together than this, instead of asking upstream "
          "again (0 = every scrape asks upstream). Keeps a flood of scrapes, HA pairs and dashboards within "
          "the vendor's fair use; pingaway_data_age_seconds shows the age of what is served.", "DURATION"),
-    Flag("--pingaway.max-concurrent-requests", "max_concurrent", positive_int, 4,
+    Flag("--pingaway.max-concurrent-requests", "max_concurrent", values.positive_int, 4,
          "Most upstream requests in flight at once, across all targets.", "N"),
-    Flag("--web.listen-address", "listen", listen_address, ("", DEFAULT_PORT),
+    Flag("--web.listen-address", "listen", values.listen_address, ("", DEFAULT_PORT),
          "Address to serve on; ':PORT' listens on all interfaces (IPv6 and IPv4).", "HOST:PORT"),
-    Flag("--web.telemetry-path", "telemetry_path", url_path, "/metrics", "Path that serves the metrics.", "PATH"),
-    Flag("--web.timeout-offset", "timeout_offset", nonneg_duration, 0.5,
+    Flag("--web.telemetry-path", "telemetry_path", values.url_path, "/metrics",
+         "Path that serves the metrics.", "PATH"),
+    Flag("--web.timeout-offset", "timeout_offset", values.nonneg_duration, 0.5,
          "Subtracted from Prometheus's X-Prometheus-Scrape-Timeout-Seconds to leave room for the answer.",
          "DURATION"),
-    Flag("--web.enable-lifecycle", "enable_lifecycle", boolean, False,
+    Flag("--web.enable-lifecycle", "enable_lifecycle", values.boolean, False,
          "Enable POST /-/reload (as in Prometheus); SIGHUP reloads either way.", switch=True),
-    Flag("--web.max-connections", "max_connections", positive_int, 512,
+    Flag("--web.max-connections", "max_connections", values.positive_int, 512,
          "Most open client connections; at the cap the oldest idle one is closed. Held 128 below the "
          "open-files limit (ulimit -n).", "N"),
     Flag("--web.config.file", "web_config_file", str, None,
          "exporter-toolkit web-config.yml: TLS (tls_server_config) and Basic auth (basic_auth_users).", "PATH"),
-    Flag("--collector.extensions", "per_extension", boolean, True,
+    Flag("--collector.extensions", "per_extension", values.boolean, True,
          "Export per-extension series (pingaway_extension_*). Turn off for large or privacy-sensitive domains.",
          switch=True),
-    Flag("--collector.extensions.email", "include_email", boolean, False,
+    Flag("--collector.extensions.email", "include_email", values.boolean, False,
          "Add an email label to pingaway_extension_info. Personal data: off unless asked for.", switch=True),
-    Flag("--collector.profile-limit", "profile_limit", positive_int, 50,
+    Flag("--collector.profile-limit", "profile_limit", values.positive_int, 50,
          "Most distinct profile names on pingaway_profile_users; the rest are summed as 'other'.", "N"),
-    Flag("--config.file", "config_file", file_path, None,
+    Flag("--config.file", "config_file", values.file_path, None,
          "YAML file with staffing groups, opening hours and holidays. Reloaded on SIGHUP and POST /-/reload.",
          "PATH"),
-    Flag("--log.level", "log_level", choice("debug", "info", "warn", "error"), "info",
+    Flag("--log.level", "log_level", values.choice("debug", "info", "warn", "error"), "info",
          "Only log messages at this level or above: debug, info, warn, error.", "LEVEL"),
-    Flag("--log.format", "log_format", choice("logfmt", "json"), "logfmt", "Log line format: logfmt or json.",
+    Flag("--log.format", "log_format", values.choice("logfmt", "json"), "logfmt", "Log line format: logfmt or json.",
          "FORMAT"),
-    Flag("--demo", "demo", boolean, False,
+    Flag("--demo", "demo", values.boolean, False,
          "Serve data from the embedded Pingaway simulator; needs no account or token.", switch=True),
 )
 
@@ -215,9 +203,9 @@ def default_text(f: Flag) -> str | None:
         return None
     if f.switch:
         return "on" if value else "off"
-    if f.parse in (duration, nonneg_duration):
+    if f.parse in (values.duration, values.nonneg_duration):
         return format_duration(float(value))  # type: ignore[arg-type]
-    if f.parse is size and isinstance(value, int) and value and value % (1 << 20) == 0:
+    if f.parse is values.size and isinstance(value, int) and value and value % (1 << 20) == 0:
         return f"{value >> 20}MiB"
     if isinstance(value, tuple):
         host, port = value
@@ -230,36 +218,36 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
     ns = build_parser().parse_args(list(argv))
     check = ns.command == "check"
     # Each value has the type its Flag's parser returns; Config's fields, of the same names, declare them.
-    values: dict[str, Any] = {}
+    parsed: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for f in FLAGS:
         raw = getattr(ns, f.dest)
         if raw is not None:
             where = f.flag
             if f.switch:
-                values[f.dest] = bool(raw)
+                parsed[f.dest] = bool(raw)
                 sources[f.dest] = where
                 continue
         elif f.env in environ:
             raw, where = environ[f.env], f.env
         else:
-            values[f.dest] = f.default
+            parsed[f.dest] = f.default
             sources[f.dest] = "default"
             continue
         try:
-            values[f.dest] = f.parse(raw)
+            parsed[f.dest] = f.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{where}: {shorten(str(exc), 300)}") from None  # scrubbed and bounded
         sources[f.dest] = where
-    token_file = values.pop("token_file")
-    password = resolve_password(values["username"], values.pop("password_file"), sources, environ)
+    token_file = parsed.pop("token_file")
+    password = resolve_password(parsed["username"], parsed.pop("password_file"), sources, environ)
     # With --config.file, credentials may instead belong to the targets it declares;
     # main() checks that once the file has been read.
     token = resolve_token(token_file, sources.get("token_file", "default"), environ,
-                          bool(values["demo"]) or password is not None or values.get("config_file") is not None)
-    values["password"] = password
-    values["web_config"] = resolve_web_config(values.pop("web_config_file"), sources.get("web_config_file", ""))
-    return Config(token=token, check=check or ns.check, sources=sources, **values)
+                          bool(parsed["demo"]) or password is not None or parsed.get("config_file") is not None)
+    parsed["password"] = password
+    parsed["web_config"] = resolve_web_config(parsed.pop("web_config_file"), sources.get("web_config_file", ""))
+    return Config(token=token, check=check or ns.check, sources=sources, **parsed)
 
 
 NO_CREDENTIALS = ("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or PINGAWAY_TOKEN, "
