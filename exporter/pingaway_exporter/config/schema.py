@@ -52,17 +52,15 @@ def convert(data: Any, cls: type[T], *, top: str, unknown: str = "key") -> T:
 def explain(message: str, data: Any, cls: type[Any], *, top: str, unknown: str) -> SchemaError:
     """The ``SchemaError`` for msgspec's ``message`` about ``data`` decoded as ``cls``."""
     what, key_error, steps = _split(message)
+    found = _unknown_key(cls, data, []) if key_error or what.startswith("Object contains unknown field") else None
+    if found is not None:
+        # Found in the data: msgspec's message quotes the name whole, and the name could hold " - at `".
+        at, key, owner = found
+        name = key if isinstance(key, str) else show(key)
+        allowed = ", ".join(f.encode_name for f in msgspec.structs.fields(owner))
+        return SchemaError(f"{_spell(at)}.{name}" if at else name, f"unknown {unknown}; expected one of {allowed}")
     tp, value = _walk(cls, data, steps)
     path = _spell(steps)
-    if key_error or what.startswith("Object contains unknown field"):
-        # The name comes from the data, not from msgspec's message, which quotes it whole.
-        struct = _struct(tp, value)
-        allowed = [f.encode_name for f in msgspec.structs.fields(struct)] if struct else []
-        bad = next((k for k in value if not isinstance(k, str) or k not in allowed), None) \
-            if isinstance(value, dict) else None
-        name = bad if isinstance(bad, str) else show(bad)
-        return SchemaError(f"{path}.{name}" if path else name,
-                           f"unknown {unknown}; expected one of {', '.join(allowed)}")
     if what.startswith("Object missing required field `"):
         field = what.split("`")[1]
         struct = _struct(tp, value)
@@ -136,6 +134,26 @@ def _walk(tp: Any, value: Any, steps: list[str | int]) -> tuple[Any, Any]:
             in_list = isinstance(value, list) and 0 <= step < len(value)
             value = value[step] if in_list else _MISSING
     return tp, value
+
+
+def _unknown_key(tp: Any, value: Any, at: list[str | int]) -> tuple[list[str | int], Any, type[Any]] | None:
+    """(path, key, Struct) of the first key in document order that its Struct does not declare, as msgspec
+    meets them; only Structs and lists of them are searched, so the depth is the schema's."""
+    inner = _pick(_strip(tp), value)
+    if isinstance(value, dict) and (struct := _struct(inner, value)) is not None:
+        hints = {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
+        for key, item in value.items():
+            if not isinstance(key, str) or key not in hints:
+                return at, key, struct
+            found = _unknown_key(hints[key], item, [*at, key])
+            if found is not None:
+                return found
+    elif isinstance(value, list) and get_origin(inner) is list:
+        for i, item in enumerate(value):
+            found = _unknown_key(get_args(inner)[0], item, [*at, i])
+            if found is not None:
+                return found
+    return None
 
 
 def _strip(tp: Any) -> Any:
