@@ -187,7 +187,10 @@ def parse_targets(specs: list[TargetSchema], path: str, zone: str, calendar: Hol
                 raise SchemaError(f"{here}.{key}", "must be a file path")
             return str((base / text).resolve()) if not Path(text).is_absolute() else text
 
-        url = value("url", api_url, spec.url)
+        try:
+            url = api_url(spec.url)
+        except ValueError as exc:
+            raise SchemaError(f"{here}.url", str(exc)) from None
         token_file = file_path("token_file", spec.token_file)
         password_file = file_path("password_file", spec.password_file)
         if spec.username is not None and not spec.username:
@@ -200,7 +203,7 @@ def parse_targets(specs: list[TargetSchema], path: str, zone: str, calendar: Hol
         groups = None if spec.groups is UNSET \
             else parse_groups(spec.groups or [], f"{here}.groups", target_zone or zone, calendar)
         out.append(TargetSpec(
-            name=spec.name, url=url or "", token_file=token_file, username=spec.username,
+            name=spec.name, url=url, token_file=token_file, username=spec.username,
             password_file=password_file, groups=groups,
             keyword_index=MappingProxyType(keyword_index(groups)) if groups is not None else None,
             timeout=value("timeout", duration, spec.timeout),
