@@ -8,7 +8,7 @@ from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape.pool import TargetPool
 
-from .transport import Limits
+from .limits import Limits
 from .webconfig import WebConfig
 
 
@@ -22,5 +22,5 @@ class WebOptions:
     config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
     web_config: WebConfig | None = None  # --web.config.file: TLS and Basic auth
     pool: TargetPool | None = None  # targets declared in --config.file, for /probe
-    limits: Limits = Limits()  # noqa: RUF009 -- frozen; the port's resource bounds (transport.Limits)
+    limits: Limits = Limits()  # noqa: RUF009 -- frozen; the port's resource bounds (limits.Limits)
     enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload

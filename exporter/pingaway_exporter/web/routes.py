@@ -29,12 +29,14 @@ from pingaway_exporter.metrics.exposition import Format, render
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.payload import gc_paused
 
+from .connection import Conn
 from .landing import landing_page
+from .limits import Limits
 from .negotiate import gzip_accepted, negotiate_accept
 from .options import WebOptions
 from .response import ResponseBody
-from .transport import Conn, DeadlineWriter, Limits
 from .webconfig import BasicAuthChecker
+from .workers import DeadlineWriter
 
 log = logging.getLogger("pingaway_exporter.web")
 

@@ -22,9 +22,10 @@ from typing import Any
 
 from pingaway_exporter.scrape.target import Target
 
+from .connection import Conn
 from .options import WebOptions
 from .routes import Handler, scrape_budget
-from .transport import BoundedServer, Conn
+from .transport import BoundedServer
 from .webconfig import BasicAuthChecker, WebConfig, WebConfigWatcher
 
 # Importers of the server also take its options and the scrape budget from here.
