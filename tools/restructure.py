@@ -58,7 +58,7 @@ TABLE: dict[str, str] = {
     "schedule.py": "config.schedule",        # opening hours and holidays: config values that config.file
                                              # builds; metrics.groups evaluates them at scrape time (downward)
     "yamlload.py": "config.yamlload",        # (branch upstream) the bounded YAML loader of both config files;
-                                             # web.webconfig reads --web.config.file through it (downward)
+                                             # config.webconfig reads --web.config.file through it
     "secret.py": "config.secret",            # secret values, *_FILE reading, the scrubber: config reads them,
                                              # everything below uses them (was upstream.secret)
     # upstream/: talking to Pingaway: token, session login, the HTTP client, payload -> records.

@@ -17,8 +17,8 @@ import sys
 import time
 from typing import TextIO
 
-from .config.secret import REDACTED
-from .config.secret import scrub as scrub_secrets
+from .config.redact import REDACTED
+from .config.redact import scrub as scrub_secrets
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",

@@ -21,8 +21,9 @@ from dataclasses import dataclass, replace
 
 from pingaway_exporter.config.file import Settings, TargetSpec
 from pingaway_exporter.config.flags import ConfigError
+from pingaway_exporter.config.redact import scrub
 from pingaway_exporter.config.reload import ConfigReloader
-from pingaway_exporter.config.secret import SecretError, SecretSource, scrub
+from pingaway_exporter.config.secret import SecretError, SecretSource
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser

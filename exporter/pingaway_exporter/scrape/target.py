@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pingaway_exporter.config.secret import SecretError, shorten
-from pingaway_exporter.upstream.client import REASONS, TIMEOUT, FetchError, PingawayClient
+from pingaway_exporter.config.redact import shorten
+from pingaway_exporter.config.secret import SecretError
+from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.credentials import TokenClaims
 from pingaway_exporter.upstream.deadline import Deadline
+from pingaway_exporter.upstream.failures import REASONS, TIMEOUT, FetchError
 from pingaway_exporter.upstream.payload import Parser, ParseResult, PayloadError
 
 from . import tally

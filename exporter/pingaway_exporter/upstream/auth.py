@@ -17,7 +17,8 @@ import re
 import threading
 import time
 
-from pingaway_exporter.config.secret import Secret, SecretError, SecretSource
+from pingaway_exporter.config.redact import Secret
+from pingaway_exporter.config.secret import SecretError, SecretSource
 
 from .credentials import TokenClaims, read_claims
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import jwt
 
-from pingaway_exporter.config.secret import Secret, SecretError
+from pingaway_exporter.config.redact import Secret
+from pingaway_exporter.config.secret import SecretError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,98 @@
+"""Reading a response body with hard bounds: raw and decoded size, one Content-Encoding layer, the deadline.
+
+The body is decompressed here, not by httpx, piece by piece with a hard
+bound on the decoded bytes (one ``Content-Encoding`` layer at most: gzip or
+deflate), so a gzip bomb or a body that never ends cannot eat the host.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterator
+
+import httpx
+
+from .deadline import Deadline
+from .failures import INVALID_PAYLOAD, TIMEOUT, FetchError
+
+DECODE_PIECE = 64 << 10  # decoded bytes produced per zlib call
+ENCODINGS = ("gzip", "x-gzip", "deflate")
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class _BoundedDecoder:
+    """One Content-Encoding layer, decoded a piece at a time; never more than the limit."""
+
+    def __init__(self, encoding: str) -> None:
+        self.gzip = encoding in ("gzip", "x-gzip")
+        self._raw_deflate = False
+        self._started = False
+        self._d = self._new()
+
+    def _new(self) -> zlib._Decompress:
+        if self.gzip:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        first = True
+        while data or first:
+            first = False
+            try:
+                out = self._d.decompress(data, DECODE_PIECE)
+            except zlib.error:
+                if self.gzip or self._raw_deflate or self._started:
+                    raise
+                # "deflate" is often sent without its zlib header (RFC 9110 section 8.4.1.2)
+                self._raw_deflate = True
+                self._d = self._new()
+                out = self._d.decompress(data, DECODE_PIECE)
+            self._started = True
+            data = self._d.unconsumed_tail
+            if out:
+                yield out
+            if self._d.eof:
+                rest = self._d.unused_data
+                if self.gzip and rest.lstrip(b"\0"):  # another gzip member follows
+                    self._d = self._new()
+                    data = rest
+                    first = True
+                    continue
+                return
+            if len(out) == DECODE_PIECE:
+                first = True  # zlib may hold more output for input it has already taken
+
+
+def read_body(resp: httpx.Response, deadline: Deadline, limit: int) -> bytearray:
+    """The decoded body of a streamed response: at most ``limit`` bytes raw and decoded, read by ``deadline``."""
+    declared = resp.headers.get("content-length")
+    if declared and _DIGITS.fullmatch(declared.strip()) and (len(declared.strip()) > 18 or int(declared) > limit):
+        raise FetchError(INVALID_PAYLOAD,
+                         f"response of {declared.strip()[:20]} bytes exceeds the {limit}-byte limit")
+    layers = [e.strip().lower() for e in resp.headers.get("content-encoding", "").split(",")]
+    layers = [e for e in layers if e and e != "identity"]
+    if len(layers) > 1:
+        raise FetchError(INVALID_PAYLOAD, f"response has {len(layers)} Content-Encoding layers; "
+                                          "at most one (gzip or deflate) is accepted")
+    if layers and layers[0] not in ENCODINGS:
+        raise FetchError(INVALID_PAYLOAD, f"response has Content-Encoding {layers[0][:40]!r}; "
+                                          "only gzip and deflate are accepted")
+    decoder = _BoundedDecoder(layers[0]) if layers else None
+    body = bytearray()  # grows in place: no list of chunks plus a joined copy
+    raw = 0
+    try:
+        for chunk in resp.iter_raw():
+            raw += len(chunk)
+            if raw > limit:
+                raise FetchError(INVALID_PAYLOAD, f"response exceeds the {limit}-byte limit")
+            for piece in (decoder.feed(chunk) if decoder is not None else (chunk,)):
+                body += piece
+                if len(body) > limit:
+                    raise FetchError(INVALID_PAYLOAD, f"decoded response exceeds the {limit}-byte limit")
+                if deadline.remaining() <= 0:
+                    raise FetchError(TIMEOUT, f"body still arriving at the deadline ({len(body)} bytes so far)")
+    except zlib.error:
+        raise FetchError(INVALID_PAYLOAD, "response body could not be decoded (corrupt compression)") from None
+    return body

@@ -1,0 +1,54 @@
+"""The bounds of the exporter's own port, and the connection cap they come to on this host.
+
+Every resource a client can make the port spend has a limit here, and the
+limits hold whatever clients send:
+
+- ``max_connections``: open connections, at most; at the cap the oldest
+  connection that has no request in a worker is closed to make room, so a
+  flood of idle sockets cannot lock a scraper out. The cap is further held
+  ``fd_reserve`` below the process's ``RLIMIT_NOFILE``, leaving descriptors
+  for upstream calls and files.
+- ``max_header_bytes``: the request line and all headers together, counted as
+  bytes arrive and before any parsing; more is answered 431 and closed.
+- ``header_timeout``: a new connection (TLS handshake included) or a
+  keep-alive request must deliver its whole head within this, however slowly
+  the bytes trickle in (slowloris).
+- ``idle_timeout``: a keep-alive connection may wait this long for its next
+  request.
+- ``workers``: threads serving complete requests, at most.
+- ``write_timeout``: a response must be taken by the client within this.
+- ``max_body_bytes``: a request body up to this is read and discarded; a
+  larger one, or one with ``Transfer-Encoding``, is refused and the
+  connection closed, so a body is never taken for the next request.
+- ``accept_pause``: how long accepting pauses when ``accept`` fails for want
+  of descriptors and no idle connection is left to close.
+"""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_connections: int = 512
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    idle_timeout: float = 120.0
+    workers: int = 256
+    write_timeout: float = 60.0
+    max_body_bytes: int = 64 * 1024
+    fd_reserve: int = 128
+    accept_pause: float = 0.1  # after EMFILE
+
+
+def connection_cap(limits: Limits) -> int:
+    """``max_connections``, lowered to stay ``fd_reserve`` below the soft RLIMIT_NOFILE."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        soft = resource.RLIM_INFINITY
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return limits.max_connections
+    return max(8, min(limits.max_connections, soft - limits.fd_reserve))
