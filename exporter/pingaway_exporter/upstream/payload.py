@@ -61,7 +61,7 @@ __all__ = ["DIRECTIONS", "LINE_STATUSES", "NO_END", "OTHER", "Call", "Extension"
 # Bodies larger than this are decoded PIECE records at a time (see the module docstring); smaller ones at once,
 # which is faster (one decoder call) and costs little memory.
 PIECEWISE_FROM = 1 << 20
-PIECE = 2048
+PIECE = 256
 
 
 class PayloadError(Exception):
