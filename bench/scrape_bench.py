@@ -1,21 +1,39 @@
 #!/usr/bin/env python3
-"""How fast is a scrape, compared with the least any exporter could do?
+"""How fast is a scrape, compared with the fastest plain-Python exporter?
 
-For each domain size the simulator serves a fixed synthetic payload over
-loopback. The exporter runs as its own process (so its peak RSS is its own),
-and its /metrics wall time is the median of several scrapes. The *floor* is
-the same payload fetched over the same loopback, decoded with the stdlib
-``json``, and written out as one text line per series the exporter exports:
-the work no implementation can skip. The ratio of the two is the overhead
-the exporter adds.
+For each domain size the simulator serves one fixed synthetic payload over
+loopback (from a thread of this process). Both sides run in the same
+invocation, one after the other, against the same simulator:
 
-    python3 bench/scrape_bench.py                 # 1k, 10k, 50k
+- **exporter**: the real exporter as its own process, run with
+  ``--pingaway.min-interval 0`` (unless ``--min-interval`` says otherwise),
+  so that every scrape makes the upstream call being measured. Its time is
+  the wall time of ``GET /metrics`` read in full with ``urllib.request``: the
+  exporter fetches the payload, parses it, tallies it and streams the
+  exposition. Its peak RSS is its own ``VmHWM`` after all the scrapes.
+- **baseline** (issue 11): what the fastest plain-Python exporter would
+  have to do, in this process: fetch the same payload with
+  ``urllib.request`` over the same loopback, decode it with
+  ``msgspec.json.decode`` (into dicts and lists), and write one f-string
+  line per series the exporter exports, joined and encoded to bytes. The
+  per-extension lines come from the records (one label string per record,
+  no escaping, no de-duplication); the rest are filler lines, so that the
+  line count equals the exporter's series count exactly (the table shows it).
+- **stdlib floor** (``--stdlib-floor``, the benchmark's measure before issue
+  11): the same, but decoded with the standard library's ``json.loads``.
+
+Each figure is the median of ``--runs`` runs after one warm-up of each side.
+
+    python3 bench/scrape_bench.py --runs 7                 # 1k, 10k, 50k
     python3 bench/scrape_bench.py --sizes 10000 --runs 9
-    python3 bench/scrape_bench.py --gzip          # compressed, as Prometheus asks
+    python3 bench/scrape_bench.py --gzip                   # compressed, as Prometheus asks
+    python3 bench/scrape_bench.py --min-interval 30        # the default cache: peak RSS with the last result kept
 
 By default the exporter is asked for an uncompressed response, so both
 sides do the same work; ``--gzip`` adds compression (and the client's
-decompression) on the exporter's side only.
+decompression) on the exporter's side only. With ``--min-interval`` above 0
+most scrapes are answered from the cache, so the times no longer measure an
+upstream call: use it for the RSS figure only.
 """
 
 from __future__ import annotations
@@ -28,9 +46,14 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import httpx
+import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "exporter"))
@@ -39,12 +62,14 @@ from pingaway_exporter.demo.domain import Domain  # noqa: E402
 from pingaway_exporter.demo.simulator import Simulator  # noqa: E402
 
 WEDNESDAY_1015 = 1795684507.0  # 2026-11-25 10:15:07 Europe/Stockholm
+NO_END = "0000-00-00 00:00:00"
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -55,38 +80,49 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def get(url: str, headers: dict[str, str]) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=120) as resp:
+        body: bytes = resp.read()
+        if resp.headers.get("Content-Encoding") == "gzip":
+            body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        return body
 
 
-def floor_once(client: httpx.Client, url: str, headers: dict, per_extension: bool) -> tuple[float, int]:
-    """Fetch, json.loads, and write one line per series the exporter would export."""
+def baseline_once(url: str, headers: dict[str, str], series: int,
+                  decode: Callable[[bytes], Any] = msgspec.json.decode) -> tuple[float, int]:
+    """Fetch, decode, and write ``series`` lines: one f-string per series, from the records where the
+    exporter's per-extension families come from them. Returns the seconds taken and the line count."""
     start = time.perf_counter()
-    data = json.loads(client.get(url, headers=headers).content)
-    out = []
+    records = decode(get(url, headers))
+    out: list[str] = []
     write = out.append
-    n = 0
-    for e in data:
-        if not per_extension:
-            continue
-        labels = f'extension="{_esc(e["extension"])}",name="{_esc(e["name"])}"'
+    for e in records:
+        labels = f'extension="{e["extension"]}",name="{e["name"]}"'
         prof = e.get("profile")
+        calls = e.get("calls") or ()
         if prof:
             write(f"pingaway_extension_available{{{labels}}} {1 if prof['available'] else 0}\n")
-            if prof["until"] != "0000-00-00 00:00:00":
-                write(f"pingaway_extension_profile_until_timestamp_seconds{{{labels}}} 0\n")
-        write(f"pingaway_extension_calls_active{{{labels}}} {len(e['calls'] or ())}\n")
-        lines = {c["linestatus"] for c in e["calls"] or ()}
+            if prof["until"] != NO_END:
+                write(f"pingaway_extension_profile_until_timestamp_seconds{{{labels}}} {prof['until']}\n")
+        write(f"pingaway_extension_calls_active{{{labels}}} {len(calls)}\n")
+        lines = {c["linestatus"] for c in calls}
         state = 4 if "up" in lines else 3 if "ringing" in lines else 0 if not prof else 2 if prof["available"] else 1
         write(f"pingaway_extension_state{{{labels}}} {state}\n")
-        name = _esc(prof["name"]) if prof else "none"
-        write(f"pingaway_extension_info{{{labels},profile=\"{name}\"}} 1\n")
+        write(f'pingaway_extension_info{{{labels},profile="{prof["name"] if prof else "none"}"}} 1\n')
+    del out[series:]  # never more lines than the exporter writes
+    out.extend(f'pingaway_filler{{n="{i}"}} 1\n' for i in range(len(out), series))
     body = "".join(out).encode()
-    n = body.count(b"\n")
-    return time.perf_counter() - start, n
+    return time.perf_counter() - start, body.count(b"\n")
 
 
-def bench(size: int, runs: int, per_extension: bool, gzip: bool) -> dict:
+def series_of(exposition: bytes) -> tuple[int, int]:
+    """(all series, per-extension series) of an exposition."""
+    lines = [line for line in exposition.split(b"\n") if line and not line.startswith(b"#")]
+    return len(lines), sum(1 for line in lines if line.startswith(b"pingaway_extension_"))
+
+
+def bench(size: int, runs: int, per_extension: bool, gzip: bool, min_interval: str,
+          stdlib_floor: bool) -> dict[str, Any]:
     domain = Domain(size=size)
     payload = domain.extensions(WEDNESDAY_1015)
     sim = Simulator(domain).start()
@@ -98,44 +134,44 @@ def bench(size: int, runs: int, per_extension: bool, gzip: bool) -> dict:
     port = free_port()
     args = [sys.executable, "-m", "pingaway_exporter", "--pingaway.url", sim.url, "--pingaway.token-file", str(tmp),
             "--web.listen-address", f"127.0.0.1:{port}", "--pingaway.timeout", "60s", "--log.level", "warn",
-            "--pingaway.min-interval", "0"]  # every scrape makes the upstream call being measured
+            "--pingaway.min-interval", min_interval]
     if not per_extension:
         args.append("--no-collector.extensions")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "exporter")}
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        with httpx.Client(timeout=120) as client:
-            for _ in range(100):
-                try:
-                    client.get(f"http://127.0.0.1:{port}/-/healthy")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            scrape_headers = {"X-Prometheus-Scrape-Timeout-Seconds": "60",
-                              "Accept-Encoding": "gzip" if gzip else "identity"}
-            client.get(url, headers=scrape_headers)  # warm-up
-            times, series = [], 0
-            for _ in range(runs):
-                start = time.perf_counter()
-                text = client.get(url, headers=scrape_headers).text
-                times.append(time.perf_counter() - start)
-            series = sum(1 for line in text.splitlines() if line.startswith("pingaway_extension_"))
-            assert "pingaway_up 1.0" in text, "exporter scrape failed during the benchmark"
-            floors = []
-            headers = {"Authorization": f"Bearer {token}"}
-            for _ in range(runs):
-                t, n = floor_once(client, sim.url + "extensions/", headers, per_extension)
-                floors.append(t)
+        for _ in range(100):
+            try:
+                get(f"http://127.0.0.1:{port}/-/healthy", {})
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        scrape_headers = {"X-Prometheus-Scrape-Timeout-Seconds": "60",
+                          "Accept-Encoding": "gzip" if gzip else "identity"}
+        text = get(url, scrape_headers)  # warm-up
+        assert b"pingaway_up 1.0" in text, "exporter scrape failed during the benchmark"
+        series, ext_series = series_of(text)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            get(url, scrape_headers)
+            times.append(time.perf_counter() - start)
         rss = peak_rss_mib(proc.pid)
+        upstream = sim.url + "extensions/"
+        headers = {"Authorization": f"Bearer {token}"}
+        _, lines = baseline_once(upstream, headers, series)  # warm-up
+        base = [baseline_once(upstream, headers, series)[0] for _ in range(runs)]
+        floor = [baseline_once(upstream, headers, series, json.loads)[0] for _ in range(runs)] if stdlib_floor else []
     finally:
         proc.terminate()
         proc.wait(10)
         sim.stop()
         tmp.unlink(missing_ok=True)
-    exp, flo = statistics.median(times), statistics.median(floors)
-    return {"size": size, "exporter_s": exp, "floor_s": flo, "ratio": exp / flo, "rss_mib": rss,
-            "ext_series": series, "floor_lines": n}
+    exp, bas = statistics.median(times), statistics.median(base)
+    return {"size": size, "exporter_s": exp, "baseline_s": bas, "ratio": exp / bas, "rss_mib": rss,
+            "series": series, "ext_series": ext_series, "baseline_lines": lines,
+            "floor_s": statistics.median(floor) if floor else None}
 
 
 def main() -> None:
@@ -144,13 +180,22 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--no-extensions", action="store_true", help="benchmark with --no-collector.extensions")
     ap.add_argument("--gzip", action="store_true",
-                    help="ask for a gzip response, as Prometheus does (the floor has no compression step)")
+                    help="ask for a gzip response, as Prometheus does (the baseline has no compression step)")
+    ap.add_argument("--min-interval", default="0",
+                    help="the exporter's --pingaway.min-interval (default 0: every scrape calls upstream)")
+    ap.add_argument("--stdlib-floor", action="store_true",
+                    help="also time the old floor: the baseline decoded with the stdlib json instead of msgspec")
     a = ap.parse_args()
-    print(f"{'users':>7} {'exporter /metrics':>18} {'floor':>9} {'ratio':>6} {'peak RSS':>9} {'series':>8}")
+    floor_head = f" {'stdlib floor':>12}" if a.stdlib_floor else ""
+    print(f"{'users':>7} {'exporter':>11} {'baseline':>11} {'ratio':>6} {'peak RSS':>10} "
+          f"{'series':>8} {'per-ext':>8}{floor_head}")
     for size in (int(s) for s in a.sizes.split(",")):
-        r = bench(size, a.runs, not a.no_extensions, a.gzip)
-        print(f"{r['size']:>7} {r['exporter_s'] * 1000:>15.1f} ms {r['floor_s'] * 1000:>6.1f} ms "
-              f"{r['ratio']:>5.2f}x {r['rss_mib']:>6.1f} MiB {r['ext_series']:>8}", flush=True)
+        r = bench(size, a.runs, not a.no_extensions, a.gzip, a.min_interval, a.stdlib_floor)
+        assert r["baseline_lines"] == r["series"], r
+        floor = f" {r['floor_s'] * 1000:>9.1f} ms" if r["floor_s"] is not None else ""
+        print(f"{r['size']:>7} {r['exporter_s'] * 1000:>8.1f} ms {r['baseline_s'] * 1000:>8.1f} ms "
+              f"{r['ratio']:>5.2f}x {r['rss_mib']:>6.1f} MiB {r['series']:>8} {r['ext_series']:>8}{floor}",
+              flush=True)
 
 
 if __name__ == "__main__":

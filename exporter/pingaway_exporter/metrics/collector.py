@@ -23,7 +23,7 @@ from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.target import Outcome, Target
 from pingaway_exporter.upstream.failures import REASONS
-from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
+from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 
 from . import groups
 from .catalogue import CACHED_NOTE, NO_PROFILE, new

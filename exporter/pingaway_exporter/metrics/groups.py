@@ -22,7 +22,7 @@ from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, key
 from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.config.schedule import Schedule
 from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
-from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Extension
+from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 
 from .catalogue import new
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, Extension
+from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, Extension
 
 UNKNOWN, AWAY, READY, RINGING, ON_CALL = range(5)
 STATES = ("unknown", "away", "ready", "ringing", "on_call")  # index = the coded value
