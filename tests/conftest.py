@@ -30,6 +30,9 @@ from pingaway_exporter.upstream.client import PingawayClient, TokenState
 from pingaway_exporter.upstream.payload import Parser
 from pingaway_exporter.web.server import ExporterServer, WebOptions
 
+# The helpers in tests/helpers/ assert too: rewrite those asserts so a failure shows the values.
+pytest.register_assert_rewrite("tests.helpers")
+
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # A Wednesday mid-morning: the office is open and the phones are busy.
 WEDNESDAY_1015 = datetime(2026, 11, 25, 10, 15, 7, tzinfo=STOCKHOLM).timestamp()

@@ -10,7 +10,7 @@ import pytest
 
 from pingaway_exporter.web.server import scrape_budget
 
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 from .test_failures import wait_idle
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 REASONS = ("timeout", "connection", "unauthorized", "rate_limited", "http_error", "invalid_payload", "token_expired")
 

@@ -31,7 +31,7 @@ from pingaway_exporter.config.flags import DEFAULT_PORT, load
 from pingaway_exporter.config.secret import SecretError, SecretSource, loose_file
 from pingaway_exporter.upstream.auth import TokenState
 
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"

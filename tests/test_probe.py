@@ -19,7 +19,7 @@ from pingaway_exporter.scrape.target import UpstreamSlots
 from pingaway_exporter.web.server import ExporterServer, WebOptions
 
 from .conftest import WEDNESDAY_1015, need_tool
-from .metrics_util import samples, series, value
+from .helpers.metrics_util import samples, series, value
 
 
 def payload(n: int, prefix: str) -> list[dict]:

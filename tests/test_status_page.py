@@ -19,9 +19,9 @@ import pytest
 
 from pingaway_exporter.web import status
 
-from .browser import chromium, png_pixels, rendered
 from .conftest import need_tool
-from .metrics_util import samples, value
+from .helpers.browser import chromium, png_pixels, rendered
+from .helpers.metrics_util import samples, value
 
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:

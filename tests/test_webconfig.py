@@ -21,10 +21,10 @@ from pingaway_exporter.web import webconfig
 from pingaway_exporter.web.webconfig import BasicAuthChecker, WebConfigError
 
 from .conftest import free_port
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .certs import CA
+from .helpers.certs import CA
 
 USER, PASSWORD = "prometheus", "scrape-me-Ö-42"
 
