@@ -382,7 +382,7 @@ def test_deployment_rehearsal(sim, tmp_path):
     why = mount_namespaces_work()
     if why:
         pytest.skip(why)
-    from .test_compose import free_port
+    from .conftest import free_port
 
     psc, csc = pod_spec()["securityContext"], container()["securityContext"]
     fs_group = psc.get("fsGroup")

@@ -159,7 +159,7 @@ def test_probe_only_setup_is_told_to_scrape_probe(tmp_path):
     from pingaway_exporter.demo.simulator import Simulator
 
     from .conftest import WEDNESDAY_1015
-    from .test_probe import ProbeExporter
+    from .helpers.probe import ProbeExporter
 
     upstream = Simulator(clock=lambda: WEDNESDAY_1015).start()
     try:
