@@ -30,6 +30,9 @@ from pingaway_exporter.upstream.client import PingawayClient, TokenState
 from pingaway_exporter.upstream.payload import Parser
 from pingaway_exporter.web.server import ExporterServer, WebOptions
 
+# The helpers in tests/helpers/ assert too: rewrite those asserts so a failure shows the values.
+pytest.register_assert_rewrite("tests.helpers")
+
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # A Wednesday mid-morning: the office is open and the phones are busy.
 WEDNESDAY_1015 = datetime(2026, 11, 25, 10, 15, 7, tzinfo=STOCKHOLM).timestamp()
@@ -208,6 +211,18 @@ class Running:
     @property
     def session(self) -> SessionAuth | None:
         return self.target.client.session
+
+
+@pytest.fixture
+def pki(tmp_path):
+    """A throwaway CA with a server, a client and a stranger's (another CA's) certificate, for real TLS."""
+    pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
+    from .helpers.certs import CA
+
+    ca = CA(tmp_path)
+    return {"ca": ca, "server": ca.issue("server"), "client": ca.issue("client", client=True,
+                                                                      dns=("prometheus.example",), ips=()),
+            "stranger": CA(tmp_path, "other CA").issue("stranger", client=True, dns=("prometheus.example",), ips=())}
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import FetchError, PingawayClient
 
 from .conftest import WEDNESDAY_1015
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.client import PingawayClient, TokenState
 from pingaway_exporter.upstream.payload import Parser
 
-from .fixtures import PAYLOAD
+from .helpers.fixtures import PAYLOAD
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from pingaway_exporter.cli import main
 from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, ConfigError, load
 
 from .conftest import ExporterProcess
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 
 def test_defaults(tmp_path):

@@ -257,7 +257,7 @@ def test_grafana_provisions_the_dashboard_and_shows_it_without_an_account():
 
 
 def test_dockerignore_keeps_the_stack_files_out_of_the_build_context():
-    from .test_dockerfile import dockerignore_patterns, ignored
+    from .helpers.dockerfile import dockerignore_patterns, ignored
 
     patterns = dockerignore_patterns()
     for path in ("compose.yaml", "prometheus/prometheus.yml", "grafana/pingaway-overview.json",

@@ -15,7 +15,7 @@ import yaml
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 
-from .dashboard_util import (
+from .helpers.dashboard_util import (
     DASHBOARD,
     ROOT,
     load,

@@ -33,8 +33,17 @@ import pytest
 import yaml
 
 from .conftest import need_tool
-from .dashboard_util import ROOT, Query, load, queries, variables
-from .promharness import Check, Prometheus, builtins, check, free_port, resolve_variables, rule_files, substitute
+from .helpers.dashboard_util import ROOT, Query, load, queries, variables
+from .helpers.promharness import (
+    Check,
+    Prometheus,
+    builtins,
+    check,
+    free_port,
+    resolve_variables,
+    rule_files,
+    substitute,
+)
 
 SCRAPE_INTERVAL = 1  # seconds
 SCRAPES_BEFORE_CHECKING = 5

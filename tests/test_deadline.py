@@ -10,8 +10,8 @@ import pytest
 
 from pingaway_exporter.web.server import scrape_budget
 
-from .metrics_util import samples, value
-from .test_failures import wait_idle
+from .helpers.faults import wait_idle
+from .helpers.metrics_util import samples, value
 
 
 @pytest.mark.parametrize(("header", "cap", "offset", "expected"), [

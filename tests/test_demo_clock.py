@@ -22,7 +22,7 @@ import pytest
 from pingaway_exporter.cli import demo_clock, main
 
 from .conftest import ExporterProcess, faketime_env
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 

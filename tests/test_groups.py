@@ -13,8 +13,8 @@ from pingaway_exporter.metrics.groups import tally
 from pingaway_exporter.upstream.payload import Parser
 
 from .conftest import WEDNESDAY_1015, need_tool
-from .fixtures import PAYLOAD, STOCKHOLM
-from .metrics_util import samples, series, value
+from .helpers.fixtures import PAYLOAD, STOCKHOLM
+from .helpers.metrics_util import samples, series, value
 
 SATURDAY_1015 = datetime(2026, 11, 28, 10, 15, tzinfo=STOCKHOLM).timestamp()
 

@@ -10,10 +10,10 @@ import pytest
 from pingaway_exporter import healthcheck
 from pingaway_exporter.config.flags import DEFAULT_PORT
 
-from .test_compose import free_port
+from .conftest import free_port
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .test_webconfig import client_ctx, pki, start, tls_yaml, write_config  # noqa: F401  (pki: a fixture)
+from .helpers.tls import client_ctx, start, tls_yaml, write_config
 
 
 def healthy_url(exp) -> str:
@@ -28,7 +28,7 @@ def test_plain_http(sim, exporter_factory):
 
 
 @pytest.mark.parametrize("users", [False, True], ids=["tls", "tls+basic-auth"])
-def test_tls_is_found_by_the_https_try(sim, exporter_factory, pki, tmp_path, users):  # noqa: F811 -- pki is the fixture imported above
+def test_tls_is_found_by_the_https_try(sim, exporter_factory, pki, tmp_path, users):
     exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, users=users)))
     assert exp.url.startswith("https://")
     assert healthcheck.main([healthy_url(exp)]) == 0
@@ -36,7 +36,7 @@ def test_tls_is_found_by_the_https_try(sim, exporter_factory, pki, tmp_path, use
     assert healthcheck.main([healthy_url(exp).replace("http://", "https://")]) == 0
 
 
-def test_required_client_certificates_keep_the_probe_out(sim, exporter_factory, pki, tmp_path):  # noqa: F811 -- pki is the fixture imported above
+def test_required_client_certificates_keep_the_probe_out(sim, exporter_factory, pki, tmp_path):
     """Documented: with mTLS required, override the HEALTHCHECK (no probe without a certificate gets in)."""
     extra = f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki['ca'].pem}\n"
     exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki, extra, users=False)))
@@ -70,9 +70,9 @@ def test_default_url_is_the_default_port():
     assert f"http://127.0.0.1:{DEFAULT_PORT}/-/healthy" == healthcheck.DEFAULT_URL
 
 
-def test_the_dockerfile_probe_finds_a_tls_exporter(sim, exporter_factory, pki, tmp_path):  # noqa: F811 -- pki is the fixture imported above
+def test_the_dockerfile_probe_finds_a_tls_exporter(sim, exporter_factory, pki, tmp_path):
     """The HEALTHCHECK line itself, run as Docker would (retargeted at the test port), against TLS."""
-    from .test_dockerfile import DOCKERFILE, healthcheck_argv, parse_dockerfile, split_stages
+    from .helpers.dockerfile import DOCKERFILE, healthcheck_argv, parse_dockerfile, split_stages
 
     argv = healthcheck_argv(split_stages(parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8")))[-1])
     exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki)))

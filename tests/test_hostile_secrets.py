@@ -18,7 +18,7 @@ from pingaway_exporter.cli import run_check
 from pingaway_exporter.config.secret import PARTIAL_RUN, known_secret_values
 
 from .conftest import FIGURES
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 USER = "0812345"
 # A quote and a backslash: logfmt and JSON escape both, and redaction must still find the value.

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from .conftest import FIGURES, ExporterProcess
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
@@ -354,7 +354,7 @@ def prom_now(prom, expr: str) -> list[float]:
 def test_h3_with_a_real_prometheus(sim, tmp_path):
     """The same flood, with Debian's Prometheus scraping every second (scrape timeout 1 s)."""
     from .conftest import need_tool
-    from .promharness import Prometheus
+    from .helpers.promharness import Prometheus
 
     binary = need_tool("prometheus")
     sim.set_fault("slow_headers", delay=0.3)

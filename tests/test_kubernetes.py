@@ -31,7 +31,7 @@ from pingaway_exporter.config.flags import DEFAULT_PORT, load
 from pingaway_exporter.config.secret import SecretError, SecretSource, loose_file
 from pingaway_exporter.upstream.auth import TokenState
 
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -382,7 +382,7 @@ def test_deployment_rehearsal(sim, tmp_path):
     why = mount_namespaces_work()
     if why:
         pytest.skip(why)
-    from .test_compose import free_port
+    from .conftest import free_port
 
     psc, csc = pod_spec()["securityContext"], container()["securityContext"]
     fs_group = psc.get("fsGroup")

@@ -30,7 +30,7 @@ from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
 
 from .conftest import FIGURES, free_port
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 # 9 levels of 9 aliases: 9**9 = 387,420,489 strings from 353 bytes of YAML.
 ALIAS_BOMB = "\n".join(

@@ -9,7 +9,7 @@ import pytest
 from pingaway_exporter.cli import build_target, main
 from pingaway_exporter.config.flags import load
 
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 
 from .conftest import need_tool
-from .fixtures import EXPECTED, EXPECTED_CALLS, EXPECTED_LINES, EXPECTED_PROFILES, PAYLOAD, ts
-from .metrics_util import samples, series, value
+from .helpers.fixtures import EXPECTED, EXPECTED_CALLS, EXPECTED_LINES, EXPECTED_PROFILES, PAYLOAD, ts
+from .helpers.metrics_util import samples, series, value
 
 
 @pytest.fixture

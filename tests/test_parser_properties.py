@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Parser, PayloadError
 
-from .fixtures import PAYLOAD
+from .helpers.fixtures import PAYLOAD
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ import pytest
 
 from pingaway_exporter.upstream.payload import PIECE, PIECEWISE_FROM, Parser, PayloadError
 
-from .fixtures import PAYLOAD
+from .helpers.fixtures import PAYLOAD
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from .conftest import FIGURES, ExporterProcess
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 
 def report(request, text: str) -> None:

@@ -14,8 +14,8 @@ import httpx
 from pingaway_exporter.config.reload import ConfigReloader
 
 from .conftest import WEDNESDAY_1015, free_port
-from .fixtures import PAYLOAD
-from .metrics_util import samples, series, value
+from .helpers.fixtures import PAYLOAD
+from .helpers.metrics_util import samples, series, value
 
 A = "groups:\n  - {name: a1, keywords: [support]}\n  - {name: a2, keywords: [växel]}\n"
 B = ("groups:\n  - {name: b1, keywords: [support], staffing_minimum: 2}\n  - {name: b2, keywords: [sales]}\n"

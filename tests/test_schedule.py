@@ -14,7 +14,7 @@ import pytest
 from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.schedule import HolidayCalendar
 
-from .fixtures import STOCKHOLM
+from .helpers.fixtures import STOCKHOLM
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,8 @@ from pingaway_exporter.config.secret import Secret, SecretError
 from pingaway_exporter.upstream.client import FetchError, PingawayClient, TokenState
 from pingaway_exporter.upstream.credentials import read_claims
 
-from .metrics_util import samples, value
-from .test_failures import FAULTS, wait_idle
+from .helpers.faults import FAULTS, wait_idle
+from .helpers.metrics_util import samples, value
 
 
 def secret_parts(token: str) -> list[str]:

@@ -19,9 +19,9 @@ import pytest
 
 from pingaway_exporter.web import status
 
-from .browser import chromium, png_pixels, rendered
 from .conftest import need_tool
-from .metrics_util import samples, value
+from .helpers.browser import chromium, png_pixels, rendered
+from .helpers.metrics_util import samples, value
 
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
@@ -159,7 +159,7 @@ def test_probe_only_setup_is_told_to_scrape_probe(tmp_path):
     from pingaway_exporter.demo.simulator import Simulator
 
     from .conftest import WEDNESDAY_1015
-    from .test_probe import ProbeExporter
+    from .helpers.probe import ProbeExporter
 
     upstream = Simulator(clock=lambda: WEDNESDAY_1015).start()
     try:

@@ -15,7 +15,7 @@ from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape import tally
 
 from .conftest import WEDNESDAY_1015
-from .metrics_util import samples, series, value
+from .helpers.metrics_util import samples, series, value
 
 
 def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on

@@ -20,9 +20,9 @@ from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.web import status
 
-from .browser import chromium, png_pixels, rendered
 from .conftest import WEDNESDAY_1015, need_tool
-from .metrics_util import samples, value
+from .helpers.browser import chromium, png_pixels, rendered
+from .helpers.metrics_util import samples, value
 
 
 def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on

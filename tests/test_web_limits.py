@@ -22,8 +22,8 @@ import pytest
 from pingaway_exporter.demo.domain import Domain
 
 from .conftest import FIGURES, WEDNESDAY_1015, ExporterProcess, free_port
-from .fixtures import PAYLOAD
-from .metrics_util import samples, value
+from .helpers.fixtures import PAYLOAD
+from .helpers.metrics_util import samples, value
 
 USER, PASSWORD = "prometheus", "scrape-me-42"
 

@@ -23,54 +23,10 @@ from pingaway_exporter.web import basic_auth
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
 
 from .conftest import free_port
-from .metrics_util import samples, value
+from .helpers.metrics_util import samples, value
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .certs import CA
-
-USER, PASSWORD = "prometheus", "scrape-me-Ö-42"
-
-
-def bcrypt_hash(password: str, prefix: str = "$2y$", cost: int = 4) -> str:
-    """As `htpasswd -nBC` makes it ($2y$); cost 4 keeps the suite quick."""
-    return prefix + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()[4:]
-
-
-@pytest.fixture
-def pki(tmp_path):
-    ca = CA(tmp_path)
-    return {"ca": ca, "server": ca.issue("server"), "client": ca.issue("client", client=True,
-                                                                      dns=("prometheus.example",), ips=()),
-            "stranger": CA(tmp_path, "other CA").issue("stranger", client=True, dns=("prometheus.example",), ips=())}
-
-
-def write_config(tmp_path: Path, text: str, name: str = "web.yml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def tls_yaml(pki, extra: str = "", users: bool = True) -> str:
-    text = f"""tls_server_config:
-  cert_file: {pki['server'].cert}
-  key_file: {pki['server'].key}
-{extra}"""
-    if users:
-        text += f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"
-    return text
-
-
-def client_ctx(pki, cert=None, **versions) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(pki["ca"].pem))
-    if cert is not None:
-        ctx.load_cert_chain(str(cert.cert), str(cert.key))
-    for name, version in versions.items():
-        setattr(ctx, name, version)
-    return ctx
-
-
-def start(exporter_factory, sim, path):
-    return exporter_factory(sim, web_config=webconfig.load(path))
+from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, start, tls_yaml, write_config
 
 
 def test_basic_auth_over_tls(sim, exporter_factory, pki, tmp_path):

@@ -13,8 +13,8 @@ and config; config imports none of them). Beside the flow:
 - the top level (cli, logs, memory, healthcheck, __main__) is wiring: it may import anything, and nothing in
   a layer may import it; every module may import the package itself (``__version__``).
 There must be no import cycle between modules, counting imports inside functions too (a lazy import hides a
-cycle from Python, not from the design). Test modules must not import other test modules (shared helpers
-belong in conftest.py or a helpers module).
+cycle from Python, not from the design). Test modules must not import other test modules, and neither may
+conftest.py or the helpers under tests/helpers/ (shared helpers belong there, not in a test module).
 
 It judges the flat tree of today as well as the moved one: on the flat tree every module is named by where
 tools/restructure.py's TABLE moves it, so the report reads the same before and after the move.
@@ -196,10 +196,15 @@ def cycles(all_edges: list[Edge]) -> list[list[str]]:
 
 
 def tests_importing_tests(root: Path) -> list[str]:
+    """Every import of a test module by another file under tests/: a test module, conftest or a helper.
+
+    A helper that imported a test module would bring back the coupling the helpers package exists to remove,
+    so every .py file under tests/ is read, at any depth, and every test_*.py module at any depth is a target.
+    """
     out = []
     tests = root / "tests"
-    names = {p.stem for p in tests.glob("test_*.py")}
-    for path in sorted(tests.glob("test_*.py")):
+    names = {p.stem for p in tests.rglob("test_*.py")}
+    for path in sorted(tests.rglob("*.py")):
         for node, _ in _walk(ast.parse(path.read_text(encoding="utf-8"))):
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [
                 node.module or "", *(f"{node.module}.{a.name}" if node.module else a.name for a in node.names)]

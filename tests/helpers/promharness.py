@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from .conftest import free_port  # re-exported for the dashboard tests
+from tests.conftest import free_port  # re-exported for the dashboard tests
+
 from .dashboard_util import VARIABLE, Query, metric_names, variable_query
 
 
