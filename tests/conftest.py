@@ -25,10 +25,11 @@ from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape.target import Target
-from pingaway_exporter.upstream.auth import SessionAuth
-from pingaway_exporter.upstream.client import PingawayClient, TokenState
+from pingaway_exporter.upstream.auth import SessionAuth, TokenState
+from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
-from pingaway_exporter.web.server import ExporterServer, WebOptions
+from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.server import ExporterServer
 
 # The helpers in tests/helpers/ assert too: rewrite those asserts so a failure shows the values.
 pytest.register_assert_rewrite("tests.helpers")

@@ -13,7 +13,8 @@ from pingaway_exporter.cli import main
 from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
-from pingaway_exporter.upstream.client import FetchError, PingawayClient
+from pingaway_exporter.upstream.client import PingawayClient
+from pingaway_exporter.upstream.failures import FetchError
 
 from .conftest import WEDNESDAY_1015
 from .helpers.metrics_util import samples, value

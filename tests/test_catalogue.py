@@ -19,7 +19,8 @@ from pingaway_exporter.metrics.catalogue import CACHED_NOTE, CATALOGUE, COUNTER,
 from pingaway_exporter.metrics.collector import CollectorOptions, ExporterCollector, ScrapeCollector
 from pingaway_exporter.metrics.exposition import RowGauge, render_bytes
 from pingaway_exporter.scrape.target import Target
-from pingaway_exporter.upstream.client import PingawayClient, TokenState
+from pingaway_exporter.upstream.auth import TokenState
+from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
 
 from .helpers.fixtures import PAYLOAD

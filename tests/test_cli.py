@@ -139,7 +139,8 @@ def test_listen_on_every_address_serves_ipv4_and_ipv6(sim):
     import socket
     import threading
 
-    from pingaway_exporter.web.server import ExporterServer, WebOptions
+    from pingaway_exporter.web.options import WebOptions
+    from pingaway_exporter.web.server import ExporterServer
 
     server = ExporterServer(("", 0), None, WebOptions())
     server.ready.set()

@@ -19,19 +19,16 @@ import pytest
 from pingaway_exporter import __version__
 from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
-from pingaway_exporter.upstream.client import (
+from pingaway_exporter.upstream.client import DEFAULT_BACKOFF, MAX_BACKOFF, PingawayClient, parse_retry_after
+from pingaway_exporter.upstream.failures import (
     CONNECTION,
-    DEFAULT_BACKOFF,
     HTTP_ERROR,
     INVALID_PAYLOAD,
-    MAX_BACKOFF,
     RATE_LIMITED,
     TIMEOUT,
     TOKEN_EXPIRED,
     UNAUTHORIZED,
     FetchError,
-    PingawayClient,
-    parse_retry_after,
     safe_url,
 )
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from pingaway_exporter.web.server import scrape_budget
+from pingaway_exporter.web.routes import scrape_budget
 
 from .helpers.faults import wait_idle
 from .helpers.metrics_util import samples, value

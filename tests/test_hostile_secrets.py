@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from pingaway_exporter.cli import run_check
-from pingaway_exporter.config.secret import PARTIAL_RUN, known_secret_values
+from pingaway_exporter.config.redact import PARTIAL_RUN, known_secret_values
 
 from .conftest import FIGURES
 from .helpers.metrics_util import samples, value
@@ -95,7 +95,7 @@ def test_m5_secrets_with_quotes_and_backslashes_are_redacted_in_both_formats():
     import logging
 
     from pingaway_exporter import logs
-    from pingaway_exporter.config.secret import Secret
+    from pingaway_exporter.config.redact import Secret
 
     secret = Secret('tricky"value\\with-quote-and-backslash')
     for fmt in ("logfmt", "json"):
@@ -114,8 +114,8 @@ def test_m5_secrets_with_quotes_and_backslashes_are_redacted_in_both_formats():
 
 def test_m5_truncation_never_leaves_a_piece():
     """Scrub first, then cut: a detail cut inside a reflected token must not keep its head."""
-    from pingaway_exporter.config.secret import Secret
-    from pingaway_exporter.upstream.client import FetchError
+    from pingaway_exporter.config.redact import Secret
+    from pingaway_exporter.upstream.failures import FetchError
 
     token = Secret("eyJhbGciOiJIUzUxMiJ9." + "A" * 40 + "." + "sig0123456789abcdefXYZ" * 4)
     reflected = token.reveal()[:130]  # the upstream itself cut it short

@@ -193,7 +193,7 @@ def test_m3_stuck_targets_do_not_hold_the_upstream_slots(sim, exporter_factory):
 def test_h2_gzip_bomb_is_bounded(sim, layers):
     size = 1 << 30  # 1 GiB of zeros: 1.8 KB on the wire gzipped twice, about 1 MB once
     sim.set_fault("gzip_bomb", size=size, layers=layers)
-    from pingaway_exporter.demo.simulator import gzip_bomb
+    from pingaway_exporter.demo.faults import gzip_bomb
 
     wire = len(gzip_bomb(size, layers))  # made before the clock starts
     exp = ExporterProcess(sim, "--pingaway.max-response-size", "1MiB", "--pingaway.timeout", "10s")

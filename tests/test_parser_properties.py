@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pingaway_exporter.upstream.payload import DIRECTIONS, LINE_STATUSES, OTHER, Parser, PayloadError
+from pingaway_exporter.upstream.payload import Parser, PayloadError
+from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER
 
 from .helpers.fixtures import PAYLOAD
 

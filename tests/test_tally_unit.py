@@ -12,7 +12,7 @@ import pytest
 
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.tally import AWAY, ON_CALL, READY, RINGING, STATES, UNKNOWN, WINDOWS, Tally
-from pingaway_exporter.upstream.payload import OTHER, Call, Extension
+from pingaway_exporter.upstream.records import OTHER, Call, Extension
 
 pytestmark = pytest.mark.unit
 

@@ -14,6 +14,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
+from pingaway_exporter.upstream.client import PingawayClient
+from pingaway_exporter.upstream.failures import safe_url
+from pingaway_exporter.web.limits import Limits
+from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.server import ExporterServer
+
 from . import __version__
 from .config.file import demo_config_path, load_file
 from .config.flags import NO_CREDENTIALS, Config, ConfigError, load
@@ -26,10 +32,7 @@ from .metrics.collector import CollectorOptions
 from .scrape.pool import TargetDefaults, TargetPool
 from .scrape.target import Target, UpstreamSlots
 from .upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
-from .upstream.client import PingawayClient, safe_url
 from .upstream.payload import Parser
-from .web.server import ExporterServer, WebOptions
-from .web.transport import Limits
 
 if TYPE_CHECKING:  # imported when --demo runs; see build_target
     from .demo.simulator import Simulator

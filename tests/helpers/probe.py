@@ -18,7 +18,8 @@ from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
-from pingaway_exporter.web.server import ExporterServer, WebOptions
+from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.server import ExporterServer
 
 
 class ProbeExporter:

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from msgspec import UNSET, UnsetType
 
-from pingaway_exporter.config.secret import scrub
+from pingaway_exporter.config.redact import scrub
 
 from . import yamlload
 from .file_schema import TOP, FileSchema, GroupSchema, HolidaysSchema, TargetSchema

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pingaway_exporter import __version__
-from pingaway_exporter.config.secret import SecretSource, shorten
+from pingaway_exporter.config.redact import shorten
+from pingaway_exporter.config.secret import SecretSource
 
 from . import values
 from .values import DEFAULT_PORT, format_duration

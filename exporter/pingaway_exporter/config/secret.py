@@ -5,8 +5,8 @@ file-backed one when the file changes. A secret file is read without ever
 blocking and with a size bound, and every message names the source, never
 the value, nor a value typed by mistake where a path belongs.
 
-The value type and the scrubber live in ``config.redact``; they are
-re-exported here, since most callers of one need the other.
+The value type, the registry of values in use and the scrubber live in
+``config.redact``; import them from there.
 """
 
 from __future__ import annotations
@@ -19,23 +19,10 @@ import threading
 from collections.abc import Callable
 
 from pingaway_exporter.config.redact import (
-    MASK,
-    PARTIAL_RUN,
-    REDACTED,
-    TRANSIENT_LIMIT,
     Secret,
-    known_secret_values,
-    register_secret_value,
     scrub,
-    shorten,
 )
 from pingaway_exporter.config.yamlload import Refused, read_regular
-
-__all__ = [
-    "MASK", "MAX_SECRET_FILE", "PARTIAL_RUN", "REDACTED", "TRANSIENT_LIMIT", "Secret", "SecretError",
-    "SecretSource", "known_secret_values", "loose_file", "read_secret_file", "register_secret_value", "scrub",
-    "shorten", "shown_path",
-]
 
 # The largest secret file read: a JWT is well under 4 KiB. A FIFO, a device
 # or /dev/zero given as a "file" is refused rather than read without end.

@@ -26,9 +26,11 @@ from typing import Any, Literal, NoReturn, overload
 
 from msgspec import UNSET
 
+from pingaway_exporter.config.redact import shorten
+from pingaway_exporter.config.secret import loose_file
+
 from . import yamlload
 from .schema import SchemaError, convert
-from .secret import loose_file, shorten
 from .webconfig_schema import (
     TOP,
     HeadersSchema,

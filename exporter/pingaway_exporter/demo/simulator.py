@@ -22,12 +22,8 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 
 from .domain import Domain
-from .faults import FAULT_MODES, Fault, gzip_bomb
 from .handler import Handler
 from .simstate import SimulatorState
-
-# The fault names too: the tests take them from here, with the simulator.
-__all__ = ["FAULT_MODES", "Fault", "Simulator", "gzip_bomb"]
 
 log = logging.getLogger("pingaway_exporter.simulator")
 

@@ -36,11 +36,8 @@ from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
 from .body import read_body
 from .deadline import Deadline, as_deadline
 from .failures import (
-    CONNECTION,
     HTTP_ERROR,
-    INVALID_PAYLOAD,
     RATE_LIMITED,
-    REASONS,
     TIMEOUT,
     TOKEN_EXPIRED,
     UNAUTHORIZED,
@@ -49,13 +46,6 @@ from .failures import (
     transport_errors,
 )
 from .network import bounded_by, deadline_transport, request_timeout
-
-# What callers import from here: the client, and the failure names and token state it speaks in.
-__all__ = [
-    "CONNECTION", "DEFAULT_BACKOFF", "HTTP_ERROR", "INVALID_PAYLOAD", "MAX_BACKOFF", "RATE_LIMITED", "REASONS",
-    "TIMEOUT", "TOKEN_EXPIRED", "UNAUTHORIZED", "FetchError", "PingawayClient", "Response", "TokenState",
-    "parse_retry_after", "safe_url",
-]
 
 log = logging.getLogger("pingaway_exporter.client")
 

@@ -54,10 +54,6 @@ from .records import (
     WireProfile,
 )
 
-# Importers read the record types from here too.
-__all__ = ["DIRECTIONS", "LINE_STATUSES", "NO_END", "OTHER", "Call", "Extension", "ParseResult", "Parser",
-           "PayloadError", "gc_paused"]
-
 # Bodies larger than this are decoded PIECE records at a time (see the module docstring); smaller ones at once,
 # which is faster (one decoder call) and costs little memory.
 PIECEWISE_FROM = 1 << 20

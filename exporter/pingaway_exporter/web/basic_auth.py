@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import bcrypt
 
-from pingaway_exporter.config.secret import register_secret_value
+from pingaway_exporter.config.redact import register_secret_value
 
 BCRYPT_MAX = 72  # bcrypt looks at no more than this many bytes of a password
 

@@ -26,12 +26,9 @@ from pingaway_exporter.scrape.target import Target
 from .basic_auth import BasicAuthChecker
 from .connection import Conn
 from .options import WebOptions
-from .routes import Handler, scrape_budget
+from .routes import Handler
 from .transport import BoundedServer
 from .webconfig_watch import WebConfigWatcher
-
-# Importers of the server also take its options and the scrape budget from here.
-__all__ = ["ExporterServer", "WebOptions", "scrape_budget"]
 
 log = logging.getLogger("pingaway_exporter.web")
 

@@ -37,9 +37,6 @@ from .connection import Conn
 from .limits import Limits, connection_cap
 from .workers import DeadlineWriter, WorkerPool, read_body
 
-# Limits too: the command line and the tests take the port's bounds from here, with the server.
-__all__ = ["BoundedServer", "Limits"]
-
 log = logging.getLogger("pingaway_exporter.web")
 
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
