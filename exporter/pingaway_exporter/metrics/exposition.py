@@ -1,11 +1,13 @@
 """Fast exposition for families with tens of thousands of series.
 
 prometheus_client builds a ``Sample`` namedtuple and a label dict for every
-series and escapes every label value on output: about 15 µs a series, which
-is seconds at 50,000 extensions × 4 families. ``RowGauge`` instead keeps
-each series as a pre-rendered label string (the ``extension``/``name`` part
-is escaped once per extension and shared by all four per-extension
-families) and a value, and ``render`` writes it with one string format.
+series and escapes every label value on output: about 6 µs a series
+(prometheus-client 0.26, Python 3.11; 4 µs of it to encode), which is over a
+second at 50,000 extensions × the six per-extension families. ``RowGauge``
+instead keeps each series as a pre-rendered label string (the
+``extension``/``name`` part is escaped once per extension and shared by
+every per-extension family) and a value, and ``render`` writes it with one
+string format: about 0.5–0.7 µs a line (py-spy, bench sizes).
 Everything else (small families, OpenMetrics' ``_total`` and ``# EOF``
 details) is delegated to prometheus_client's own encoders, family by
 family, so the output stays exactly what the library would write.
