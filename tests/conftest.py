@@ -28,6 +28,7 @@ from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
+from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
 
@@ -235,7 +236,7 @@ def exporter_factory():
              timeout: float = 5.0, offset: float = 0.5, clock=None, max_body: int = 64 << 20,
              username: str | None = None, password: str | None = None, password_file: str | None = None,
              bearer: bool = True, opaque: bool = False, warn_before: float = 7 * 86400,
-             web_config=None, config=None, lifecycle: bool = False) -> Running:
+             web_config=None, config=None, lifecycle: bool = False, limits: Limits | None = None) -> Running:
         """An exporter in front of ``sim``. With ``username``, Basic login is configured too;
         ``bearer=False`` leaves the token out so that the session is the only way in."""
         state = None
@@ -256,7 +257,7 @@ def exporter_factory():
         collector_options = options or CollectorOptions()
         target = Target("default", client, Parser("Europe/Stockholm", keep_email=collector_options.include_email))
         web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
-                         web_config=web_config, enable_lifecycle=lifecycle)
+                         web_config=web_config, enable_lifecycle=lifecycle, limits=limits or Limits())
         if config is not None:  # a ConfigReloader: groups and opening hours
             web.config = config
         server = ExporterServer(("127.0.0.1", 0), target, web)

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from pingaway_exporter.demo.domain import Domain
+from pingaway_exporter.web.limits import Limits
 
 from .conftest import FIGURES, WEDNESDAY_1015, ExporterProcess, free_port
 from .helpers.fixtures import PAYLOAD
@@ -338,8 +339,9 @@ def test_startup_line_names_the_bound_address():
 
 EMFILE_SERVER = r"""
 import resource, sys
-from pingaway_exporter.web.server import ExporterServer, WebOptions
-from pingaway_exporter.web.transport import Limits
+from pingaway_exporter.web.limits import Limits
+from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.server import ExporterServer
 resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
 # No descriptor reserve: the connections run the process out of descriptors, as when something else holds them.
 server = ExporterServer(("127.0.0.1", int(sys.argv[1])), None,
@@ -440,3 +442,41 @@ def test_wrong_password_flood_does_not_lock_out_a_cached_scraper(sim, tmp_path):
     assert slowest < 10.0  # a check waits at most 2 s for a bcrypt slot
     assert peak_threads <= 300
     assert rc == 0 and "Traceback" not in log
+
+
+def test_a_scrape_that_waits_upstream_longer_than_the_write_timeout_is_still_answered(sim, exporter_factory):
+    # The write timeout bounds a slow *reader*. A scrape whose budget lets it wait upstream longer than that
+    # (here 3 s upstream, a 1 s write timeout, a 15 s scrape budget) must still get its answer.
+    exp = exporter_factory(sim, timeout=20.0, limits=Limits(write_timeout=1.0))
+    sim.set_fault("slow_headers", delay=3.0, remaining=1)
+    resp = httpx.get(exp.url, headers={"X-Prometheus-Scrape-Timeout-Seconds": "15"}, timeout=30)
+    assert resp.status_code == 200
+    assert value(samples(resp.text), "pingaway_up") == 1.0
+
+
+def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(sim, exporter_factory):
+    # A response of megabytes to a client that takes one byte and then reads nothing: the worker gives up
+    # once the write timeout has passed since the first byte, and the connection is closed mid-response.
+    sim.set_payload(Domain(size=20000).extensions(WEDNESDAY_1015))
+    exp = exporter_factory(sim, timeout=60.0, limits=Limits(write_timeout=2.0))
+    port = exp.server.server_address[1]
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: identity\r\n\r\n")
+        first = s.recv(1)
+        assert first == b"H"
+        assert exp.server.in_flight == 1, "the worker should still be writing the response"
+        end = time.monotonic() + 60
+        while exp.server.in_flight:
+            assert time.monotonic() < end, "the worker was never freed from a client that stopped reading"
+            time.sleep(0.1)
+        received = bytearray(first)
+        try:
+            while chunk := s.recv(1 << 20):
+                received += chunk
+        except ConnectionResetError:
+            pass
+    assert received.startswith(b"HTTP/1.1 200")
+    assert not received.endswith(b"0\r\n\r\n"), "the whole response was sent; it should have been cut"

@@ -16,7 +16,8 @@ limits hold whatever clients send:
 - ``idle_timeout``: a keep-alive connection may wait this long for its next
   request.
 - ``workers``: threads serving complete requests, at most.
-- ``write_timeout``: a response must be taken by the client within this.
+- ``write_timeout``: a response must be taken by the client within this of
+  its first byte (a slow upstream call before it does not count).
 - ``max_body_bytes``: a request body up to this is read and discarded; a
   larger one, or one with ``Transfer-Encoding``, is refused and the
   connection closed, so a body is never taken for the next request.

@@ -298,7 +298,7 @@ class BoundedServer:
         return read_body(conn, n, self.clock() + self.limits.header_timeout, self.clock)
 
     def writer(self, conn: Conn) -> DeadlineWriter:
-        return DeadlineWriter(conn.sock, self.clock() + self.limits.write_timeout, self.clock)
+        return DeadlineWriter(conn.sock, self.limits.write_timeout, self.clock)
 
     @property
     def open_connections(self) -> int:

@@ -4,7 +4,7 @@ Only a complete request head reaches a worker. Threads are started on
 demand, up to ``Limits.workers``, and kept for the next request. A worker
 reads a small request body by the head deadline (``read_body``) and writes
 its answer through a ``DeadlineWriter``, so a client that reads slowly
-cannot hold a worker past ``write_timeout``.
+cannot hold a worker more than ``write_timeout`` past the first byte.
 """
 
 from __future__ import annotations
@@ -89,14 +89,23 @@ def read_body(conn: Conn, n: int, deadline: float, clock: Callable[[], float]) -
 
 
 class DeadlineWriter:
-    """``wfile`` for a worker: every byte must be sent by one deadline, however slowly the client reads."""
+    """``wfile`` for a worker: a response must be taken by the client within ``timeout`` of its first byte.
 
-    def __init__(self, sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+    The clock starts at the first write, not when the request arrived: a scrape may wait upstream for as
+    long as its own budget allows (``X-Prometheus-Scrape-Timeout-Seconds``, capped by ``--pingaway.timeout``)
+    and must still be answered. From then on the client has ``timeout`` for the whole response, however
+    slowly it reads.
+    """
+
+    def __init__(self, sock: socket.socket, timeout: float, clock: Callable[[], float]) -> None:
         self.sock = sock
-        self.deadline = deadline
+        self.timeout = timeout
         self.clock = clock
+        self.deadline: float | None = None  # set by the first write
 
     def write(self, data: bytes) -> int:
+        if self.deadline is None:
+            self.deadline = self.clock() + self.timeout
         view = memoryview(data)
         while view:
             left = self.deadline - self.clock()
