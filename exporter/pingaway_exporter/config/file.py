@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from msgspec import UNSET, UnsetType
 
-from pingaway_exporter.config.redact import scrub
+from pingaway_exporter.config.redact import scrub, shorten
 
 from . import yamlload
 from .file_schema import TOP, FileSchema, GroupSchema, HolidaysSchema, TargetSchema
@@ -48,10 +48,6 @@ DEFAULT_COUNTRY = "SE"
 AUTO_GROUP_LIMIT = 20
 GROUP_NAME_MAX = 64
 
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 show = yamlload.show
@@ -126,8 +122,8 @@ def load_text(text: str, path: str) -> Settings:
     try:
         return parse(data, path)
     except SchemaError as exc:  # bounded and scrubbed: a token pasted into the wrong field is not repeated back
-        at = f"{_cut(exc.path, 160)}: " if exc.path else ""
-        raise ConfigError(scrub(f"{where}: {at}{_cut(exc.why, 300)}")) from None
+        at = f"{shorten(exc.path, 160)}: " if exc.path else ""
+        raise ConfigError(f"{scrub(where)}: {at}{shorten(exc.why, 300)}") from None
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply") from None
 
