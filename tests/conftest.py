@@ -40,14 +40,31 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 WEDNESDAY_1015 = datetime(2026, 11, 25, 10, 15, 7, tzinfo=STOCKHOLM).timestamp()
 
 
-# Figures measured by tests (load, soak), printed once at the end of the run.
+# Figures measured by tests (load, soak), printed once at the end of the run. A test appends to FIGURES; at
+# the end of the test they travel on its report (``user_properties``), so they reach the summary from every
+# pytest-xdist worker as well as from a plain run.
 FIGURES: list[str] = []
+_REPORTED: list[str] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "teardown" and FIGURES:
+        report = outcome.get_result()
+        report.user_properties.extend(("figure", line) for line in FIGURES)
+        FIGURES.clear()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _REPORTED.extend(value for key, value in report.user_properties if key == "figure")
 
 
 def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
+    if _REPORTED:
         terminalreporter.section("measured figures")
-        for line in FIGURES:
+        for line in _REPORTED:
             terminalreporter.write_line(line)
 
 
