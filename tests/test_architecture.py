@@ -1,4 +1,5 @@
-"""The package layout: tools/restructure.py covers every module, and imports point one way along the flow.
+"""The package layout: the module map in docs/development.md names every module, and imports point one way
+along the flow.
 
 The direction and test-import checks are ratchets: KNOWN lists what is wrong today, by name. A new violation
 fails, and so does a known one that has been fixed but is still listed, so the lists only shrink.
@@ -7,6 +8,7 @@ fails, and so does a known one that has been fixed but is still listed, so the l
 from __future__ import annotations
 
 import functools
+import re
 import importlib.util
 import sys
 from pathlib import Path
@@ -30,7 +32,6 @@ def _tool(name: str):
         sys.path.remove(str(ROOT / "tools"))
 
 
-restructure = _tool("restructure")
 check_imports = _tool("check_imports")
 
 # What tools/check_imports.py finds today. Fix the code, then delete the line.
@@ -44,9 +45,51 @@ def _report() -> tuple[list[str], list[list[str]], list[str]]:
     return check_imports.report(ROOT)
 
 
-def test_every_module_has_a_row_in_the_restructure_table():
-    _state, problems = restructure.inventory(ROOT)
-    assert problems == [], "\n".join(problems)
+def module_map(text: str) -> dict[str, set[str]]:
+    """The module map's package part, read from docs/development.md: {subpackage or "": the *.py it names}.
+
+    The map is the fenced block under "## Module map". Its first line is the package; a line indented by two
+    spaces starts a subpackage (``config/ ...``) or names top-level modules; deeper lines continue the one
+    above; the first unindented line after the package ends its part.
+    """
+    block = text.split("## Module map", 1)[1].split("```", 2)[1].splitlines()[2:]
+    found: dict[str, set[str]] = {}
+    section = ""
+    for line in block:
+        if line and not line.startswith(" "):
+            break
+        if line.startswith("  ") and not line.startswith("   "):
+            head = line.split()[0]
+            section = head[:-1] if head.endswith("/") else ""
+        found.setdefault(section, set()).update(re.findall(r"\b([a-z_]+\.py)\b", line))
+    return found
+
+
+def package_modules() -> dict[str, set[str]]:
+    pkg = ROOT / "exporter" / "pingaway_exporter"
+    out: dict[str, set[str]] = {}
+    for path in pkg.rglob("*.py"):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        sub = path.parent.relative_to(pkg).as_posix()
+        out.setdefault("" if sub == "." else sub, set()).add(path.name)
+    return out
+
+
+def test_the_module_map_names_every_module_and_no_other():
+    mapped = module_map((ROOT / "docs" / "development.md").read_text(encoding="utf-8"))
+    real = package_modules()
+    missing = {f"{sub}/{name}".lstrip("/") for sub, names in real.items() for name in names - mapped.get(sub, set())}
+    stale = {f"{sub}/{name}".lstrip("/") for sub, names in mapped.items() for name in names - real.get(sub, set())}
+    assert missing == set(), "modules missing from the module map in docs/development.md"
+    assert stale == set(), "the module map in docs/development.md names modules that do not exist"
+
+
+def test_the_module_map_reader_sees_sections_and_its_end():
+    text = ("## Module map\n\n```\nexporter/pingaway_exporter/   (flow)\n  cli.py  wiring      logs.py\n"
+            "  config/   flags.py (x), file.py\n            yamlload.py\n  web/   server.py\nbench/  x.py\n```\n")
+    assert module_map(text) == {"": {"cli.py", "logs.py"}, "config": {"flags.py", "file.py", "yamlload.py"},
+                                "web": {"server.py"}}
 
 
 def test_imports_point_down_the_flow():
@@ -122,99 +165,3 @@ def test_a_cycle_is_found():
     loops = check_imports.cycles([_edge("scrape.a", "scrape.b"), _edge("scrape.b", "scrape.c"),
                                   _edge("scrape.c", "scrape.a"), _edge("web.x", "scrape.a")])
     assert loops == [["pingaway_exporter.scrape.a", "pingaway_exporter.scrape.b", "pingaway_exporter.scrape.c"]]
-
-
-# ---- the rewriter, on sources made up for the purpose ------------------------------------------------------
-
-def _rewrite(text: str, path: str, key: str | None) -> str:
-    notes: list[str] = []
-    out = restructure.rewrite_text(text, restructure.import_lines(text), python=True, notes=[])
-    out = restructure.rewrite_imports(out, path, key, notes)
-    return restructure.rewrite_package_module(out, key) if key else out
-
-
-def test_relative_imports_inside_the_package():
-    src = (
-        "from . import __version__, groups\n"
-        "from .client import (\n    REASONS,  # why a scrape failed\n    TIMEOUT,\n)\n"
-        "from .exposition import escape\n"
-        "def f():\n    from .simulator import Simulator\n    return Simulator\n"
-    )
-    out = _rewrite(src, "exporter/pingaway_exporter/collector.py", "collector.py")
-    assert out == (
-        "from pingaway_exporter import __version__\nfrom . import groups\n"
-        "from pingaway_exporter.upstream.client import (\n    REASONS,  # why a scrape failed\n    TIMEOUT,\n)\n"
-        "from .exposition import escape\n"
-        "def f():\n    from pingaway_exporter.demo.simulator import Simulator\n    return Simulator\n"
-    )
-
-
-def test_top_level_modules_keep_relative_imports_into_subpackages():
-    out = _rewrite("from .config import load\nfrom .logs import setup\n", "exporter/pingaway_exporter/cli.py", "cli.py")
-    assert out == "from .config.flags import load\nfrom .logs import setup\n"
-
-
-def test_absolute_references_outside_the_package_are_mapped_once():
-    src = (
-        "from pingaway_exporter import logs, webconfig, simdomain\n"
-        "from pingaway_exporter.web import ExporterServer\n"
-        "import pingaway_exporter.settings as settings\n"
-        'cmd = [sys.executable, "-m", "pingaway_exporter.healthcheck"]\n'
-        'monkeypatch.setattr("pingaway_exporter.web.scrape_budget", f)\n'
-        'path = "exporter/pingaway_exporter/demo-config.yml"\n'
-        'name = "pingaway_exporter_build_info"\n'
-        'record = make_record(name="pingaway_exporter.scrape")\n'
-    )
-    out = _rewrite(src, "tests/test_x.py", None)
-    assert out == (
-        "from pingaway_exporter import logs\nfrom pingaway_exporter.web import webconfig\n"
-        "from pingaway_exporter.demo import domain as simdomain\n"
-        "from pingaway_exporter.web.server import ExporterServer\n"
-        "import pingaway_exporter.config.file as settings\n"
-        'cmd = [sys.executable, "-m", "pingaway_exporter.healthcheck"]\n'
-        'monkeypatch.setattr("pingaway_exporter.web.server.scrape_budget", f)\n'
-        'path = "exporter/pingaway_exporter/demo/demo-config.yml"\n'
-        'name = "pingaway_exporter_build_info"\n'
-        'record = make_record(name="pingaway_exporter.scrape")\n'
-    )
-
-
-def test_logger_names_and_package_data_follow_the_move():
-    src = ('log = logging.getLogger(__name__)\nother = logging.getLogger("pingaway_exporter.web")\n'
-           'p = files("pingaway_exporter").joinpath("demo-config.yml")\n')
-    assert _rewrite(src, "exporter/pingaway_exporter/client.py", "client.py") == (
-        'log = logging.getLogger("pingaway_exporter.client")\nother = logging.getLogger("pingaway_exporter.web")\n'
-        'p = files("pingaway_exporter").joinpath("demo/demo-config.yml")\n')
-    toml = '[tool.setuptools.package-data]\npingaway_exporter = ["demo-config.yml"]\n\n[x]\ny = "demo-config.yml"\n'
-    assert restructure.rewrite_pyproject(toml) == (
-        '[tool.setuptools.package-data]\npingaway_exporter = ["demo/demo-config.yml"]\n\n[x]\ny = "demo-config.yml"\n')
-
-
-def _flat_tree(tmp_path: Path, extra: list[str]) -> set[str]:
-    pkg = tmp_path / "exporter" / "pingaway_exporter"
-    pkg.mkdir(parents=True)
-    names = [*restructure.TABLE, *extra]
-    for name in names:
-        (pkg / name).write_text("")
-    return set(names)
-
-
-def test_an_unknown_module_stops_the_run(tmp_path):
-    tracked = _flat_tree(tmp_path, ["newthing.py"])
-    state, problems = restructure.inventory(tmp_path, tracked)
-    assert state == "flat"
-    assert len(problems) == 1 and "newthing.py: not in TABLE" in problems[0]
-
-
-def test_an_untracked_module_stops_the_run(tmp_path):
-    tracked = _flat_tree(tmp_path, [])
-    _state, problems = restructure.inventory(tmp_path, tracked - {"coalesce.py"})
-    assert problems == ["exporter/pingaway_exporter/coalesce.py: not tracked by git; commit it first"]
-
-
-def test_a_half_moved_tree_stops_the_run(tmp_path):
-    tracked = _flat_tree(tmp_path, [])
-    (tmp_path / "exporter/pingaway_exporter/web").mkdir()
-    (tmp_path / "exporter/pingaway_exporter/web/server.py").write_text("")
-    _state, problems = restructure.inventory(tmp_path, tracked)
-    assert any(p.startswith("half moved: exporter/pingaway_exporter/web/server.py") for p in problems)

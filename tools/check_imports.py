@@ -15,9 +15,6 @@ and config; config imports none of them). Beside the flow:
 There must be no import cycle between modules, counting imports inside functions too (a lazy import hides a
 cycle from Python, not from the design). Test modules must not import other test modules, and neither may
 conftest.py or the helpers under tests/helpers/ (shared helpers belong there, not in a test module).
-
-It judges the flat tree of today as well as the moved one: on the flat tree every module is named by where
-tools/restructure.py's TABLE moves it, so the report reads the same before and after the move.
 """
 
 from __future__ import annotations
@@ -34,20 +31,10 @@ SIDE = ("demo",)
 DEMO_MAY_IMPORT = {"demo", "config", "upstream"}
 
 
-def _restructure():  # type: ignore[no-untyped-def]
-    """tools/restructure.py, whose TABLE names the flat tree's modules; needed only while the tree is flat."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    try:
-        import restructure  # noqa: PLC0415
-    finally:
-        sys.path.pop(0)
-    return restructure
-
-
 @dataclass(frozen=True)
 class Edge:
-    source: str  # importing module, new dotted name
-    target: str  # imported module, new dotted name
+    source: str  # importing module, dotted name
+    target: str  # imported module, dotted name
     where: str   # file:line
     lazy: bool   # inside a function or class body
 
@@ -61,25 +48,17 @@ def layer(module: str) -> str:
     return "top"
 
 
-def modules(root: Path) -> tuple[bool, dict[str, Path]]:
-    """(is the tree flat, {new dotted name: file})."""
+def modules(root: Path) -> dict[str, Path]:
+    """{dotted module name: file} for every module of the package."""
     pkg = root / PKG_DIR
-    flat = not any((pkg / name).is_dir() for name in FLOW)
-    restructure = _restructure() if flat else None
     found: dict[str, Path] = {}
     for path in sorted(pkg.rglob("*.py")):
         rel = path.relative_to(root / "exporter").with_suffix("")
         parts = list(rel.parts)
         if parts[-1] == "__init__":
             parts.pop()
-        dotted = ".".join(parts)
-        if restructure and len(parts) == 2:
-            key = parts[1] + ".py"
-            if key not in restructure.TABLE:
-                raise SystemExit(f"check_imports: {path}: not in tools/restructure.py's TABLE")
-            dotted = restructure.new_dotted(key)
-        found[dotted] = path
-    return flat, found
+        found[".".join(parts)] = path
+    return found
 
 
 def _walk(tree: ast.AST) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
@@ -97,8 +76,7 @@ def _walk(tree: ast.AST) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
 
 
 def edges(root: Path) -> list[Edge]:
-    flat, found = modules(root)
-    restructure = _restructure() if flat else None
+    found = modules(root)
     known = set(found)
     by_path = {path: name for name, path in found.items()}
     result: list[Edge] = []
@@ -124,8 +102,7 @@ def edges(root: Path) -> list[Edge]:
             for written in names:
                 if written != PKG and not written.startswith(PKG + "."):
                     continue
-                name = restructure.map_dotted(written) if restructure else written
-                target = name
+                name = target = written
                 while target not in known and "." in target:
                     target = target.rsplit(".", 1)[0]
                 if target not in known or target == source:
@@ -225,9 +202,7 @@ def report(root: Path) -> tuple[list[str], list[list[str]], list[str]]:
 
 def main() -> int:
     root = Path(__file__).resolve().parent.parent
-    flat, _ = modules(root)
     bad, loops, tests = report(root)
-    print(f"check_imports: the {'flat tree, judged by its names after tools/restructure.py' if flat else 'tree'}")
     print(f"direction: {len(bad)} violation(s)")
     for line in bad:
         print(f"  {line}")
