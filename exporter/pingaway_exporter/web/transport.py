@@ -159,6 +159,7 @@ class BoundedServer:
         self._stop = True
         self._wake()
         self._stopped.wait(5)
+        self._flush(self.clock() + min(5.0, self.limits.write_timeout))
         for conn in list(self._conns):
             self._close(conn)
         self._pool.stop()
@@ -166,6 +167,16 @@ class BoundedServer:
             connection.close_sock(s)
         with contextlib.suppress(OSError, ValueError):
             self._sel.close()
+
+    def _flush(self, until: float) -> None:
+        """After the loop has stopped: send the answers workers have finished (shutdown's drain), until then."""
+        while self.clock() < until:
+            self._take_returned()
+            if not any(c.state == WRITING for c in self._conns):
+                return
+            for key, _ in self._sel.select(0.05):
+                if isinstance(key.data, Conn) and not key.data.closed and key.data.state == WRITING:
+                    self._pump(key.data)
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
