@@ -3,9 +3,12 @@
 Every resource a client can make the port spend has a limit here, and the
 limits hold whatever clients send:
 
-- ``max_connections``: open connections, at most; at the cap the oldest
-  connection that has no request in a worker is closed to make room, so a
-  flood of idle sockets cannot lock a scraper out. The cap is further held
+- ``max_connections``: open connections, at most; at the cap one is closed
+  to make room: first a connection that has sent nothing (the oldest), then
+  one that has never completed a request (the one that sent least), then a
+  request still waiting for a worker, and only then an idle keep-alive
+  connection that has completed requests (Prometheus's own). So a flood of
+  empty sockets cannot lock a scraper out. The cap is further held
   ``fd_reserve`` below the process's ``RLIMIT_NOFILE``, leaving descriptors
   for upstream calls and files.
 - ``max_header_bytes``: the request line and all headers together, counted as
@@ -15,12 +18,23 @@ limits hold whatever clients send:
   the bytes trickle in (slowloris).
 - ``idle_timeout``: a keep-alive connection may wait this long for its next
   request.
-- ``workers``: threads serving complete requests, at most.
+- ``workers``: threads computing answers, at most. A worker never sends:
+  the selector thread does, without blocking.
+- ``queue_timeout``: a complete request may wait this long for a worker;
+  past it the connection is closed.
 - ``write_timeout``: a response must be taken by the client within this of
   its first byte (a slow upstream call before it does not count).
-- ``max_body_bytes``: a request body up to this is read and discarded; a
-  larger one, or one with ``Transfer-Encoding``, is refused and the
+- ``max_unsent_bytes``: answers computed but not yet taken by their
+  clients, all connections together; past it the slowest readers (fewest
+  bytes taken per second) are cut first. One connection holds at most one
+  answer: its next pipelined request is not read until that one is sent.
+- ``max_body_bytes``: a request body up to this is read by the selector
+  within the head deadline and discarded; a larger one (413), or one with
+  ``Transfer-Encoding`` (411), is refused before it is read and the
   connection closed, so a body is never taken for the next request.
+- ``max_empty_reads``: TLS records with no application data (KeyUpdate,
+  renegotiation attempts, alerts) a connection may send per request; past
+  it the connection is cut.
 - ``accept_pause``: how long accepting pauses when ``accept`` fails for want
   of descriptors and no idle connection is left to close.
 """
@@ -38,8 +52,11 @@ class Limits:
     header_timeout: float = 10.0
     idle_timeout: float = 120.0
     workers: int = 256
+    queue_timeout: float = 30.0
     write_timeout: float = 60.0
+    max_unsent_bytes: int = 256 * 1024 * 1024
     max_body_bytes: int = 64 * 1024
+    max_empty_reads: int = 256
     fd_reserve: int = 128
     accept_pause: float = 0.1  # after EMFILE
 

@@ -1,42 +1,41 @@
 """The exporter's routes: ``/``, the metrics path, ``/probe``, ``/-/healthy``, ``/-/ready``, ``/-/reload``.
 
-Each request arrives as a head the transport has already bounded, and the
-standard library's ``BaseHTTPRequestHandler`` parses it. Basic auth (with
-``--web.config.file``) is checked while parsing, before any route runs, on
-every path but ``/-/healthy``; a request body is read and discarded only
-when small and with a Content-Length. The upstream call is shared between
-requests (see ``scrape.coalesce``), and each ``/metrics`` request builds a
-fresh registry holding that request's deadline, taken from Prometheus's
-scrape timeout header.
+Each request arrives parsed and bounded by the transport (``protocol``), and
+each route returns a ``Response``; it never touches the socket. Basic auth
+(with ``--web.config.file``) is checked before any route runs, on every
+path but ``/-/healthy``. ``quick`` gives the cheap fixed answers the
+selector thread makes itself (open paths, 404/405/501, and 401 to a request
+with no credentials, which needs no bcrypt); ``answer`` gives every other,
+in a worker. The upstream call is shared between requests (see
+``scrape.coalesce``), and each ``/metrics`` request builds a fresh registry
+holding that request's deadline, taken from Prometheus's scrape timeout
+header and the injected clock. To add a route, add its path to ``answer``
+(and to ``KNOWN_PATHS``, for the 405 on POST).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
-import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from pingaway_exporter import __version__
 from pingaway_exporter.metrics.collector import ExporterCollector, ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format, render
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.payload import gc_paused
 
 from .basic_auth import BasicAuthChecker
-from .connection import Conn
 from .landing import landing_page
 from .limits import Limits
 from .negotiate import gzip_accepted, negotiate_accept
 from .options import WebOptions
-from .response import ResponseBody
-from .workers import DeadlineWriter
+from .protocol import Request, Response
+from .response import render_body
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -57,13 +56,9 @@ class ServerView(Protocol):
     ready: threading.Event
     auth: BasicAuthChecker | None
     limits: Limits
-    extra_headers: dict[str, str]
+    clock: Callable[[], float]
 
     def tracking(self) -> AbstractContextManager[None]: ...
-
-    def read_body(self, conn: Conn, n: int) -> bool: ...
-
-    def writer(self, conn: Conn) -> DeadlineWriter: ...
 
 
 def scrape_budget(header: str | None, cap: float, offset: float) -> float:
@@ -83,204 +78,147 @@ def scrape_budget(header: str | None, cap: float, offset: float) -> float:
     return cap
 
 
-class Handler(BaseHTTPRequestHandler):
-    """One request, parsed from a head the transport has already bounded; see ``transport``."""
+UNAUTHORIZED = ("WWW-Authenticate", 'Basic realm="pingaway-exporter", charset="UTF-8"')
+GET_ONLY = ("Allow", "GET, HEAD")
 
-    server: ServerView  # type: ignore[assignment]  # only ExporterServer builds these handlers
-    protocol_version = "HTTP/1.1"
-    server_version = f"pingaway-exporter/{__version__}"
 
-    def __init__(self, conn: Conn, server: ServerView) -> None:  # no socketserver setup/handle/finish
-        self.conn = conn
-        self.server = server
-        self.request = self.connection = conn.sock
-        self.client_address = conn.addr
-        self.wfile = server.writer(conn)  # type: ignore[assignment]  # file-like: the handler only writes
-        self.close_connection = True
+def _needs_auth(server: ServerView, req: Request) -> bool:
+    return server.auth is not None and req.path not in OPEN_PATHS
 
-    def handle_head(self) -> None:
-        conn = self.conn
-        head = bytes(conn.buf[:conn.head_end])
-        del conn.buf[:conn.head_end]
-        self.rfile = io.BytesIO(head)
-        self.raw_requestline = self.rfile.readline(65537)
-        if not self.raw_requestline:
-            return
-        if not self.parse_request():  # answers errors itself
-            self.close_connection = True
-            return
-        method = getattr(self, "do_" + self.command, None)
-        if method is None:
-            self.send_error(501, f"Unsupported method ({self.command!r})")
-            return
-        method()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http " + format, *args)
+def quick(server: ServerView, req: Request) -> Response | None:
+    """The answer, when it is cheap and fixed (made on the selector thread); None: a worker's ``answer``."""
+    if _needs_auth(server, req):
+        if req.header("authorization") is None:
+            return _unauthorized()
+        return None  # bcrypt: a worker's job
+    return _fixed(server, req)
 
-    def parse_request(self) -> bool:
-        # Checked here, before any do_* method runs, so no route can forget it.
-        if not super().parse_request():
-            return False
-        auth = self.server.auth
-        if auth is not None and self.path.split("?", 1)[0] not in OPEN_PATHS \
-                and auth.check(self.headers.get("Authorization")) is None:
-            self.close_connection = True  # an unread request body must not be taken for the next request
-            self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
-                       {"WWW-Authenticate": 'Basic realm="pingaway-exporter", charset="UTF-8"', "Connection": "close"})
-            return False
-        return self._take_body()
 
-    def _take_body(self) -> bool:
-        """Read and discard a small body; refuse any other, so it is never read as the next request."""
-        limits = self.server.limits
-        if self.headers.get("Transfer-Encoding") is not None:
-            self._refuse(411, "a request body must have a Content-Length")
-            return False
-        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
-        if not lengths:
-            return True
-        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
-            self._refuse(400, "bad Content-Length")
-            return False
-        length = int(next(iter(lengths)))
-        if length > limits.max_body_bytes:
-            self._refuse(413, f"request body over {limits.max_body_bytes} bytes")
-            return False
-        if length and not self.server.read_body(self.conn, length):
-            self.close_connection = True
-            return False
-        return True
+def _fixed(server: ServerView, req: Request) -> Response | None:
+    """The answers that need neither a render nor an upstream call, once auth has let the request in."""
+    if req.method not in ("GET", "HEAD", "POST"):
+        return _unsupported(req)
+    path = req.path
+    if req.method == "POST":
+        return None if path == "/-/reload" else _post_elsewhere(server, path)
+    if path == "/-/healthy":
+        return Response.text(200, "Healthy\n")
+    if path == "/-/ready":
+        return Response.text(200, "Ready\n") if server.ready.is_set() else Response.text(503, "Not ready\n")
+    if path == "/-/reload":
+        return Response.text(405, "Only POST reloads the config file\n", headers=[("Allow", "POST")])
+    if path not in (server.options.telemetry_path, "/probe", "/"):
+        return Response.text(404, "Not found\n")
+    return None
 
-    def _refuse(self, status: int, why: str) -> None:
-        self.close_connection = True
-        self._send(status, (why + "\n").encode(), "text/plain; charset=utf-8", {"Connection": "close"})
 
-    def end_headers(self) -> None:
-        for name, value in self.server.extra_headers.items():
-            self.send_header(name, value)
-        super().end_headers()
+def answer(server: ServerView, req: Request) -> Response:
+    """Every answer, in a worker: auth first, then the route."""
+    if _needs_auth(server, req) and server.auth is not None \
+            and server.auth.check(req.header("authorization")) is None:
+        return _unauthorized()
+    if req.method not in ("GET", "HEAD", "POST"):
+        return _unsupported(req)
+    with server.tracking():
+        if req.method == "POST":
+            return _post(server, req)
+        return _get(server, req)
 
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    def do_HEAD(self) -> None:
-        self.do_GET()
+def _unauthorized() -> Response:
+    # close: an unread request body must never be taken for the next request
+    return Response.text(401, "Unauthorized\n", headers=[UNAUTHORIZED], close=True)
 
-    def do_GET(self) -> None:
-        with self.server.tracking():
-            self._get()
 
-    def _get(self) -> None:
-        path = self.path.split("?", 1)[0]
-        opts = self.server.options
-        try:
-            if path == opts.telemetry_path:
-                self._metrics()
-            elif path == "/probe":
-                self._probe(self.path.partition("?")[2])
-            elif path == "/":
-                self._send(200, landing_page(opts, self.server.target).encode(), "text/html; charset=utf-8")
-            elif path == "/-/healthy":
-                self._send(200, b"Healthy\n", "text/plain; charset=utf-8")
-            elif path == "/-/reload":
-                self._send(405, b"Only POST reloads the config file\n", "text/plain; charset=utf-8",
-                           {"Allow": "POST"})
-            elif path == "/-/ready":
-                if self.server.ready.is_set():
-                    self._send(200, b"Ready\n", "text/plain; charset=utf-8")
-                else:
-                    self._send(503, b"Not ready\n", "text/plain; charset=utf-8")
-            else:
-                self._send(404, b"Not found\n", "text/plain; charset=utf-8")
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+def _unsupported(req: Request) -> Response:
+    shown = req.method[:32].encode("unicode_escape").decode("ascii")
+    return Response.text(501, f"Unsupported method ({shown!r})\n")
 
-    def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0]
-        try:
-            if path == "/-/reload":
-                if not self.server.options.enable_lifecycle:  # as Prometheus: off unless asked for
-                    self._send(403, b"Lifecycle API is not enabled; start with --web.enable-lifecycle\n",
-                               "text/plain; charset=utf-8")
-                    return
-                ok, message = self.server.options.config.reload()
-                self._send(200 if ok else 500, (message + "\n").encode(), "text/plain; charset=utf-8")
-            elif path in (self.server.options.telemetry_path, "/", "/-/healthy", "/-/ready"):
-                self._send(405, b"Method not allowed\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"})
-            else:
-                self._send(404, b"Not found\n", "text/plain; charset=utf-8")
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
 
-    def _head_only(self) -> None:
-        """HEAD on a metrics path: the headers a GET would get, with no upstream call and no render."""
-        self.send_response(200)
-        self.send_header("Content-Type", Format(negotiate_accept(self.headers.get("Accept", ""))).content_type)
-        if gzip_accepted(self.headers.get("Accept-Encoding", "")):
-            self.send_header("Content-Encoding", "gzip")
-        self.end_headers()
+def _post_elsewhere(server: ServerView, path: str) -> Response:
+    if path in (server.options.telemetry_path, "/", "/-/healthy", "/-/ready"):
+        return Response.text(405, "Method not allowed\n", headers=[GET_ONLY])
+    return Response.text(404, "Not found\n")
 
-    def _metrics(self) -> None:
-        opts = self.server.options
-        if self.command == "HEAD":
-            self._head_only()
-            return
-        registry = CollectorRegistry(auto_describe=False)
-        if self.server.target is not None:
-            budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), opts.timeout, opts.timeout_offset)
-            registry.register(ScrapeCollector(self.server.target, time.monotonic() + budget, opts.collector,
-                                              opts.config))
-        else:  # only targets declared for /probe: still say what runs here and whether the config loaded
-            registry.register(ExporterCollector(opts.config))
-        for collector in _RUNTIME:
-            registry.register(collector)
-        self._expose(registry)
 
-    def _probe(self, query: str) -> None:
-        """``/probe?target=NAME``: one declared target, looked up by name only, never by URL."""
-        opts = self.server.options
-        names = parse_qs(query, keep_blank_values=True).get("target", [])
-        pool = opts.pool
-        if len(names) != 1 or not names[0]:
-            self._send(400, b"exactly one target=NAME parameter is required\n", "text/plain; charset=utf-8")
-            return
-        probe = pool.get(names[0]) if pool is not None else None
-        if probe is None:
-            shown = names[0][:64].encode("unicode_escape").decode("ascii")
-            known = ", ".join(pool.names()) if pool is not None else ""
-            text = (f"unknown target {shown!r}: name a target declared under targets: in --config.file"
-                    + (f" ({known})" if known else " (none are declared)") + "\n")
-            self._send(400, text.encode(), "text/plain; charset=utf-8")
-            return
-        if self.command == "HEAD":
-            self._head_only()
-            return
-        budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER), probe.timeout, opts.timeout_offset)
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(ScrapeCollector(probe.target, time.monotonic() + budget, opts.collector, probe.view))
-        self._expose(registry)
+def _post(server: ServerView, req: Request) -> Response:
+    if req.path != "/-/reload":
+        return _post_elsewhere(server, req.path)
+    if not server.options.enable_lifecycle:  # as Prometheus: off unless asked for
+        return Response.text(403, "Lifecycle API is not enabled; start with --web.enable-lifecycle\n")
+    ok, message = server.options.config.reload()
+    return Response.text(200 if ok else 500, message + "\n")
 
-    def _expose(self, registry: CollectorRegistry) -> None:
-        fmt = Format(negotiate_accept(self.headers.get("Accept", "")))
-        body = ResponseBody(self, self._send, fmt.content_type, gzip_accepted(self.headers.get("Accept-Encoding", "")))
-        try:
-            with gc_paused():  # tens of thousands of short-lived, acyclic objects
-                render(registry, fmt, body.write)
-        except Exception as exc:  # never a traceback, never a 500 without a log line
-            log.error("could not render metrics", extra={"fields": {"err": f"{type(exc).__name__}: {exc}"}})
-            log.debug("render failure", exc_info=True)
-            if body.streaming:  # too late for a status code: cut the response short
-                self.close_connection = True
-                return
-            self._send(500, b"internal error rendering metrics; see the exporter log\n", "text/plain")
-            return
-        body.finish()
 
+def _get(server: ServerView, req: Request) -> Response:
+    path = req.path
+    opts = server.options
+    if path == opts.telemetry_path:
+        return _metrics(server, req)
+    if path == "/probe":
+        return _probe(server, req)
+    if path == "/":
+        return Response.text(200, landing_page(opts, server.target), "text/html; charset=utf-8")
+    return _fixed(server, req) or Response.text(404, "Not found\n")  # the open paths, when auth let them through
+
+
+def _head_only(req: Request) -> Response:
+    """HEAD on a metrics path: the headers a GET would get, with no upstream call and no render."""
+    headers = [("Content-Type", Format(negotiate_accept(req.header("accept") or "")).content_type)]
+    if gzip_accepted(req.header("accept-encoding") or ""):
+        headers.append(("Content-Encoding", "gzip"))
+    return Response(200, headers, framed=False)
+
+
+def _metrics(server: ServerView, req: Request) -> Response:
+    opts = server.options
+    if req.method == "HEAD":
+        return _head_only(req)
+    registry = CollectorRegistry(auto_describe=False)
+    if server.target is not None:
+        budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), opts.timeout, opts.timeout_offset)
+        registry.register(ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config))
+    else:  # only targets declared for /probe: still say what runs here and whether the config loaded
+        registry.register(ExporterCollector(opts.config))
+    for collector in _RUNTIME:
+        registry.register(collector)
+    return _expose(req, registry)
+
+
+def _probe(server: ServerView, req: Request) -> Response:
+    """``/probe?target=NAME``: one declared target, looked up by name only, never by URL."""
+    opts = server.options
+    names = parse_qs(req.query, keep_blank_values=True).get("target", [])
+    pool = opts.pool
+    if len(names) != 1 or not names[0]:
+        return Response.text(400, "exactly one target=NAME parameter is required\n")
+    probe = pool.get(names[0]) if pool is not None else None
+    if probe is None:
+        shown = names[0][:64].encode("unicode_escape").decode("ascii")
+        known = ", ".join(pool.names()) if pool is not None else ""
+        text = (f"unknown target {shown!r}: name a target declared under targets: in --config.file"
+                + (f" ({known})" if known else " (none are declared)") + "\n")
+        return Response.text(400, text)
+    if req.method == "HEAD":
+        return _head_only(req)
+    budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), probe.timeout, opts.timeout_offset)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ScrapeCollector(probe.target, server.clock() + budget, opts.collector, probe.view))
+    return _expose(req, registry)
+
+
+def _expose(req: Request, registry: CollectorRegistry) -> Response:
+    fmt = Format(negotiate_accept(req.header("accept") or ""))
+    gzip_ok = gzip_accepted(req.header("accept-encoding") or "")
+    try:
+        with gc_paused():  # tens of thousands of short-lived, acyclic objects
+            chunks = render_body(lambda sink: render(registry, fmt, sink), gzip_ok)
+    except Exception as exc:  # never a traceback, never a 500 without a log line
+        log.error("could not render metrics", extra={"fields": {"err": f"{type(exc).__name__}: {exc}"}})
+        log.debug("render failure", exc_info=True)
+        return Response.text(500, "internal error rendering metrics; see the exporter log\n", "text/plain")
+    headers = [("Content-Type", fmt.content_type)]
+    if gzip_ok:
+        headers.append(("Content-Encoding", "gzip"))
+    return Response(200, headers, chunks)

@@ -1,8 +1,9 @@
 """The exporter's HTTP server: its routes (``routes``) on the bounded transport, with TLS and Basic auth.
 
 The transport is ``transport.BoundedServer``: one selector thread reads
-request heads within a byte budget and a deadline, a bounded pool of workers
-answers them, and ``routes.Handler`` parses each head. With
+requests (``protocol``, on h11) within a byte budget and a deadline and sends
+every answer without blocking, a bounded pool of workers
+answers them, and ``routes`` turns each parsed request into an answer. With
 ``--web.config.file`` the socket speaks TLS (the handshake is non-blocking,
 in the selector thread), a client certificate can be required to carry an
 allowed SAN, and every path but ``/-/healthy`` needs Basic auth; the file is
@@ -23,10 +24,10 @@ from typing import Any
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.scrape.target import Target
 
+from . import routes
 from .basic_auth import BasicAuthChecker
-from .connection import Conn
 from .options import WebOptions
-from .routes import Handler
+from .protocol import Request, Response
 from .transport import BoundedServer
 from .webconfig_watch import WebConfigWatcher
 
@@ -67,10 +68,14 @@ class ExporterServer(BoundedServer):
             return False
         return True
 
-    def serve(self, conn: Conn) -> bool:
-        handler = Handler(conn, self)
-        handler.handle_head()
-        return not handler.close_connection
+    def handle(self, request: Request) -> Response:
+        return routes.answer(self, request)
+
+    def quick(self, request: Request) -> Response | None:
+        return routes.quick(self, request)
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        return list(self.extra_headers.items())  # read per answer: a reload applies at the next one
 
     @contextmanager
     def tracking(self) -> Iterator[None]:

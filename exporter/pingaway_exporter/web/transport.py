@@ -1,17 +1,28 @@
 """The exporter's own port: an HTTP/1.1 transport whose every resource has a bound (``limits``).
 
-One selector thread accepts connections, completes TLS handshakes and reads
-each request's head (request line and headers) without blocking
-(``connection``). Only a complete head, within its byte budget and its
-deadline, is handed to a worker from a bounded pool (``workers``); the
-worker parses it with the standard library's ``BaseHTTPRequestHandler`` and
-writes the answer. So an idle or slow client costs a file descriptor and a
-small buffer, never a thread. At the connection cap the oldest connection
-that has no request in a worker is closed to make room, and connections past
-their head or idle deadline are swept.
+One selector thread accepts connections, completes TLS handshakes, reads
+requests into each connection's strict HTTP/1.1 parser (``protocol``, on
+h11) and sends every answer without blocking. A complete request goes to a
+worker from a bounded pool (``workers``), which computes the answer and
+hands it back; cheap fixed answers (``/-/healthy``, ``/-/ready``, refusals,
+a 401 to a request with no credentials) are made on the selector thread and
+need no worker, so open paths cannot starve ``/metrics``. Sending costs a
+buffer, not a thread: a connection holds at most one answer (its next
+pipelined request is not read until that answer is sent), every answer has
+a write deadline, and all unsent answers together have a budget, past
+which the slowest readers are cut first.
 
-When ``accept`` fails for want of descriptors (EMFILE), the oldest idle
-connection is closed to free one; with none to close, accepting pauses
+At the connection cap one connection is closed to make room: one that has
+sent nothing, then one that never completed a request (the one that sent
+least), then a request still waiting for a worker, and only then an idle
+keep-alive connection. Connections past their deadline (handshake and head,
+idle, waiting for a worker, writing) are swept. TLS never spins: when the
+TLS layer needs to write while reading (or to read while writing), the
+selector waits for that direction, and a peer that sends only TLS records
+with no application data is cut after ``max_empty_reads``.
+
+When ``accept`` fails for want of descriptors (EMFILE), a connection is
+closed to free one as at the cap; with none to close, accepting pauses
 briefly instead of spinning on a listening socket that stays readable.
 
 Nothing here reads the wall clock; deadlines use the injectable monotonic
@@ -32,18 +43,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import connection
-from .connection import Conn
+import h11
+
+from . import connection, eviction
+from .connection import HANDSHAKE, HEAD, IDLE, WORKER, WRITING, Conn
 from .limits import Limits, connection_cap
-from .workers import DeadlineWriter, WorkerPool, read_body
+from .protocol import Closed, Protocol, Request, Response
+from .workers import WorkerPool
 
 log = logging.getLogger("pingaway_exporter.web")
 
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+R, W = selectors.EVENT_READ, selectors.EVENT_WRITE
+_SEND_MAX = 256 * 1024  # bytes per send call, so one fast reader cannot hold the selector thread long
 
 
 class BoundedServer:
-    """Accept loop, head reader and worker pool; subclasses implement ``serve(conn)``."""
+    """Accept loop, protocol driver and worker pool; subclasses implement ``handle`` (and ``quick``)."""
 
     def __init__(self, address: tuple[str, int], limits: Limits, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -57,10 +73,12 @@ class BoundedServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._parked: dict[int, Conn] = {}  # waiting for or reading a head; insertion order = age
-        self._count = 0  # every open connection, parked or in a worker
-        self._returned: queue.SimpleQueue[tuple[Conn, bool]] = queue.SimpleQueue()
-        self._pool = WorkerPool(limits.workers, self.serve, self._served)
+        self._conns: dict[Conn, None] = {}  # every open connection; insertion order = age
+        self._empty: dict[Conn, None] = {}  # open connections that have sent nothing yet
+        self._count = 0
+        self._unsent = 0  # bytes of answers not yet taken, all connections together
+        self._returned: queue.SimpleQueue[tuple[Conn, Request, Response]] = queue.SimpleQueue()
+        self._pool = WorkerPool(limits.workers, self.handle, self._served)
         self._stop = False
         self._closed = False
         self._running = threading.Event()
@@ -73,9 +91,17 @@ class BoundedServer:
 
     # -- what subclasses provide --------------------------------------------------
 
-    def serve(self, conn: Conn) -> bool:  # pragma: no cover - overridden
-        """Answer the request whose head is ``conn.buf[:conn.head_end]``; True keeps the connection."""
+    def handle(self, request: Request) -> Response:  # pragma: no cover - overridden
+        """A worker's answer to a complete request."""
         raise NotImplementedError
+
+    def quick(self, request: Request) -> Response | None:
+        """A cheap fixed answer made on the selector thread, or None to hand the request to a worker."""
+        return None
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        """Headers added to every answer (the web-config's ``http_server_config.headers``)."""
+        return []
 
     def ssl_context_for_new_connection(self) -> ssl.SSLContext | None:
         return None
@@ -90,7 +116,7 @@ class BoundedServer:
         self._stop = False
         self._stopped.clear()
         sel = self._sel
-        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        sel.register(self._wake_r, R, "wake")
         self._set_accepting(True)
         self._running.set()
         tick = max(0.01, min(poll_interval, 0.25))
@@ -105,7 +131,7 @@ class BoundedServer:
                                 pass
                         except (BlockingIOError, InterruptedError):
                             pass
-                    else:
+                    elif not key.data.closed:
                         self._on_ready(key.data)
                 self._take_returned()
                 now = self.clock()
@@ -133,19 +159,24 @@ class BoundedServer:
         self._stop = True
         self._wake()
         self._stopped.wait(5)
-        for conn in list(self._parked.values()):
+        self._flush(self.clock() + min(5.0, self.limits.write_timeout))
+        for conn in list(self._conns):
             self._close(conn)
-        while True:
-            try:
-                conn, _ = self._returned.get_nowait()
-            except queue.Empty:
-                break
-            connection.close_sock(conn.sock)
         self._pool.stop()
         for s in (self.socket, self._wake_r, self._wake_w):
             connection.close_sock(s)
         with contextlib.suppress(OSError, ValueError):
             self._sel.close()
+
+    def _flush(self, until: float) -> None:
+        """After the loop has stopped: send the answers workers have finished (shutdown's drain), until then."""
+        while self.clock() < until:
+            self._take_returned()
+            if not any(c.state == WRITING for c in self._conns):
+                return
+            for key, _ in self._sel.select(0.05):
+                if isinstance(key.data, Conn) and not key.data.closed and key.data.state == WRITING:
+                    self._pump(key.data)
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -156,7 +187,7 @@ class BoundedServer:
             return
         try:
             if on:
-                self._sel.register(self.socket, selectors.EVENT_READ, None)
+                self._sel.register(self.socket, R, None)
             else:
                 self._sel.unregister(self.socket)
         except (KeyError, ValueError, OSError):
@@ -165,7 +196,7 @@ class BoundedServer:
 
     def _accept(self) -> None:
         for _ in range(64):
-            if self._count >= self.cap and not self._evict_oldest("connection limit"):
+            if self._count >= self.cap and not self._evict("connection limit"):
                 self._set_accepting(False)  # resumed when a connection closes
                 return
             try:
@@ -174,9 +205,9 @@ class BoundedServer:
                 return
             except OSError as exc:
                 if exc.errno in _OUT_OF_FDS:
-                    # Closing the oldest idle connection frees a descriptor for the next accept. With none to
-                    # close, pause: the listening socket stays readable, and retrying at once would spin.
-                    if self._evict_oldest("out of file descriptors"):
+                    # Closing a connection frees a descriptor for the next accept. With none to close,
+                    # pause: the listening socket stays readable, and retrying at once would spin.
+                    if self._evict("out of file descriptors"):
                         continue
                     self._set_accepting(False)
                     self._accept_after = self.clock() + self.limits.accept_pause
@@ -188,47 +219,67 @@ class BoundedServer:
         sock.setblocking(False)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        deadline = self.clock() + self.limits.header_timeout
+        now = self.clock()
         ctx = self.ssl_context_for_new_connection()
-        state = connection.HEAD
+        state = HEAD
         if ctx is not None:
             try:
                 sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             except (OSError, ssl.SSLError):
                 connection.close_sock(sock)
                 return
-            state = connection.HANDSHAKE
-        conn = Conn(sock, addr, deadline, state)
+            state = HANDSHAKE
+        proto = Protocol(self.limits.max_header_bytes, self.limits.max_body_bytes)
+        conn = Conn(sock, addr, now + self.limits.header_timeout, state, proto, now)
         self._count += 1
-        self._park(conn, selectors.EVENT_READ)
-        if state == connection.HANDSHAKE:
-            self._on_ready(conn)
+        self._conns[conn] = None
+        self._empty[conn] = None
+        self._interest(conn, R)
+        # What a client sent while it waited in the backlog is read now, so a scraper's request is never
+        # taken for an empty connection at the cap.
+        self._on_ready(conn, event=False)
 
-    def _park(self, conn: Conn, events: int) -> None:
-        fd = conn.sock.fileno()
-        if fd in self._parked:
-            self._sel.modify(conn.sock, events, conn)
+    def _interest(self, conn: Conn, events: int) -> None:
+        if events == conn.events or conn.closed:
             return
-        self._parked[fd] = conn
-        self._sel.register(conn.sock, events, conn)
-
-    def _unpark(self, conn: Conn) -> None:
-        fd = conn.sock.fileno()
-        if self._parked.pop(fd, None) is not None:
-            with contextlib.suppress(KeyError, ValueError):
+        try:
+            if events == 0:
                 self._sel.unregister(conn.sock)
+            elif conn.events == 0:
+                self._sel.register(conn.sock, events, conn)
+            else:
+                self._sel.modify(conn.sock, events, conn)
+        except (KeyError, ValueError, OSError):
+            self._close(conn)
+            return
+        conn.events = events
 
     def _close(self, conn: Conn) -> None:
-        self._unpark(conn)
+        if conn.closed:
+            return
+        conn.closed = True
+        if conn.events:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._sel.unregister(conn.sock)
+            conn.events = 0
+        if conn.state == WORKER:
+            self._pool.cancel(conn)  # a worker that already has it: its answer is dropped (_take_returned)
+        self._conns.pop(conn, None)
+        self._empty.pop(conn, None)
+        self._unsent -= conn.unsent
+        conn.out.clear()
+        conn.unsent = 0
         connection.close_sock(conn.sock)
         self._count -= 1
 
-    def _evict_oldest(self, why: str) -> bool:
-        for conn in self._parked.values():
-            self._warn(f"{why}; closing the oldest idle connection", str(self.cap))
-            self._close(conn)
-            return True
-        return False
+    def _evict(self, why: str) -> bool:
+        """Close one connection to make room; False if every connection is one that must stay."""
+        victim = eviction.pick(self._conns, self._empty, self.clock(), self._pool.cancel)
+        if victim is None:
+            return False
+        self._warn(f"{why}; closing a connection that has sent least", str(self.cap))
+        self._close(victim)
+        return True
 
     def _warn(self, message: str, detail: str) -> None:
         now = self.clock()
@@ -239,67 +290,174 @@ class BoundedServer:
             log.debug(message)
 
     def _sweep(self, now: float) -> None:
-        for conn in [c for c in self._parked.values() if now >= c.deadline]:
+        for conn in [c for c in self._conns if now >= c.deadline]:
+            if conn.state == WORKER and not self._pool.cancel(conn):
+                continue  # a worker is computing it: bounded by the scrape's own deadline
             log.debug("closing a connection past its deadline", extra={"fields": {"state": conn.state}})
             self._close(conn)
 
-    def _on_ready(self, conn: Conn) -> None:
-        if conn.state == connection.HANDSHAKE:
+    # -- one connection ---------------------------------------------------------------
+
+    def _on_ready(self, conn: Conn, event: bool = True) -> None:
+        if conn.state == HANDSHAKE:
+            if event:  # TLS records arrived
+                self._empty.pop(conn, None)
             step = connection.handshake(conn)
             if step == connection.WANT_READ:
-                self._park(conn, selectors.EVENT_READ)
+                self._interest(conn, R)
                 return
             if step == connection.WANT_WRITE:
-                self._park(conn, selectors.EVENT_WRITE)
+                self._interest(conn, W)
                 return
             if step == connection.FAILED or not self.accept_new_connection(conn.sock):  # type: ignore[arg-type]
                 self._close(conn)
                 return
-            conn.state = connection.HEAD
-            self._park(conn, selectors.EVENT_READ)
-        self._read(conn)
+            conn.state = HEAD
+            self._interest(conn, R)
+        if conn.state in (HEAD, IDLE):
+            self._read(conn)
+        self._pump(conn)
 
     def _read(self, conn: Conn) -> None:
-        outcome = connection.read_head(conn, self.limits, self.clock)
-        if outcome == connection.COMPLETE:
-            self._unpark(conn)
-            self._pool.submit(conn)
-        elif outcome == connection.TOO_LARGE:
-            connection.refuse_head(conn, self.limits.max_header_bytes)
+        """Feed what the socket has (at most one request's budget) to the connection's parser."""
+        budget = self.limits.max_header_bytes + self.limits.max_body_bytes + 65536
+        taken, want = 0, R
+        while taken < budget:
+            try:
+                data = conn.sock.recv(65536)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                break
+            except ssl.SSLWantWriteError:  # the TLS layer must write first (e.g. answer a KeyUpdate)
+                want = W
+                break
+            except (OSError, ssl.SSLError):
+                self._close(conn)
+                return
+            if conn.state == IDLE:  # the first byte of the next request starts its head's clock
+                conn.state = HEAD
+                conn.deadline = self.clock() + self.limits.header_timeout
+            conn.proto.feed(data)
+            if not data:
+                break
+            taken += len(data)
+        if taken:
+            conn.empty_reads = 0
+            self._empty.pop(conn, None)
+        else:
+            conn.empty_reads += 1
+            if conn.empty_reads > self.limits.max_empty_reads:
+                log.debug("closing a connection that sends no application data")
+                self._close(conn)
+                return
+        self._interest(conn, want)
+
+    def _pump(self, conn: Conn) -> None:
+        """Drive a connection as far as it goes without blocking: parse, answer, send, and again."""
+        while not conn.closed:
+            if conn.state == WRITING:
+                if not self._write(conn):
+                    return
+                continue
+            if conn.state not in (HEAD, IDLE):
+                return
+            item = conn.proto.next()
+            if item is None:
+                return
+            if isinstance(item, Closed):
+                self._close(conn)
+                return
+            if isinstance(item, Response):  # malformed, or refused: one answer, then close
+                self._respond(conn, None, item)
+                continue
+            answer = self.quick(item)  # item is a Request
+            if answer is not None:
+                self._respond(conn, item, answer)
+                continue
+            conn.state = WORKER
+            conn.deadline = self.clock() + self.limits.queue_timeout
+            self._interest(conn, 0)  # nothing more is read until this request is answered
+            self._pool.submit(conn, item)
+            return
+
+    def _respond(self, conn: Conn, request: Request | None, response: Response) -> None:
+        try:
+            chunks = conn.proto.respond(response, request is not None and request.method == "HEAD",
+                                        self.response_headers())
+        except h11.LocalProtocolError:
+            log.debug("cannot frame an answer; connection closed", exc_info=True)
             self._close(conn)
-        elif outcome == connection.CLOSE:
+            return
+        now = self.clock()
+        conn.out.extend(memoryview(c) for c in chunks)
+        conn.unsent = sum(len(c) for c in chunks)
+        conn.sent = 0
+        self._unsent += conn.unsent
+        conn.state = WRITING
+        conn.write_started = now
+        conn.deadline = now + self.limits.write_timeout
+        if self._unsent > self.limits.max_unsent_bytes:
+            self._shed(now)
+
+    def _write(self, conn: Conn) -> bool:
+        """Send what the socket takes; True when the answer is out and the connection is ready again."""
+        while conn.out:
+            view = conn.out[0]
+            try:
+                n = conn.sock.send(view[:_SEND_MAX])
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                self._interest(conn, W)
+                return False
+            except ssl.SSLWantReadError:  # the TLS layer must read first
+                self._interest(conn, R)
+                return False
+            except (OSError, ssl.SSLError):
+                self._close(conn)
+                return False
+            conn.sent += n
+            conn.unsent -= n
+            self._unsent -= n
+            if n >= len(view):
+                conn.out.popleft()
+            else:
+                conn.out[0] = view[n:]
+        if not conn.proto.finish():
+            self._close(conn)
+            return False
+        conn.state = IDLE
+        conn.deadline = self.clock() + self.limits.idle_timeout
+        conn.empty_reads = 0
+        self._interest(conn, R)
+        if isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+            self._read(conn)  # decrypted bytes held inside the TLS layer: the socket will not say so
+        return True
+
+    def _shed(self, now: float) -> None:
+        """Over the unsent budget: cut the slowest readers (fewest bytes taken per second) first."""
+        writing = [c for c in self._conns if c.state == WRITING and c.unsent]
+        writing.sort(key=lambda c: c.sent / max(now - c.write_started, 1e-3))
+        for conn in writing:
+            if self._unsent <= self.limits.max_unsent_bytes:
+                break
+            self._warn("unsent answers over their budget; closing the slowest reader",
+                       str(self.limits.max_unsent_bytes))
             self._close(conn)
 
     # -- workers ----------------------------------------------------------------------
 
-    def _served(self, conn: Conn, keep: bool) -> None:
-        """A worker has answered on ``conn``: back to the selector thread, or closed when shutting down."""
-        if self._closed:
-            connection.close_sock(conn.sock)
-        else:
-            self._returned.put((conn, keep and not self._stop))
-            self._wake()
+    def _served(self, conn: Conn, request: Request, response: Response) -> None:
+        """A worker has an answer for ``conn``: the selector thread sends it."""
+        self._returned.put((conn, request, response))
+        self._wake()
 
     def _take_returned(self) -> None:
         while True:
             try:
-                conn, keep = self._returned.get_nowait()
+                conn, request, response = self._returned.get_nowait()
             except queue.Empty:
                 return
-            if not connection.rearm(conn, keep, self.limits, self.clock):
-                connection.close_sock(conn.sock)
-                self._count -= 1
+            if conn.closed:
                 continue
-            self._park(conn, selectors.EVENT_READ)
-            self._read(conn)  # bytes already here: pipelined, or held decrypted inside the TLS layer
-
-    def read_body(self, conn: Conn, n: int) -> bool:
-        """Read and discard ``n`` body bytes by the head deadline; False if the client did not send them."""
-        return read_body(conn, n, self.clock() + self.limits.header_timeout, self.clock)
-
-    def writer(self, conn: Conn) -> DeadlineWriter:
-        return DeadlineWriter(conn.sock, self.limits.write_timeout, self.clock)
-
-    @property
-    def open_connections(self) -> int:
-        return self._count
+            if self._stop:
+                response.close = True
+            self._respond(conn, request, response)
+            self._pump(conn)

@@ -1,0 +1,49 @@
+"""Which connection the port closes at its connection cap (or when out of descriptors): what matters is spared.
+
+In order, the first kind present gives the victim:
+
+1. a connection that has sent nothing for at least ``EMPTY_GRACE`` seconds,
+   the oldest first (a flood of empty connections);
+2. one that has been open ``SLOW_AFTER`` seconds or more without completing
+   a request, the one that sent least per second first (slowloris);
+3. any other connection that has sent nothing, the oldest first;
+4. any other that has not completed a request, the one that sent least;
+5. a complete request still waiting for a worker (``cancel`` withdraws it);
+6. an idle keep-alive connection, the one idle longest.
+
+So a scraper whose head arrives at a normal pace, or that has already
+completed a request (Prometheus keeps its connection open), goes last; a
+connection being answered is never chosen (its write deadline bounds it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .connection import HANDSHAKE, HEAD, IDLE, WORKER, Conn
+
+EMPTY_GRACE = 0.05  # seconds: a connection accepted this recently may not have had the time to send
+SLOW_AFTER = 1.0  # seconds: a head still incomplete after this is arriving slowly
+
+
+def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Callable[[Conn], bool]) -> Conn | None:
+    """The connection to close, or None if every open connection is being answered."""
+    empties = list(empty)  # insertion order: oldest first
+    unsent = set(empties)
+    for c in empties:
+        if now - c.opened >= EMPTY_GRACE:
+            return c
+    all_conns = list(conns)
+    fresh = [c for c in all_conns if c.state in (HANDSHAKE, HEAD) and c.proto.requests == 0 and c not in unsent]
+    slow = [c for c in fresh if now - c.opened >= SLOW_AFTER]
+    if slow:
+        return min(slow, key=lambda c: (c.proto.received / max(now - c.opened, 1e-3), c.opened))
+    if empties:
+        return empties[0]
+    if fresh:
+        return min(fresh, key=lambda c: (c.proto.received, c.opened))
+    waiting = next((c for c in all_conns if c.state == WORKER and cancel(c)), None)
+    if waiting is not None:
+        return waiting
+    idle = [c for c in all_conns if c.state == IDLE]
+    return min(idle, key=lambda c: c.deadline) if idle else None
