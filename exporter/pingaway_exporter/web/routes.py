@@ -35,6 +35,7 @@ from .landing import landing_page
 from .limits import Limits
 from .negotiate import gzip_accepted, negotiate_accept
 from .options import WebOptions
+from .rate_limit import RateLimiter
 from .response import ResponseBody
 from .workers import DeadlineWriter
 
@@ -56,6 +57,7 @@ class ServerView(Protocol):
     options: WebOptions
     ready: threading.Event
     auth: BasicAuthChecker | None
+    rate_limiter: RateLimiter | None
     limits: Limits
     extra_headers: dict[str, str]
 
@@ -121,6 +123,11 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         # Checked here, before any do_* method runs, so no route can forget it.
         if not super().parse_request():
+            return False
+        limiter = self.server.rate_limiter  # web-config rate_limit: before auth, on every path, as the toolkit
+        if limiter is not None and not limiter.allow():
+            self.close_connection = True
+            self._send(429, b"Too Many Requests\n", "text/plain; charset=utf-8", {"Connection": "close"})
             return False
         auth = self.server.auth
         if auth is not None and self.path.split("?", 1)[0] not in OPEN_PATHS \
