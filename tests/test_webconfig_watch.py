@@ -46,7 +46,8 @@ def test_scrapes_answer_while_a_reload_takes_seconds(sim, exporter_factory, tmp_
     try:
         for _ in range(3):  # new connections each time: accept, read and answer all go on during the load
             assert httpx.get(exp.url, auth=(USER, PASSWORD), timeout=5).status_code == 200
-        assert httpx.get(exp.server.url("/-/ready"), auth=("new", "n"), timeout=5).status_code == 401  # not yet in force
+        # the new file is not in force until its load has finished
+        assert httpx.get(exp.server.url("/-/ready"), auth=("new", "n"), timeout=5).status_code == 401
     finally:
         release.set()
     end = time.monotonic() + 10
