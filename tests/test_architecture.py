@@ -8,8 +8,8 @@ fails, and so does a known one that has been fixed but is still listed, so the l
 from __future__ import annotations
 
 import functools
-import re
 import importlib.util
+import re
 import sys
 from pathlib import Path
 

@@ -1,14 +1,13 @@
 """HTTP Basic auth against the bcrypt hashes of ``basic_auth_users`` in ``--web.config.file``.
 
 The hashes are read and checked by ``config.webconfig``; this module checks each request's
-``Authorization`` header against them, at the same bcrypt cost for every answer.
+``Authorization`` header against them, as exporter-toolkit's ``web/handler.go`` does.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 import threading
 from collections.abc import Mapping
 
@@ -22,34 +21,34 @@ BCRYPT_MAX = 72  # bcrypt looks at no more than this many bytes of a password
 BCRYPT_SLOTS = threading.BoundedSemaphore(2)
 BCRYPT_WAIT = 2.0  # seconds a check waits for a slot before the request is refused (and its worker freed)
 
+# An unknown user is checked against this fixed hash (cost 10, of a password nobody is told), as the toolkit
+# checks one against its fixed "fakepassword" hash: the time then does not show whether a name exists.
+DUMMY_HASH = b"$2b$10$UXPFDdair70VYD/wSMomzOIpsgQ8JVAJlZZQI3xPm5/gAzTaysA9G"
+
 
 class BasicAuthChecker:
     """Checks ``Authorization: Basic`` against the bcrypt hashes of ``basic_auth_users``.
 
-    bcrypt is slow on purpose (about 70 ms at cost 10), and Prometheus sends
-    the same credentials every scrape, so a successful check is remembered
-    under a digest of user, password and hash: the plain password is never
-    kept. Checks that miss the cache share ``BCRYPT_SLOTS`` (two at a time),
-    so a wrong-password flood costs at most two cores' worth of bcrypt.
+    As in exporter-toolkit: a known user is checked at the cost of that user's own hash, an unknown
+    user against ``DUMMY_HASH``; nothing is hashed when the checker is made, so a file with a cost-18
+    user starts as fast as one without. Prometheus sends the same credentials every scrape, so a
+    successful check is remembered under a digest of user, password and hash (the plain password is
+    never kept, and a changed hash misses). Checks that miss the cache share ``BCRYPT_SLOTS`` (two at
+    a time), so a wrong-password flood costs at most two cores' worth of bcrypt.
 
-    Every check does the same bcrypt work: that of the highest cost among
-    the users. An unknown user is checked against a dummy hash of that cost;
-    a user whose hash has a lower cost c is padded with dummy hashes of cost
-    c, c+1, ... max-1 (2^c + 2^c + ... + 2^(max-1) = 2^max rounds), so
-    neither user names nor their costs can be probed by timing.
+    The checker is immutable apart from its cache; ``web.server`` makes a new one for each new
+    web-config, so a removed user or a changed password is refused from the next request on.
     """
 
     CACHE_LIMIT = 1024
 
     def __init__(self, users: Mapping[str, bytes]) -> None:
         self._users = dict(users)
-        costs = {int(h[4:6]) for h in self._users.values()}
-        self._cost = max(costs, default=10)
-        low = min(costs, default=self._cost)
-        self._dummy = {c: bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(rounds=c))
-                       for c in range(low, self._cost + 1)}
         self._ok: set[bytes] = set()
         self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"BasicAuthChecker(users={len(self._users)})"  # neither names nor hashes
 
     def check(self, header: str | None) -> str | None:
         """The user name when the header carries valid credentials, else None."""
@@ -84,13 +83,12 @@ class BasicAuthChecker:
             self._ok.add(key)
         return user
 
-    def _verify(self, raw: bytes, hashed: bytes | None) -> bool:
+    @staticmethod
+    def _verify(raw: bytes, hashed: bytes | None) -> bool:
+        # A password past bcrypt's 72 bytes is refused (bcrypt would ignore the rest); it still costs the check.
         too_long = len(raw) > BCRYPT_MAX
-        against = self._dummy[self._cost] if (hashed is None or too_long) else hashed
         try:
-            ok = bcrypt.checkpw(raw[:BCRYPT_MAX], against)
+            ok = bcrypt.checkpw(raw[:BCRYPT_MAX], hashed if hashed is not None else DUMMY_HASH)
         except ValueError:
             return False
-        for cost in range(int(against[4:6]), self._cost):  # pad up to the highest cost's work
-            bcrypt.checkpw(raw[:BCRYPT_MAX], self._dummy[cost])
         return ok and hashed is not None and not too_long

@@ -35,6 +35,7 @@ from .limits import Limits
 from .negotiate import gzip_accepted, negotiate_accept
 from .options import WebOptions
 from .protocol import Request, Response
+from .rate_limit import RateLimiter
 from .response import render_body
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -55,6 +56,7 @@ class ServerView(Protocol):
     options: WebOptions
     ready: threading.Event
     auth: BasicAuthChecker | None
+    rate_limiter: RateLimiter | None
     limits: Limits
     clock: Callable[[], float]
 
@@ -87,7 +89,13 @@ def _needs_auth(server: ServerView, req: Request) -> bool:
 
 
 def quick(server: ServerView, req: Request) -> Response | None:
-    """The answer, when it is cheap and fixed (made on the selector thread); None: a worker's ``answer``."""
+    """The answer, when it is cheap and fixed (made on the selector thread); None: a worker's ``answer``.
+
+    Every request passes here first. The web-config's ``rate_limit`` applies before auth, on every path, as
+    in exporter-toolkit."""
+    limiter = server.rate_limiter
+    if limiter is not None and not limiter.allow():
+        return Response.text(429, "Too Many Requests\n", close=True)
     if _needs_auth(server, req):
         if req.header("authorization") is None:
             return _unauthorized()

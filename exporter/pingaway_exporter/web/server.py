@@ -6,13 +6,16 @@ every answer without blocking, a bounded pool of workers
 answers them, and ``routes`` turns each parsed request into an answer. With
 ``--web.config.file`` the socket speaks TLS (the handshake is non-blocking,
 in the selector thread), a client certificate can be required to carry an
-allowed SAN, and every path but ``/-/healthy`` needs Basic auth; the file is
-re-read when it or its certificates change. The server also counts requests
-in flight, so shutdown can wait for them.
+allowed SAN, and every path but ``/-/healthy`` needs Basic auth; a thread of
+``webconfig_watch`` re-reads the file when it or its certificates change and
+``_apply`` swaps the new settings in whole, so the next request and the next
+handshake follow the file. The server also counts requests in flight, so
+shutdown can wait for them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 import threading
@@ -28,8 +31,9 @@ from . import routes
 from .basic_auth import BasicAuthChecker
 from .options import WebOptions
 from .protocol import Request, Response
+from .rate_limit import RateLimiter
 from .transport import BoundedServer
-from .webconfig_watch import WebConfigWatcher
+from .webconfig_watch import Loader, WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -38,32 +42,50 @@ class ExporterServer(BoundedServer):
     """The exporter's routes on the bounded transport of ``transport``."""
 
     def __init__(self, address: tuple[str, int], target: Target | None, options: WebOptions, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, web_config_loader: Loader | None = None,
+                 web_config_every: float = 1.0) -> None:
         self.target = target
         self.options = options
         self.ready = threading.Event()
         self._active = 0
         self._idle = threading.Condition()
-        self._web = WebConfigWatcher(options.web_config, clock=clock)
-        self._apply(self._web.config)
+        self._limiter_clock = clock
+        self.rate_limiter: RateLimiter | None = None
+        self.ssl_context: ssl.SSLContext | None = options.web_config.ssl_context if options.web_config else None
+        self.web_config_watch = WebConfigWatcher(options.web_config, clock=clock, every=web_config_every,
+                                                 on_change=self._apply, **({"loader": web_config_loader}
+                                                                           if web_config_loader else {}))
+        self._apply(options.web_config)
         super().__init__(address, options.limits, clock=clock)
+        self.web_config_watch.start()  # reloads happen in its thread, never in the selector's
 
     def _apply(self, web: WebConfig | None) -> None:
-        self.ssl_context: ssl.SSLContext | None = web.ssl_context if web else None
+        """Put a (new) web-config in force. Each attribute is one reference, read afresh by every request
+        (``auth``, ``extra_headers``, ``rate_limiter``) and every handshake (``ssl_context``, ``allowed_sans``).
+        The TLS context is only replaced while TLS stays on: the listening socket was set up for one scheme."""
+        new_context = web.ssl_context if web else None
+        if (new_context is None) == (self.ssl_context is None):
+            self.ssl_context = new_context
+        else:
+            log.warning("the new web config turns TLS on or off; the port keeps its scheme until a restart")
         self.allowed_sans = frozenset(web.client_allowed_sans) if web else frozenset()
         self.auth = BasicAuthChecker(web.users) if web and web.users else None
         self.extra_headers = dict(web.headers) if web else {}
+        limit = web.rate_limit if web else None
+        old = self.rate_limiter
+        if limit is None:
+            self.rate_limiter = None
+        elif old is None or (old.interval, old.burst) != (limit.interval, limit.burst):
+            self.rate_limiter = RateLimiter(limit.interval, limit.burst, clock=self._limiter_clock)
 
     def ssl_context_for_new_connection(self) -> ssl.SSLContext | None:
-        # exporter-toolkit re-reads its web-config for every connection; a stat per second does the same
-        # here, so renewed certificates (and changed users) take effect without a restart.
-        changed = self._web.poll()
-        if changed is not None:
-            self._apply(changed)
+        # The watcher's thread keeps this current (a stat per second, as exporter-toolkit re-reads the file
+        # per handshake); nothing is read here, on the selector thread.
         return self.ssl_context
 
     def accept_new_connection(self, sock: ssl.SSLSocket) -> bool:
-        if self.allowed_sans and not _san_allowed(sock.getpeercert(), self.allowed_sans):
+        allowed = self.allowed_sans  # one read: the set in force at this handshake
+        if allowed and not _san_allowed(sock.getpeercert(), allowed):
             log.warning("client certificate has no allowed SAN; connection refused")
             return False
         return True
@@ -76,6 +98,10 @@ class ExporterServer(BoundedServer):
 
     def response_headers(self) -> list[tuple[str, str]]:
         return list(self.extra_headers.items())  # read per answer: a reload applies at the next one
+
+    def server_close(self) -> None:
+        self.web_config_watch.stop()
+        super().server_close()
 
     @contextmanager
     def tracking(self) -> Iterator[None]:
@@ -123,5 +149,14 @@ class ExporterServer(BoundedServer):
 
 
 def _san_allowed(cert: dict[str, Any] | None, allowed: frozenset[str]) -> bool:
-    """True when a subjectAltName of the verified client certificate is on client_allowed_sans."""
-    return any(value in allowed for _, value in (cert or {}).get("subjectAltName", ()))
+    """True when a subjectAltName (DNS, email, IP or URI, as the toolkit reads them) of the verified client
+    certificate is on client_allowed_sans. An IP address is compared in Go's spelling (``::1``)."""
+    return any((_go_ip(value) if kind == "IP Address" else value) in allowed
+               for kind, value in (cert or {}).get("subjectAltName", ()))
+
+
+def _go_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return text
