@@ -14,8 +14,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import safe_url
+from pingaway_exporter.upstream.network import DeadlineTransport, SharedTransport
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
@@ -61,8 +64,8 @@ def demo_clock(zone: str, clock: Callable[[], float] = time.time) -> Callable[[]
     return lambda: clock() + offset
 
 
-def build_target(cfg: Config, slots: UpstreamSlots | None = None,
-                 clock: Callable[[], float] = time.time) -> tuple[Target, Simulator | None]:
+def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callable[[], float] = time.time,
+                 transport: httpx.BaseTransport | None = None) -> tuple[Target, Simulator | None]:
     """The target plus, in demo mode, the simulator serving it."""
     sim = None
     url = cfg.url
@@ -91,7 +94,8 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None,
     if session is not None:
         session.password.get()  # refuse an unreadable password file now, naming it
         _warn_loose(session.password)
-    client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock, demo=cfg.demo)
+    client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock, demo=cfg.demo,
+                            transport=transport)
     target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email),
                     min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout, clock=wall)
     return target, sim
@@ -155,6 +159,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
         return 2
     slots = UpstreamSlots(cfg.max_concurrent)
+    # One TLS context and one connection pool for every target, bounded by the upstream slots.
+    shared = DeadlineTransport(max_connections=max(cfg.max_concurrent, 1) + 1)
     flag_credentials = cfg.demo or cfg.token is not None or cfg.password is not None
     if not flag_credentials and not (settings is not None and settings.targets):
         print(f"pingaway-exporter: error: {NO_CREDENTIALS}", file=sys.stderr)
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     target = sim = None
     if flag_credentials:  # the default target, on /metrics
         try:
-            target, sim = build_target(cfg, slots, clock)
+            target, sim = build_target(cfg, slots, clock, SharedTransport(shared))
         except SecretError as exc:
             print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
             return 2
@@ -170,7 +176,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
-        token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning), slots)
+        token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning), slots,
+        transport=SharedTransport(shared))
     reloader.validators.append(pool.validate)
     try:
         pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             return status
         finally:
             pool.close()
+            shared.close()
             if sim is not None:
                 sim.stop()
     options = WebOptions(
@@ -246,6 +254,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         if target is not None:
             target.client.close()
         pool.close()
+        shared.close()
         if sim is not None:
             sim.stop()
     return 0

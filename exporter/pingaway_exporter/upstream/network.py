@@ -1,4 +1,8 @@
-"""The client's network backend: every connect, TLS handshake, write and read ends by the call's deadline.
+"""The client's transport: one shared, bounded connection pool whose every socket operation ends by the deadline.
+
+``DeadlineTransport`` is an ``httpx.BaseTransport`` on a public
+``httpcore.ConnectionPool`` with a custom network backend (both documented
+public APIs of httpx and httpcore), shared by every target.
 
 httpx timeouts apply per phase (connect, each read, ...), so a server that
 trickles a byte every second would never trip them. While a request runs
@@ -15,15 +19,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
+import certifi
 import httpcore
 import httpx
+from httpcore import SOCKET_OPTION
 
 from .deadline import Deadline
-
-if TYPE_CHECKING:  # httpcore's own name for a socket option; private, so for the checker only
-    from httpcore._backends.base import SOCKET_OPTION
 
 READ_SLICE = 0.5  # seconds a blocked read waits before it looks at its (perhaps extended) deadline again
 
@@ -61,6 +64,23 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
+        self._reads = 0  # reads that returned bytes since the last write
+        self._last = b""  # the bytes of the latest read
+        self._dirty = False  # read past the end of a response: never reuse
+
+    def answered_since_write(self) -> bool:
+        """Whether a read brought bytes after the request was written; if not, the response was there before."""
+        return self._reads > 0
+
+    def check_end(self, last_piece: bytes, chunked: bool) -> None:
+        """At the end of a response: mark the connection unusable if its latest read went past that end."""
+        tail = self._last
+        if chunked or not last_piece:
+            ok = tail.endswith(b"\r\n")
+        else:
+            ok = bool(tail) and (tail.endswith(last_piece) or last_piece.endswith(tail))
+        if not ok:
+            self._dirty = True
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         # Waits in slices: a coalesced call's deadline may move later while a read is blocked, and a
@@ -69,13 +89,18 @@ class _DeadlineStream(httpcore.NetworkStream):
         while True:
             wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "read")
             try:
-                return self._inner.read(max_bytes, None if wait is None else min(wait, READ_SLICE))
+                data = self._inner.read(max_bytes, None if wait is None else min(wait, READ_SLICE))
+                if data:
+                    self._reads += 1
+                    self._last = data
+                return data
             except httpcore.ReadTimeout:
                 if wait is None:
                     raise
                 # loop: _clamp raises once the deadline (as it now stands) or the read's own timeout has passed
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._reads = 0
         self._inner.write(buffer, _clamp(timeout, "write"))
 
     def close(self) -> None:
@@ -87,6 +112,8 @@ class _DeadlineStream(httpcore.NetworkStream):
         return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, "connect")))
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._dirty:  # httpcore then closes an idle connection, never reuses it
+            return True
         return self._inner.get_extra_info(info)
 
 
@@ -107,20 +134,139 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def deadline_transport() -> httpx.HTTPTransport:
-    """httpx's own transport, with a connection pool on the deadline-enforcing network backend.
+# httpcore's public exceptions and the httpx ones the client maps to failures, most specific first.
+_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError), (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError), (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError), (httpcore.ProtocolError, httpx.ProtocolError),
+)
 
-    httpx does not expose the pool's ``network_backend``; its transport keeps
-    the pool in ``_pool`` (httpx 0.23 to 0.28), which is replaced here with
-    the same settings httpx uses by default.
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except httpx.HTTPError:
+        raise
+    except Exception as exc:
+        for theirs, ours in _EXCEPTIONS:
+            if isinstance(exc, theirs):
+                raise ours(str(exc)) from exc
+        raise
+
+
+STRAY = "upstream sent a response before the request was sent (a stray answer on a reused connection)"
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body from httpcore; at its end, a connection that read past the response is not reused."""
+
+    def __init__(self, inner: Iterable[bytes], stream: _DeadlineStream | None, chunked: bool) -> None:
+        self._inner = inner
+        self._stream = stream
+        self._chunked = chunked
+
+    def __iter__(self) -> Iterator[bytes]:
+        last = b""
+        with _mapped():
+            for piece in self._inner:
+                if piece:
+                    last = piece
+                yield piece
+        if self._stream is not None:
+            self._stream.check_end(last, self._chunked)
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            with _mapped():
+                close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """An httpx transport on a public ``httpcore.ConnectionPool`` whose sockets end by each call's deadline.
+
+    One instance serves every target: one TLS context (certifi's bundle, loaded once) and one pool, bounded
+    in total connections (``max_connections``; a request beyond it waits for one) and in idle ones
+    (``max_keepalive``, each closed after ``keepalive_expiry`` seconds idle). A connection that read bytes
+    past the end of a response is never reused, and a response that was already waiting before its request
+    was written is refused as not its own (the connection is closed and the request sent once more on
+    another).
     """
-    transport = httpx.HTTPTransport(retries=0, trust_env=False)
-    if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):  # pragma: no cover
-        raise RuntimeError("this httpx version keeps its connection pool elsewhere; pin httpx<0.29")
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=100, max_keepalive_connections=20,
-        keepalive_expiry=5.0, retries=0, network_backend=_DeadlineBackend())
-    return transport
+
+    def __init__(self, *, max_connections: int = 32, max_keepalive: int = 16, keepalive_expiry: float = 5.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.max_connections = max_connections
+        self._httpcore = httpcore.ConnectionPool(
+            ssl_context=ssl_context if ssl_context is not None else shared_ssl_context(),
+            max_connections=max_connections, max_keepalive_connections=min(max_keepalive, max_connections),
+            keepalive_expiry=keepalive_expiry, http1=True, http2=False, retries=0,
+            network_backend=_DeadlineBackend())
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host, port=request.url.port,
+                             target=request.url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+        with _mapped():
+            resp = self._httpcore.handle_request(req)
+            stream = resp.extensions.get("network_stream")
+            if isinstance(stream, _DeadlineStream) and not stream.answered_since_write():
+                resp.close()  # unread body: httpcore closes this connection rather than reuse it
+                if request.method not in ("GET", "HEAD"):  # resend only what is safe to send twice
+                    raise httpx.RemoteProtocolError(STRAY)
+                resp = self._httpcore.handle_request(req)
+                stream = resp.extensions.get("network_stream")
+                if isinstance(stream, _DeadlineStream) and not stream.answered_since_write():
+                    resp.close()
+                    raise httpx.RemoteProtocolError(STRAY)
+        chunked = b"chunked" in b",".join(v for k, v in resp.headers if k.lower() == b"transfer-encoding").lower()
+        return httpx.Response(status_code=resp.status, headers=resp.headers,
+                              stream=_Body(cast(Iterable[bytes], resp.stream),
+                                           stream if isinstance(stream, _DeadlineStream) else None, chunked),
+                              extensions=resp.extensions)
+
+    def close(self) -> None:
+        self._httpcore.close()
+
+    def connections(self) -> int:
+        """Connections the pool holds now, busy or idle."""
+        return len(self._httpcore.connections)
+
+
+class SharedTransport(httpx.BaseTransport):
+    """One target's handle on the shared ``DeadlineTransport``: closing a target's client leaves it open."""
+
+    def __init__(self, inner: DeadlineTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+
+_SSL_LOCK = threading.Lock()
+_SSL: list[ssl.SSLContext] = []
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The one client TLS context: certifi's bundle (what httpx uses by default), verified, made once."""
+    with _SSL_LOCK:
+        if not _SSL:
+            _SSL.append(ssl.create_default_context(cafile=certifi.where()))
+        return _SSL[0]
+
+
+def deadline_transport() -> DeadlineTransport:
+    """A transport of its own, for a client made alone (``check``, tests); targets share one instead."""
+    return DeadlineTransport()
 
 
 def request_timeout(deadline: Deadline) -> httpx.Timeout:
