@@ -261,3 +261,30 @@ def test_m7_no_config_text_gives_anything_but_a_config_error():
         except ConfigError as exc:
             assert len(str(exc)) < 1000  # noqa: PT017 -- most texts load; only a refusal's message is checked
     check()
+
+
+# -- issue 16, L1 and L2 -----------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [1e300, 1e18, float("inf"), float("nan"), -1e300])
+def test_l1_a_time_claim_out_of_range_is_treated_as_absent(bad, caplog):
+    import base64
+    import json as _json
+
+    from pingaway_exporter.config.redact import Secret
+    from pingaway_exporter.upstream.credentials import read_claims
+
+    def part(obj: dict) -> str:
+        return base64.urlsafe_b64encode(_json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    token = f"{part({'alg': 'HS512', 'typ': 'JWT'})}.{part({'sub': '1', 'exp': bad, 'iat': bad})}.c2ln"
+    claims = read_claims(Secret(token), "token file")
+    assert claims.expires_at is None and claims.issued_at is None
+    assert "'exp'" in caplog.text and "'iat'" in caplog.text
+
+
+@pytest.mark.parametrize("flag", ["--pingaway.timeout", "--pingaway.min-interval", "--web.timeout-offset"])
+@pytest.mark.parametrize("text", ["nan", "inf", "1e308", "-inf"])
+def test_l2_durations_refuse_nan_infinity_and_huge(sim, flag, text):
+    proc = run_exporter("--pingaway.url", sim.url, flag, text, "--check")
+    assert proc.returncode == 2, proc.stderr
+    assert flag in proc.stderr and "Traceback" not in proc.stderr

@@ -1,11 +1,18 @@
-"""Property-based tests of the payload parser: it never raises past its boundary, and its totals add up."""
+"""Property-based tests of the payload parser: it never raises past its boundary, and its totals add up.
+
+Every property here runs derandomized (the examples are a function of the test alone, the same on every machine
+and clock) and prints the ``@reproduce_failure`` blob when it fails, so a red CI can be replayed as it ran.
+Set ``PINGAWAY_HYPOTHESIS_EXPLORE=1`` to draw fresh random examples instead, when hunting for new bugs.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from pingaway_exporter.upstream.payload import Parser, PayloadError
@@ -16,6 +23,13 @@ from .helpers.fixtures import PAYLOAD
 pytestmark = pytest.mark.unit
 
 PARSER = Parser("Europe/Stockholm")
+EXPLORE = os.environ.get("PINGAWAY_HYPOTHESIS_EXPLORE") == "1"
+
+
+def settings(**kw):
+    """hypothesis.settings, reproducible: derandomized (unless exploring) and printing the failing blob."""
+    return hypothesis_settings(derandomize=not EXPLORE, print_blob=True, database=None if not EXPLORE else
+                               hypothesis_settings.default.database, **kw)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
@@ -167,6 +181,20 @@ def test_mutated_records_are_skipped_and_counted(records):
     for r in records:
         if r in VALID:
             assert any(e.extension == str(r["extension"]) and e.name == r["name"] for e in result.extensions)
+
+
+@pytest.mark.parametrize(("value", "kept"), [(0.0, False), (1.0, True), (0, False), ("1", True), (0.5, None)])
+def test_available_as_a_json_number_is_read_as_0_or_1(value, kept):
+    """Found by the mutated-records property (issue 19): JSON does not tell 0 from 0.0, and the API note says to
+    tolerate 0/1, so 0.0 and 1.0 are read as 0 and 1, nested or flat; 0.5 is no boolean and skips its record."""
+    base = {k: v for k, v in VALID[0].items() if k != "profile"}
+    for record in ({**base, "profile": {"available": value, "name": "Lunch"}},
+                   {**base, "profile": "Lunch", "available": value}):
+        result = PARSER.parse_body(json.dumps([record, VALID[1]]).encode())
+        if kept is None:
+            assert result.skipped == 1 and len(result.extensions) == 1
+        else:
+            assert result.skipped == 0 and result.extensions[0].available is kept
 
 
 def test_strict_and_tolerant_paths_agree():

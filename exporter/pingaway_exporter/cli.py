@@ -96,7 +96,9 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
         _warn_loose(session.password)
     client = PingawayClient(url, token, session=session, max_body_bytes=cfg.max_body, clock=clock, demo=cfg.demo,
                             transport=transport)
-    target = Target("default", client, Parser(cfg.timezone, keep_email=cfg.include_email),
+    parser = Parser(cfg.timezone, keep_email=cfg.include_email, max_series=cfg.max_series,
+                    max_keyword_lists=cfg.max_keyword_lists)
+    target = Target("default", client, parser,
                     min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout, clock=wall)
     return target, sim
 
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
-        token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning), slots,
+        token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning, max_series=cfg.max_series,
+        max_keyword_lists=cfg.max_keyword_lists), slots,
         transport=SharedTransport(shared))
     reloader.validators.append(pool.validate)
     try:

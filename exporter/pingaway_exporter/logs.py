@@ -3,9 +3,15 @@
 Exporters in the Prometheus ecosystem log in logfmt (go-kit / slog style:
 ``ts=... level=warn msg="scrape failed" reason=timeout``); JSON is there for
 log pipelines that want it. Tracebacks are not printed: a failing upstream
-is an expected event, described in one line. A last-line-of-defence filter
-replaces any known secret value with ``<redacted>`` in whatever reaches the
-handler, including lines from httpx and httpcore at debug level.
+is an expected event, described in one line. Every value (the message, each
+field, every string inside a list or mapping) has any known secret value
+replaced with ``<redacted>`` before it is escaped, including lines from httpx
+and httpcore at debug level; the line's own keys (``level``, ``msg``) are never
+scrubbed, so a secret that happens to be a common word cannot take a line's
+structure with it (issue 16, U6; secrets under eight characters are not
+scrubbed at all, see ``config.redact``). Control characters (C0, DEL, C1 such
+as U+009B, and the Unicode line separators) are escaped in both formats, so
+no text from a request or from upstream can forge a line or drive a terminal.
 """
 
 from __future__ import annotations
@@ -46,10 +52,35 @@ def scrub(text: str) -> str:
     return _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
-def _scrub_value(value: object) -> object:
+def _scrub_value(value: object, depth: int = 0) -> object:
+    """Every string in ``value`` scrubbed; numbers, booleans and None as they are; anything else as its text."""
     if isinstance(value, str):
         return scrub(value)
-    return value  # numbers, lists, mappings: the finished line is scrubbed again
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth < 8 and isinstance(value, (list, tuple)):
+        return [_scrub_value(v, depth + 1) for v in value]
+    if depth < 8 and isinstance(value, dict):
+        return {scrub(str(k)): _scrub_value(v, depth + 1) for k, v in value.items()}
+    return scrub(str(value))
+
+
+# Control characters a log line must never carry raw: C0 (with CR, LF, ESC, NUL), DEL, C1 (U+009B is a
+# terminal's CSI) and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+def _escape_control(m: re.Match[str]) -> str:
+    ch = m.group(0)
+    return _SHORT.get(ch) or f"\\u{ord(ch):04x}"
+
+
+def _key(key: object) -> str:
+    """A field name as logfmt and JSON consumers expect it: our keys are plain; anything else is replaced."""
+    text = key if isinstance(key, str) else str(key)
+    return _KEY_CHARS.sub("_", text[:64]) or "_"
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -62,7 +93,7 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
     extra = getattr(record, "fields", None)
     if isinstance(extra, dict):
         for key, value in extra.items():
-            out.setdefault(key, _scrub_value(value))
+            out.setdefault(_key(key), _scrub_value(value))
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
         out.setdefault("err", scrub(f"{type(exc).__name__}: {exc}"))
@@ -72,19 +103,20 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
 def _logfmt_value(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if not isinstance(
         value, (int, float)) else repr(value)
-    if text == "" or any(ch in text for ch in ' ="\\\n\t') :
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    if text == "" or any(ch in text for ch in ' ="\\') or _CONTROL.search(text):
+        return '"' + _CONTROL.sub(_escape_control, text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
     return text
 
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return scrub_secrets(" ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items()))
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return scrub_secrets(json.dumps(_fields(record), ensure_ascii=False, default=str))
+        # json.dumps escapes C0 itself; DEL, C1 and U+2028/9 only occur inside strings, where \uXXXX is JSON.
+        return _CONTROL.sub(_escape_control, json.dumps(_fields(record), ensure_ascii=False, default=str))
 
 
 def setup(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None) -> logging.Handler:

@@ -24,7 +24,7 @@ from pingaway_exporter.config.redact import shorten
 from pingaway_exporter.config.secret import SecretSource
 
 from . import values
-from .values import DEFAULT_PORT, format_duration
+from .values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES, DEFAULT_PORT, format_duration
 from .webconfig import WebConfig, WebConfigError
 from .webconfig import load as load_web_config
 
@@ -84,6 +84,12 @@ FLAGS: tuple[Flag, ...] = (
          "Serve the last good result to scrapes closer together than this, instead of asking upstream "
          "again (0 = every scrape asks upstream). Keeps a flood of scrapes, HA pairs and dashboards within "
          "the vendor's fair use; pingaway_data_age_seconds shows the age of what is served.", "DURATION"),
+    Flag("--pingaway.max-series", "max_series", values.positive_int, DEFAULT_MAX_SERIES,
+         "Most series one scrape may build: a body whose records could make more (6 per record) answers "
+         "pingaway_up 0 with reason too_many_series.", "N"),
+    Flag("--pingaway.max-keyword-lists", "max_keyword_lists", values.positive_int, DEFAULT_MAX_KEYWORD_LISTS,
+         "Most distinct keyWords lists one scrape may hold: past it, pingaway_up 0 with reason "
+         "too_many_keyword_lists.", "N"),
     Flag("--pingaway.max-concurrent-requests", "max_concurrent", values.positive_int, 4,
          "Most upstream requests in flight at once, across all targets.", "N"),
     Flag("--web.listen-address", "listen", values.listen_address, ("", DEFAULT_PORT),
@@ -150,6 +156,8 @@ class Config:
     web_config: WebConfig | None = None
     min_interval: float = DEFAULT_MIN_INTERVAL
     max_concurrent: int = 4
+    max_series: int = DEFAULT_MAX_SERIES
+    max_keyword_lists: int = DEFAULT_MAX_KEYWORD_LISTS
 
 
 class _QuietParser(argparse.ArgumentParser):

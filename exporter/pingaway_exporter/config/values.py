@@ -7,16 +7,27 @@ that quotes the text (cut short); the caller adds where it came from (``--pingaw
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_PORT = 10035
+# The bounds on what one scrape may build (issue 16, item 4); upstream.payload enforces them. Each extension
+# record can become up to 6 series, so a body with more than max_series / 6 records is refused before its
+# records are decoded. A 50,000-user domain needs about 300,000 series; the default leaves three times that.
+DEFAULT_MAX_SERIES = 1_000_000
+# Distinct keyWords lists: each costs a tally (about 1 KiB) in the scrape and in its cached outcome.
+DEFAULT_MAX_KEYWORD_LISTS = 20_000
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# The longest duration and the largest size any flag or field accepts (issue 16, L2): past these a value is
+# a typo or an attack (nan, inf, 1e308 once crashed the scrape with OverflowError), not a setting.
+MAX_DURATION = 3650 * 86400.0  # 3650d, about ten years
+MAX_SIZE = 1 << 40  # 1 TiB
 
 
 def duration(text: str) -> float:
@@ -28,8 +39,13 @@ def duration(text: str) -> float:
         if not _DURATION.match(text):
             raise ValueError(f"{text!r} is not a duration (e.g. 10s, 500ms, 1m)") from None
         value = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+    shown = repr(text) if len(text) <= 40 else repr(text[:36]) + "..."
+    if not math.isfinite(value):
+        raise ValueError(f"{shown} is not a finite duration")
     if value <= 0:
-        raise ValueError(f"{text!r} must be greater than zero")
+        raise ValueError(f"{shown} must be greater than zero")
+    if value > MAX_DURATION:
+        raise ValueError(f"{shown} is longer than the longest duration accepted, {format_duration(MAX_DURATION)}")
     return value
 
 
@@ -45,9 +61,13 @@ def size(text: str) -> int:
         raise ValueError(f"{text!r} is not a size (e.g. 64MiB, 1048576)")
     mult = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
             "KB": 10**3, "MB": 10**6, "GB": 10**9}[m.group(2)]
+    if len(m.group(1)) > 20:
+        raise ValueError(f"{text[:30]!r} is larger than the largest size accepted, 1TiB")
     value = int(m.group(1)) * mult
     if value < 1024:
         raise ValueError(f"{text!r} is smaller than 1KiB")
+    if value > MAX_SIZE:
+        raise ValueError(f"{text!r} is larger than the largest size accepted, 1TiB")
     return value
 
 
@@ -60,13 +80,20 @@ def boolean(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
+MAX_COUNT = 1 << 40  # the largest count (N) a flag accepts
+
+
 def positive_int(text: str) -> int:
+    if len(text.strip()) > 20:
+        raise ValueError(f"{text[:30]!r} is larger than the largest count accepted, {MAX_COUNT}")
     try:
         value = int(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise ValueError(f"{text!r} must be at least 1")
+    if value > MAX_COUNT:
+        raise ValueError(f"{text!r} is larger than the largest count accepted, {MAX_COUNT}")
     return value
 
 

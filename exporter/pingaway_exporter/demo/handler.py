@@ -44,7 +44,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
-            self.send_header(k, v)
+            # Set-Cookie lines joined by "\n" (sim.login_cookie) are sent as that many headers.
+            for line in v.split("\n") if k.lower() == "set-cookie" else (v,):
+                self.send_header(k, line)
         self.end_headers()
         self.wfile.write(body)
 

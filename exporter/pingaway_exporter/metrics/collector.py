@@ -22,7 +22,7 @@ from pingaway_exporter import __version__
 from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.target import Outcome, Target
-from pingaway_exporter.upstream.failures import REASONS
+from pingaway_exporter.upstream.failures import REASONS, TIMEOUT
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 
 from . import groups
@@ -53,6 +53,12 @@ class ScrapeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
         outcome = self.target.scrape(self.deadline)
+        if outcome.ok and not outcome.cached and time.monotonic() >= self.deadline:
+            # Done, but too late to be of use (issue 16, item 4): answer up 0 now rather than render
+            # a large answer past the deadline.
+            outcome = Outcome(None, TIMEOUT, "the scrape deadline passed before the answer could be built",
+                              outcome.duration, outcome.finished_at)
+            self.target.stats.count_error(TIMEOUT)
         yield from self._families(outcome, started)
 
     # -- building ------------------------------------------------------------

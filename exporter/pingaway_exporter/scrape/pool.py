@@ -26,6 +26,7 @@ from pingaway_exporter.config.flags import ConfigError
 from pingaway_exporter.config.redact import scrub
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.config.secret import SecretError, SecretSource
+from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
@@ -45,6 +46,8 @@ class TargetDefaults:
     include_email: bool = False
     token_opaque: bool = False
     warn_before: float = 7 * 86400.0
+    max_series: int = DEFAULT_MAX_SERIES
+    max_keyword_lists: int = DEFAULT_MAX_KEYWORD_LISTS
 
 
 class TargetView:
@@ -172,7 +175,8 @@ class TargetPool:
             session.password.get()
         client = PingawayClient(spec.url, token, session=session, max_body_bytes=spec.max_response_size or d.max_body,
                                 clock=self.clock, transport=self.transport)
-        parser = Parser(spec.timezone or self.reloader.current.timezone, keep_email=d.include_email)
+        parser = Parser(spec.timezone or self.reloader.current.timezone, keep_email=d.include_email,
+                        max_series=d.max_series, max_keyword_lists=d.max_keyword_lists)
         min_interval = spec.min_interval if spec.min_interval is not None else d.min_interval
         return Target(spec.name, client, parser, min_interval=min_interval, slots=self.slots,
                       timeout=spec.timeout or d.timeout)

@@ -21,7 +21,7 @@ from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.credentials import TokenClaims
 from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT, FetchError
-from pingaway_exporter.upstream.payload import Parser, ParseResult, PayloadError
+from pingaway_exporter.upstream.payload import Parser, ParseResult, ParseStopped, PayloadError
 
 from . import tally
 from .coalesce import Coalescer, DeadlineExceeded
@@ -244,8 +244,12 @@ class Target:
             finally:
                 if self.slots is not None:
                     self.slots.release()
-            result = self.parser.parse_body(response.body, response.content_type)
-        except FetchError as exc:
+            result = self.parser.parse_body(response.body, response.content_type, inner_deadline)
+            del response  # the body (up to --pingaway.max-response-size) goes before the records are counted
+            counts = Counts.of(result)
+            if inner_deadline.remaining() <= 0:  # the tally, too, ends in time or not at all
+                return self._failed(TIMEOUT, "the scrape deadline passed while the records were counted", started)
+        except (FetchError, ParseStopped) as exc:
             return self._failed(exc.reason, exc.detail, started)
         except PayloadError as exc:
             return self._failed("invalid_payload", shorten(str(exc), 300), started)
@@ -260,7 +264,7 @@ class Target:
             self._once.warn("upstream sent a value outside the documented set", target=self.name, field=what)
         log.debug("scrape ok", extra={"fields": {"target": self.name, "extensions": len(result.extensions),
                                                  "duration_seconds": round(duration, 3)}})
-        return Outcome(result, None, "", duration, self.clock(), Counts.of(result))
+        return Outcome(result, None, "", duration, self.clock(), counts)
 
     def _failed(self, reason: str, detail: str, started: float) -> Outcome:
         detail = shorten(detail, 300)

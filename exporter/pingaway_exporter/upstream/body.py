@@ -17,6 +17,10 @@ from .deadline import Deadline
 from .failures import INVALID_PAYLOAD, TIMEOUT, FetchError
 
 DECODE_PIECE = 64 << 10  # decoded bytes produced per zlib call
+# gzip members one body may hold (RFC 1952 allows several; servers send one). Each member costs a new zlib
+# stream whatever its size: 3.3 million empty ones took 8.5 s of CPU (issue 16, U4). With this bound a
+# body of any size costs a few thousand zlib calls per MiB of decoded output at most.
+MAX_GZIP_MEMBERS = 64
 ENCODINGS = ("gzip", "x-gzip", "deflate")
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -29,6 +33,7 @@ class _BoundedDecoder:
         self.gzip = encoding in ("gzip", "x-gzip")
         self._raw_deflate = False
         self._started = False
+        self.members = 1
         self._d = self._new()
 
     def _new(self) -> zlib._Decompress:
@@ -56,6 +61,10 @@ class _BoundedDecoder:
             if self._d.eof:
                 rest = self._d.unused_data
                 if self.gzip and rest.lstrip(b"\0"):  # another gzip member follows
+                    self.members += 1
+                    if self.members > MAX_GZIP_MEMBERS:
+                        raise FetchError(INVALID_PAYLOAD, f"response holds more than {MAX_GZIP_MEMBERS} gzip "
+                                                          "members")
                     self._d = self._new()
                     data = rest
                     first = True

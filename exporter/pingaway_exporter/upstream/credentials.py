@@ -7,6 +7,8 @@ avoid sending a token that has visibly expired, never to decide trust.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,13 @@ import jwt
 
 from pingaway_exporter.config.redact import Secret
 from pingaway_exporter.config.secret import SecretError
+
+log = logging.getLogger("pingaway_exporter.auth")
+
+# The time claims the exporter will use: 1970 to the end of year 9999 (what a datetime can show). Anything
+# else (1e300, 1e18, Infinity, NaN, negative) is treated as absent, with a warning naming the claim
+# (issue 16, L1): such a value cannot be shown as a date, compared usefully or exported as a metric.
+LATEST_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,12 @@ def _number(claims: dict[str, Any], name: str, label: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SecretError(f"{label}: claim {name!r} is not a number")
-    return float(value)
+    number = float(value) if not isinstance(value, int) or abs(value) < 1 << 60 else math.inf
+    if not (math.isfinite(number) and 0 <= number <= LATEST_TIME):
+        log.warning(f"token claim {name!r} is outside 1970..9999; treating it as absent",
+                    extra={"fields": {"source": label, "claim": name}})
+        return None
+    return number
 
 
 def read_claims(token: Secret, label: str) -> TokenClaims:

@@ -27,7 +27,10 @@ RATE_LIMITED = "rate_limited"
 HTTP_ERROR = "http_error"
 INVALID_PAYLOAD = "invalid_payload"
 TOKEN_EXPIRED = "token_expired"  # noqa: S105 -- a reason label, not a secret
-REASONS = (TIMEOUT, CONNECTION, UNAUTHORIZED, RATE_LIMITED, HTTP_ERROR, INVALID_PAYLOAD, TOKEN_EXPIRED)
+TOO_MANY_SERIES = "too_many_series"  # the records would make more series than --pingaway.max-series
+TOO_MANY_KEYWORD_LISTS = "too_many_keyword_lists"  # more distinct keyWords lists than --pingaway.max-keyword-lists
+REASONS = (TIMEOUT, CONNECTION, UNAUTHORIZED, RATE_LIMITED, HTTP_ERROR, INVALID_PAYLOAD, TOKEN_EXPIRED,
+           TOO_MANY_SERIES, TOO_MANY_KEYWORD_LISTS)
 
 DETAIL_LIMIT = 300  # characters of a failure's detail, after scrubbing
 BAD_LOCATION = "upstream answered a redirect whose Location is not a URL; set --pingaway.url to the final address"

@@ -34,6 +34,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
+
+from .deadline import Deadline
+from .failures import TIMEOUT, TOO_MANY_KEYWORD_LISTS, TOO_MANY_SERIES
 from .lenient import BadRecord, available, json_type, lenient_json, unusable
 from .records import (
     CALLS,
@@ -59,9 +63,22 @@ from .records import (
 PIECEWISE_FROM = 1 << 20
 PIECE = 256
 
+# Each extension record can become up to this many series (the six pingaway_extension_* families); the
+# bounds themselves (DEFAULT_MAX_SERIES, DEFAULT_MAX_KEYWORD_LISTS) are explained in config.values.
+SERIES_PER_RECORD = 6
+
 
 class PayloadError(Exception):
     """The body as a whole is unusable. The message says why, in one line."""
+
+
+class ParseStopped(Exception):
+    """The parse stopped at a bound (deadline, series, keyword lists): ``reason`` is one of failures.REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass
@@ -101,34 +118,66 @@ def gc_paused() -> Iterator[None]:
 class Parser:
     """Reusable parser; holds the time zone ``until`` values are read in."""
 
-    def __init__(self, timezone: str = "Europe/Stockholm", keep_email: bool = False) -> None:
+    def __init__(self, timezone: str = "Europe/Stockholm", keep_email: bool = False, *,
+                 max_series: int = DEFAULT_MAX_SERIES, max_keyword_lists: int = DEFAULT_MAX_KEYWORD_LISTS) -> None:
         self.zone = ZoneInfo(timezone)
+        self.max_series = max_series
+        self.max_keyword_lists = max_keyword_lists
+        # One parse at a time (issue 16, U2): a parse that outlives its scrape's deadline stops at its next
+        # check, and the next scrape's parse waits for it instead of running beside it.
+        self._busy = threading.Lock()
+        self._deadline: Deadline | None = None
         # E-mail is personal data: not even decoded unless it is exported.
         self.keep_email = keep_email
         self._strict = STRICT[keep_email]
         self._one = ONE[keep_email]
         self._record = RECORD[keep_email]
         self._until_cache: dict[str, float | None] = {}
-        # Profile names and keywords repeat across thousands of records: keep one copy of each.
+        # Profile names and keywords repeat across thousands of records: keep one copy of each. Both live for
+        # one parse only (emptied after it), so a hostile body's 200,000 distinct words are not kept (U3).
         self._interned: dict[str, str] = {}
         self._word_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def _names(self, text: str) -> str:
-        interned = self._interned
-        if len(interned) > 100_000:
-            interned.clear()
-        return interned.setdefault(text, text)
+        return self._interned.setdefault(text, text)
 
-    def parse_body(self, body: bytes | bytearray, content_type: str = "") -> ParseResult:
+    def _records(self, n: int) -> None:
+        """Refuse a body of ``n`` records when they could make more series than the bound."""
+        if n * SERIES_PER_RECORD > self.max_series:
+            raise ParseStopped(TOO_MANY_SERIES, f"{n} records could make {n * SERIES_PER_RECORD} series, more "
+                                                f"than --pingaway.max-series {self.max_series}")
+
+    def _in_time(self) -> None:
+        deadline = self._deadline
+        if deadline is not None and deadline.remaining() <= 0:
+            raise ParseStopped(TIMEOUT, "the scrape deadline passed while the body was being parsed")
+
+    def parse_body(self, body: bytes | bytearray, content_type: str = "",
+                   deadline: Deadline | None = None) -> ParseResult:
+        """The records of a body, within ``deadline`` (``ParseStopped`` when it passes or a bound is hit)."""
         head = body[:256].lstrip().lower()
         if head.startswith(b"<") or "html" in content_type.lower():
             raise PayloadError("upstream sent an HTML page, not JSON")
+        wait = -1.0 if deadline is None else max(0.0, deadline.remaining())
+        if not self._busy.acquire(timeout=wait):
+            raise ParseStopped(TIMEOUT, "the previous parse of this target was still stopping at the deadline")
+        self._deadline = deadline
+        try:
+            return self._parse_body(body)
+        finally:
+            self._interned = {}
+            self._word_tuples = {}
+            self._deadline = None
+            self._busy.release()
+
+    def _parse_body(self, body: bytes | bytearray) -> ParseResult:
         with gc_paused():
             try:
                 try:
                     if len(body) > PIECEWISE_FROM:
                         return self._piecewise(body)
                     wire = self._strict.decode(body)
+                    self._records(len(wire))
                 except msgspec.ValidationError:
                     # Valid JSON of an unexpected shape somewhere: find out record by record.
                     return self._tolerant(GENERIC.decode(body))
@@ -148,25 +197,34 @@ class Parser:
         """A large body, decoded and normalised PIECE records at a time (the strict decode's errors propagate:
         the caller then reads the whole body again by the slower paths, as for a small body)."""
         raws = RAW_LIST.decode(body)
+        self._records(len(raws))
         decode = self._one.decode
         result = ParseResult(extensions=[])
         for start in range(0, len(raws), PIECE):
+            self._in_time()
             self._normalise([decode(r) for r in raws[start:start + PIECE]], result)
         return self._checked(result, len(raws))
 
     def parse(self, data: object) -> ParseResult:
         """Parse already-decoded JSON (the tolerant path)."""
-        with gc_paused():
-            return self._tolerant(data)
+        with self._busy, gc_paused():
+            try:
+                return self._tolerant(data)
+            finally:
+                self._interned = {}
+                self._word_tuples = {}
 
     def _tolerant(self, data: object) -> ParseResult:
         if isinstance(data, dict):
             raise PayloadError("response is a JSON object, expected a list of extensions")
         if not isinstance(data, list):
             raise PayloadError(f"response is a JSON {type(data).__name__}, expected a list of extensions")
+        self._records(len(data))
         result = ParseResult(extensions=[])
         wire: list[WireExtension] = []
-        for item in data:
+        for i, item in enumerate(data):
+            if not i % PIECE:
+                self._in_time()
             if not isinstance(item, dict):
                 result.skipped += 1
                 result.note(result.problems, f"record is a JSON {json_type(item)}, not an object")
@@ -250,8 +308,9 @@ class Parser:
             words = tuple(x for x in words if type(x) is str)
         shared = self._word_tuples.get(words)
         if shared is None:
-            if len(self._word_tuples) > 100_000:
-                self._word_tuples.clear()
+            if len(self._word_tuples) >= self.max_keyword_lists:
+                raise ParseStopped(TOO_MANY_KEYWORD_LISTS, f"more than {self.max_keyword_lists} distinct keyWords "
+                                                           "lists (--pingaway.max-keyword-lists)")
             shared = self._word_tuples.setdefault(words, tuple(self._names(x) for x in words if x))
         return shared
 

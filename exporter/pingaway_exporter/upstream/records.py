@@ -32,7 +32,8 @@ class Call(msgspec.Struct, frozen=True, gc=False):
 CALLS: dict[tuple[str | None, str | None], Call] = {
     (d, s): Call(d, s) for d in DIRECTIONS for s in (*LINE_STATUSES, OTHER)}
 
-Loose = Union[bool, int, str, None]  # noqa: UP007 -- a runtime alias: `|` on None needs 3.10's types.UnionType
+# JSON does not tell 0 from 0.0: an ``available`` of 0.0 or 1.0 is read as 0/1 (lenient.available), 0.5 is not.
+Loose = Union[bool, int, float, str, None]  # noqa: UP007 -- a runtime alias: `|` on None needs 3.10's types.UnionType
 
 
 class WireCall(msgspec.Struct, gc=False):
