@@ -107,7 +107,8 @@ def test_a_misspelt_command_is_refused_by_name(capsys, clean_env):
 
 
 @pytest.mark.parametrize(("argv", "named", "near"), [
-    (["--pingaway.token_file", "/etc/pingaway-exporter/secret-token"], "--pingaway.token_file", "--pingaway.token-file"),
+    (["--pingaway.token_file", "/etc/pingaway-exporter/secret-token"], "--pingaway.token_file",
+     "--pingaway.token-file"),
     (["--pingaway.tokenfile", "secret-token"], "--pingaway.tokenfile", "--pingaway.token-file"),
     (["--web.listen-adress", ":10037"], "--web.listen-adress", "--web.listen-address"),
     (["-pingaway.token-file", "secret-token"], "-pingaway.token-file", "--pingaway.token-file"),

@@ -19,6 +19,7 @@ from pingaway_exporter.upstream.failures import safe_url
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
+from pingaway_exporter.web.status import call_lines
 
 from . import __version__
 from .config.file import demo_config_path, load_file
@@ -131,8 +132,8 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     print(f"Extensions:    {n.users}" + (f" ({skipped} unusable records skipped)" if skipped else ""), file=out)
     print(f"Available now: {n.available}", file=out)
     print(f"Ready now:     {n.ready}", file=out)
-    print(f"Calls:         {by_direction['in']} in, {by_direction['out']} out, {by_direction['unknown']} unknown; "
-          f"{n.ringing} ringing", file=out)
+    print(f"Calls:         {call_lines(n)}; by direction {by_direction['in']} in, {by_direction['out']} out, "
+          f"{by_direction['unknown']} unknown", file=out)
     print(f"OK: fetched in {outcome.duration:.2f}s", file=out)
     return 0
 
