@@ -137,3 +137,27 @@ def test_a_bare_word_is_refused_without_showing_it(capsys, clean_env):
 def test_no_targets_line_when_none_are_declared(capsys, clean_env):
     assert main(["--demo", "check", "--log.level", "debug"]) == 0
     assert "targets ready" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_token_in_quotes_gets_its_own_hint(tmp_path, capsys, clean_env, quote):
+    """Issue 19 item 13: a quoted token was told to add --pingaway.token-opaque, which then led to a 401."""
+    import jwt
+    path = tmp_path / "token"
+    path.write_text(quote + jwt.encode({"sub": "x", "iat": 1}, "k" * 64, algorithm="HS512") + quote + "\n")
+    path.chmod(0o600)
+    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    err = capsys.readouterr().err
+    assert "in quotes" in err and "without quotes" in err and "token-opaque" not in err and "eyJ" not in err
+
+
+def test_address_in_use_names_the_flag(clean_env, capfd):
+    """Issue 19 item 17: "Address already in use" named no fix."""
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--demo", "--web.listen-address", f"127.0.0.1:{port}"]) == 1
+    err = capfd.readouterr().err
+    assert "cannot listen" in err and "--web.listen-address" in err

@@ -209,7 +209,11 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         server = ExporterServer(cfg.listen, target, options)
     except OSError as exc:
         host, port = cfg.listen
-        log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc)}})
+        where = cfg.sources.get("listen", "default")
+        fix = f"choose another address with --web.listen-address (set by {where})" if where != "default" else \
+            "choose another address with --web.listen-address (in the demo: ./dev demo --web.listen-address :10036)"
+        log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc),
+                                                     "fix": fix}})
         return 1
 
     def stop(signum: int, frame: FrameType | None) -> None:
