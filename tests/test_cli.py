@@ -124,6 +124,9 @@ def test_demo_mode_end_to_end(tmp_path):
         assert httpx.get(base + "/-/healthy").status_code == 200
         landing = httpx.get(base + "/")
         assert landing.status_code == 200 and 'href="/metrics"' in landing.text and __version__ in landing.text
+        # opened first, before any /metrics (the demo has no Prometheus): full, from the demo's startup scrape
+        assert 'id="team"' in landing.text and "no scrape yet" not in landing.text, landing.text
+        assert "Last scrape: OK" in landing.text
         m = samples(httpx.get(base + "/metrics", timeout=10).text)
         assert value(m, "pingaway_up") == 1
         assert value(m, "pingaway_users") == 62

@@ -68,6 +68,28 @@ def test_check_demo_succeeds_at_every_pinned_instant(name, capsys, monkeypatch):
     assert available > 10, out  # a working office, not a closed one
 
 
+@pytest.mark.parametrize("name", ["working day 05:00", "years ahead"])
+def test_demo_timestamps_stay_on_the_real_clock(name, monkeypatch):
+    """Issue 19 item 11: the office clock is shifted; the token's iat, exported to Prometheus, is not."""
+    from pingaway_exporter.cli import build_target
+    from pingaway_exporter.config.flags import load
+    for key in list(os.environ):
+        if key.startswith("PINGAWAY_"):
+            monkeypatch.delenv(key)
+    real = running_from(INSTANTS[name])
+    target, sim = build_target(load(["--demo"], {}), clock=real)
+    assert sim is not None
+    try:
+        assert abs(sim.clock() - real()) > 3600  # the office is shifted to 09:30 ...
+        claims = target.token_claims
+        assert claims is not None and claims.issued_at is not None
+        assert abs(claims.issued_at - real()) < 60  # ... the token's iat is not
+        assert target.scrape(time.monotonic() + 10).ok  # and the simulator accepts it on that clock
+    finally:
+        target.client.close()
+        sim.stop()
+
+
 def _lib_or_skip() -> dict[str, str]:
     env = faketime_env("@2027-03-10 04:00:00")
     if env is None:

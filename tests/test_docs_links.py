@@ -139,3 +139,18 @@ def test_the_readme_is_a_front_door():
     linked = {(ROOT / t.partition("#")[0]).resolve() for t in links(ROOT / "README.md") if t.startswith("docs/")}
     assert {d.resolve() for d in DOCS} <= linked, "every page in docs/ is linked from the README"
     assert (ROOT / "docs" / "team-page.png").is_file()
+
+
+DEPLOY_FILES = sorted(p for p in (ROOT / "deploy").rglob("*") if p.is_file() and p.suffix != ".py")
+REPO_LINK = re.compile(r"https://github\.com/[^\s\"')]+")
+
+
+@pytest.mark.parametrize("path", DEPLOY_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_in_the_deploy_files_lands(path):
+    """Issue 19 item 15: the systemd unit's Documentation= pointed at another owner and a missing anchor."""
+    for url in REPO_LINK.findall(path.read_text(encoding="utf-8")):
+        assert url.startswith(REPO_BLOB), f"{path.name}: {url} is not this repository's"
+        file, _, anchor = url[len(REPO_BLOB):].partition("#")
+        assert (ROOT / file).is_file(), f"{path.name}: {url}: no {file}"
+        if anchor:
+            assert anchor in anchors(ROOT / file), f"{path.name}: {url}: no heading #{anchor}"

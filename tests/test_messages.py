@@ -103,9 +103,61 @@ def test_a_misspelt_command_is_refused_by_name(capsys, clean_env):
     assert done.value.code == 2
     err = capsys.readouterr().err
     # named by its place, not echoed: a stray word on the command line may be a pasted token
-    assert "argument check: not accepted" in err and "chek" not in err
+    assert "unexpected argument (1 value, not shown)" in err and "chek" not in err
+
+
+@pytest.mark.parametrize(("argv", "named", "near"), [
+    (["--pingaway.token_file", "/etc/pingaway-exporter/secret-token"], "--pingaway.token_file",
+     "--pingaway.token-file"),
+    (["--pingaway.tokenfile", "secret-token"], "--pingaway.tokenfile", "--pingaway.token-file"),
+    (["--web.listen-adress", ":10037"], "--web.listen-adress", "--web.listen-address"),
+    (["-pingaway.token-file", "secret-token"], "-pingaway.token-file", "--pingaway.token-file"),
+    (["--pingaway.token_file=secret-token"], "--pingaway.token_file", "--pingaway.token-file"),
+    (["--demo", "--pingaway.password", "secret-token", "check"], "--pingaway.password", "--pingaway.password-file"),
+])
+def test_a_mistyped_flag_is_named_with_a_close_match_and_no_value(argv, named, near, capsys, clean_env):
+    """Issue 19 item 1: the stray value used to be blamed on the positional 'check'."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert f"unknown flag {named} (did you mean {near}?)" in err
+    assert "value, not shown" in err and "secret-token" not in err and ":10037" not in err
+    assert "argument check" not in err
+
+
+def test_a_bare_word_is_refused_without_showing_it(capsys, clean_env):
+    with pytest.raises(SystemExit) as done:
+        main(["/etc/pingaway-exporter/token"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "unexpected argument" in err and "the only command is 'check'" in err and "/etc/pingaway" not in err
 
 
 def test_no_targets_line_when_none_are_declared(capsys, clean_env):
     assert main(["--demo", "check", "--log.level", "debug"]) == 0
     assert "targets ready" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_token_in_quotes_gets_its_own_hint(tmp_path, capsys, clean_env, quote):
+    """Issue 19 item 13: a quoted token was told to add --pingaway.token-opaque, which then led to a 401."""
+    import jwt
+    path = tmp_path / "token"
+    path.write_text(quote + jwt.encode({"sub": "x", "iat": 1}, "k" * 64, algorithm="HS512") + quote + "\n")
+    path.chmod(0o600)
+    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    err = capsys.readouterr().err
+    assert "in quotes" in err and "without quotes" in err and "token-opaque" not in err and "eyJ" not in err
+
+
+def test_address_in_use_names_the_flag(clean_env, capfd):
+    """Issue 19 item 17: "Address already in use" named no fix."""
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--demo", "--web.listen-address", f"127.0.0.1:{port}"]) == 1
+    err = capfd.readouterr().err
+    assert "cannot listen" in err and "--web.listen-address" in err

@@ -73,7 +73,8 @@ def test_status_page_in_chromium(sim, exporter_factory, tmp_path):
     available = int(value(metrics, "pingaway_users_available"))
     users = int(value(metrics, "pingaway_users"))
     ok = rendered(tmp_path, page)
-    assert re.fullmatch(r"Last scrape: OK, \d+ s ago \(upstream call took [\d.]+ s\)", ok.by_id["last-scrape"])
+    assert re.fullmatch(r"Last scrape: OK, \d+ s ago \(a new upstream call \d+ s ago, took [\d.]+ s\)",
+                        ok.by_id["last-scrape"])
     assert ok.by_id["available"].startswith(f"Available now: {available} of {users} users")
     assert ok.by_id["last-failure"] == "Last failure: none since the exporter started"
     # The simulator's token carries exp and iat, 30 days apart.
@@ -191,3 +192,73 @@ def test_token_without_exp(sim, exporter_factory):
     exp.get()
     line = next(x for x in status.lines(exp.target) if x.key == "token")
     assert line.text.startswith("Token expires: never (no exp claim); issued ") and line.tone == "ok"
+
+
+def _target(sim, clock, min_interval=0.0):
+    from pingaway_exporter.config.secret import SecretSource
+    from pingaway_exporter.scrape.target import Target
+    from pingaway_exporter.upstream.auth import TokenState
+    from pingaway_exporter.upstream.client import PingawayClient
+    from pingaway_exporter.upstream.payload import Parser
+    client = PingawayClient(sim.url, TokenState(SecretSource("token", value=sim.issue_token())), clock=sim.clock)
+    return Target("default", client, Parser("Europe/Stockholm"), min_interval=min_interval, clock=clock)
+
+
+def test_a_cached_answer_names_the_cache_and_the_upstream_calls_age(sim):
+    """Issue 19 item 10: the page said "Last scrape: OK, 29 s ago" of a scrape answered a moment ago from the cache."""
+    now = [1_800_000_000.0]
+    target = _target(sim, lambda: now[0], min_interval=300)
+    try:
+        assert target.scrape(time.monotonic() + 10).ok
+        now[0] += 29
+        assert target.scrape(time.monotonic() + 10).cached
+        now[0] += 1
+        line = status.lines(target, now[0])[0]
+        assert line.key == "last-scrape" and line.tone == "ok"
+        assert line.text == ("Last scrape: 1 s ago, answered from the --pingaway.min-interval cache of the last "
+                             f"upstream call 30 s ago, took {target.last_outcome.duration:.2f} s: OK"), line.text
+    finally:
+        target.close()
+
+
+def test_calls_are_counted_as_call_lines_the_same_on_the_page_and_in_check(sim):
+    """Issue 19 item 5: "12 calls" counted ringing and hung-up lines; now each status is named."""
+    import io
+
+    from pingaway_exporter.cli import run_check
+    calls = [{"callerid": "1", "direction": d, "linestatus": st} for d, st in
+             (("in", "up"), ("in", "ringing"), ("out", "down"), ("in", "ringing"))]
+    sim.set_payload([{"extension": "1", "name": "A", "keyWords": [], "calls": calls,
+                      "profile": {"available": True, "name": "x", "until": "0000-00-00 00:00:00"}}])
+    target = _target(sim, time.time)
+    try:
+        out = io.StringIO()
+        assert run_check(10, target, out) == 0
+        said = "4 call lines: 1 up, 2 ringing, 1 down"
+        assert f"Calls:         {said}; by direction 3 in, 1 out, 0 unknown" in out.getvalue()
+        line = next(x for x in status.lines(target) if x.key == "available")
+        assert said in line.text and "4 calls" not in line.text
+    finally:
+        target.close()
+
+
+def test_a_failed_reload_shows_on_the_page(sim, exporter_factory, tmp_path):
+    """Issue 19 item 12: the log and pingaway_config_last_reload_successful said so; the page stayed green."""
+    from pingaway_exporter.config.file import load_file
+    from pingaway_exporter.config.reload import ConfigReloader
+
+    path = tmp_path / "pingaway.yml"
+    path.write_text("groups:\n  - name: support\n    keywords: [support]\n")
+    reloader = ConfigReloader(str(path), load_file(str(path)))
+    exp = exporter_factory(sim, config=reloader)
+    exp.get()
+    assert '<li id="config" class="ok">Config file: ' in exp.get("/").text
+    path.write_text("groups:\n  - name: support\n    keywordz: [support]\n")
+    assert reloader.reload()[0] is False
+    page = exp.get("/").text
+    line = re.search(r'<li id="config" class="fail">([^<]*)</li>', page)
+    assert line is not None, page
+    assert "RELOAD FAILED" in line.group(1) and "keywordz" in line.group(1) and "still serving" in line.group(1)
+    path.write_text("groups:\n  - name: support\n    keywords: [support]\n")
+    assert reloader.reload()[0] is True
+    assert '<li id="config" class="ok">' in exp.get("/").text

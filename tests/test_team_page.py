@@ -56,12 +56,15 @@ PAYLOAD = [
     person("403", "Björn", True, ["sales"]),
     # ekonomi: never open. Closed: grey, whatever its numbers.
     person("501", "Ingrid", False, ["ekonomi"]),
+    # it, minimum 0 (as an automatic group without --config.file): no alert judges it, so neither does the badge.
+    person("601", "Nils", True, ["it"]),
 ]
 CONFIG = {"groups": [
     {"name": "support", "keywords": ["support"], "staffing_minimum": 2, "opening_hours": "always", "holidays": False},
     {"name": "växel", "keywords": ["växel"], "staffing_minimum": 2, "opening_hours": "always", "holidays": False},
     {"name": "sales", "keywords": ["sales"], "staffing_minimum": 1, "opening_hours": "always", "holidays": False},
     {"name": "ekonomi", "keywords": ["ekonomi"], "staffing_minimum": 1, "opening_hours": {}},
+    {"name": "it", "keywords": ["it"], "staffing_minimum": 0, "opening_hours": "always", "holidays": False},
 ]}
 # group: (open, "available / minimum", ready, ringing, back within 30 min, staffing)
 EXPECTED = {
@@ -69,6 +72,7 @@ EXPECTED = {
     "växel": ("open", "2 / 2", "1", "0", "0", "at"),
     "sales": ("open", "3 / 1", "3", "0", "0", "above"),
     "ekonomi": ("closed", "0 / 1", "0", "0", "0", "closed"),
+    "it": ("open", "1 / 0", "1", "0", "0", "none"),  # neutral "No minimum", not green "Above minimum"
 }
 
 
@@ -163,6 +167,32 @@ def test_team_view_numbers_and_colours_in_chromium(team_exporter, sim, tmp_path)
     chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1024,900", "--hide-scrollbars")
     counts = colour_counts(shot)
     assert counts["under"] == 0 and counts["above"] > 100 and counts["at"] > 100, counts
+
+
+@pytest.mark.parametrize("width", [360, 375, 390])
+def test_phone_layout_is_not_clipped(team_exporter, tmp_path, width):
+    """Issue 19 item 8: at phone widths nothing reaches the right edge (the Staffing badge was cut off)."""
+    need_tool("chromium")
+    shot = tmp_path / f"phone-{width}.png"
+    chromium(tmp_path, team_exporter.server.url("/"), f"--screenshot={shot}", f"--window-size={width},1400",
+             "--hide-scrollbars")
+    w, h, pixels = png_pixels(shot)
+    assert w == width
+    edge = [pixels[y * w + x] for y in range(h) for x in range(w - 4, w)]
+    assert all(p == (255, 255, 255) for p in edge), "something is cut off at the right edge"
+    words = status.TEAM_WORDS["none"]
+    assert words == "No minimum" and colour_counts(shot)["none"] > 100
+
+
+def test_the_wall_screen_style_is_there_before_the_first_scrape(sim, exporter_factory):
+    """Issue 19 item 19: the style came only with the team table, so the layout jumped at the first scrape."""
+    exp = exporter_factory(sim)
+    before = exp.get("/").text
+    exp.get()
+    after = exp.get("/").text
+    style = re.compile(r"<style>.*?</style>", re.S)
+    assert "no scrape yet" in before and 'id="team"' in after
+    assert style.findall(before) == style.findall(after) and "@media (min-width:80em)" in before
 
 
 def test_team_view_after_a_failed_scrape(team_exporter, sim, tmp_path):

@@ -22,6 +22,7 @@ from pingaway_exporter.upstream.network import DeadlineTransport, SharedTranspor
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
+from pingaway_exporter.web.status import call_lines
 
 from . import __version__
 from .config.file import demo_config_path, load_file
@@ -31,7 +32,7 @@ from .config.schedule import HolidayCalendar
 from .config.secret import SecretError, SecretSource
 from .logs import setup as setup_logging
 from .memory import tune_malloc
-from .metrics.collector import CollectorOptions
+from .metrics.collector import CollectorOptions, ScrapeCollector
 from .scrape.pool import TargetDefaults, TargetPool
 from .scrape.target import Target, UpstreamSlots
 from .upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
@@ -48,9 +49,10 @@ SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 def demo_clock(zone: str, clock: Callable[[], float] = time.time) -> Callable[[], float]:
     """``clock``, shifted so the demo starts at 09:30 on the last working day.
 
-    A demo on a Saturday night, at 05:00, or on julafton, would otherwise show a closed office. Everything in
-    demo mode runs on this one shifted clock: the simulator's data and the tokens it issues and checks, the
-    exporter's token checks, and the opening hours.
+    A demo on a Saturday night, at 05:00, or on julafton, would otherwise show a closed office. The office
+    runs on this shifted clock: the simulator's presence, profile ends and calls, and the opening hours.
+    Timestamps the exporter exports (the token's iat and exp, reloads, scrapes) stay on the real clock, the
+    clock of the Prometheus that stores them; the simulator issues and judges its tokens on that clock too.
     """
     tz = ZoneInfo(zone)
     now = clock()
@@ -74,8 +76,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
     wall = clock  # this exporter's own timestamps stay on the unshifted clock
     if cfg.demo:
         from .demo.simulator import Simulator  # noqa: PLC0415 -- only --demo pays for the simulator
-        clock = demo_clock(cfg.timezone, clock)
-        sim = Simulator(clock=clock).start("127.0.0.1", 0)
+        sim = Simulator(clock=demo_clock(cfg.timezone, clock), token_clock=clock).start("127.0.0.1", 0)
         url = sim.url
         if cfg.token is not None or session is not None:
             log.info("demo mode: ignoring the configured credentials and using a token the simulator issued")
@@ -137,8 +138,8 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     print(f"Extensions:    {n.users}" + (f" ({skipped} unusable records skipped)" if skipped else ""), file=out)
     print(f"Available now: {n.available}", file=out)
     print(f"Ready now:     {n.ready}", file=out)
-    print(f"Calls:         {by_direction['in']} in, {by_direction['out']} out, {by_direction['unknown']} unknown; "
-          f"{n.ringing} ringing", file=out)
+    print(f"Calls:         {call_lines(n)}; by direction {by_direction['in']} in, {by_direction['out']} out, "
+          f"{by_direction['unknown']} unknown", file=out)
     print(f"OK: fetched in {outcome.duration:.2f}s", file=out)
     return 0
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         except SecretError as exc:
             print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
             return 2
-    # Opening hours are judged on the same clock as the data (shifted in --demo).
+    # Opening hours are judged on the same clock as the office's data (shifted in --demo).
     reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
@@ -219,7 +220,11 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         server = ExporterServer(cfg.listen, target, options)
     except OSError as exc:
         host, port = cfg.listen
-        log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc)}})
+        where = cfg.sources.get("listen", "default")
+        fix = f"choose another address with --web.listen-address (set by {where})" if where != "default" else \
+            "choose another address with --web.listen-address (in the demo: ./dev demo --web.listen-address :10036)"
+        log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc),
+                                                     "fix": fix}})
         return 1
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -241,6 +246,12 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             "file": config_path, "groups": "automatic" if groups is None else len(groups),
             "targets": len(reloader.current.targets)}})
 
+    if sim is not None and target is not None:
+        # The demo has no Prometheus: one scrape now, so the page opened first (as the README says) is full.
+        # Outside --demo the page only ever shows what Prometheus's scrapes fetched.
+        # The collector, as /metrics runs it, also leaves the team view for the page.
+        for _ in ScrapeCollector(target, time.monotonic() + cfg.timeout, options.collector, reloader).collect():
+            pass
     server.ready.set()
     log.info("listening", extra={"fields": {"address": server.bound_address(), "path": cfg.telemetry_path,
                                             "version": __version__,

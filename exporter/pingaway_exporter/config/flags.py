@@ -13,6 +13,7 @@ environment variable, carries them. Each value is parsed by a function of
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -164,19 +165,41 @@ class _QuietParser(argparse.ArgumentParser):
     """argparse that never echoes a value: ``--pingaway.password hunter2`` must not print the password."""
 
     def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments: "):
-            words = message[len("unrecognized arguments: "):].split()
-            flags = [w.split("=", 1)[0] for w in words if w.startswith("-")]
-            values = len(words) - len(flags) + sum("=" in w for w in words if w.startswith("-"))
-            message = "unrecognized arguments: " + (" ".join(flags) or "(values)") + (
-                f" (and {values} value{'s' if values != 1 else ''}, not shown)" if values else "")
-        elif ": invalid choice: " in message or "ambiguous option" in message:
+        if ": invalid choice: " in message or "ambiguous option" in message:
             message = message.split(":", 1)[0] + ": not accepted (value not shown)"
+        self.fail(message)
+
+    def fail(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _close_flag(word: str, known: list[str]) -> str | None:
+    """The known flag nearest to a mistyped one (``--pingaway.token_file``, ``-pingaway.token-file``)."""
+    name = "--" + word.lstrip("-").replace("_", "-").lower()
+    if name in known:
+        return name
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def unknown_words(words: list[str], known: list[str]) -> str:
+    """The error for words argparse did not take: each unknown flag by name with a close match; values only
+    counted, never shown (a stray word may be a pasted token or password)."""
+    flags = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+    count = sum(not w.startswith("-") for w in words) + sum("=" in w for w in words if w.startswith("-"))
+    hidden = f"{count} value{'s' if count != 1 else ''}, not shown"
+    if not flags:
+        return f"unexpected argument{'s' if count != 1 else ''} ({hidden}); the only command is 'check', " \
+               "and every value follows its flag"
+    parts = []
+    for flag in flags:
+        near = _close_flag(flag, known)
+        parts.append(f"unknown flag {flag}" + (f" (did you mean {near}?)" if near else ""))
+    return "; ".join(parts) + (f" ({hidden})" if count else "") + "; see --help"
+
+
+def build_parser() -> _QuietParser:
     parser = _QuietParser(
         prog="pingaway-exporter",
         description="Prometheus exporter for the Pingaway cloud switchboard. "
@@ -189,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="commands:\n  check    fetch once with the given flags, print a summary, exit non-zero on failure;\n"
                "           it may stand anywhere on the line: 'pingaway-exporter --demo check'",
     )
-    parser.add_argument("command", nargs="?", choices=("check",), metavar="check",
+    # No choices=: a stray word (the value of a mistyped flag) would be refused as "argument check" instead of
+    # naming the flag; load() sorts the words out.
+    parser.add_argument("command", nargs="*", metavar="check",
                         help="Fetch once, print a summary and exit non-zero on failure, instead of serving.")
     for f in FLAGS:
         shown = default_text(f)
@@ -224,8 +249,13 @@ def default_text(f: Flag) -> str | None:
 
 def load(argv: list[str], environ: Mapping[str, str]) -> Config:
     """Build the config from argv and the environment, or raise ``ConfigError``."""
-    ns = build_parser().parse_args(list(argv))
-    check = ns.command == "check"
+    parser = build_parser()
+    ns, extra = parser.parse_known_args(list(argv))
+    words = [w for w in ns.command if w != "check"] + [w for w in extra if w != "check"]
+    check = "check" in ns.command or "check" in extra
+    if words:
+        known = [f.flag for f in FLAGS] + [f"--no-{f.flag[2:]}" for f in FLAGS if f.switch]
+        parser.fail(unknown_words(words, [*known, "--check", "--version", "--help"]))
     # Each value has the type its Flag's parser returns; Config's fields, of the same names, declare them.
     parsed: dict[str, Any] = {}
     sources: dict[str, str] = {}

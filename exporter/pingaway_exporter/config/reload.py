@@ -70,6 +70,7 @@ class ConfigReloader:
         self.runs = 0  # reloads actually run
         self.last_reload_successful = True
         self.last_success_timestamp = self.wall_clock()
+        self.last_failure: tuple[float, str] | None = None  # (when, why) of the last failed reload, for the page
 
     @property
     def current(self) -> Settings:
@@ -147,11 +148,13 @@ class ConfigReloader:
                     check(new)
             except ConfigError as exc:
                 self.last_reload_successful = False
+                self.last_failure = (self.wall_clock(), str(exc))
                 log.error("config reload failed; keeping the previous config",
                           extra={"fields": {"file": self.path, "err": str(exc)}})
                 return False, str(exc)
             except Exception as exc:  # a bug must not take the running config down
                 self.last_reload_successful = False
+                self.last_failure = (self.wall_clock(), f"unexpected {type(exc).__name__}")
                 log.error("config reload failed; keeping the previous config",
                           extra={"fields": {"file": self.path, "err": f"unexpected {type(exc).__name__}"}})
                 log.debug("reload failure", exc_info=True)

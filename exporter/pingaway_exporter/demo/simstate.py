@@ -44,9 +44,13 @@ class SimulatorState:
     """The fake upstream's state and answers; ``simulator.Simulator`` serves it over HTTP."""
 
     def __init__(self, domain: Domain | None = None, *, clock: Callable[[], float] = time.time,
-                 shape: str = "nested", users: dict[str, str] | None = None) -> None:
+                 shape: str = "nested", users: dict[str, str] | None = None,
+                 token_clock: Callable[[], float] | None = None) -> None:
         self.domain = domain or Domain()
-        self.clock = clock
+        self.clock = clock  # the office's clock: presence, profile ends, calls (shifted in --demo)
+        # the clock tokens are issued and judged on; --demo keeps it on the real clock, so the iat and exp the
+        # exporter exports are on the clock of the Prometheus that stores them
+        self.token_clock = token_clock or clock
         self.shape = shape
         self.key = secrets.token_bytes(64)
         self.users = dict(users or {})
@@ -69,7 +73,7 @@ class SimulatorState:
     def issue_token(self, subject: str | None = None, *, expires_in: float | None = 30 * 86400,
                     issued_at: float | None = None, extra: dict[str, Any] | None = None) -> str:
         """A JWT this simulator accepts, shaped like the vendor's (HS512, sub/aud/iss/iat/jti)."""
-        now = self.clock() if issued_at is None else issued_at
+        now = self.token_clock() if issued_at is None else issued_at
         claims: dict[str, Any] = {
             "sub": subject or (self.domain.people[0].extension if self.domain.people else "08000000"),
             "aud": "pingaway-api", "iss": "pingaway-simulator", "iat": int(now), "jti": secrets.token_hex(8),
@@ -144,7 +148,7 @@ class SimulatorState:
         return False
 
     def token_valid(self, token: str) -> bool:
-        """Signature by PyJWT; ``exp`` and ``nbf`` against this simulator's own clock.
+        """Signature by PyJWT; ``exp`` and ``nbf`` against this simulator's own token clock.
 
         PyJWT judges time claims by the real clock, and since 2.10 it also refuses an ``iat`` in the
         future. A simulator on a shifted clock (``--demo``, pinned tests) issues tokens in its own time,
@@ -156,7 +160,7 @@ class SimulatorState:
                                          "verify_iat": False})
         except jwt.PyJWTError:
             return False
-        now = self.clock()
+        now = self.token_clock()
         exp, nbf = claims.get("exp"), claims.get("nbf")
         if isinstance(exp, (int, float)) and now >= exp:
             return False

@@ -32,8 +32,9 @@ class Simulator(SimulatorState):
     """The fake upstream. Start with ``start()``; its API root is ``url``."""
 
     def __init__(self, domain: Domain | None = None, *, clock: Callable[[], float] = time.time,
-                 shape: str = "nested", users: dict[str, str] | None = None) -> None:
-        super().__init__(domain, clock=clock, shape=shape, users=users)
+                 shape: str = "nested", users: dict[str, str] | None = None,
+                 token_clock: Callable[[], float] | None = None) -> None:
+        super().__init__(domain, clock=clock, shape=shape, users=users, token_clock=token_clock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

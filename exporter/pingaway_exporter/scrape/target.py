@@ -168,6 +168,8 @@ class Target:
         # What the status page shows: it reads these and never calls upstream itself.
         self.last_outcome: Outcome | None = None
         self.last_failure: Outcome | None = None
+        # (when, from the min-interval cache?) of the last answer to a scrape; last_outcome is its upstream call
+        self.last_answer: tuple[float, bool] | None = None
         # metrics.groups.TeamView of the last good scrape, set by the collector (Any: that layer sits above this one)
         self.team_view: Any = None
 
@@ -198,6 +200,7 @@ class Target:
         fresh = self._fresh
         if fresh is not None:
             if started - fresh[0] < self.min_interval:
+                self.last_answer = (self.clock(), True)
                 return replace(fresh[1], cached=True)
             # Expired: it will never be served again, so its records (tens of MB at 50,000 extensions)
             # go now rather than sit beside the next call's while that is built.
@@ -224,6 +227,7 @@ class Target:
         elif self.min_interval > 0 and (self._fresh is None or self._fresh[1] is not outcome):
             self._fresh = (time.monotonic(), outcome)
         self.last_outcome = outcome.without_records()
+        self.last_answer = (self.clock(), False)
         return outcome
 
     def close(self) -> None:

@@ -60,6 +60,8 @@ def read_claims(token: Secret, label: str) -> TokenClaims:
     raw = token.reveal()
     if raw.lower().startswith("bearer "):
         raise SecretError(f"{label} starts with 'Bearer '; store the token alone")
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+        raise SecretError(f"{label} is in quotes; store the token alone, without quotes")
     if raw.count(".") != 2:
         raise SecretError(f"{label} is not a JWT (expected three dot-separated base64url parts); "
                           "if your API family issues opaque tokens, add --pingaway.token-opaque")

@@ -15,7 +15,7 @@ def landing_page(opts: WebOptions, target: Target | None = None) -> str:
     """The landing page; with a target, a status view of the last scrape (never an upstream call)."""
     path = html.escape(opts.telemetry_path)
     upstream = html.escape(opts.upstream_label)
-    state = status.render(target, opts.telemetry_path)
+    state = status.render(target, opts.telemetry_path, config=opts.config)
     # The status and team view show the last scrape; reloading the page never calls Pingaway.
     refresh = f'\n<meta http-equiv="refresh" content="{status.REFRESH_SECONDS}">' if target is not None else ""
     if opts.pool is not None and opts.pool.probes():
@@ -27,7 +27,8 @@ def landing_page(opts: WebOptions, target: Target | None = None) -> str:
 <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;line-height:1.5}}
 code{{background:#f3f3f3;padding:0 .2em}}
 .status li{{padding:.1em .4em;border-left:.4em solid #ccc;list-style:none;margin:.2em 0}}
-.status .ok{{border-color:#3a3}} .status .warn{{border-color:#e90}} .status .fail{{border-color:#d22}}</style></head>
+.status .ok{{border-color:#3a3}} .status .warn{{border-color:#e90}} .status .fail{{border-color:#d22}}
+{status.TEAM_CSS}</style></head>
 <body>
 <h1>Pingaway Exporter</h1>
 <p>Prometheus exporter for the Pingaway cloud switchboard. Version <code>{__version__}</code>.</p>

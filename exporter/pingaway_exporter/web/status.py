@@ -18,8 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from pingaway_exporter.config.redact import shorten
+from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.scrape.pool import Probe
-from pingaway_exporter.scrape.target import Outcome, Target
+from pingaway_exporter.scrape.target import Counts, Outcome, Target
 
 # Where the Grafana dashboard lives in the source tree (see docs/alerting.md, "Grafana dashboard").
 DASHBOARD_FILE = "grafana/pingaway-overview.json"
@@ -58,23 +60,44 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def lines(target: Target, now: float | None = None) -> list[Line]:
-    # The token's times are judged on the clock its client judges them on (shifted in --demo, pinned in tests).
+def lines(target: Target, now: float | None = None, config: ConfigReloader | None = None) -> list[Line]:
+    # The token's times are judged on the clock its client judges them on (pinned in tests).
     token_now = target.client.clock() if now is None else now
     now = target.clock() if now is None else now
-    out = [_last_scrape(target.last_outcome, now), _last_failure(target, now), _token(target, token_now)]
+    out = [_last_scrape(target.last_outcome, now, answer=target.last_answer), _last_failure(target, now),
+           _token(target, token_now)]
     out.append(_available(target.last_outcome))
+    if config is not None and config.path:
+        out.append(config_line(config, now))
     return out
 
 
-def _last_scrape(outcome: Outcome | None, now: float, where: str = "the metrics path") -> Line:
+def _last_scrape(outcome: Outcome | None, now: float, where: str = "the metrics path",
+                 answer: tuple[float, bool] | None = None) -> Line:
     if outcome is None:
         return Line("last-scrape", "Last scrape: none yet. This page shows what the last scrape saw; "
                                    f"point Prometheus at {where}.", "warn")
-    age = _ago(outcome.finished_at, now)
+    call = f"upstream call {_ago(outcome.finished_at, now)}, took {outcome.duration:.2f} s"
+    if answer is not None and answer[1]:  # a scrape answered from the --pingaway.min-interval cache
+        head = f"Last scrape: {_ago(answer[0], now)}, answered from the --pingaway.min-interval cache of the last "
+        if outcome.ok:
+            return Line("last-scrape", f"{head}{call}: OK", "ok")
+        return Line("last-scrape", f"{head}{call}: FAILED ({outcome.reason})", "fail")
+    age = _ago(answer[0] if answer is not None else outcome.finished_at, now)
     if outcome.ok:
-        return Line("last-scrape", f"Last scrape: OK, {age} (upstream call took {outcome.duration:.2f} s)", "ok")
+        return Line("last-scrape", f"Last scrape: OK, {age} (a new {call})", "ok")
     return Line("last-scrape", f"Last scrape: FAILED ({outcome.reason}), {age}", "fail")
+
+
+def config_line(config: ConfigReloader, now: float) -> Line:
+    """The config file in effect, and a failed reload (SIGHUP, POST /-/reload) until one succeeds."""
+    loaded = _ago(config.last_success_timestamp, now)
+    failure = config.last_failure
+    if not config.last_reload_successful and failure is not None:
+        return Line("config", f"Config file: RELOAD FAILED {_ago(failure[0], now)}: {shorten(failure[1], 300)}; "
+                              f"still serving the config loaded {loaded}. Fix {config.path} and reload again.",
+                    "fail")
+    return Line("config", f"Config file: {config.path}, loaded {loaded}", "ok")
 
 
 def _last_failure(target: Target, now: float) -> Line:
@@ -118,16 +141,30 @@ def _available(outcome: Outcome | None) -> Line:
     if n is None:
         return Line("available", "Available now: unknown", "warn")
     return Line("available", f"Available now: {n.available} of {n.users} users ({n.ready} ready; "
-                             f"{n.calls} calls, {n.ringing} ringing)", "ok" if n.available else "warn")
+                             f"{call_lines(n)})", "ok" if n.available else "warn")
+
+
+def call_lines(n: Counts) -> str:
+    """What the calls lists hold, said the same way on the page, in ``check`` and in docs/metrics.md:
+    every entry is a call line; only ``up`` ones are live calls."""
+    by = n.tally.lines if n.tally is not None else {}
+    parts = [f"{by.get(s, 0)} {s}" for s in ("up", "ringing", "down")]
+    parts += [f"{k} {s}" for s, k in sorted(by.items()) if s not in ("up", "ringing", "down") and k]
+    return f"{n.calls} call line{'s' if n.calls != 1 else ''}: " + ", ".join(parts)
 
 
 # Colours of the team view; each means one thing (docs/configuration.md, "Status page").
-TEAM_COLOURS = {"under": "#c62828", "at": "#f9a825", "above": "#2e7d32", "closed": "#9e9e9e"}
-TEAM_WORDS = {"under": "Understaffed", "at": "At minimum", "above": "Above minimum", "closed": "Closed"}
-TEAM_SHORT = {"under": "Under", "at": "At min", "above": "Above", "closed": "Closed"}  # on a phone
+# "none": open, with no minimum (minimum 0, as the automatic groups without --config.file): no alert judges it.
+TEAM_COLOURS = {"under": "#c62828", "at": "#f9a825", "above": "#2e7d32", "closed": "#9e9e9e", "none": "#546e7a"}
+TEAM_WORDS = {"under": "Understaffed", "at": "At minimum", "above": "Above minimum", "closed": "Closed",
+              "none": "No minimum"}
+TEAM_SHORT = {"under": "Under", "at": "At min", "above": "Above", "closed": "Closed", "none": "No min"}  # on a phone
 
-_TEAM_CSS = """<style>
-.team{border-collapse:collapse;width:100%}
+# The team table's headings after Group and Open: (desktop, phone).
+TEAM_HEADS = (("Available / min", "Avail / min"), ("Ready", "Ready"), ("Ringing", "Ring"),
+              ("Back &le; 30&nbsp;min", "Back 30m"), ("Staffing", "Staff"))
+# In the page's <head> from the first answer on, with or without a team table, so nothing jumps (landing.py).
+TEAM_CSS = """.team{border-collapse:collapse;width:100%}
 .team th,.team td{padding:.25em .4em;text-align:right;border-bottom:1px solid #ddd}
 .team th:first-child,.team td:first-child{text-align:left}
 .team .badge{display:inline-block;min-width:7.5em;text-align:center;padding:.1em .3em;border-radius:.2em;
@@ -135,10 +172,9 @@ font-weight:600;color:#fff;white-space:nowrap}
 .team .at .badge{color:#000}
 """ + "".join(f".team .{k} .badge{{background:{c}}}\n" for k, c in TEAM_COLOURS.items()) + """\
 @media (min-width:80em){body{max-width:92vw;font-size:1.5vw}}
-@media (max-width:36em){body{margin:1em .6em}.team .open,.team .badge .long{display:none}
-.team .badge{min-width:3.6em}.team .badge::after{content:attr(data-short)}
-.team{font-size:.85em}.team th,.team td{padding:.2em .15em}}
-</style>
+@media (max-width:36em){body{margin:1em .6em}.team .open,.team .badge .long,.team th .long{display:none}
+.team .badge{min-width:0}.team .badge::after,.team th::after{content:attr(data-short)}
+.team{font-size:.8em}.team th,.team td{padding:.2em .15em}.status{padding-left:0}}
 """
 
 
@@ -155,7 +191,7 @@ def team(target: Target) -> str:
         return '<h2>Team</h2>\n<p id="team-state">Team: no groups (see --config.file).</p>\n'
     rows = []
     for i, g in enumerate(view.groups):
-        k = g.staffing
+        k = "none" if g.open and g.minimum <= 0 else g.staffing
         rows.append(
             f'<tr id="team-{i}" class="{k}" data-staffing="{k}"><td class="group">{html.escape(g.name)}</td>'
             f'<td class="open">{"open" if g.open else "closed"}</td>'
@@ -163,20 +199,22 @@ def team(target: Target) -> str:
             f'<td class="ringing">{g.ringing}</td><td class="back">{g.back_30m}</td>'
             f'<td class="state"><span class="badge" data-short="{TEAM_SHORT[k]}">'
             f'<span class="long">{TEAM_WORDS[k]}</span></span></td></tr>')
-    return (_TEAM_CSS + '<h2>Team</h2>\n<table class="team" id="team">\n<thead><tr><th>Group</th>'
-            '<th class="open">Open</th><th>Available / min</th><th>Ready</th><th>Ringing</th>'
-            '<th>Back &le; 30&nbsp;min</th><th>Staffing</th></tr></thead>\n<tbody>\n' + "\n".join(rows)
+    return ('<h2>Team</h2>\n<table class="team" id="team">\n<thead><tr><th>Group</th>'
+            '<th class="open">Open</th>' + "".join(
+                f'<th data-short="{short}"><span class="long">{long}</span></th>' for long, short in TEAM_HEADS)
+            + '</tr></thead>\n<tbody>\n' + "\n".join(rows)
             + '\n</tbody>\n</table>\n'
             f'<p class="note">As of the last scrape; this page reloads every {REFRESH_SECONDS} s and never calls '
             'Pingaway itself.</p>\n')
 
 
-def render(target: Target | None, telemetry_path: str, now: float | None = None) -> str:
+def render(target: Target | None, telemetry_path: str, now: float | None = None,
+           config: ConfigReloader | None = None) -> str:
     """The status section as HTML; empty without a target."""
     if target is None:
         return ""
     items = "\n".join(f'<li id="{line.key}" class="{line.tone}">{html.escape(line.text)}</li>'
-                      for line in lines(target, now))
+                      for line in lines(target, now, config))
     path = html.escape(telemetry_path, quote=True)
     dashboard = html.escape(DASHBOARD_URL, quote=True)
     docs = html.escape(GRAFANA_IMPORT_DOCS, quote=True)
