@@ -69,7 +69,7 @@ def package_modules() -> dict[str, set[str]]:
     pkg = ROOT / "exporter" / "pingaway_exporter"
     out: dict[str, set[str]] = {}
     for path in pkg.rglob("*.py"):
-        if path.name in ("__init__.py", "__main__.py"):
+        if path.name == "__init__.py":
             continue
         sub = path.parent.relative_to(pkg).as_posix()
         out.setdefault("" if sub == "." else sub, set()).add(path.name)

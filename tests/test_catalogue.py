@@ -15,7 +15,7 @@ from pingaway_exporter.config.file import demo_config_path
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.metrics import catalogue
-from pingaway_exporter.metrics.catalogue import CACHED_NOTE, CATALOGUE, COUNTER, FAMILIES, GAUGE
+from pingaway_exporter.metrics.catalogue import CATALOGUE, COUNTER, FAMILIES, GAUGE
 from pingaway_exporter.metrics.collector import CollectorOptions, ExporterCollector, ScrapeCollector
 from pingaway_exporter.metrics.exposition import RowGauge, render_bytes
 from pingaway_exporter.scrape.target import Target
@@ -88,8 +88,8 @@ def test_the_catalogue_is_well_formed():
         assert re.fullmatch(r"pingaway_[a-z_]+", f.name) and f.type in (GAUGE, COUNTER), f.name
         assert not f.name.endswith("_total"), "a counter is declared without _total, as prometheus_client takes it"
         fields = {field for _, field, _, _ in string.Formatter().parse(f.help) if field is not None}
-        assert fields <= {"limit", "cached"}, f"{f.name}: the collector fills only {{limit}} and {{cached}}"
-        assert f.doc(limit=50, cached="").endswith("."), f.name
+        assert fields <= {"limit"}, f"{f.name}: the collector fills only {{limit}}; HELP is fixed per family"
+        assert f.doc(limit=50).endswith("."), f.name
         assert len(set(f.labels + f.optional)) == len(f.labels + f.optional), f.name
     assert FAMILIES["pingaway_scrape_errors"].exposed == "pingaway_scrape_errors_total"
 
@@ -124,7 +124,7 @@ def check_against_catalogue(text: str, openmetrics: bool, options: CollectorOpti
         assert fam.name in FAMILIES, f"{fam.name} is exported but not declared"
         spec = FAMILIES[fam.name]
         assert fam.type == spec.type, fam.name
-        assert fam.documentation == spec.doc(limit=options.profile_limit, cached=""), fam.name
+        assert fam.documentation == spec.doc(limit=options.profile_limit), fam.name
         expected = set(spec.labels) | (set(spec.optional) if options.include_email else set())
         for s in fam.samples:
             assert set(s.labels) == expected, f"{s.name}{s.labels}"
@@ -158,7 +158,7 @@ def test_a_failed_scrape_exports_only_declared_families(exporter_factory):
     assert check_against_catalogue(text, False, CollectorOptions()) <= set(FAMILIES)
 
 
-def test_the_cached_note_is_the_only_help_that_varies(sim):
+def test_help_is_the_same_for_fresh_and_cached_answers_and_a_series_says_which(sim):
     client = PingawayClient(sim.url, TokenState(SecretSource("token", value=sim.issue_token())), clock=sim.clock)
     target = Target("default", client, Parser("Europe/Stockholm"), min_interval=60.0)
     try:
@@ -167,10 +167,11 @@ def test_the_cached_note_is_the_only_help_that_varies(sim):
     finally:
         client.close()
     assert sim.request_count() == 1, "the second scrape is served from the min-interval cache"
-    fresh, cached = (next(f for f in parse_text(t) if f.name == "pingaway_up") for t in texts)
-    assert fresh.documentation == FAMILIES["pingaway_up"].doc(cached="")
-    assert cached.documentation == FAMILIES["pingaway_up"].doc(cached=CACHED_NOTE) != fresh.documentation
-    assert fresh.samples[0].value == cached.samples[0].value == 1
+    fresh, cached = ({f.name: f for f in parse_text(t)} for t in texts)
+    assert {n: f.documentation for n, f in fresh.items()} == {n: f.documentation for n, f in cached.items()}
+    assert fresh["pingaway_up"].samples[0].value == cached["pingaway_up"].samples[0].value == 1
+    assert fresh["pingaway_scrape_cached"].samples[0].value == 0
+    assert cached["pingaway_scrape_cached"].samples[0].value == 1
 
 
 def test_the_exporter_alone_exports_only_declared_families():

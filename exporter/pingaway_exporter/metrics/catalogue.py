@@ -7,8 +7,9 @@ built, and its help text exists in one place. Tests hold the docs' metric
 table and real expositions to this list.
 
 A help text may hold ``{placeholders}`` filled per scrape (``doc(**values)``);
-``{limit}`` of ``pingaway_profile_users`` is ``--collector.profile-limit``,
-``{cached}`` of ``pingaway_up`` is ``CACHED_NOTE`` or nothing. Labels listed in
+``{limit}`` of ``pingaway_profile_users`` is ``--collector.profile-limit``. Help texts are
+otherwise fixed: Prometheus keeps one HELP per family, so a per-scrape fact is a series
+(``pingaway_scrape_cached``), never a change of HELP. Labels listed in
 ``optional`` appear only when an option asks for them (the e-mail of
 ``pingaway_extension_info``, with ``--collector.extensions.email``).
 """
@@ -24,7 +25,6 @@ from pingaway_exporter.scrape.tally import WINDOWS
 
 GAUGE, COUNTER = "gauge", "counter"
 NO_PROFILE = "none"  # the profile label value of extensions without a presence profile
-CACHED_NOTE = " This answer was served from the --pingaway.min-interval cache; see pingaway_data_age_seconds."
 _HORIZON = f"{WINDOWS[-1][1] / 3600:g}"
 
 
@@ -61,7 +61,9 @@ def _gauge(name: str, labels: tuple[str, ...], help: str, optional: tuple[str, .
 # In the order of a scrape's exposition.
 CATALOGUE: tuple[Family, ...] = (
     # -- the scrape itself ---------------------------------------------------------------------------------
-    _gauge("pingaway_up", (), "1 if this scrape got a usable extension list from Pingaway, else 0.{cached}"),
+    _gauge("pingaway_up", (), "1 if this scrape got a usable extension list from Pingaway, else 0."),
+    _gauge("pingaway_scrape_cached", (), "1 if this scrape was answered from the --pingaway.min-interval cache "
+                                         "(no upstream call of its own; see pingaway_data_age_seconds), else 0."),
     _gauge("pingaway_data_age_seconds", (), "Age of the extension list this scrape reports: near 0 when fetched "
                                             "now, larger when served from the --pingaway.min-interval cache."),
     _gauge("pingaway_scrape_duration_seconds", (), "Time spent fetching and parsing the extension list."),

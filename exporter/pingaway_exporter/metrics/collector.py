@@ -26,7 +26,7 @@ from pingaway_exporter.upstream.failures import REASONS, TIMEOUT
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 
 from . import groups
-from .catalogue import CACHED_NOTE, NO_PROFILE, new
+from .catalogue import NO_PROFILE, new
 from .exposition import RowGauge, escape
 
 
@@ -66,13 +66,15 @@ class ScrapeCollector(Collector):
     def _families(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
         ok = outcome is not None and outcome.ok
         cached = outcome is not None and outcome.cached
-        up = new("pingaway_up", cached=CACHED_NOTE if cached else "")
+        up = new("pingaway_up")
+        from_cache = new("pingaway_scrape_cached")
         age = new("pingaway_data_age_seconds")
         duration = new("pingaway_scrape_duration_seconds")
         errors = new("pingaway_scrape_errors")
         current = new("pingaway_scrape_error")
         if outcome is not None:
             up.add_metric([], 1.0 if ok else 0.0)
+            from_cache.add_metric([], 1.0 if cached else 0.0)
             if ok:
                 age.add_metric([], max(0.0, self.target.clock() - outcome.finished_at))
             duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
@@ -80,7 +82,7 @@ class ScrapeCollector(Collector):
             for reason in REASONS:
                 errors.add_metric([reason], float(counts.get(reason, 0)))
                 current.add_metric([reason], 1.0 if outcome.reason == reason else 0.0)
-        yield from (up, age, duration, errors, current)
+        yield from (up, from_cache, age, duration, errors, current)
         yield from self._token_families(outcome is not None)
         yield from self._build_info(outcome is not None)
         result = outcome.result if (outcome is not None and outcome.ok) else None
