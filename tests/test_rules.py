@@ -356,3 +356,34 @@ def test_a_dead_replica_mutes_its_domains_in_a_real_alertmanager(alertmanager):
             break
         time.sleep(0.2)
     assert got == expected
+
+
+def _doc_block(doc: str, first_line: str) -> str:
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(" + re.escape(first_line) + r".*?)```", text, re.S)
+    assert block, f"docs/{doc} has a block starting {first_line!r}"
+    return block.group(1)
+
+
+@pytest.mark.parametrize(("doc", "first_line"), [("deployment.md", "# hashmod sharding"),
+                                                 ("configuration.md", "# /probe relabelling")])
+def test_documented_scrape_configs_set_the_exporter_label(tmp_path, doc, first_line):
+    """The label PingawayExporterDown selects by is the last relabelling step, from the exporter's address."""
+    text = _doc_block(doc, first_line)
+    for job in yaml.safe_load(text)["scrape_configs"]:
+        steps = job["relabel_configs"]
+        assert steps[-1] == {"source_labels": ["__address__"], "target_label": "exporter"}, job["job_name"]
+        assert any(s.get("target_label") == "__address__" for s in steps[:-1]), "the exporter address comes first"
+        if doc == "deployment.md":
+            (hashmod,) = [s for s in steps if s.get("action") == "hashmod"]
+            shards = [s for s in steps if s.get("source_labels") == [hashmod["target_label"]]]
+            assert [s["regex"] for s in shards] == [str(n) for n in range(hashmod["modulus"])]
+            assert len({s["replacement"] for s in shards}) == hashmod["modulus"]
+    (tmp_path / "prometheus.yml").write_text(text, encoding="utf-8")
+    res = run(need_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_stack_config_sets_the_exporter_label():
+    for job in load("prometheus.yml")["scrape_configs"]:
+        assert job["relabel_configs"][-1] == {"source_labels": ["__address__"], "target_label": "exporter"}
