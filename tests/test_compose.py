@@ -187,7 +187,9 @@ def test_healthchecks_probe_their_own_port():
 def test_prometheus_scrapes_the_exporter_service():
     config = prometheus_config()
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    job = jobs["pingaway"]  # alerts.yml selects up{job="pingaway"}
+    job = jobs["pingaway"]  # the dashboard's $job defaults to it
+    # alerts.yml selects and groups targets by the exporter label, copied from the address.
+    assert job["relabel_configs"] == [{"source_labels": ["__address__"], "target_label": "exporter"}]
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
     assert targets == [f"exporter:{DEFAULT_PORT}"]
     host, port = split_target(targets[0])
@@ -353,6 +355,12 @@ def test_stack_rehearsal_on_loopback(tmp_path):
         wait_for("the exporter target to be up", target_up, 40, procs, tmp_path)
         answer = api.get("/query", params={"query": 'pingaway_up{job="pingaway"}'}).json()
         assert [r["value"][1] for r in answer["data"]["result"]] == ["1"]
+        # The relabelling sets the exporter label PingawayExporterDown selects by, and its expression is quiet.
+        answer = api.get("/query", params={"query": f'pingaway_up{{exporter="127.0.0.1:{ports["exporter"]}"}}'}).json()
+        assert [r["value"][1] for r in answer["data"]["result"]] == ["1"]
+        (down,) = [r for g in yaml.safe_load((etc / "alerts.yml").read_text(encoding="utf-8"))["groups"]
+                   for r in g["rules"] if r["alert"] == "PingawayExporterDown"]
+        assert api.get("/query", params={"query": down["expr"]}).json()["data"]["result"] == []
 
         groups = api.get("/rules").json()["data"]["groups"]
         files = {Path(g["file"]).name for g in groups}

@@ -167,10 +167,13 @@ def test_servicemonitor_interval_and_job():
     (endpoint,) = one("servicemonitor.yaml")["spec"]["endpoints"]
     assert endpoint["interval"] == "60s", "Pingaway asks for about one call a minute"
     assert endpoint["scrapeTimeout"] == "15s"
-    # alerts.yml's PingawayExporterDown selects this job.
-    assert 'up{job="pingaway"}' in (ROOT / "prometheus" / "alerts.yml").read_text(encoding="utf-8")
+    # The dashboard's $job variable defaults to pingaway.
     jobs = [r for r in endpoint["relabelings"] if r.get("targetLabel") == "job"]
     assert jobs == [{"action": "replace", "targetLabel": "job", "replacement": "pingaway"}]
+    # alerts.yml's PingawayExporterDown selects targets by the exporter label, copied from the address.
+    assert 'up{exporter!=""}' in (ROOT / "prometheus" / "alerts.yml").read_text(encoding="utf-8")
+    exporter = [r for r in endpoint["relabelings"] if r.get("targetLabel") == "exporter"]
+    assert exporter == [{"action": "replace", "sourceLabels": ["__address__"], "targetLabel": "exporter"}]
 
 
 def test_probes():

@@ -133,6 +133,66 @@ def test_rules_use_only_metrics_the_exporter_exports():
             assert name in exported, f"{rule.get('alert') or rule.get('record')}: {name} is not exported"
 
 
+def _series(name: str, values: str, **labels: str) -> dict:
+    inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{inner}}}", "values": values}
+
+
+def test_replica_outage_with_many_domains(tmp_path):
+    """50 domains on replica A (dead from minute 2), 50 on B (alive): one ExporterDown, for A, and nothing else.
+
+    A's domains had nobody available before the outage; their series go stale when the scrapes fail, so
+    no staffing alert and no PingawayScrapeFailing fires for them. B's domain b00 has nobody available
+    throughout, and its alert still fires: the outage of A hides nothing on B.
+    """
+    promtool = need_tool("promtool")
+    series = []
+    for replica, up, data, available in (("a", "1 1 0x10", "1 1 stale", "0 0 stale"),
+                                         ("b", "1x12", "1x12", "2x12")):
+        for n in range(50):
+            labels = {"job": "pingaway", "instance": f"{replica}{n:02}", "exporter": f"pingaway-{replica}:10035"}
+            series.append(_series("up", up, **labels))
+            series.append(_series("pingaway_up", data, **labels))
+            for name, value in (("pingaway_group_staffing_minimum", "1"), ("pingaway_group_open", "1")):
+                series.append(_series(name, data.replace("1", value), group="support", **labels))
+            b00 = replica == "b" and n == 0
+            series.append(_series("pingaway_group_users_available", "0x12" if b00 else available,
+                                  group="support", **labels))
+    b00 = {"job": "pingaway", "instance": "b00", "exporter": "pingaway-b:10035", "group": "support"}
+    a_down = {"exp_labels": {"severity": "critical", "exporter": "pingaway-a:10035"}, "exp_annotations": {
+        "summary": "pingaway-exporter cannot be scraped",
+        "description": "Prometheus has not scraped the exporter at pingaway-a:10035 (all 50 of its targets) for 5 "
+                       "minutes. Staffing alerts of its domains are blind until it is back.",
+        "runbook_url": RUNBOOK_BASE + "pingawayexporterdown"}}
+    nobody = next(r for r in alert_rules() if r["alert"] == "PingawayGroupNobodyAvailable")
+    cases = [
+        {"eval_time": "6m", "alertname": "PingawayExporterDown", "exp_alerts": []},
+        {"eval_time": "7m", "alertname": "PingawayExporterDown", "exp_alerts": [a_down]},
+        {"eval_time": "12m", "alertname": "PingawayExporterDown", "exp_alerts": [a_down]},
+        {"eval_time": "12m", "alertname": "PingawayScrapeFailing", "exp_alerts": []},
+        {"eval_time": "12m", "alertname": "PingawayGroupNobodyAvailable",
+         "exp_alerts": [{"exp_labels": {"severity": "critical", **b00}, "exp_annotations": {
+             "summary": "Nobody in support is available",
+             "description": "support is open, but nobody in it has been available for 5 minutes. Callers to "
+                            "support go unanswered. Whether anyone is back soon is unknown.",
+             "runbook_url": nobody["annotations"]["runbook_url"]}}]},
+    ]
+    doc = {"rule_files": [str(RULES / "alerts.yml")], "evaluation_interval": "1m",
+           "tests": [{"name": "replica A of two down, 50 domains each", "interval": "1m",
+                      "input_series": series, "alert_rule_test": cases}]}
+    test_file = tmp_path / "replica_outage_test.yml"
+    test_file.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert len(series) == 500
+    res = run(promtool, "test", "rules", str(test_file))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS" in res.stdout, res.stdout
+    # The same file with A's alert expected once per domain fails: the test can tell 1 alert from 50.
+    cases[2]["exp_alerts"] = [{**a_down, "exp_labels": {**a_down["exp_labels"], "instance": f"a{n:02}",
+                                                        "job": "pingaway"}} for n in range(50)]
+    test_file.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert run(promtool, "test", "rules", str(test_file)).returncode != 0
+
+
 # -- Kubernetes PrometheusRule -----------------------------------------------------
 
 GENERATOR = ROOT / "deploy" / "kubernetes" / "generate_prometheusrule.py"
@@ -174,7 +234,7 @@ def test_amtool_check_config():
     amtool = need_tool("amtool")
     res = run(amtool, "check-config", "alertmanager.yml")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS" in res.stdout and "4 inhibit rules" in res.stdout
+    assert "SUCCESS" in res.stdout and "5 inhibit rules" in res.stdout
 
 
 @pytest.mark.parametrize("alert", sorted({r["alert"] for r in alert_rules()}))
@@ -259,3 +319,71 @@ def test_inhibition_in_a_real_alertmanager(alertmanager):
             break
         time.sleep(0.2)
     assert got == expected
+
+
+def test_a_dead_replica_mutes_its_domains_in_a_real_alertmanager(alertmanager):
+    """ExporterDown for replica A mutes every other alert of A's 50 domains; B's domains and the label-less
+    ExporterDown (no target has the label) mute nothing."""
+    def alert(name, exporter, instance=None, **labels):
+        extra = {"exporter": exporter} if exporter else {}
+        if instance:
+            extra.update(job="pingaway", instance=instance)
+        return {"labels": {"alertname": name, **extra, **labels}}
+
+    sent = [alert("PingawayExporterDown", "pingaway-a:10035", severity="critical"),
+            alert("PingawayExporterDown", None, severity="critical")]
+    for replica in "ab":
+        for n in range(50):
+            exporter, instance = f"pingaway-{replica}:10035", f"{replica}{n:02}"
+            sent.append(alert("PingawayGroupNobodyAvailable", exporter, instance, group="support",
+                              severity="critical"))
+            sent.append(alert("PingawayTokenExpiresSoon", exporter, instance, severity="warning"))
+    sent.append(alert("PingawayGroupNobodyAvailable", None, "unlabelled", group="support", severity="critical"))
+    assert httpx.post(f"{alertmanager}/alerts", json=sent, timeout=10).status_code == 200
+
+    def expected_state(labels: dict) -> str:
+        if labels["alertname"] == "PingawayExporterDown":
+            return "active"
+        return "suppressed" if labels.get("exporter") == "pingaway-a:10035" else "active"  # A is down
+
+    expected = {tuple(sorted(a["labels"].items())): expected_state(a["labels"]) for a in sent}
+    assert len(expected) == 203 and list(expected.values()).count("suppressed") == 100
+    end = time.monotonic() + 20
+    while True:
+        got = {tuple(sorted((k, v) for k, v in a["labels"].items())): a["status"]["state"]
+               for a in httpx.get(f"{alertmanager}/alerts", timeout=10).json()}
+        if got == expected or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert got == expected
+
+
+def _doc_block(doc: str, first_line: str) -> str:
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(" + re.escape(first_line) + r".*?)```", text, re.S)
+    assert block, f"docs/{doc} has a block starting {first_line!r}"
+    return block.group(1)
+
+
+@pytest.mark.parametrize(("doc", "first_line"), [("deployment.md", "# hashmod sharding"),
+                                                 ("configuration.md", "# /probe relabelling")])
+def test_documented_scrape_configs_set_the_exporter_label(tmp_path, doc, first_line):
+    """The label PingawayExporterDown selects by is the last relabelling step, from the exporter's address."""
+    text = _doc_block(doc, first_line)
+    for job in yaml.safe_load(text)["scrape_configs"]:
+        steps = job["relabel_configs"]
+        assert steps[-1] == {"source_labels": ["__address__"], "target_label": "exporter"}, job["job_name"]
+        assert any(s.get("target_label") == "__address__" for s in steps[:-1]), "the exporter address comes first"
+        if doc == "deployment.md":
+            (hashmod,) = [s for s in steps if s.get("action") == "hashmod"]
+            shards = [s for s in steps if s.get("source_labels") == [hashmod["target_label"]]]
+            assert [s["regex"] for s in shards] == [str(n) for n in range(hashmod["modulus"])]
+            assert len({s["replacement"] for s in shards}) == hashmod["modulus"]
+    (tmp_path / "prometheus.yml").write_text(text, encoding="utf-8")
+    res = run(need_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_stack_config_sets_the_exporter_label():
+    for job in load("prometheus.yml")["scrape_configs"]:
+        assert job["relabel_configs"][-1] == {"source_labels": ["__address__"], "target_label": "exporter"}
