@@ -169,10 +169,13 @@ class BoundedServer:
             self._sel.close()
 
     def _flush(self, until: float) -> None:
-        """After the loop has stopped: send the answers workers have finished (shutdown's drain), until then."""
+        """After the loop has stopped: send the answers workers finish (shutdown's drain), until then.
+
+        A request counts as done for the drain when its route returns, a moment before its worker hands the
+        answer back; so the wait is for every connection still with a worker as well as every one writing."""
         while self.clock() < until:
             self._take_returned()
-            if not any(c.state == WRITING for c in self._conns):
+            if not any(c.state in (WORKER, WRITING) for c in self._conns):
                 return
             for key, _ in self._sel.select(0.05):
                 if isinstance(key.data, Conn) and not key.data.closed and key.data.state == WRITING:
