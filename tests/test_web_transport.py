@@ -9,7 +9,11 @@ the run's "measured figures" section.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -20,10 +24,12 @@ import pytest
 from pingaway_exporter.config import webconfig
 from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.web.limits import Limits
+from pingaway_exporter.web.protocol import Request, Response
+from pingaway_exporter.web.transport import BoundedServer
 
-from .conftest import FIGURES, WEDNESDAY_1015
+from .conftest import FIGURES, WEDNESDAY_1015, free_port, need_tool
 from .helpers.metrics_util import samples, value
-from .helpers.tls import PASSWORD, USER, bcrypt_hash, write_config
+from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
 
 HEAD = b"Host: x\r\nAccept-Encoding: identity\r\n"
 
@@ -304,3 +310,110 @@ def test_a_long_pipeline_is_answered_in_turns_to_the_last_request(sim, exporter_
         while chunk := s.recv(65536):
             got += chunk
     assert got.count(b"HTTP/1.1 200 ") == count + 1
+
+
+# -- P6: a TLS 1.3 peer that sends KeyUpdates and does not read costs no CPU spin ---------------------
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_p6_keyupdate_burst_is_cut_by_its_budget_and_costs_little_cpu(sim, pki, tmp_path):
+    """openssl s_client sends one request, then KeyUpdates that ask for one back ('K'), a line each: the
+    connection is cut by the budget of TLS records without application data, and the exporter's CPU over
+    the burst and the 5 s after it stays low (if s_client were not cut, it is stopped so it reads nothing)."""
+    openssl = need_tool("openssl")
+    sim.set_payload(Domain(size=50).extensions(WEDNESDAY_1015))
+    path = write_config(tmp_path, tls_yaml(pki, "  min_version: TLS13\n", users=False))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
+    env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
+    exp = subprocess.Popen([sys.executable, "-m", "pingaway_exporter", "--pingaway.url", sim.url,
+                            "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", path],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ready = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"https://127.0.0.1:{port}/-/ready", verify=client_ctx(pki), timeout=2).status_code == 200:
+                break
+        assert exp.poll() is None and time.monotonic() < ready, "exporter did not become ready"
+        time.sleep(0.1)
+    client = subprocess.Popen([openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3",
+                               "-CAfile", str(pki["ca"].pem), "-servername", "localhost"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert client.stdin is not None
+    try:
+        time.sleep(1.0)
+        client.stdin.write(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.stdin.flush()
+        time.sleep(0.5)
+        cpu0 = cpu_seconds(exp.pid)
+        start = time.monotonic()
+        cut_after = None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            while time.monotonic() - start < 5.0:
+                client.stdin.write(b"K\n")
+                client.stdin.flush()
+                time.sleep(0.001)  # a read of its own for each line: s_client acts on the first letter of each
+                if client.poll() is not None:
+                    break
+        if client.poll() is None:
+            client.send_signal(signal.SIGSTOP)  # from now on it reads nothing
+        else:
+            cut_after = time.monotonic() - start
+        time.sleep(5.0)
+        cpu = cpu_seconds(exp.pid) - cpu0
+        resp = httpx.get(f"https://127.0.0.1:{port}/-/healthy", verify=client_ctx(pki), timeout=5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            client.send_signal(signal.SIGCONT)
+        client.kill()
+        _, err = client.communicate(timeout=10)
+        exp.send_signal(signal.SIGTERM)
+        _, log = exp.communicate(timeout=20)
+    updates = err.count(b"KEYUPDATE")
+    shown = "not cut" if cut_after is None else f"cut after {cut_after:.1f} s"
+    FIGURES.append(f"P6: s_client sent {updates} KeyUpdates (update requested) with no request data: {shown}; "
+                   f"{cpu:.2f} s of exporter CPU over the burst and the 5 s after it")
+    assert updates > 256, "the KeyUpdate burst did not get past the budget"
+    assert cut_after is not None, "a peer sending only KeyUpdates was not cut by the empty-read budget"
+    assert cpu < 2.5, f"{cpu:.2f} s of CPU in about 10 s: the selector spins"
+    assert resp.status_code == 200
+    assert exp.returncode == 0 and b"Traceback" not in log
+
+
+# -- a worker that raises a BaseException still frees its connection and its thread ---------------------
+
+class Abort(BaseException):
+    """Not an Exception: what a handler's ``except Exception`` does not catch."""
+
+
+class AbortingServer(BoundedServer):
+    """The transport with a handler (its documented extension point) that raises ``Abort`` on /boom."""
+
+    def handle(self, request: Request) -> Response:
+        if request.path == "/boom":
+            raise Abort
+        return Response.text(200, "ok\n")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # Abort ends its thread
+def test_a_worker_raising_a_base_exception_frees_its_slot_and_its_worker():
+    server = AbortingServer(("127.0.0.1", 0), Limits(max_connections=8, workers=2))
+    runner = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    runner.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        boom = [httpx.get(base + "/boom", timeout=5).status_code for _ in range(12)]  # past cap and workers
+        ok = httpx.get(base + "/ok", timeout=5)
+        kept = []
+        with httpx.Client(timeout=5) as c:  # and the cap is not used up by connections of dead workers
+            kept = [c.get(base + "/ok").status_code for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert boom == [500] * 12
+    assert ok.status_code == 200 and ok.text == "ok\n"
+    assert kept == [200] * 3
