@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,7 +41,7 @@ def port_of(exp) -> int:
 
 def web_threads() -> int:
     """The port's worker threads alive in this process (the pool names them ``web-N``)."""
-    return sum(1 for t in threading.enumerate() if t.name.startswith("web-"))
+    return sum(1 for t in threading.enumerate() if re.fullmatch(r"web-\d+", t.name))
 
 
 def tiny_reader(port: int, request: bytes) -> socket.socket:
@@ -222,7 +223,7 @@ def test_p5_empty_connection_flood_spares_a_head_arriving_in_two_parts(sim, expo
     rate = opened[0] / (time.monotonic() - start)
     FIGURES.append(f"P5: {rate:,.0f} empty connections/s against a cap of 16: {answered} of 10 two-part "
                    "scrapes answered")
-    assert opened[0] > 1000, "the flood did not get going"
+    assert opened[0] > 500, "the flood did not get going"
     assert answered == 10
 
 
