@@ -56,6 +56,7 @@ log = logging.getLogger("pingaway_exporter.web")
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 R, W = selectors.EVENT_READ, selectors.EVENT_WRITE
 _SEND_MAX = 256 * 1024  # bytes per send call, so one fast reader cannot hold the selector thread long
+_TURN = 16  # answers one connection gets per selector turn; then it waits its turn (pipelined floods)
 
 
 class BoundedServer:
@@ -77,6 +78,7 @@ class BoundedServer:
         self._empty: dict[Conn, None] = {}  # open connections that have sent nothing yet
         self._count = 0
         self._unsent = 0  # bytes of answers not yet taken, all connections together
+        self._again: list[Conn] = []  # connections with pipelined requests left over from their turn
         self._returned: queue.SimpleQueue[tuple[Conn, Request, Response]] = queue.SimpleQueue()
         self._pool = WorkerPool(limits.workers, self.handle, self._served)
         self._stop = False
@@ -122,7 +124,8 @@ class BoundedServer:
         tick = max(0.01, min(poll_interval, 0.25))
         try:
             while not self._stop:
-                for key, _ in sel.select(tick):
+                again, self._again = self._again, []
+                for key, _ in sel.select(0 if again else tick):
                     if key.data is None:
                         self._accept()
                     elif key.data == "wake":
@@ -133,6 +136,10 @@ class BoundedServer:
                             pass
                     elif not key.data.closed:
                         self._on_ready(key.data)
+                for conn in again:  # their turn again: read and answer on
+                    if not conn.closed:
+                        self._interest(conn, R)
+                        self._pump(conn)
                 self._take_returned()
                 now = self.clock()
                 if now >= self._next_sweep:
@@ -355,10 +362,17 @@ class BoundedServer:
         self._interest(conn, want)
 
     def _pump(self, conn: Conn) -> None:
-        """Drive a connection as far as it goes without blocking: parse, answer, send, and again."""
+        """Drive a connection as far as it goes without blocking: parse, answer, send, and again; after
+        ``_TURN`` answers it yields to the others (nothing more is read meanwhile) and resumes next turn."""
+        answered = 0
         while not conn.closed:
             if conn.state == WRITING:
                 if not self._write(conn):
+                    return
+                answered += 1
+                if answered >= _TURN:
+                    self._interest(conn, 0)
+                    self._again.append(conn)
                     return
                 continue
             if conn.state not in (HEAD, IDLE):

@@ -10,7 +10,9 @@ A connection closed while its request waits in the queue (swept past its
 deadline, or evicted at the cap) is skipped when a worker reaches it. Every
 request taken is handed back, whatever the handler raises (``BaseException``
 included: the answer is then a 500), so the connection is always closed or
-rearmed and the open-connection count comes down.
+rearmed and the open-connection count comes down. A ``BaseException`` ends
+its thread; the thread leaves the pool, so another is started in its place
+and the pool never counts a dead thread as idle.
 """
 
 from __future__ import annotations
@@ -41,17 +43,23 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._queued = 0  # submitted, not yet taken by a worker
+        self._made = 0  # threads started so far (their names)
 
     def submit(self, conn: Conn, request: Request) -> None:
         with self._lock:
             conn.started = conn.cancelled = False
             self._queued += 1
-            if self._queued > self._idle and len(self._threads) < self.size:
-                t = threading.Thread(target=self._worker, daemon=True, name=f"web-{len(self._threads)}")
-                self._threads.append(t)
-                self._idle += 1
-                t.start()
+            self._grow()
         self._work.put((conn, request))
+
+    def _grow(self) -> None:
+        """Under the lock: start a thread when more requests wait than threads are idle, up to ``size``."""
+        if self._queued > self._idle and len(self._threads) < self.size:
+            self._made += 1
+            t = threading.Thread(target=self._worker, daemon=True, name=f"web-{self._made}")
+            self._threads.append(t)
+            self._idle += 1
+            t.start()
 
     def cancel(self, conn: Conn) -> bool:
         """Withdraw a queued request (its connection is being closed); False if a worker already has it."""
@@ -82,11 +90,18 @@ class WorkerPool:
             if skip:
                 continue
             response = Response.text(500, "internal error; see the exporter log\n", close=True)
+            carry_on = False
             try:
                 response = self._handle(request)
+                carry_on = True
             except Exception:  # a bug in one request must not take the worker down
                 log.error("unexpected error serving a request", exc_info=True)
+                carry_on = True
             finally:  # BaseException too: the connection is handed back, so the count comes down
                 with self._lock:
-                    self._idle += 1
+                    if carry_on:
+                        self._idle += 1
+                    else:  # a BaseException ends this thread: it leaves the pool, and another may start
+                        self._threads.remove(threading.current_thread())
+                        self._grow()
                 self._done(conn, request, response)
