@@ -418,3 +418,16 @@ def test_a_worker_raising_a_base_exception_frees_its_slot_and_its_worker():
     assert boom == [500] * 12
     assert ok.status_code == 200 and ok.text == "ok\n"
     assert kept == [200] * 3
+
+
+def test_a_shutdown_asked_for_before_the_loop_starts_ends_it_at_once():
+    # A SIGTERM during startup (after the handler is set, before serve_forever) must not be forgotten.
+    server = AbortingServer(("127.0.0.1", 0), Limits(max_connections=8, workers=2))
+    try:
+        server.shutdown()
+        runner = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        runner.start()
+        runner.join(10)
+        assert not runner.is_alive(), "serve_forever ran on after shutdown had been asked for"
+    finally:
+        server.server_close()

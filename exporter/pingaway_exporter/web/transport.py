@@ -115,7 +115,8 @@ class BoundedServer:
     # -- the loop -------------------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.25) -> None:
-        self._stop = False
+        # _stop is not reset here: a shutdown asked for before the loop starts (a SIGTERM during startup)
+        # must end it at once, not be forgotten.
         self._stopped.clear()
         sel = self._sel
         sel.register(self._wake_r, R, "wake")
