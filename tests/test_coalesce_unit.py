@@ -151,8 +151,10 @@ def test_an_error_reaches_every_waiter():
     c = Coalescer(work, monotonic=clock)
     a = Waiter(c, clock() + WAIT)
     work.wait_entered()
-    b = Waiter(c, clock() + WAIT)
-    wait_until(b.is_alive, "b")
+    (call_deadline,) = work.deadlines
+    later = clock() + WAIT + 1
+    b = Waiter(c, later)  # a later deadline moves the call's: the sign that b has joined it, not started its own
+    wait_until(lambda: call_deadline.at == later, "b joins the call in flight")
     work.release.set()
     assert isinstance(a.done().error, ValueError) and isinstance(b.done().error, ValueError)
     assert c.started == 1
