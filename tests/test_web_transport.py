@@ -431,3 +431,21 @@ def test_a_shutdown_asked_for_before_the_loop_starts_ends_it_at_once():
         assert not runner.is_alive(), "serve_forever ran on after shutdown had been asked for"
     finally:
         server.server_close()
+
+
+def test_pending_sees_bytes_that_nobody_has_read():
+    from pingaway_exporter.web.connection import pending
+
+    a, b = socket.socketpair()
+    try:
+        assert not pending(a)
+        b.sendall(b"GET / HTTP/1.1\r\n")
+        end = time.monotonic() + 5
+        while not pending(a):
+            assert time.monotonic() < end, "the sent bytes never showed as pending"
+            time.sleep(0.01)
+        a.recv(100)
+        assert not pending(a)
+    finally:
+        a.close()
+        b.close()

@@ -10,9 +10,12 @@ down. ``listen`` makes the port's listening socket.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import socket
 import ssl
+import struct
+import termios
 from collections import deque
 from typing import Any
 
@@ -86,3 +89,12 @@ def listen(address: tuple[str, int], backlog: int) -> tuple[socket.socket, bool]
         return socket.create_server(("", port), family=socket.AF_INET, backlog=backlog), False
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=backlog), False
+
+
+def pending(sock: socket.socket) -> bool:
+    """True when bytes have arrived on the socket that nobody has read yet (raw bytes, TLS records included)."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return False
+    return int(struct.unpack("i", raw)[0]) > 0

@@ -286,6 +286,18 @@ class BoundedServer:
     def _evict(self, why: str) -> bool:
         """Close one connection to make room; False if every connection is one that must stay."""
         victim = eviction.pick(self._conns, self._empty, self.clock(), self._pool.cancel)
+        for _ in range(8):
+            # "Sent nothing" means nothing read yet: under load a scraper's head can sit unread in the socket
+            # while the selector is busy accepting a flood. Such a connection is read now, not closed.
+            if victim is None or victim not in self._empty or not connection.pending(victim.sock):
+                break
+            count = self._count
+            self._on_ready(victim)
+            if self._count < count:
+                return True  # it closed as it was read: there is room
+            if victim in self._empty:
+                break  # nothing usable came of it (a TLS record without data, say): it goes
+            victim = eviction.pick(self._conns, self._empty, self.clock(), self._pool.cancel)
         if victim is None:
             return False
         self._warn(f"{why}; closing a connection that has sent least", str(self.cap))
