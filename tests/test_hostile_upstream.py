@@ -386,31 +386,6 @@ def test_h3_with_a_real_prometheus(sim, tmp_path):
     assert upstream <= 60
 
 
-def test_a_call_past_its_deadline_is_never_joined():
-    """The work of a call whose deadline has passed may still be winding down; a new waiter starts afresh."""
-    from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
-
-    release = threading.Event()
-    seen: list[float] = []
-
-    def work(deadline):
-        seen.append(deadline.at)
-        release.wait(5)  # the first call hangs on past its deadline
-        return len(seen)
-
-    c = Coalescer(work)
-    with pytest.raises(DeadlineExceeded):
-        c.run(time.monotonic() + 0.2)
-    assert c.busy  # still running, past its deadline
-    t = threading.Thread(target=lambda: seen.append(c.run(time.monotonic() + 5)))
-    t.start()
-    time.sleep(0.2)
-    release.set()
-    t.join(5)
-    assert c.started == 2  # the later scrape made a call of its own
-    assert seen[-1] == 2
-
-
 def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
     """Arbitrary Content-Encoding, Retry-After and Location values: a named reason, never 'unexpected ...'."""
     import gzip
@@ -457,35 +432,3 @@ def test_hostile_headers_give_a_reason_never_an_unexpected_error(sim):
         check()
     finally:
         client.close()
-
-
-def test_the_retry_gap_holds_back_short_scrapes_only():
-    """After a call cut short by a 50 ms deadline: another 50 ms scrape is refused at once, a 2 s one calls."""
-    from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
-
-    def work(deadline):  # an upstream that needs 0.2 s; gives up (like the client) just before the deadline
-        if deadline.remaining() < 0.25:
-            time.sleep(max(0.0, deadline.remaining() - 0.03))
-            return "timeout"
-        time.sleep(0.2)
-        return "ok"
-
-    c = Coalescer(work, retry_gap=1.0, failed=lambda v: None if v == "ok" else "timeout")
-    assert c.run(time.monotonic() + 0.05) == "timeout"
-    t0 = time.monotonic()
-    with pytest.raises(DeadlineExceeded) as info:
-        c.run(time.monotonic() + 0.05)
-    assert info.value.spaced and time.monotonic() - t0 < 0.5 and c.started == 1  # no call, no wait
-    assert c.run(time.monotonic() + 2.0) == "ok"  # more than twice the failed call's budget: calls at once
-    assert c.started == 2 and time.monotonic() - t0 < 0.9
-
-
-def test_the_retry_gap_holds_back_everyone_after_an_upstream_error():
-    from pingaway_exporter.scrape.coalesce import Coalescer
-
-    results = iter(["error", "ok"])
-    c = Coalescer(lambda deadline: next(results), retry_gap=0.5, failed=lambda v: None if v == "ok" else "error")
-    assert c.run(time.monotonic() + 5) == "error"
-    t0 = time.monotonic()
-    assert c.run(time.monotonic() + 5) == "ok"  # waited for the gap, then called
-    assert time.monotonic() - t0 >= 0.45 and c.started == 2
