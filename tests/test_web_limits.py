@@ -25,6 +25,7 @@ from pingaway_exporter.web.limits import Limits
 from .conftest import FIGURES, WEDNESDAY_1015, ExporterProcess, free_port
 from .helpers.fixtures import PAYLOAD
 from .helpers.metrics_util import samples, value
+from .helpers.wire import exchange
 
 USER, PASSWORD = "prometheus", "scrape-me-42"
 
@@ -233,15 +234,7 @@ def test_m2b_slowloris_costs_no_thread_per_socket(sim):
 
 def raw(port: int, data: bytes, wait: float = 1.0) -> bytes:
     """Send bytes, read everything until the server closes or goes quiet for ``wait`` seconds."""
-    out = bytearray()
-    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
-        s.sendall(data)
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except TimeoutError:
-            pass
-    return bytes(out)
+    return exchange(port, data, wait)[0]
 
 
 def test_http10_large_response_is_not_chunked(sim, exporter_factory):

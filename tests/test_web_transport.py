@@ -31,6 +31,7 @@ from pingaway_exporter.web.transport import BoundedServer
 from .conftest import FIGURES, WEDNESDAY_1015, free_port, need_tool
 from .helpers.metrics_util import samples, value
 from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
+from .helpers.wire import exchange
 
 HEAD = b"Host: x\r\nAccept-Encoding: identity\r\n"
 
@@ -230,21 +231,6 @@ def test_p5_empty_connection_flood_spares_a_head_arriving_in_two_parts(sim, expo
 # -- P7-P9: a strict parser, one 400, nothing smuggled ---------------------------------------------------
 
 SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"  # if executed, the upstream would be called
-
-
-def exchange(port: int, data: bytes, quiet: float = 2.0) -> tuple[bytes, bool]:
-    """Send ``data``; (everything read, whether the server closed) until it closes or is quiet for ``quiet`` s."""
-    out = bytearray()
-    with socket.create_connection(("127.0.0.1", port), timeout=quiet) as s:
-        s.sendall(data)
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except TimeoutError:
-            return bytes(out), False
-        except ConnectionResetError:
-            pass
-    return bytes(out), True
 
 
 MALFORMED = {
