@@ -128,10 +128,10 @@ def test_concurrent_callers_share_one_call_and_its_answer():
     first = Waiter(c, clock() + WAIT)
     work.wait_entered()
     second = Waiter(c, clock() + WAIT)
-    wait_until(lambda: c.busy and second.is_alive(), "second waiter")
+    wait_until(lambda: c.waiting == 2, "the second scrape waits for the call in flight")
     work.release.set()
     assert first.done().result == second.done().result == "answer 1"
-    assert c.started == 1 and len(work.deadlines) == 1 and not c.busy
+    assert c.started == 1 and len(work.deadlines) == 1 and not c.busy and c.waiting == 0
 
 
 def test_each_waiter_answers_by_its_own_deadline():
@@ -171,7 +171,7 @@ def test_the_longest_waiter_deadline_wins():
     b = Waiter(c, now + 8)
     wait_until(lambda: call_deadline.at == now + 8, "a later waiter moves the call's deadline later")
     short = Waiter(c, now + 6)
-    wait_until(short.is_alive, "short")
+    wait_until(lambda: c.waiting == 3, "short joins the call")
     assert call_deadline.at == now + 8, "an earlier waiter never shortens the call"
     work.release.set()
     for w in (a, b, short):
@@ -188,7 +188,7 @@ def test_the_cap_bounds_the_call_whatever_its_waiters_offer():
     assert call_deadline.remaining() <= 3.0
     started_at = call_deadline.at
     b = Waiter(c, clock() + 90)
-    wait_until(b.is_alive, "b")
+    wait_until(lambda: c.waiting == 2, "b joins the call")
     assert call_deadline.at == started_at, "the cap counts from the call's start"
     work.release.set()
     a.done(), b.done()

@@ -74,6 +74,7 @@ class Coalescer(Generic[T]):
         # much more time than that may start a call during the gap. None after any other failure.
         self._gap_budget: float | None = None
         self.started = 0  # how many calls actually ran; for tests and metrics
+        self.waiting = 0  # scrapes now waiting for a call's answer (the one that started it included)
 
     @property
     def busy(self) -> bool:
@@ -101,13 +102,20 @@ class Coalescer(Generic[T]):
                         self._running += 1
                         threading.Thread(target=self._execute, args=(call,),
                                          name=f"fetch-{self._name}", daemon=True).start()
+                if call is not None:
+                    self.waiting += 1
             if call is not None:
                 break
             if now + wait >= deadline:
                 raise DeadlineExceeded(f"the last upstream call failed less than {self.retry_gap:g}s ago; "
                                        "the next may start only after this scrape's deadline", spaced=True)
             time.sleep(wait)
-        if not call.done.wait(max(0.0, deadline - self._monotonic())):
+        try:
+            answered = call.done.wait(max(0.0, deadline - self._monotonic()))
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        if not answered:
             raise DeadlineExceeded()
         if call.error is not None:
             raise call.error
