@@ -9,7 +9,7 @@ import httpx
 
 from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.reload import ConfigReloader
-from pingaway_exporter.metrics.groups import tally
+from pingaway_exporter.metrics.groups import group_tallies
 from pingaway_exporter.upstream.payload import Parser
 
 from .conftest import WEDNESDAY_1015, need_tool
@@ -147,7 +147,7 @@ def test_keywords_are_resolved_once_per_distinct_set_not_per_record():
             return super().get(key, default)
 
     index = CountingIndex(settings.keyword_index)
-    tallies = tally(exts, settings.groups, index)
+    tallies = group_tallies(exts, settings.groups, index)
     assert CountingIndex.lookups == 7 * 2  # 7 distinct keyWords lists of 2 words, not 3000 records
     assert tallies[0].users == tallies[7].users == len([n for n in range(3000) if n % 7 == 0])
     assert tallies[1].users == len([n for n in range(3000) if n % 7 == 1])
