@@ -51,7 +51,7 @@ class SecretSource:
         self._cached: Secret | None = None
         self._stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
-        self._on_load = on_load
+        self.on_load = on_load  # called with each newly read value; may raise SecretError to refuse it
 
     def __repr__(self) -> str:
         return f"SecretSource({self.label!r})"
@@ -74,8 +74,8 @@ class SecretSource:
                 return self._cached
             text = read_secret_file(self.path, self.describe())
             secret = Secret(text)
-            if self._on_load is not None:
-                self._on_load(secret)  # may raise SecretError; then nothing is cached
+            if self.on_load is not None:
+                self.on_load(secret)  # may raise SecretError; then nothing is cached
             self._cached, self._stamp = secret, stamp
             return secret
 

@@ -182,15 +182,16 @@ class TargetPool:
                       timeout=spec.timeout or d.timeout)
 
 
-def _close_when_idle(target: Target, limit: float = 60.0) -> None:
+def _close_when_idle(target: Target, limit: float = 60.0,
+                     monotonic: Callable[[], float] = time.monotonic) -> None:
     """Close a replaced target's client once its in-flight upstream call (if any) has ended."""
     def wait_and_close() -> None:
-        end = time.monotonic() + limit
-        while target._coalescer.busy and time.monotonic() < end:
+        end = monotonic() + limit
+        while target.busy and monotonic() < end:
             time.sleep(0.05)
         target.close()
 
-    if not target._coalescer.busy:
+    if not target.busy:
         target.close()
     else:
         threading.Thread(target=wait_and_close, name=f"close-{target.name}", daemon=True).start()

@@ -178,6 +178,11 @@ class Target:
         return self._coalescer.started
 
     @property
+    def busy(self) -> bool:
+        """Whether an upstream call is running now (its client must stay open until it ends)."""
+        return self._coalescer.busy
+
+    @property
     def token_claims(self) -> TokenClaims | None:
         """The claims of the token file as it is now (one stat; re-read on change), even when a scrape is
         served from the --pingaway.min-interval cache: a rotated token shows at once."""

@@ -64,7 +64,7 @@ class TokenState:
         self._claims: TokenClaims | None = None
         self._warned: tuple[float, float] | None = None  # (when, for which exp)
         self._lock = threading.Lock()
-        source._on_load = self._loaded
+        source.on_load = self._loaded  # the claims are read whenever the file is
 
     def _loaded(self, secret: Secret) -> None:
         self._claims = read_token(secret, self.source.describe(), self.opaque)
