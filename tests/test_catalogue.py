@@ -22,8 +22,7 @@ from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
-
-from .helpers.fixtures import PAYLOAD
+from tests.helpers.fixtures import PAYLOAD
 
 pytestmark = pytest.mark.unit
 

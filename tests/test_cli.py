@@ -9,10 +9,10 @@ import pytest
 
 from pingaway_exporter import __version__
 from pingaway_exporter.cli import main
-from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, ConfigError, load
-
-from .conftest import ExporterProcess
-from .helpers.metrics_util import samples, value
+from pingaway_exporter.config.errors import ConfigError
+from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, load
+from tests.conftest import ExporterProcess
+from tests.helpers.metrics_util import samples, value
 
 
 def test_defaults(tmp_path):

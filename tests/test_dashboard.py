@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
-
-from .helpers.dashboard_util import (
+from tests.helpers.dashboard_util import (
     DASHBOARD,
     ROOT,
     load,

@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from pingaway_exporter.cli import demo_clock, main
-
-from .conftest import ExporterProcess, faketime_env
-from .helpers.metrics_util import samples, value
+from tests.conftest import ExporterProcess, faketime_env
+from tests.helpers.metrics_util import samples, value
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 

@@ -16,9 +16,8 @@ import pytest
 
 from pingaway_exporter.cli import run_check
 from pingaway_exporter.config.redact import PARTIAL_RUN, known_secret_values
-
-from .conftest import FIGURES
-from .helpers.metrics_util import samples, value
+from tests.conftest import FIGURES
+from tests.helpers.metrics_util import samples, value
 
 USER = "0812345"
 # A quote and a backslash: logfmt and JSON escape both, and redaction must still find the value.

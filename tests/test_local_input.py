@@ -19,18 +19,16 @@ import httpx
 import pytest
 import yaml
 
+from pingaway_exporter.config.errors import ConfigError, SecretError, WebConfigError
 from pingaway_exporter.config.file import load_file
-from pingaway_exporter.config.flags import ConfigError
 from pingaway_exporter.config.reload import ConfigReloader
-from pingaway_exporter.config.secret import MAX_SECRET_FILE, SecretError, SecretSource
-from pingaway_exporter.config.webconfig import WebConfigError
+from pingaway_exporter.config.secret import MAX_SECRET_FILE, SecretSource
 from pingaway_exporter.config.webconfig import load as load_web_config
 from pingaway_exporter.config.yamlload import MAX_CONFIG_BYTES
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
-
-from .conftest import FIGURES, free_port
-from .helpers.metrics_util import samples, value
+from tests.conftest import FIGURES, free_port
+from tests.helpers.metrics_util import samples, value
 
 # 9 levels of 9 aliases: 9**9 = 387,420,489 strings from 353 bytes of YAML.
 ALIAS_BOMB = "\n".join(

@@ -8,8 +8,7 @@ import pytest
 
 from pingaway_exporter.cli import build_target, main
 from pingaway_exporter.config.flags import load
-
-from .helpers.metrics_util import samples, value
+from tests.helpers.metrics_util import samples, value
 
 
 @pytest.fixture

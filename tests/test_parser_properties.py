@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from pingaway_exporter.upstream.payload import Parser, PayloadError
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER
-
-from .helpers.fixtures import PAYLOAD
+from tests.helpers.fixtures import PAYLOAD
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,7 @@ import pytest
 
 from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.schedule import HolidayCalendar
-
-from .helpers.fixtures import STOCKHOLM
+from tests.helpers.fixtures import STOCKHOLM
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,9 @@ import msgspec
 import pytest
 
 from pingaway_exporter.config import file_schema, webconfig_schema
+from pingaway_exporter.config.errors import SchemaError
 from pingaway_exporter.config.file_schema import FileSchema
-from pingaway_exporter.config.schema import SchemaError, convert
+from pingaway_exporter.config.schema import convert
 from pingaway_exporter.config.webconfig_schema import WebConfigSchema
 
 pytestmark = pytest.mark.unit

@@ -18,10 +18,9 @@ import httpx
 import pytest
 
 from pingaway_exporter.web import status
-
-from .conftest import need_tool
-from .helpers.browser import chromium, png_pixels, rendered
-from .helpers.metrics_util import samples, value
+from tests.conftest import need_tool
+from tests.helpers.browser import chromium, png_pixels, rendered
+from tests.helpers.metrics_util import samples, value
 
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
@@ -158,9 +157,8 @@ def test_token_issued_in_the_future_is_flagged(sim, exporter_factory):
 
 def test_probe_only_setup_is_told_to_scrape_probe(tmp_path):
     from pingaway_exporter.demo.simulator import Simulator
-
-    from .conftest import WEDNESDAY_1015
-    from .helpers.probe import ProbeExporter
+    from tests.conftest import WEDNESDAY_1015
+    from tests.helpers.probe import ProbeExporter
 
     upstream = Simulator(clock=lambda: WEDNESDAY_1015).start()
     try:

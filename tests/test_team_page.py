@@ -19,10 +19,9 @@ import pytest
 from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.web import status
-
-from .conftest import WEDNESDAY_1015, need_tool
-from .helpers.browser import chromium, png_pixels, rendered
-from .helpers.metrics_util import samples, value
+from tests.conftest import WEDNESDAY_1015, need_tool
+from tests.helpers.browser import chromium, png_pixels, rendered
+from tests.helpers.metrics_util import samples, value
 
 
 def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on

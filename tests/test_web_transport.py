@@ -27,11 +27,10 @@ from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.transport import BoundedServer
-
-from .conftest import FIGURES, WEDNESDAY_1015, free_port, need_tool
-from .helpers.metrics_util import samples, value
-from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
-from .helpers.wire import exchange
+from tests.conftest import FIGURES, WEDNESDAY_1015, free_port, need_tool
+from tests.helpers.metrics_util import samples, value
+from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
+from tests.helpers.wire import exchange
 
 HEAD = b"Host: x\r\nAccept-Encoding: identity\r\n"
 

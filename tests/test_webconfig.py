@@ -17,17 +17,16 @@ import pytest
 
 from pingaway_exporter.cli import main
 from pingaway_exporter.config import webconfig
-from pingaway_exporter.config.flags import ConfigError, load
-from pingaway_exporter.config.webconfig import WebConfigError
+from pingaway_exporter.config.errors import ConfigError, WebConfigError
+from pingaway_exporter.config.flags import load
 from pingaway_exporter.web import basic_auth
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
-
-from .conftest import free_port
-from .helpers.metrics_util import samples, value
+from tests.conftest import free_port
+from tests.helpers.metrics_util import samples, value
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, start, tls_yaml, write_config
-from .helpers.wire import basic_auth_header
+from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, start, tls_yaml, write_config
+from tests.helpers.wire import basic_auth_header
 
 
 def test_basic_auth_over_tls(sim, exporter_factory, pki, tmp_path):
@@ -405,7 +404,8 @@ def test_silent_clients_on_the_tls_port_do_not_stall_others(sim, exporter_factor
 
 def test_an_enormous_bad_value_gives_a_short_error(tmp_path):
     """Errors never echo an unbounded value from the file: a 200 kB wrong value gives a short message."""
-    from pingaway_exporter.config.webconfig import WebConfigError, load
+    from pingaway_exporter.config.errors import WebConfigError
+    from pingaway_exporter.config.webconfig import load
 
     path = tmp_path / "web.yml"
     path.write_text("http_server_config:\n  http2: " + "X" * 200_000 + "\n")

@@ -23,8 +23,8 @@ import sys
 import time
 from typing import TextIO
 
-from .config.redact import REDACTED
-from .config.redact import scrub as scrub_secrets
+from pingaway_exporter.config.redact import REDACTED
+from pingaway_exporter.config.redact import scrub as scrub_secrets
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",

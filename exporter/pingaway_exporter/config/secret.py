@@ -18,19 +18,16 @@ import stat
 import threading
 from collections.abc import Callable
 
+from pingaway_exporter.config.errors import SecretError
+from pingaway_exporter.config.localfile import Refused, read_regular
 from pingaway_exporter.config.redact import (
     Secret,
     scrub,
 )
-from pingaway_exporter.config.yamlload import Refused, read_regular
 
 # The largest secret file read: a JWT is well under 4 KiB. A FIFO, a device
 # or /dev/zero given as a "file" is refused rather than read without end.
 MAX_SECRET_FILE = 64 << 10
-
-
-class SecretError(Exception):
-    """A secret could not be loaded. The message names the source, never the value."""
 
 
 class SecretSource:

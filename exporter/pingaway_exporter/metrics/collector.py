@@ -20,14 +20,13 @@ from prometheus_client.registry import Collector
 
 from pingaway_exporter import __version__
 from pingaway_exporter.config.reload import ConfigView
+from pingaway_exporter.metrics import groups
+from pingaway_exporter.metrics.catalogue import NO_PROFILE, new
+from pingaway_exporter.metrics.exposition import RowGauge, escape
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.target import Outcome, Target
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
-
-from . import groups
-from .catalogue import NO_PROFILE, new
-from .exposition import RowGauge, escape
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,9 @@ from prometheus_client.core import Metric
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
 from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.config.schedule import Schedule
+from pingaway_exporter.metrics.catalogue import new
 from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
-
-from .catalogue import new
 
 _ALWAYS: dict[str, Schedule] = {}
 

@@ -21,17 +21,16 @@ from dataclasses import dataclass, replace
 
 import httpx
 
+from pingaway_exporter.config.errors import ConfigError, SecretError
 from pingaway_exporter.config.file import Settings, TargetSpec
-from pingaway_exporter.config.flags import ConfigError
 from pingaway_exporter.config.redact import scrub
 from pingaway_exporter.config.reload import ConfigReloader
-from pingaway_exporter.config.secret import SecretError, SecretSource
+from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
+from pingaway_exporter.scrape.target import Target, UpstreamSlots
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
-
-from .target import Target, UpstreamSlots
 
 log = logging.getLogger("pingaway_exporter.targets")
 

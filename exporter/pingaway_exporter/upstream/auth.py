@@ -17,10 +17,10 @@ import re
 import threading
 import time
 
+from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.config.secret import SecretError, SecretSource
-
-from .credentials import TokenClaims, read_claims
+from pingaway_exporter.config.secret import SecretSource
+from pingaway_exporter.upstream.credentials import TokenClaims, read_claims
 
 log = logging.getLogger("pingaway_exporter.auth")
 

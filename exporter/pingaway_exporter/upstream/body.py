@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from .deadline import Deadline
-from .failures import INVALID_PAYLOAD, TIMEOUT, FetchError
+from pingaway_exporter.upstream.deadline import Deadline
+from pingaway_exporter.upstream.failures import INVALID_PAYLOAD, TIMEOUT, FetchError
 
 DECODE_PIECE = 64 << 10  # decoded bytes produced per zlib call
 # gzip members one body may hold (RFC 1952 allows several; servers send one). Each member costs a new zlib

@@ -15,8 +15,8 @@ from typing import Any
 
 import jwt
 
+from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.config.secret import SecretError
 
 log = logging.getLogger("pingaway_exporter.auth")
 

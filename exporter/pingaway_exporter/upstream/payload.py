@@ -35,11 +35,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
-
-from .deadline import Deadline
-from .failures import TIMEOUT, TOO_MANY_KEYWORD_LISTS, TOO_MANY_SERIES
-from .lenient import BadRecord, available, json_type, lenient_json, unusable
-from .records import (
+from pingaway_exporter.upstream.deadline import Deadline
+from pingaway_exporter.upstream.failures import TIMEOUT, TOO_MANY_KEYWORD_LISTS, TOO_MANY_SERIES
+from pingaway_exporter.upstream.lenient import BadRecord, available, json_type, lenient_json, unusable
+from pingaway_exporter.upstream.records import (
     CALLS,
     DIRECTIONS,
     GENERIC,
