@@ -42,7 +42,6 @@ from pingaway_exporter.config.values import timezone as parse_zone
 T = TypeVar("T")
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
-DEFAULT_COUNTRY = "SE"
 # With no `groups:` key, one group per keyword, for the most common ones.
 AUTO_GROUP_LIMIT = 20
 GROUP_NAME_MAX = 64

@@ -73,11 +73,6 @@ def _tidy() -> None:
             del _LIVE[key]
 
 
-def known_secret_values() -> tuple[str, ...]:
-    """Every secret value in use now, longest first (so substrings redact last)."""
-    return _snapshot()[0]
-
-
 def register_secret_value(value: str) -> None:
     """Tell the redaction about a value with no ``Secret`` object; the last ``TRANSIENT_LIMIT`` are kept."""
     if not _redactable(value):

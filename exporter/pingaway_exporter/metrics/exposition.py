@@ -129,10 +129,3 @@ def render(registry: Collector, fmt: Format, sink: Callable[[bytes], Any]) -> No
             sink(chunk)
     if fmt.openmetrics:
         sink(eof)
-
-
-def render_bytes(registry: Collector, accept_header: str = "") -> bytes:
-    """The whole exposition as one bytes object, for tests and the one-shot check."""
-    out = bytearray()
-    render(registry, Format(accept_header), out.extend)
-    return bytes(out)

@@ -26,7 +26,6 @@ log = logging.getLogger("pingaway_exporter.auth")
 
 BEARER = "bearer"
 SESSION = "session"
-METHODS = (BEARER, SESSION)
 
 DAY = 86400.0
 NO_CLAIMS = TokenClaims(expires_at=None, issued_at=None, subject=None, algorithm=None)
