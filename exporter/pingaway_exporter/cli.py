@@ -23,6 +23,7 @@ from pingaway_exporter.config.flags import NO_CREDENTIALS, Config, load
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.config.schedule import HolidayCalendar
 from pingaway_exporter.config.secret import SecretSource
+from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.logs import setup as setup_logging
 from pingaway_exporter.memory import tune_malloc
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
@@ -89,7 +90,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
         if claims.expired(clock()):
             then = "logging in with the user name instead" if session else \
                 "scrapes will report token_expired until it is replaced"
-            log.warning(f"the token has expired; {then}", extra={"fields": {"expired_at": _iso(claims.expires_at)}})
+            log.warning(f"the token has expired; {then}", extra={"fields": {"expired_at": iso_utc(claims.expires_at)}})
         else:
             token.warn_if_expiring(clock())
     if session is not None:
@@ -110,10 +111,6 @@ def _warn_loose(source: SecretSource) -> None:
                     extra={"fields": {"file": source.path}})
 
 
-def _iso(ts: float | None) -> str:
-    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     """Fetch once and print a short human summary; non-zero on failure."""
     out = out or sys.stdout
@@ -123,8 +120,8 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     if claims is NO_CLAIMS:
         print("Token expires: unknown (opaque token)", file=out)
     elif claims is not None:
-        print(f"Token expires: {_iso(claims.expires_at)}" + (
-            f" (issued {_iso(claims.issued_at)})" if claims.issued_at else ""), file=out)
+        print(f"Token expires: {iso_utc(claims.expires_at)}" + (
+            f" (issued {iso_utc(claims.issued_at)})" if claims.issued_at else ""), file=out)
     if target.auth_method == SESSION and target.client.session is not None:
         print(f"Login:         session as {target.client.session.username}", file=out)
     if not outcome.ok:

@@ -15,11 +15,11 @@ import base64
 import logging
 import re
 import threading
-import time
 
 from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import Secret
 from pingaway_exporter.config.secret import SecretSource
+from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.upstream.credentials import TokenClaims, read_claims
 
 log = logging.getLogger("pingaway_exporter.auth")
@@ -35,10 +35,6 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _OCTETS = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]"
 _COOKIE_VALUE = re.compile(f'"{_OCTETS}*"|{_OCTETS}+')
-
-
-def iso(ts: float | None) -> str:
-    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def read_token(secret: Secret, label: str, opaque: bool) -> TokenClaims:
@@ -92,7 +88,7 @@ class TokenState:
                 return False
             self._warned = (now, claims.expires_at)
         log.warning("the token expires soon; create a new one and replace it",
-                    extra={"fields": {"source": self.source.describe(), "expires_at": iso(claims.expires_at),
+                    extra={"fields": {"source": self.source.describe(), "expires_at": iso_utc(claims.expires_at),
                                       "days_left": round(left / DAY, 1)}})
         return True
 

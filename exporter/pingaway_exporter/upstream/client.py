@@ -31,7 +31,8 @@ import httpx
 from pingaway_exporter import __version__
 from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.upstream.auth import BEARER, SESSION, SessionAuth, TokenState, iso
+from pingaway_exporter.config.values import iso_utc
+from pingaway_exporter.upstream.auth import BEARER, SESSION, SessionAuth, TokenState
 from pingaway_exporter.upstream.body import read_body
 from pingaway_exporter.upstream.deadline import Deadline, as_deadline
 from pingaway_exporter.upstream.failures import (
@@ -170,8 +171,8 @@ class PingawayClient:
                 now = self._clock()
                 self.token.warn_if_expiring(now)
                 if claims.expired(now):
-                    problem = FetchError(TOKEN_EXPIRED, f"token expired at {iso(claims.expires_at)}; not sending it, "
-                                                        "replace the token file")
+                    problem = FetchError(TOKEN_EXPIRED, f"token expired at {iso_utc(claims.expires_at)}; "
+                                                        "not sending it, replace the token file")
                 elif self.session is not None and self._rejected is not None and secret == self._rejected:
                     problem = FetchError(UNAUTHORIZED, "upstream refused this token before")
                 else:
