@@ -95,7 +95,7 @@ def test_m5_secrets_with_quotes_and_backslashes_are_redacted_in_both_formats():
     import logging
 
     from pingaway_exporter import logs
-    from pingaway_exporter.config.redact import Secret
+    from pingaway_exporter.config.secret import Secret
 
     secret = Secret('tricky"value\\with-quote-and-backslash')
     for fmt in ("logfmt", "json"):
@@ -114,7 +114,7 @@ def test_m5_secrets_with_quotes_and_backslashes_are_redacted_in_both_formats():
 
 def test_m5_truncation_never_leaves_a_piece():
     """Scrub first, then cut: a detail cut inside a reflected token must not keep its head."""
-    from pingaway_exporter.config.redact import Secret
+    from pingaway_exporter.config.secret import Secret
     from pingaway_exporter.upstream.failures import FetchError
 
     token = Secret("eyJhbGciOiJIUzUxMiJ9." + "A" * 40 + "." + "sig0123456789abcdefXYZ" * 4)

@@ -268,8 +268,8 @@ def test_l1_a_time_claim_out_of_range_is_treated_as_absent(bad, caplog):
     import base64
     import json as _json
 
-    from pingaway_exporter.config.redact import Secret
-    from pingaway_exporter.upstream.credentials import read_claims
+    from pingaway_exporter.config.secret import Secret
+    from pingaway_exporter.upstream.token_claims import read_claims
 
     def part(obj: dict) -> str:
         return base64.urlsafe_b64encode(_json.dumps(obj).encode()).rstrip(b"=").decode()

@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from pingaway_exporter import logs
-from pingaway_exporter.config.redact import Secret
+from pingaway_exporter.config.secret import Secret
 
 pytestmark = pytest.mark.unit
 

@@ -9,11 +9,11 @@ import pytest
 from pingaway_exporter import logs
 from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.flags import load
-from pingaway_exporter.config.redact import Secret
+from pingaway_exporter.config.secret import Secret
 from pingaway_exporter.upstream.auth import TokenState
 from pingaway_exporter.upstream.client import PingawayClient
-from pingaway_exporter.upstream.credentials import read_claims
 from pingaway_exporter.upstream.failures import FetchError
+from pingaway_exporter.upstream.token_claims import read_claims
 from tests.helpers.faults import FAULTS, wait_idle
 from tests.helpers.metrics_util import samples, value
 

@@ -30,12 +30,12 @@ from zoneinfo import ZoneInfo
 from msgspec import UNSET, UnsetType
 
 from pingaway_exporter.config import yamlload
+from pingaway_exporter.config.decode import convert
 from pingaway_exporter.config.errors import ConfigError, SchemaError, YamlError, show
 from pingaway_exporter.config.file_schema import TOP, FileSchema, GroupSchema, HolidaysSchema, TargetSchema
 from pingaway_exporter.config.hours import holiday_calendar, opening_hours
 from pingaway_exporter.config.redact import scrub, shorten
 from pingaway_exporter.config.schedule import HolidayCalendar, Schedule
-from pingaway_exporter.config.schema import convert
 from pingaway_exporter.config.values import api_url, duration, nonneg_duration, size
 from pingaway_exporter.config.values import timezone as parse_zone
 

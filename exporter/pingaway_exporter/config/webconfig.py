@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pingaway_exporter.config import webconfig_tls, yamlload
+from pingaway_exporter.config.decode import convert
 from pingaway_exporter.config.errors import SchemaError, WebConfigError, YamlError
 from pingaway_exporter.config.redact import shorten
-from pingaway_exporter.config.schema import convert
 from pingaway_exporter.config.webconfig_schema import (
     TOP,
     HeadersSchema,

@@ -21,10 +21,10 @@ from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
 from pingaway_exporter.scrape.tally import Tally
 from pingaway_exporter.upstream.client import PingawayClient
-from pingaway_exporter.upstream.credentials import TokenClaims
 from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT, FetchError
 from pingaway_exporter.upstream.payload import Parser, ParseResult, ParseStopped, PayloadError
+from pingaway_exporter.upstream.token_claims import TokenClaims
 
 # After a failed upstream call, the next starts no sooner than this (and never
 # sooner than --pingaway.min-interval allows, when that is shorter): a flood

@@ -17,10 +17,9 @@ import re
 import threading
 
 from pingaway_exporter.config.errors import SecretError
-from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.config.secret import SecretSource
+from pingaway_exporter.config.secret import Secret, SecretSource
 from pingaway_exporter.config.values import iso_utc
-from pingaway_exporter.upstream.credentials import TokenClaims, read_claims
+from pingaway_exporter.upstream.token_claims import TokenClaims, read_claims
 
 log = logging.getLogger("pingaway_exporter.auth")
 

@@ -30,7 +30,7 @@ import httpx
 
 from pingaway_exporter import __version__
 from pingaway_exporter.config.errors import SecretError
-from pingaway_exporter.config.redact import Secret
+from pingaway_exporter.config.secret import Secret
 from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.upstream.auth import BEARER, SESSION, SessionAuth, TokenState
 from pingaway_exporter.upstream.body import read_body

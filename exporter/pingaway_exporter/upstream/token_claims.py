@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 
 from pingaway_exporter.config.errors import SecretError
-from pingaway_exporter.config.redact import Secret
+from pingaway_exporter.config.secret import Secret
 
 log = logging.getLogger("pingaway_exporter.auth")
 

@@ -1,4 +1,4 @@
-"""config.schema: msgspec's errors about both config files, in the project's words and bounded."""
+"""config.decode: msgspec's errors about both config files, in the project's words and bounded."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import msgspec
 import pytest
 
 from pingaway_exporter.config import file_schema, webconfig_schema
+from pingaway_exporter.config.decode import convert
 from pingaway_exporter.config.errors import SchemaError
 from pingaway_exporter.config.file_schema import FileSchema
-from pingaway_exporter.config.schema import convert
 from pingaway_exporter.config.webconfig_schema import WebConfigSchema
 
 pytestmark = pytest.mark.unit
