@@ -30,7 +30,7 @@ from tests.helpers.dashboard_util import (
 pytestmark = pytest.mark.unit
 
 DS_VARIABLE = "${datasource}"
-# Built by the staffing work (issue 4); the dashboard's group panels read them.
+# Built by the staffing work; the dashboard's group panels read them.
 GROUP_METRICS = {"pingaway_group_users", "pingaway_group_users_available", "pingaway_group_users_ready",
                  "pingaway_group_calls_active", "pingaway_group_lines", "pingaway_group_staffing_minimum",
                  "pingaway_group_open"}

@@ -1,4 +1,5 @@
-"""Issue 10, M5 and M6: no piece of a secret anywhere, even when the upstream reflects it; a registry of live secrets.
+"""Secrets (docs/security.md, M5 and M6): no piece of a secret anywhere, even when the upstream reflects it;
+a registry of live secrets.
 
 "Anywhere" is the log at debug level, the metrics, the status page, ``check``
 output and argparse's own errors. "No piece" is no 12-character substring.

@@ -1,4 +1,5 @@
-"""Issue 10, the upstream half: each attack reproduced on loopback with bounded counts and time.
+"""Hostile upstreams (docs/security.md, the H, M and U rows): each attack reproduced on loopback with bounded
+counts and time.
 
 Every test here measures the bound the README promises and asserts it; the
 figures are also printed in the run's "measured figures" section.

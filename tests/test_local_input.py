@@ -1,4 +1,4 @@
-"""Issue 10, M4 and M7: secret files and config files are bounded local input.
+"""Local input (docs/security.md, M4 and M7): secret files and config files are bounded local input.
 
 A FIFO, a device or an alias bomb is answered with a clear error naming the
 field, quickly and without a traceback, and the exporter recovers once the
@@ -261,7 +261,7 @@ def test_m7_no_config_text_gives_anything_but_a_config_error():
     check()
 
 
-# -- issue 16, L1 and L2 -----------------------------------------------------------
+# -- L1 and L2: JWT times, durations and sizes -----------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [1e300, 1e18, float("inf"), float("nan"), -1e300])
 def test_l1_a_time_claim_out_of_range_is_treated_as_absent(bad, caplog):

@@ -203,7 +203,7 @@ def _target(sim, clock, min_interval=0.0):
 
 
 def test_a_cached_answer_names_the_cache_and_the_upstream_calls_age(sim):
-    """Issue 19 item 10: the page said "Last scrape: OK, 29 s ago" of a scrape answered a moment ago from the cache."""
+    """The page said "Last scrape: OK, 29 s ago" of a scrape answered a moment ago from the cache."""
     now = [1_800_000_000.0]
     target = _target(sim, lambda: now[0], min_interval=300)
     try:
@@ -220,7 +220,7 @@ def test_a_cached_answer_names_the_cache_and_the_upstream_calls_age(sim):
 
 
 def test_calls_are_counted_as_call_lines_the_same_on_the_page_and_in_check(sim):
-    """Issue 19 item 5: "12 calls" counted ringing and hung-up lines; now each status is named."""
+    """The page's "12 calls" counted ringing and hung-up lines; now each status is named."""
     import io
 
     from pingaway_exporter.cli import run_check
@@ -241,7 +241,7 @@ def test_calls_are_counted_as_call_lines_the_same_on_the_page_and_in_check(sim):
 
 
 def test_a_failed_reload_shows_on_the_page(sim, exporter_factory, tmp_path):
-    """Issue 19 item 12: the log and pingaway_config_last_reload_successful said so; the page stayed green."""
+    """The log and pingaway_config_last_reload_successful said so; the page stayed green."""
     from pingaway_exporter.config.file import load_file
     from pingaway_exporter.config.reload import ConfigReloader
 

@@ -1,4 +1,4 @@
-"""The contact-centre series (issue 12) against a hand-built list whose every answer is known.
+"""The contact-centre series against a hand-built list whose every answer is known.
 
 Each record below says what it is and what it must count as; the list is
 served by the simulator over real HTTP, and the clock the exporter judges

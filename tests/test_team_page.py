@@ -170,7 +170,7 @@ def test_team_view_numbers_and_colours_in_chromium(team_exporter, sim, tmp_path)
 
 @pytest.mark.parametrize("width", [360, 375, 390])
 def test_phone_layout_is_not_clipped(team_exporter, tmp_path, width):
-    """Issue 19 item 8: at phone widths nothing reaches the right edge (the Staffing badge was cut off)."""
+    """At phone widths nothing reaches the right edge (the Staffing badge was cut off)."""
     need_tool("chromium")
     shot = tmp_path / f"phone-{width}.png"
     chromium(tmp_path, team_exporter.server.url("/"), f"--screenshot={shot}", f"--window-size={width},1400",
@@ -184,7 +184,7 @@ def test_phone_layout_is_not_clipped(team_exporter, tmp_path, width):
 
 
 def test_the_wall_screen_style_is_there_before_the_first_scrape(sim, exporter_factory):
-    """Issue 19 item 19: the style came only with the team table, so the layout jumped at the first scrape."""
+    """The style came only with the team table, so the layout jumped at the first scrape."""
     exp = exporter_factory(sim)
     before = exp.get("/").text
     exp.get()

@@ -8,7 +8,7 @@ field, every string inside a list or mapping) has any known secret value
 replaced with ``<redacted>`` before it is escaped, including lines from httpx
 and httpcore at debug level; the line's own keys (``level``, ``msg``) are never
 scrubbed, so a secret that happens to be a common word cannot take a line's
-structure with it (issue 16, U6; secrets under eight characters are not
+structure with it (docs/security.md, U6; secrets under eight characters are not
 scrubbed at all, see ``config.redact``). Control characters (C0, DEL, C1 such
 as U+009B, and the Unicode line separators) are escaped in both formats, so
 no text from a request or from upstream can forge a line or drive a terminal.

@@ -35,7 +35,7 @@ _CACHE: list[tuple[tuple[str, ...], frozenset[str]] | None] = [None]
 
 
 # Values shorter than this are not scrubbed: a four-letter cookie value such as "warn" or "sid" would mask
-# every "warn" in every log line, keys included (issue 16, U6). Such values are never logged by the exporter
+# every "warn" in every log line, keys included (docs/security.md, U6). Such values are never logged by the exporter
 # (a short session cookie is opaque: it goes in the Cookie header, which logs mask by name); secrets a person
 # chooses (tokens, passwords) are far longer in practice.
 MIN_SECRET_LENGTH = 8

@@ -53,7 +53,7 @@ class ScrapeCollector(Collector):
         started = time.monotonic()
         outcome = self.target.scrape(self.deadline)
         if outcome.ok and not outcome.cached and time.monotonic() >= self.deadline:
-            # Done, but too late to be of use (issue 16, item 4): answer up 0 now rather than render
+            # Done, but too late to be of use (the deadline bounds the whole cost): answer up 0 now rather than render
             # a large answer past the deadline.
             outcome = Outcome(None, TIMEOUT, "the scrape deadline passed before the answer could be built",
                               outcome.duration, outcome.finished_at)

@@ -122,7 +122,7 @@ class Parser:
         self.zone = ZoneInfo(timezone)
         self.max_series = max_series
         self.max_keyword_lists = max_keyword_lists
-        # One parse at a time (issue 16, U2): a parse that outlives its scrape's deadline stops at its next
+        # One parse at a time (docs/security.md, U2): a parse that outlives its scrape's deadline stops at its next
         # check, and the next scrape's parse waits for it instead of running beside it.
         self._busy = threading.Lock()
         self._deadline: Deadline | None = None
