@@ -9,7 +9,7 @@ import pytest
 
 from pingaway_exporter import healthcheck
 from pingaway_exporter.config.flags import DEFAULT_PORT
-from tests.conftest import free_port
+from tests.helpers.process import free_port
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
 from tests.helpers.tls import client_ctx, start, tls_yaml, write_config

@@ -215,6 +215,53 @@ def tests_importing_tests(root: Path) -> list[str]:
     return sorted(set(out))
 
 
+def _test_stem(module: str) -> str:
+    """``pingaway_exporter.web.transport`` -> ``transport``; ``__main__`` -> ``main``."""
+    leaf = module.rsplit(".", 1)[-1]
+    return "main" if leaf == "__main__" else leaf
+
+
+def _imports_module(path: Path, module: str) -> bool:
+    package, _, leaf = module.rpartition(".")
+    for node, _ in _walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name == module for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and not node.level and (
+                node.module == module or (node.module == package and any(a.name == leaf for a in node.names))):
+            return True
+    return False
+
+
+def _is_unit(path: Path) -> bool:
+    """Whether the test module marks itself ``unit`` (in-process, seconds)."""
+    return "pytestmark = pytest.mark.unit" in path.read_text(encoding="utf-8")
+
+
+def test_layout(root: Path) -> tuple[list[str], list[str], list[str]]:
+    """The tests' naming rule (docs/development.md#the-tests-layout): (modules no unit test module imports,
+    modules with no test module of their name, test modules whose name names no module), as module names and
+    paths."""
+    tests = root / "tests"
+    found = sorted(m for m, p in modules(root).items() if p.name != "__init__.py")
+    units = [f for f in sorted(tests.rglob("test_*.py")) if _is_unit(f)]
+    untested = [m.removeprefix(PKG + ".") for m in found if not any(_imports_module(f, m) for f in units)]
+    stems: dict[str, set[str]] = {}  # test folder -> the stems its test modules may start with
+    unnamed = []
+    for module in found:
+        folder, stem = "/".join(module.split(".")[1:-1]), _test_stem(module)
+        stems.setdefault(folder, set()).add(stem)
+        if not [f for f in (tests / folder).glob(f"test_{stem}*.py")
+                if f.stem == f"test_{stem}" or f.stem.startswith(f"test_{stem}_")]:
+            unnamed.append(module.removeprefix(PKG + "."))
+    orphans = []
+    for folder, names in sorted(stems.items()):
+        for f in sorted((tests / folder).glob("test_*.py")):
+            name = f.stem.removeprefix("test_")
+            if not any(name == n or name.startswith(n + "_") for n in names):
+                orphans.append(str(f.relative_to(root)))
+    return untested, unnamed, orphans
+
+
 def report(root: Path) -> tuple[list[str], list[list[str]], list[str]]:
     all_edges = edges(root)
     bad = [f"{e.source.removeprefix(PKG + '.')} -> {e.target.removeprefix(PKG + '.')}"
