@@ -32,7 +32,7 @@ from pingaway_exporter.config.flags import DEFAULT_PORT, load
 from pingaway_exporter.config.secret import SecretSource, loose_file
 from pingaway_exporter.upstream.auth import TokenState
 from tests.helpers.metrics_util import samples, value
-from tests.helpers.tools import without_pingaway_env
+from tests.helpers.tools import need_tool, without_pingaway_env
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -121,9 +121,7 @@ def test_kustomization_lists_every_manifest():
 
 
 def test_kubectl_kustomize_builds_it():
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed; the structural tests above still ran")
+    kubectl = need_tool("kubectl")
     res = subprocess.run([kubectl, "kustomize", str(KUBE)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     built = [d for d in yaml.safe_load_all(res.stdout) if d]

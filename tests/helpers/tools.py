@@ -10,7 +10,7 @@ import pytest
 
 _DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
                    "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium",
-                   "systemd-analyze": "systemd"}
+                   "systemd-analyze": "systemd", "kubectl": "kubernetes-client"}
 
 
 def need_tool(name: str) -> str:

@@ -32,9 +32,8 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def metric_table() -> tuple[Path, str]:
-    """Where the metric table lives: docs/metrics.md once the docs are split out of the README."""
-    docs = ROOT / "docs" / "metrics.md"
-    path = docs if docs.exists() else ROOT / "README.md"
+    """Where the metric table lives: docs/metrics.md."""
+    path = ROOT / "docs" / "metrics.md"
     return path, path.read_text(encoding="utf-8")
 
 
