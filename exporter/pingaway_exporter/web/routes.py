@@ -37,6 +37,7 @@ from .options import WebOptions
 from .protocol import Request, Response
 from .rate_limit import RateLimiter
 from .response import render_body
+from .webconfig_watch import WebConfigCollector, WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -59,6 +60,7 @@ class ServerView(Protocol):
     rate_limiter: RateLimiter | None
     limits: Limits
     clock: Callable[[], float]
+    web_config_watch: WebConfigWatcher
 
     def tracking(self) -> AbstractContextManager[None]: ...
 
@@ -189,6 +191,7 @@ def _metrics(server: ServerView, req: Request) -> Response:
         registry.register(ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config))
     else:  # only targets declared for /probe: still say what runs here and whether the config loaded
         registry.register(ExporterCollector(opts.config))
+    registry.register(WebConfigCollector(server.web_config_watch))  # a sample only with --web.config.file
     for collector in _RUNTIME:
         registry.register(collector)
     return _expose(req, registry)
