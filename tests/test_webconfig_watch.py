@@ -70,7 +70,7 @@ def test_a_broken_web_config_keeps_the_last_good_one_logged_and_in_a_metric(sim,
         assert time.monotonic() < end, "the failed reload never showed in the metric"
         time.sleep(0.2)
     assert "web config reload failed" in log_output.getvalue()
-    assert ("basic_auth_user: unknown field" if breakage == "invalid" else "No such file") in log_output.getvalue()
+    assert ("basic_auth_user: unknown key" if breakage == "invalid" else "No such file") in log_output.getvalue()
     assert exp.get(auth=auth).status_code == 200, "the last good config stays in force"
     assert exp.get().status_code == 401, "and still asks for the password"
     time.sleep(1.1)

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
         pool.start()
     except (ConfigError, SecretError) as exc:
-        where = f"config.file {config_path}: " if isinstance(exc, ConfigError) else ""
+        where = f"--config.file {config_path}: " if isinstance(exc, ConfigError) else ""
         print(f"pingaway-exporter: error: {where}{exc}", file=sys.stderr)
         return 2
     if cfg.check:
