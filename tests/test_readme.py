@@ -9,6 +9,7 @@ import pytest
 
 from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.web.webconfig_watch import WebConfigCollector, WebConfigWatcher
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +30,8 @@ def test_every_flag_and_env_var_is_documented():
 def test_every_metric_is_in_the_table():
     documented = set(re.findall(r"^\| `(pingaway_[a-z_]+)`", METRICS_DOC, re.M))
     exported = set()
-    for family in ScrapeCollector(None, 0.0, CollectorOptions()).describe():  # type: ignore[arg-type]
+    for family in [*ScrapeCollector(None, 0.0, CollectorOptions()).describe(),  # type: ignore[arg-type]
+                   *WebConfigCollector(WebConfigWatcher(None)).describe()]:
         exported.add(family.name + ("_total" if family.type == "counter" else ""))
     assert exported == documented
 
