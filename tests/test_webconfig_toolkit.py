@@ -18,7 +18,7 @@ from pingaway_exporter.config.webconfig import WebConfigError
 from .conftest import need_tool
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .helpers.tls import client_ctx, write_config  # noqa: E402 -- after the skip, as in the other TLS tests
+from .helpers.tls import client_ctx, write_config  # after the skip, as in the other TLS tests
 
 
 def tls(pki, extra: str = "") -> str:
@@ -129,8 +129,8 @@ def test_toolkit_inputs_refused_naming_the_field(pki, tmp_path, extra, field):
 
 def test_without_http2_a_cbc_only_list_serves(sim, exporter_factory, pki, tmp_path):
     """web_config_noAuth_noHTTP2.good.yml: the same list with http2: false is fine."""
-    port = serve(exporter_factory, sim, tmp_path, tls(pki, "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA]\n"
-                                                          "  max_version: TLS12\nhttp_server_config:\n  http2: false\n"))
+    text = tls(pki, "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA]\n  max_version: TLS12\n")
+    port = serve(exporter_factory, sim, tmp_path, text + "http_server_config:\n  http2: false\n")
     assert s_client(port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA")
     assert not s_client(port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
 
