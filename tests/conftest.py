@@ -244,7 +244,7 @@ class Running:
 def pki(tmp_path):
     """A throwaway CA with a server, a client and a stranger's (another CA's) certificate, for real TLS."""
     pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-    from .helpers.certs import CA
+    from tests.helpers.certs import CA
 
     ca = CA(tmp_path)
     return {"ca": ca, "server": ca.issue("server"), "client": ca.issue("client", client=True,

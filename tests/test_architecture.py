@@ -165,3 +165,17 @@ def test_a_cycle_is_found():
     loops = check_imports.cycles([_edge("scrape.a", "scrape.b"), _edge("scrape.b", "scrape.c"),
                                   _edge("scrape.c", "scrape.a"), _edge("web.x", "scrape.a")])
     assert loops == [["pingaway_exporter.scrape.a", "pingaway_exporter.scrape.b", "pingaway_exporter.scrape.c"]]
+
+
+def test_a_subpackage_that_names_its_public_modules_is_entered_only_through_them():
+    public = {"pingaway_exporter.config": {"errors", "file"}}
+    edges = [_edge("web.routes", "config.errors"), _edge("web.routes", "config.schema"),
+             _edge("config.file", "config.schema")]
+    bad = check_imports.private_imports(edges, public)
+    assert len(bad) == 1 and "web.routes -> config.schema" in bad[0] and "not in config.__all__" in bad[0]
+
+
+def test_config_declares_its_public_modules_and_each_exists():
+    public = check_imports.public_modules(ROOT)["pingaway_exporter.config"]
+    assert {"errors", "file", "flags", "webconfig"} <= public
+    assert all((ROOT / "exporter" / "pingaway_exporter" / "config" / f"{m}.py").is_file() for m in public)

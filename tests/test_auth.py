@@ -15,9 +15,8 @@ from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import FetchError
-
-from .conftest import WEDNESDAY_1015
-from .helpers.metrics_util import samples, value
+from tests.conftest import WEDNESDAY_1015
+from tests.helpers.metrics_util import samples, value
 
 pytestmark = pytest.mark.unit
 
@@ -238,7 +237,7 @@ def test_opaque_token_has_no_expiry_series(sim, exporter_factory):
 
 
 def test_opaque_token_still_refuses_junk():
-    from pingaway_exporter.config.secret import SecretError
+    from pingaway_exporter.config.errors import SecretError
     for bad in ("Bearer abc", "two words", "tab\there"):
         with pytest.raises(SecretError):
             TokenState(SecretSource("token file /t", value=bad), opaque=True).current()
@@ -292,7 +291,8 @@ def test_missing_password_file_is_refused_at_startup(tmp_path, capsys, monkeypat
     ([], {"PINGAWAY_TOKEN": "a.b.c", "PINGAWAY_TOKEN_OPAQUE": "maybe"}, "PINGAWAY_TOKEN_OPAQUE"),
 ])
 def test_login_config_errors_name_the_field(argv, env, field):
-    from pingaway_exporter.config.flags import ConfigError, load
+    from pingaway_exporter.config.errors import ConfigError
+    from pingaway_exporter.config.flags import load
     with pytest.raises(ConfigError) as info:
         load(argv, env)
     assert field in str(info.value)

@@ -17,14 +17,14 @@ from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.metrics import catalogue
 from pingaway_exporter.metrics.catalogue import CATALOGUE, COUNTER, FAMILIES, GAUGE
 from pingaway_exporter.metrics.collector import CollectorOptions, ExporterCollector, ScrapeCollector
-from pingaway_exporter.metrics.exposition import RowGauge, render_bytes
+from pingaway_exporter.metrics.exposition import RowGauge
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
 from pingaway_exporter.web.webconfig_watch import WebConfigCollector, WebConfigWatcher
-
-from .helpers.fixtures import PAYLOAD
+from tests.helpers.fixtures import PAYLOAD
+from tests.helpers.metrics_util import exposition
 
 pytestmark = pytest.mark.unit
 
@@ -164,7 +164,7 @@ def test_help_is_the_same_for_fresh_and_cached_answers_and_a_series_says_which(s
     client = PingawayClient(sim.url, TokenState(SecretSource("token", value=sim.issue_token())), clock=sim.clock)
     target = Target("default", client, Parser("Europe/Stockholm"), min_interval=60.0)
     try:
-        texts = [render_bytes(_Registry(ScrapeCollector(target, time.monotonic() + 10, CollectorOptions()))).decode()
+        texts = [exposition(_Registry(ScrapeCollector(target, time.monotonic() + 10, CollectorOptions()))).decode()
                  for _ in range(2)]
     finally:
         client.close()
@@ -178,7 +178,7 @@ def test_help_is_the_same_for_fresh_and_cached_answers_and_a_series_says_which(s
 
 def test_the_exporter_alone_exports_only_declared_families():
     config = ConfigReloader()
-    text = render_bytes(_Registry(ExporterCollector(config))).decode()
+    text = exposition(_Registry(ExporterCollector(config))).decode()
     assert check_against_catalogue(text, False, CollectorOptions()) == {
         "pingaway_exporter_build_info", "pingaway_config_last_reload_successful",
         "pingaway_config_last_reload_success_timestamp_seconds"}

@@ -10,10 +10,10 @@ import pytest
 
 from pingaway_exporter import __version__
 from pingaway_exporter.cli import main
-from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, ConfigError, load
-
-from .conftest import ExporterProcess
-from .helpers.metrics_util import samples, value
+from pingaway_exporter.config.errors import ConfigError
+from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, load
+from tests.conftest import ExporterProcess
+from tests.helpers.metrics_util import samples, value
 
 
 def test_defaults(tmp_path):
@@ -165,9 +165,9 @@ def test_listen_on_every_address_serves_ipv4_and_ipv6(sim):
 
 
 def test_check_with_a_config_file_shows_each_group_and_its_next_change(tmp_path, capsys, monkeypatch):
-    """Issue 19 item 14: a config can be tried before it is deployed. --demo's office clock starts at 09:30
+    """A config can be tried before it is deployed. --demo's office clock starts at 09:30
     (Stockholm) on the last working day before the pinned Wednesday 10:15, so the hours below are known."""
-    from .conftest import WEDNESDAY_1015
+    from tests.conftest import WEDNESDAY_1015
     for key in list(os.environ):
         if key.startswith("PINGAWAY_"):
             monkeypatch.delenv(key)

@@ -23,8 +23,7 @@ import pytest
 import yaml
 
 from pingaway_exporter.config.flags import DEFAULT_PORT
-
-from .conftest import free_port, need_tool
+from tests.conftest import free_port, need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
@@ -259,7 +258,7 @@ def test_grafana_provisions_the_dashboard_and_shows_it_without_an_account():
 
 
 def test_dockerignore_keeps_the_stack_files_out_of_the_build_context():
-    from .helpers.dockerfile import dockerignore_patterns, ignored
+    from tests.helpers.dockerfile import dockerignore_patterns, ignored
 
     patterns = dockerignore_patterns()
     for path in ("compose.yaml", "prometheus/prometheus.yml", "grafana/pingaway-overview.json",

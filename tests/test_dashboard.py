@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
-
-from .helpers.dashboard_util import (
+from tests.helpers.dashboard_util import (
     DASHBOARD,
     ROOT,
     load,
@@ -31,7 +30,7 @@ from .helpers.dashboard_util import (
 pytestmark = pytest.mark.unit
 
 DS_VARIABLE = "${datasource}"
-# Built by the staffing work (issue 4); the dashboard's group panels read them.
+# Built by the staffing work; the dashboard's group panels read them.
 GROUP_METRICS = {"pingaway_group_users", "pingaway_group_users_available", "pingaway_group_users_ready",
                  "pingaway_group_calls_active", "pingaway_group_lines", "pingaway_group_staffing_minimum",
                  "pingaway_group_open"}

@@ -32,9 +32,9 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import need_tool
-from .helpers.dashboard_util import ROOT, Query, load, queries, variables
-from .helpers.promharness import (
+from tests.conftest import need_tool
+from tests.helpers.dashboard_util import ROOT, Query, load, queries, variables
+from tests.helpers.promharness import (
     Check,
     Prometheus,
     builtins,

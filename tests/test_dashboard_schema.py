@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from .helpers.dashboard_util import load
+from tests.helpers.dashboard_util import load
 
 # Keys an export carries that are not part of the dashboard schema itself.
 OUTSIDE_THE_SCHEMA = {

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from pingaway_exporter.web.routes import scrape_budget
-
-from .helpers.faults import wait_idle
-from .helpers.metrics_util import samples, value
+from tests.helpers.faults import wait_idle
+from tests.helpers.metrics_util import samples, value
 
 
 @pytest.mark.parametrize(("header", "cap", "offset", "expected"), [

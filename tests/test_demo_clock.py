@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from pingaway_exporter.cli import demo_clock, main
-
-from .conftest import ExporterProcess, faketime_env
-from .helpers.metrics_util import samples, value
+from tests.conftest import ExporterProcess, faketime_env
+from tests.helpers.metrics_util import samples, value
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -70,7 +69,7 @@ def test_check_demo_succeeds_at_every_pinned_instant(name, capsys, monkeypatch):
 
 @pytest.mark.parametrize("name", ["working day 05:00", "years ahead"])
 def test_demo_timestamps_stay_on_the_real_clock(name, monkeypatch):
-    """Issue 19 item 11: the office clock is shifted; the token's iat, exported to Prometheus, is not."""
+    """The office clock is shifted; the token's iat, exported to Prometheus, is not."""
     from pingaway_exporter.cli import build_target
     from pingaway_exporter.config.flags import load
     for key in list(os.environ):

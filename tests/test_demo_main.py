@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from .conftest import free_port
+from tests.conftest import free_port
 
 
 def _start(*args: str) -> subprocess.Popen[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import need_tool
+from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

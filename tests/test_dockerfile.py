@@ -24,9 +24,8 @@ import pytest
 
 import pingaway_exporter
 from pingaway_exporter.config.flags import DEFAULT_PORT
-
-from .conftest import free_port
-from .helpers.dockerfile import (
+from tests.conftest import free_port
+from tests.helpers.dockerfile import (
     DOCKERFILE,
     Instruction,
     Stage,

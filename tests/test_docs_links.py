@@ -147,7 +147,7 @@ REPO_LINK = re.compile(r"https://github\.com/[^\s\"')]+")
 
 @pytest.mark.parametrize("path", DEPLOY_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_link_in_the_deploy_files_lands(path):
-    """Issue 19 item 15: the systemd unit's Documentation= pointed at another owner and a missing anchor."""
+    """The systemd unit's Documentation= pointed at another owner and a missing anchor."""
     for url in REPO_LINK.findall(path.read_text(encoding="utf-8")):
         assert url.startswith(REPO_BLOB), f"{path.name}: {url} is not this repository's"
         file, _, anchor = url[len(REPO_BLOB):].partition("#")

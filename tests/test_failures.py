@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from .helpers.faults import FAULTS, wait_idle
-from .helpers.metrics_util import samples, value
+from tests.helpers.faults import FAULTS, wait_idle
+from tests.helpers.metrics_util import samples, value
 
 REASONS = ("timeout", "connection", "unauthorized", "rate_limited", "http_error", "invalid_payload", "token_expired")
 

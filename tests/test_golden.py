@@ -21,8 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pingaway_exporter.config.file import demo_config_path
 from pingaway_exporter.config.reload import ConfigReloader
-
-from .conftest import WEDNESDAY_1015
+from tests.conftest import WEDNESDAY_1015
 
 pytestmark = pytest.mark.unit
 

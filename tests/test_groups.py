@@ -9,12 +9,11 @@ import httpx
 
 from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.reload import ConfigReloader
-from pingaway_exporter.metrics.groups import tally
+from pingaway_exporter.metrics.groups import group_tallies
 from pingaway_exporter.upstream.payload import Parser
-
-from .conftest import WEDNESDAY_1015, need_tool
-from .helpers.fixtures import PAYLOAD, STOCKHOLM
-from .helpers.metrics_util import samples, series, value
+from tests.conftest import WEDNESDAY_1015, need_tool
+from tests.helpers.fixtures import PAYLOAD, STOCKHOLM
+from tests.helpers.metrics_util import samples, series, value
 
 SATURDAY_1015 = datetime(2026, 11, 28, 10, 15, tzinfo=STOCKHOLM).timestamp()
 
@@ -147,7 +146,7 @@ def test_keywords_are_resolved_once_per_distinct_set_not_per_record():
             return super().get(key, default)
 
     index = CountingIndex(settings.keyword_index)
-    tallies = tally(exts, settings.groups, index)
+    tallies = group_tallies(exts, settings.groups, index)
     assert CountingIndex.lookups == 7 * 2  # 7 distinct keyWords lists of 2 words, not 3000 records
     assert tallies[0].users == tallies[7].users == len([n for n in range(3000) if n % 7 == 0])
     assert tallies[1].users == len([n for n in range(3000) if n % 7 == 1])
@@ -164,7 +163,7 @@ def test_promtool_check_metrics_with_groups(sim, exporter_factory):
 
 def test_demo_shows_groups_and_opening_hours(tmp_path):
     """`--demo` alone: the shipped groups, with minimums, open at the demo's 09:30 start."""
-    from .conftest import ExporterProcess
+    from tests.conftest import ExporterProcess
 
     exp = ExporterProcess(None, "--demo")
     try:

@@ -1,4 +1,5 @@
-"""Issue 10, the upstream half: each attack reproduced on loopback with bounded counts and time.
+"""Hostile upstreams (docs/security.md, the H, M and U rows): each attack reproduced on loopback with bounded
+counts and time.
 
 Every test here measures the bound the README promises and asserts it; the
 figures are also printed in the run's "measured figures" section.
@@ -13,8 +14,8 @@ import time
 import httpx
 import pytest
 
-from .conftest import FIGURES, ExporterProcess
-from .helpers.metrics_util import samples, value
+from tests.conftest import FIGURES, ExporterProcess
+from tests.helpers.metrics_util import samples, value
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
@@ -353,8 +354,8 @@ def prom_now(prom, expr: str) -> list[float]:
 
 def test_h3_with_a_real_prometheus(sim, tmp_path):
     """The same flood, with Debian's Prometheus scraping every second (scrape timeout 1 s)."""
-    from .conftest import need_tool
-    from .helpers.promharness import Prometheus
+    from tests.conftest import need_tool
+    from tests.helpers.promharness import Prometheus
 
     binary = need_tool("prometheus")
     sim.set_fault("slow_headers", delay=0.3)

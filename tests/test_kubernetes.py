@@ -26,12 +26,12 @@ import pytest
 import yaml
 
 import pingaway_exporter
+from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.file import load_text
 from pingaway_exporter.config.flags import DEFAULT_PORT, load
-from pingaway_exporter.config.secret import SecretError, SecretSource, loose_file
+from pingaway_exporter.config.secret import SecretSource, loose_file
 from pingaway_exporter.upstream.auth import TokenState
-
-from .helpers.metrics_util import samples, value
+from tests.helpers.metrics_util import samples, value
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -385,7 +385,7 @@ def test_deployment_rehearsal(sim, tmp_path):
     why = mount_namespaces_work()
     if why:
         pytest.skip(why)
-    from .conftest import free_port
+    from tests.conftest import free_port
 
     psc, csc = pod_spec()["securityContext"], container()["securityContext"]
     fs_group = psc.get("fsGroup")

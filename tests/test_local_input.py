@@ -1,4 +1,4 @@
-"""Issue 10, M4 and M7: secret files and config files are bounded local input.
+"""Local input (docs/security.md, M4 and M7): secret files and config files are bounded local input.
 
 A FIFO, a device or an alias bomb is answered with a clear error naming the
 field, quickly and without a traceback, and the exporter recovers once the
@@ -19,18 +19,16 @@ import httpx
 import pytest
 import yaml
 
+from pingaway_exporter.config.errors import ConfigError, SecretError, WebConfigError
 from pingaway_exporter.config.file import load_file
-from pingaway_exporter.config.flags import ConfigError
 from pingaway_exporter.config.reload import ConfigReloader
-from pingaway_exporter.config.secret import MAX_SECRET_FILE, SecretError, SecretSource
-from pingaway_exporter.config.webconfig import WebConfigError
+from pingaway_exporter.config.secret import MAX_SECRET_FILE, SecretSource
 from pingaway_exporter.config.webconfig import load as load_web_config
 from pingaway_exporter.config.yamlload import MAX_CONFIG_BYTES
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
-
-from .conftest import FIGURES, free_port
-from .helpers.metrics_util import samples, value
+from tests.conftest import FIGURES, free_port
+from tests.helpers.metrics_util import samples, value
 
 # 9 levels of 9 aliases: 9**9 = 387,420,489 strings from 353 bytes of YAML.
 ALIAS_BOMB = "\n".join(
@@ -263,15 +261,15 @@ def test_m7_no_config_text_gives_anything_but_a_config_error():
     check()
 
 
-# -- issue 16, L1 and L2 -----------------------------------------------------------
+# -- L1 and L2: JWT times, durations and sizes -----------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [1e300, 1e18, float("inf"), float("nan"), -1e300])
 def test_l1_a_time_claim_out_of_range_is_treated_as_absent(bad, caplog):
     import base64
     import json as _json
 
-    from pingaway_exporter.config.redact import Secret
-    from pingaway_exporter.upstream.credentials import read_claims
+    from pingaway_exporter.config.secret import Secret
+    from pingaway_exporter.upstream.token_claims import read_claims
 
     def part(obj: dict) -> str:
         return base64.urlsafe_b64encode(_json.dumps(obj).encode()).rstrip(b"=").decode()

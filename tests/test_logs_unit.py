@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from pingaway_exporter import logs
-from pingaway_exporter.config.redact import Secret
+from pingaway_exporter.config.secret import Secret
 
 pytestmark = pytest.mark.unit
 
@@ -147,7 +147,7 @@ def test_setup_at_debug_lets_the_http_libraries_speak():
 
 @pytest.mark.parametrize("raw", ["\r", "\n", "\x1b", "\x00", "\x9b", "\x7f", "\u2028"])
 def test_p10_control_characters_are_escaped_in_both_formats(raw):
-    """Issue 16, P10: a request line with CR, ESC, NUL or U+009B cannot forge a line or reach a terminal raw."""
+    """P10: a request line with CR, ESC, NUL or U+009B cannot forge a line or reach a terminal raw."""
     rec = record(f"GET /{raw}level=error x", fields={"path": f"/a{raw}b"})
     for line in (logfmt(rec), logs.JsonFormatter().format(rec)):
         assert raw not in line
@@ -155,7 +155,7 @@ def test_p10_control_characters_are_escaped_in_both_formats(raw):
 
 
 def test_u6_a_short_secret_never_masks_the_lines_keys():
-    """Issue 16, U6: session cookies `sid=level`, `x=scrape`, `y=error` are too short to scrub; every key stays."""
+    """U6: session cookies `sid=level`, `x=scrape`, `y=error` are too short to scrub; every key stays."""
     secrets = [Secret(v) for v in ("level", "scrape", "error", "msg")]
     rec = record("scrape failed", fields={"target": "default", "reason": "error"})
     line = logfmt(rec)

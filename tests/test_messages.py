@@ -8,8 +8,7 @@ import pytest
 
 from pingaway_exporter.cli import build_target, main
 from pingaway_exporter.config.flags import load
-
-from .helpers.metrics_util import samples, value
+from tests.helpers.metrics_util import samples, value
 
 
 @pytest.fixture
@@ -116,7 +115,7 @@ def test_a_misspelt_command_is_refused_by_name(capsys, clean_env):
     (["--demo", "--pingaway.password", "secret-token", "check"], "--pingaway.password", "--pingaway.password-file"),
 ])
 def test_a_mistyped_flag_is_named_with_a_close_match_and_no_value(argv, named, near, capsys, clean_env):
-    """Issue 19 item 1: the stray value used to be blamed on the positional 'check'."""
+    """The stray value used to be blamed on the positional 'check'."""
     with pytest.raises(SystemExit) as done:
         main(argv)
     assert done.value.code == 2
@@ -141,7 +140,7 @@ def test_no_targets_line_when_none_are_declared(capsys, clean_env):
 
 @pytest.mark.parametrize("quote", ['"', "'"])
 def test_a_token_in_quotes_gets_its_own_hint(tmp_path, capsys, clean_env, quote):
-    """Issue 19 item 13: a quoted token was told to add --pingaway.token-opaque, which then led to a 401."""
+    """A quoted token was told to add --pingaway.token-opaque, which then led to a 401."""
     import jwt
     path = tmp_path / "token"
     path.write_text(quote + jwt.encode({"sub": "x", "iat": 1}, "k" * 64, algorithm="HS512") + quote + "\n")
@@ -152,7 +151,7 @@ def test_a_token_in_quotes_gets_its_own_hint(tmp_path, capsys, clean_env, quote)
 
 
 def test_address_in_use_names_the_flag(clean_env, capfd):
-    """Issue 19 item 17: "Address already in use" named no fix."""
+    """The "Address already in use" message named no fix."""
     import socket
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -163,7 +162,7 @@ def test_address_in_use_names_the_flag(clean_env, capfd):
     assert "cannot listen" in err and "--web.listen-address" in err
 
 
-# ---- issue 19 item 18: the same words and the same shape in every message --------------------------------------
+# ---- the same words and the same shape in every message --------------------------------------------------------
 
 def test_both_yaml_files_say_unknown_key_after_their_flag(tmp_path, capsys, clean_env):
     config, web = tmp_path / "pingaway.yml", tmp_path / "web.yml"

@@ -8,10 +8,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
-
-from .conftest import need_tool
-from .helpers.fixtures import EXPECTED, EXPECTED_CALLS, EXPECTED_LINES, EXPECTED_PROFILES, PAYLOAD, ts
-from .helpers.metrics_util import samples, series, value
+from tests.conftest import need_tool
+from tests.helpers.fixtures import EXPECTED, EXPECTED_CALLS, EXPECTED_LINES, EXPECTED_PROFILES, PAYLOAD, ts
+from tests.helpers.metrics_util import samples, series, value
 
 
 @pytest.fixture
@@ -137,8 +136,7 @@ def test_live_domain_totals_match_what_was_served(sim, exporter_factory):
 
 def test_flat_shape_from_simulator(exporter_factory):
     from pingaway_exporter.demo.simulator import Simulator
-
-    from .conftest import WEDNESDAY_1015
+    from tests.conftest import WEDNESDAY_1015
     nested = Simulator(clock=lambda: WEDNESDAY_1015).start()
     flat = Simulator(clock=lambda: WEDNESDAY_1015, shape="flat").start()
     try:

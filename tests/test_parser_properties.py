@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from pingaway_exporter.upstream.payload import Parser, PayloadError
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER
-
-from .helpers.fixtures import PAYLOAD
+from tests.helpers.fixtures import PAYLOAD
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +26,7 @@ EXPLORE = os.environ.get("PINGAWAY_HYPOTHESIS_EXPLORE") == "1"
 
 
 def settings(**kw):
-    """hypothesis.settings, reproducible: derandomized (unless exploring) and printing the failing blob."""
+    """Hypothesis.settings, reproducible: derandomized (unless exploring) and printing the failing blob."""
     return hypothesis_settings(derandomize=not EXPLORE, print_blob=True, database=None if not EXPLORE else
                                hypothesis_settings.default.database, **kw)
 
@@ -194,7 +193,7 @@ def test_mutated_records_are_skipped_and_counted(records):
 
 @pytest.mark.parametrize(("value", "kept"), [(0.0, False), (1.0, True), (0, False), ("1", True), (0.5, None)])
 def test_available_as_a_json_number_is_read_as_0_or_1(value, kept):
-    """Found by the mutated-records property (issue 19): JSON does not tell 0 from 0.0, and the API note says to
+    """Found by the mutated-records property: JSON does not tell 0 from 0.0, and the API note says to
     tolerate 0/1, so 0.0 and 1.0 are read as 0 and 1, nested or flat; 0.5 is no boolean and skips its record."""
     base = {k: v for k, v in VALID[0].items() if k != "profile"}
     for record in ({**base, "profile": {"available": value, "name": "Lunch"}},

@@ -1,4 +1,5 @@
-"""upstream.payload under issue 16's bounds: the deadline, one parse at a time, series and keyword lists (U1-U3).
+"""upstream.payload under the bounds of docs/security.md: the deadline, one parse at a time, series and keyword
+lists (U1-U3).
 
 In-process unit tests with a pinned clock; tests/test_hostile_upstream.py reproduces the same attacks over HTTP.
 """

@@ -12,8 +12,7 @@ import msgspec
 import pytest
 
 from pingaway_exporter.upstream.payload import PIECE, PIECEWISE_FROM, Parser, PayloadError
-
-from .helpers.fixtures import PAYLOAD
+from tests.helpers.fixtures import PAYLOAD
 
 pytestmark = pytest.mark.unit
 

@@ -10,13 +10,12 @@ import httpx
 import pytest
 import yaml
 
+from pingaway_exporter.config.errors import ConfigError
 from pingaway_exporter.config.file import load_file
-from pingaway_exporter.config.flags import ConfigError
 from pingaway_exporter.demo.simulator import Simulator
-
-from .conftest import WEDNESDAY_1015, need_tool
-from .helpers.metrics_util import samples, series, value
-from .helpers.probe import ProbeExporter
+from tests.conftest import WEDNESDAY_1015, need_tool
+from tests.helpers.metrics_util import samples, series, value
+from tests.helpers.probe import ProbeExporter
 
 
 def payload(n: int, prefix: str) -> list[dict]:
@@ -236,7 +235,7 @@ def test_bad_target_declarations_name_the_field(tmp_path, entry, field):
 
 def test_exporter_with_only_declared_targets(sims, tmp_path):
     """The real process: no token flag, targets from the file, /probe works and /metrics stays up."""
-    from .conftest import ExporterProcess
+    from tests.conftest import ExporterProcess
     a = sims(3, "A")
     (tmp_path / "a.token").write_text(a.issue_token(issued_at=time.time()))
     (tmp_path / "c.yml").write_text(yaml.safe_dump({"targets": [

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from .conftest import FIGURES, ExporterProcess
-from .helpers.metrics_util import samples, value
+from tests.conftest import FIGURES, ExporterProcess
+from tests.helpers.metrics_util import samples, value
 
 
 def report(request, text: str) -> None:

@@ -12,10 +12,9 @@ import time
 import httpx
 
 from pingaway_exporter.config.reload import ConfigReloader
-
-from .conftest import WEDNESDAY_1015, free_port
-from .helpers.fixtures import PAYLOAD
-from .helpers.metrics_util import samples, series, value
+from tests.conftest import WEDNESDAY_1015, free_port
+from tests.helpers.fixtures import PAYLOAD
+from tests.helpers.metrics_util import samples, series, value
 
 A = "groups:\n  - {name: a1, keywords: [support]}\n  - {name: a2, keywords: [växel]}\n"
 B = ("groups:\n  - {name: b1, keywords: [support], staffing_minimum: 2}\n  - {name: b2, keywords: [sales]}\n"
@@ -256,7 +255,7 @@ def test_enable_lifecycle_flag_and_env_twin(tmp_path):
 
 
 def test_post_reload_on_a_running_exporter_needs_enable_lifecycle(sim, tmp_path):
-    from .conftest import ExporterProcess
+    from tests.conftest import ExporterProcess
 
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
@@ -278,7 +277,7 @@ def test_post_reload_on_a_running_exporter_needs_enable_lifecycle(sim, tmp_path)
 
 def test_a_sighup_storm_on_a_running_exporter_starts_no_thread_per_signal(sim, tmp_path):
     """200 SIGHUPs in a row: one reload thread, reloads coalesced, the exporter still serving."""
-    from .conftest import ExporterProcess
+    from tests.conftest import ExporterProcess
 
     path = tmp_path / "pingaway.yml"
     path.write_text(A)

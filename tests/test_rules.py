@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
-
-from .conftest import need_tool
+from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prometheus"

@@ -13,8 +13,7 @@ import pytest
 
 from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.schedule import HolidayCalendar
-
-from .helpers.fixtures import STOCKHOLM
+from tests.helpers.fixtures import STOCKHOLM
 
 pytestmark = pytest.mark.unit
 
@@ -188,7 +187,7 @@ def test_day_ranges_wrap_and_days_can_be_closed_explicitly():
     assert shifts.is_open(local(2026, 11, 26, 12, 30))
 
 
-# -- the next change, as `check --config.file` prints it (issue 19 item 14) ---------------------------------------
+# -- the next change, as `check --config.file` prints it ------------------------------------------------------
 
 def test_next_change_across_midnight_a_weekend_a_holiday_and_dst():
     night = schedule({"mon-sun": "22:00-06:00"}, holidays=False)

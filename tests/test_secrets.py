@@ -7,16 +7,15 @@ import os
 import pytest
 
 from pingaway_exporter import logs
+from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.flags import load
-from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.config.secret import SecretError
+from pingaway_exporter.config.secret import Secret
 from pingaway_exporter.upstream.auth import TokenState
 from pingaway_exporter.upstream.client import PingawayClient
-from pingaway_exporter.upstream.credentials import read_claims
 from pingaway_exporter.upstream.failures import FetchError
-
-from .helpers.faults import FAULTS, wait_idle
-from .helpers.metrics_util import samples, value
+from pingaway_exporter.upstream.token_claims import read_claims
+from tests.helpers.faults import FAULTS, wait_idle
+from tests.helpers.metrics_util import samples, value
 
 
 def secret_parts(token: str) -> list[str]:
@@ -189,8 +188,7 @@ def _failure_paths(sim, make, bodies: dict[str, str]):
 def test_every_failure_path_at_debug_in_each_auth_mode(mode, exporter_factory, log_output, unmasked_log):
 
     from pingaway_exporter.demo.simulator import Simulator
-
-    from .conftest import WEDNESDAY_1015
+    from tests.conftest import WEDNESDAY_1015
     sim = Simulator(clock=lambda: WEDNESDAY_1015, users={LOGIN_USER: LOGIN_PASSWORD}).start()
     try:
         token = None

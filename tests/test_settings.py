@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pingaway_exporter.cli import main
+from pingaway_exporter.config.errors import ConfigError
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, demo_config_path, load_file, load_text
-from pingaway_exporter.config.flags import ConfigError, load
+from pingaway_exporter.config.flags import load
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,7 @@ import pytest
 
 from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.demo.simulator import Simulator
-
-from .conftest import STOCKHOLM, WEDNESDAY_1015
+from tests.conftest import STOCKHOLM, WEDNESDAY_1015
 
 pytestmark = pytest.mark.unit
 

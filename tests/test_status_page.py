@@ -18,10 +18,9 @@ import httpx
 import pytest
 
 from pingaway_exporter.web import status
-
-from .conftest import need_tool
-from .helpers.browser import chromium, png_pixels, rendered
-from .helpers.metrics_util import samples, value
+from tests.conftest import need_tool
+from tests.helpers.browser import chromium, png_pixels, rendered
+from tests.helpers.metrics_util import samples, value
 
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
@@ -158,9 +157,8 @@ def test_token_issued_in_the_future_is_flagged(sim, exporter_factory):
 
 def test_probe_only_setup_is_told_to_scrape_probe(tmp_path):
     from pingaway_exporter.demo.simulator import Simulator
-
-    from .conftest import WEDNESDAY_1015
-    from .helpers.probe import ProbeExporter
+    from tests.conftest import WEDNESDAY_1015
+    from tests.helpers.probe import ProbeExporter
 
     upstream = Simulator(clock=lambda: WEDNESDAY_1015).start()
     try:
@@ -205,7 +203,7 @@ def _target(sim, clock, min_interval=0.0):
 
 
 def test_a_cached_answer_names_the_cache_and_the_upstream_calls_age(sim):
-    """Issue 19 item 10: the page said "Last scrape: OK, 29 s ago" of a scrape answered a moment ago from the cache."""
+    """The page said "Last scrape: OK, 29 s ago" of a scrape answered a moment ago from the cache."""
     now = [1_800_000_000.0]
     target = _target(sim, lambda: now[0], min_interval=300)
     try:
@@ -222,7 +220,7 @@ def test_a_cached_answer_names_the_cache_and_the_upstream_calls_age(sim):
 
 
 def test_calls_are_counted_as_call_lines_the_same_on_the_page_and_in_check(sim):
-    """Issue 19 item 5: "12 calls" counted ringing and hung-up lines; now each status is named."""
+    """The page's "12 calls" counted ringing and hung-up lines; now each status is named."""
     import io
 
     from pingaway_exporter.cli import run_check
@@ -243,7 +241,7 @@ def test_calls_are_counted_as_call_lines_the_same_on_the_page_and_in_check(sim):
 
 
 def test_a_failed_reload_shows_on_the_page(sim, exporter_factory, tmp_path):
-    """Issue 19 item 12: the log and pingaway_config_last_reload_successful said so; the page stayed green."""
+    """The log and pingaway_config_last_reload_successful said so; the page stayed green."""
     from pingaway_exporter.config.file import load_file
     from pingaway_exporter.config.reload import ConfigReloader
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import need_tool
+from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "pingaway-exporter.service"

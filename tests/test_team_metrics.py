@@ -1,4 +1,4 @@
-"""The contact-centre series (issue 12) against a hand-built list whose every answer is known.
+"""The contact-centre series against a hand-built list whose every answer is known.
 
 Each record below says what it is and what it must count as; the list is
 served by the simulator over real HTTP, and the clock the exporter judges
@@ -13,9 +13,8 @@ from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape import tally
-
-from .conftest import WEDNESDAY_1015
-from .helpers.metrics_util import samples, series, value
+from tests.conftest import WEDNESDAY_1015
+from tests.helpers.metrics_util import samples, series, value
 
 
 def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on

@@ -21,10 +21,9 @@ import pytest
 from pingaway_exporter.config.file import parse
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.web import status
-
-from .conftest import WEDNESDAY_1015, ExporterProcess, need_tool
-from .helpers.browser import chromium, png_pixels, rendered
-from .helpers.metrics_util import samples, value
+from tests.conftest import WEDNESDAY_1015, ExporterProcess, need_tool
+from tests.helpers.browser import chromium, png_pixels, rendered
+from tests.helpers.metrics_util import samples, value
 
 
 def PINNED() -> float:  # the clock the exporter judges tokens, hours and profile ends on
@@ -171,7 +170,7 @@ def test_team_view_numbers_and_colours_in_chromium(team_exporter, sim, tmp_path)
 
 @pytest.mark.parametrize("width", [360, 375, 390])
 def test_phone_layout_is_not_clipped(team_exporter, tmp_path, width):
-    """Issue 19 item 8: at phone widths nothing reaches the right edge (the Staffing badge was cut off)."""
+    """At phone widths nothing reaches the right edge (the Staffing badge was cut off)."""
     need_tool("chromium")
     shot = tmp_path / f"phone-{width}.png"
     chromium(tmp_path, team_exporter.server.url("/"), f"--screenshot={shot}", f"--window-size={width},1400",
@@ -185,7 +184,7 @@ def test_phone_layout_is_not_clipped(team_exporter, tmp_path, width):
 
 
 def test_the_wall_screen_style_is_there_before_the_first_scrape(sim, exporter_factory):
-    """Issue 19 item 19: the style came only with the team table, so the layout jumped at the first scrape."""
+    """The style came only with the team table, so the layout jumped at the first scrape."""
     exp = exporter_factory(sim)
     before = exp.get("/").text
     exp.get()
@@ -215,7 +214,7 @@ def with_text_chunk(png: bytes, keyword: bytes, text: bytes) -> bytes:
 
 
 def test_the_readme_screenshot_is_the_demo(tmp_path):
-    """Issue 19 item 16: the README's picture is what `./dev demo` shows when its page is opened first."""
+    """The README's picture is what `./dev demo` shows when its page is opened first."""
     need_tool("chromium")
     exp = ExporterProcess(None, "--demo")
     try:

@@ -21,11 +21,10 @@ import pytest
 
 from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.web.limits import Limits
-
-from .conftest import FIGURES, WEDNESDAY_1015, ExporterProcess, free_port
-from .helpers.fixtures import PAYLOAD
-from .helpers.metrics_util import samples, value
-from .helpers.wire import exchange
+from tests.conftest import FIGURES, WEDNESDAY_1015, ExporterProcess, free_port
+from tests.helpers.fixtures import PAYLOAD
+from tests.helpers.metrics_util import samples, value
+from tests.helpers.wire import exchange
 
 USER, PASSWORD = "prometheus", "scrape-me-42"
 

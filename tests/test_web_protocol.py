@@ -1,4 +1,4 @@
-"""web.protocol in process: bytes in, requests and answers out (issue 16, P7-P9: a strict HTTP/1.1 parser)."""
+"""web.protocol in process: bytes in, requests and answers out (a strict HTTP/1.1 parser: docs/security.md, P7-P9)."""
 
 from __future__ import annotations
 

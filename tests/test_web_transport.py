@@ -1,4 +1,4 @@
-"""Issue 16's port rows (P1-P3, P5, P7-P9) on real sockets against the h11 port, counts scaled down.
+"""The port rows of docs/security.md (P1-P3, P5, P7-P9) on real sockets against the h11 port, counts scaled down.
 
 Each test reproduces one row of the table "The port, client side" on loopback, in-process
 (``exporter_factory``), with bounded counts and time, and asserts the bound: answered, at most so many
@@ -27,11 +27,10 @@ from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.transport import BoundedServer
-
-from .conftest import FIGURES, WEDNESDAY_1015, free_port, need_tool
-from .helpers.metrics_util import samples, value
-from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
-from .helpers.wire import exchange
+from tests.conftest import FIGURES, WEDNESDAY_1015, free_port, need_tool
+from tests.helpers.metrics_util import samples, value
+from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
+from tests.helpers.wire import exchange
 
 HEAD = b"Host: x\r\nAccept-Encoding: identity\r\n"
 
@@ -308,7 +307,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_p6_keyupdate_burst_is_cut_by_its_budget_and_costs_little_cpu(sim, pki, tmp_path):
-    """openssl s_client sends one request, then KeyUpdates that ask for one back ('K'), a line each: the
+    """Openssl s_client sends one request, then KeyUpdates that ask for one back ('K'), a line each: the
     connection is cut by the budget of TLS records without application data, and the exporter's CPU over
     the burst and the 5 s after it stays low (if s_client were not cut, it is stopped so it reads nothing)."""
     openssl = need_tool("openssl")

@@ -17,16 +17,16 @@ import pytest
 
 from pingaway_exporter.cli import main
 from pingaway_exporter.config import webconfig
-from pingaway_exporter.config.flags import ConfigError, load
-from pingaway_exporter.config.webconfig import WebConfigError
+from pingaway_exporter.config.errors import ConfigError, WebConfigError
+from pingaway_exporter.config.flags import load
 from pingaway_exporter.web import basic_auth
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
-
-from .conftest import free_port
-from .helpers.metrics_util import samples, value
+from tests.conftest import free_port
+from tests.helpers.metrics_util import samples, value
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, start, tls_yaml, write_config
+from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, start, tls_yaml, write_config
+from tests.helpers.wire import basic_auth_header
 
 
 def test_basic_auth_over_tls(sim, exporter_factory, pki, tmp_path):
@@ -123,7 +123,7 @@ def test_web_password_never_logged(sim, exporter_factory, tmp_path, log_output):
     exp = start(exporter_factory, sim, write_config(tmp_path, users))
     exp.get(auth=(USER, "typo-" + PASSWORD))
     exp.get(auth=(USER, PASSWORD))
-    header = httpx.BasicAuth(USER, PASSWORD)._auth_header
+    header = basic_auth_header(USER, PASSWORD)
     text = log_output.getvalue()
     assert "level=debug" in text
     assert PASSWORD not in text and header.split()[1] not in text and "typo-" not in text
@@ -138,7 +138,7 @@ def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
     monkeypatch.setattr(basic_auth.bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
 
     def header(user, password):
-        return httpx.BasicAuth(user, password)._auth_header
+        return basic_auth_header(user, password)
 
     assert checker.check(header("nobody", PASSWORD)) is None
     assert checker.check(header(USER, "wrong")) is None
@@ -261,7 +261,7 @@ def test_docs_web_config_example_is_valid(pki, tmp_path):
     cfg = webconfig.load(path)
     assert cfg.tls and cfg.users["prometheus"].startswith(b"$2y$10$")
     checker = BasicAuthChecker(cfg.users)
-    assert checker.check(httpx.BasicAuth("prometheus", "change-me")._auth_header) == "prometheus"
+    assert checker.check(basic_auth_header("prometheus", "change-me")) == "prometheus"
 
 
 @pytest.mark.parametrize(("inline", "missing"), [("key", "cert_file: missing one of cert or cert_file"),
@@ -330,7 +330,7 @@ def test_each_user_is_checked_at_their_own_cost_and_nothing_is_hashed_up_front(m
 
     def against(user, password):
         used.clear()
-        assert checker.check(httpx.BasicAuth(user, password)._auth_header) is None
+        assert checker.check(basic_auth_header(user, password)) is None
         return used
 
     assert against("low", "wrong") == [low]
@@ -357,7 +357,7 @@ def test_wrong_password_flood_runs_at_most_two_bcrypts_at_once(monkeypatch):
                 now[0] -= 1
 
     monkeypatch.setattr(basic_auth.bcrypt, "checkpw", counting)
-    header = httpx.BasicAuth(USER, "wrong")._auth_header
+    header = basic_auth_header(USER, "wrong")
     threads = [threading.Thread(target=checker.check, args=(header,)) for _ in range(20)]
     for t in threads:
         t.start()
@@ -404,7 +404,8 @@ def test_silent_clients_on_the_tls_port_do_not_stall_others(sim, exporter_factor
 
 def test_an_enormous_bad_value_gives_a_short_error(tmp_path):
     """Errors never echo an unbounded value from the file: a 200 kB wrong value gives a short message."""
-    from pingaway_exporter.config.webconfig import WebConfigError, load
+    from pingaway_exporter.config.errors import WebConfigError
+    from pingaway_exporter.config.webconfig import load
 
     path = tmp_path / "web.yml"
     path.write_text("http_server_config:\n  http2: " + "X" * 200_000 + "\n")

@@ -13,12 +13,11 @@ import httpx
 import pytest
 
 from pingaway_exporter.config import webconfig
-from pingaway_exporter.config.webconfig import WebConfigError
-
-from .conftest import need_tool
+from pingaway_exporter.config.errors import WebConfigError
+from tests.conftest import need_tool
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .helpers.tls import client_ctx, write_config  # after the skip, as in the other TLS tests
+from tests.helpers.tls import client_ctx, write_config  # after the skip, as in the other TLS tests
 
 
 def tls(pki, extra: str = "") -> str:

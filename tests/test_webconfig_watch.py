@@ -13,7 +13,7 @@ from pingaway_exporter.config import webconfig
 from pingaway_exporter.web.rate_limit import RateLimiter
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .helpers.tls import PASSWORD, USER, bcrypt_hash, write_config
+from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, write_config
 
 
 def test_a_removed_user_is_refused_on_an_open_keep_alive_connection(sim, exporter_factory, tmp_path):

@@ -12,6 +12,7 @@ and config; config imports none of them). Beside the flow:
 - demo/ (the simulator) may import demo, config and upstream; nothing in the flow imports demo;
 - the top level (cli, logs, memory, healthcheck, __main__) is wiring: it may import anything, and nothing in
   a layer may import it; every module may import the package itself (``__version__``).
+A subpackage whose ``__init__`` names modules in ``__all__`` is imported from outside only through those.
 There must be no import cycle between modules, counting imports inside functions too (a lazy import hides a
 cycle from Python, not from the design). Test modules must not import other test modules, and neither may
 conftest.py or the helpers under tests/helpers/ (shared helpers belong there, not in a test module).
@@ -132,6 +133,28 @@ def why_not(edge: Edge) -> str | None:
     return None
 
 
+def public_modules(root: Path) -> dict[str, set[str]]:
+    """{subpackage: the modules its ``__init__`` names in ``__all__``}, for subpackages that declare one."""
+    out: dict[str, set[str]] = {}
+    for init in sorted((root / PKG_DIR).glob("*/__init__.py")):
+        for node in ast.parse(init.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
+                                                    for t in node.targets):
+                out[f"{PKG}.{init.parent.name}"] = set(ast.literal_eval(node.value))
+    return out
+
+
+def private_imports(all_edges: list[Edge], public: dict[str, set[str]]) -> list[str]:
+    """Imports of a subpackage's own modules from outside it, where the subpackage declares its public ones."""
+    bad = []
+    for e in all_edges:
+        package, _, leaf = e.target.rpartition(".")
+        if package in public and not e.source.startswith(package + ".") and leaf not in public[package]:
+            bad.append(f"{e.source.removeprefix(PKG + '.')} -> {e.target.removeprefix(PKG + '.')}  {e.where}: "
+                       f"{leaf} is not in {package.removeprefix(PKG + '.')}.__all__")
+    return bad
+
+
 def cycles(all_edges: list[Edge]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan)."""
     graph: dict[str, set[str]] = {}
@@ -197,6 +220,7 @@ def report(root: Path) -> tuple[list[str], list[list[str]], list[str]]:
     bad = [f"{e.source.removeprefix(PKG + '.')} -> {e.target.removeprefix(PKG + '.')}"
            f"{' (lazy)' if e.lazy else ''}  {e.where}: {why}"
            for e in all_edges if (why := why_not(e))]
+    bad += private_imports(all_edges, public_modules(root))
     return bad, cycles(all_edges), tests_importing_tests(root)
 
 

@@ -20,8 +20,7 @@ import httpx
 import yaml
 
 from tests.conftest import free_port  # re-exported for the dashboard tests
-
-from .dashboard_util import VARIABLE, Query, metric_names, variable_query
+from tests.helpers.dashboard_util import VARIABLE, Query, metric_names, variable_query
 
 
 def rule_files(root: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .connection import HANDSHAKE, HEAD, IDLE, WORKER, Conn
+from pingaway_exporter.web.connection import HANDSHAKE, HEAD, IDLE, WORKER, Conn
 
 EMPTY_GRACE = 0.05  # seconds: a connection accepted this recently may not have had the time to send
 SLOW_AFTER = 1.0  # seconds: a head still incomplete after this is arriving slowly

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from pingaway_exporter.config.webconfig import WebConfig, WebConfigError, load
+from pingaway_exporter.config.errors import WebConfigError
+from pingaway_exporter.config.webconfig import WebConfig, load
 from pingaway_exporter.metrics.catalogue import new
 
 log = logging.getLogger("pingaway_exporter.web")

@@ -7,7 +7,7 @@ that into ``SchemaError("groups[1].staffing_minimum", "must be a whole number >=
 
 - the path as the file spells it, without msgspec's ``$``;
 - what the field must be: the ``Meta(description=...)`` of its annotation, else words for its type;
-- the value the file holds there, shortened by ``yamlload.show`` (never a whole 200 kB value).
+- the value the file holds there, shortened by ``errors.show`` (never a whole 200 kB value).
 
 Only the wording is built here; what a value means (HH:MM, day ranges, TLS) is checked by the callers.
 """
@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
-from .yamlload import show
+from pingaway_exporter.config.errors import SchemaError, show
 
 T = TypeVar("T")
 
@@ -30,14 +30,6 @@ _STEP = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _WORDS: dict[object, str] = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
                              date: "a date (YYYY-MM-DD)", list: "a list", dict: "a mapping",
                              type(None): "empty", Any: "a value"}
-
-
-class SchemaError(Exception):
-    """A value that does not fit the schema: ``path`` (``groups[1].name``, "" for the top) and ``why``."""
-
-    def __init__(self, path: str, why: str) -> None:
-        super().__init__(f"{path}: {why}" if path else why)
-        self.path, self.why = path, why
 
 
 def convert(data: Any, cls: type[T], *, top: str, unknown: str = "key") -> T:

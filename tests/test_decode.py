@@ -1,4 +1,4 @@
-"""config.schema: msgspec's errors about both config files, in the project's words and bounded."""
+"""config.decode: msgspec's errors about both config files, in the project's words and bounded."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import msgspec
 import pytest
 
 from pingaway_exporter.config import file_schema, webconfig_schema
+from pingaway_exporter.config.decode import convert
+from pingaway_exporter.config.errors import SchemaError
 from pingaway_exporter.config.file_schema import FileSchema
-from pingaway_exporter.config.schema import SchemaError, convert
 from pingaway_exporter.config.webconfig_schema import WebConfigSchema
 
 pytestmark = pytest.mark.unit
@@ -80,7 +81,7 @@ def test_a_huge_value_or_name_is_not_quoted_whole():
     ({"basic_auth_users": ["alice"]}, "basic_auth_users", "must be a mapping of user names to bcrypt hashes"),
 ])
 def test_web_config_errors_name_the_field(data, path, why):
-    err = _error(data, WebConfigSchema)  # the same word as the config file (issue 19 item 18)
+    err = _error(data, WebConfigSchema)  # the same word as the config file's
     assert err.path == path and err.why.startswith(why), (err.path, err.why)
 
 
@@ -89,3 +90,27 @@ def test_every_struct_of_both_files_forbids_unknown_fields():
                if isinstance(v, type) and issubclass(v, msgspec.Struct) and v.__module__ == module.__name__]
     assert len(structs) >= 9
     assert all(s.__struct_config__.forbid_unknown_fields for s in structs), structs
+
+
+class _Probe(msgspec.Struct, forbid_unknown_fields=True):
+    a: int
+    b: list[int] = []
+    m: dict[int, int] = {}
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"a": "x"}, "Expected `int`, got `str` - at `$.a`"),
+    ({}, "Object missing required field `a`"),
+    ({"a": 1, "zz": 2}, "Object contains unknown field `zz`"),
+    ({"a": 1, "b": [1, "q"]}, "Expected `int`, got `str` - at `$.b[1]`"),
+    ({"a": 1, "m": {"k": 1}}, "Expected `int`, got `str` - at `key` in `$.m`"),
+])
+def test_the_msgspec_message_shapes_that_decode_reads(data, expected):
+    """msgspec exposes a validation error only as text, so config/decode.py reads that text. If a msgspec
+    release words it differently, this fails first and names what to update (the bound in pyproject.toml
+    stops an untested release from being installed in the meantime)."""
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(data, _Probe)
+    assert str(caught.value) == expected, (
+        f"msgspec {msgspec.__version__} words its errors differently: config/decode.py (_split, explain) "
+        "must learn the new text before the upper bound on msgspec in pyproject.toml is raised")

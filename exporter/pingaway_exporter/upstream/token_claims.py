@@ -15,14 +15,14 @@ from typing import Any
 
 import jwt
 
-from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.config.secret import SecretError
+from pingaway_exporter.config.errors import SecretError
+from pingaway_exporter.config.secret import Secret
 
 log = logging.getLogger("pingaway_exporter.auth")
 
 # The time claims the exporter will use: 1970 to the end of year 9999 (what a datetime can show). Anything
 # else (1e300, 1e18, Infinity, NaN, negative) is treated as absent, with a warning naming the claim
-# (issue 16, L1): such a value cannot be shown as a date, compared usefully or exported as a metric.
+# (docs/security.md, L1): such a value cannot be shown as a date, compared usefully or exported as a metric.
 LATEST_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 
