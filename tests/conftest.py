@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 
 import httpx
+import hypothesis
 import pytest
 
 from pingaway_exporter import logs
@@ -25,6 +26,13 @@ from pingaway_exporter.web.server import ExporterServer
 
 # The helpers in tests/helpers/ assert too: rewrite those asserts so a failure shows the values.
 pytest.register_assert_rewrite("tests.helpers")
+
+# Every property test in the suite is reproducible: derandomized (its examples are a function of the test alone,
+# the same on every machine and clock), no example database, and the failing example's blob printed, so a red
+# CI can be replayed as it ran. PINGAWAY_HYPOTHESIS_EXPLORE=1 draws fresh random examples, to hunt for bugs.
+if os.environ.get("PINGAWAY_HYPOTHESIS_EXPLORE") != "1":
+    hypothesis.settings.register_profile("pingaway-reproducible", derandomize=True, database=None, print_blob=True)
+    hypothesis.settings.load_profile("pingaway-reproducible")
 
 from tests.helpers.clock import WEDNESDAY_1015  # noqa: E402
 from tests.helpers.figures import FIGURES  # noqa: E402

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import httpx
 import pytest
 
@@ -156,3 +159,29 @@ def test_listen_on_every_address_serves_ipv4_and_ipv6(sim):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_check_with_a_config_file_shows_each_group_and_its_next_change(tmp_path, capsys, monkeypatch):
+    """A config can be tried before it is deployed. --demo's office clock starts at 09:30
+    (Stockholm) on the last working day before the pinned Wednesday 10:15, so the hours below are known."""
+    from tests.helpers.clock import WEDNESDAY_1015
+    for key in list(os.environ):
+        if key.startswith("PINGAWAY_"):
+            monkeypatch.delenv(key)
+    config = tmp_path / "pingaway.yml"
+    config.write_text(
+        "groups:\n"
+        "  - {name: support, keywords: [support], staffing_minimum: 2, holidays: false,\n"
+        "     opening_hours: {mon-sun: '08:00-17:00'}}\n"
+        "  - {name: evening, keywords: [it], holidays: false, opening_hours: {mon-sun: '18:00-20:00'}}\n"
+        "  - {name: always, keywords: [sales], staffing_minimum: 1, holidays: false, opening_hours: always}\n")
+    assert main(["--demo", "--config.file", str(config), "check"], clock=lambda: WEDNESDAY_1015) == 0
+    out = capsys.readouterr().out
+    assert f"Groups:        3 from {config}" in out, out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert re.fullmatch(r"  support  open, \d+ available / 2 minimum; closes Wed 2026-11-25 17:00 CET "
+                        r"\(in 7 h 30 min\)", lines["support"]), lines["support"]
+    assert re.fullmatch(r"  evening  closed, \d+ available / no minimum; opens Wed 2026-11-25 18:00 CET "
+                        r"\(in 8 h 30 min\)", lines["evening"]), lines["evening"]
+    assert re.fullmatch(r"  always   open, \d+ available / 1 minimum; no change in opening hours within 400 days",
+                        lines["always"]), lines["always"]

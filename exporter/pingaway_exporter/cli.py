@@ -27,6 +27,8 @@ from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.logs import setup as setup_logging
 from pingaway_exporter.memory import tune_malloc
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.metrics.groups import TeamView
+from pingaway_exporter.metrics.groups import families as group_families
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import Target, UpstreamSlots
 from pingaway_exporter.upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
@@ -34,6 +36,7 @@ from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import safe_url
 from pingaway_exporter.upstream.network import DeadlineTransport, SharedTransport
 from pingaway_exporter.upstream.payload import Parser
+from pingaway_exporter.upstream.records import Extension
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
@@ -111,8 +114,9 @@ def _warn_loose(source: SecretSource) -> None:
                     extra={"fields": {"file": source.path}})
 
 
-def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
-    """Fetch once and print a short human summary; non-zero on failure."""
+def run_check(timeout: float, target: Target, out: TextIO | None = None, config: ConfigReloader | None = None) -> int:
+    """Fetch once and print a short human summary; non-zero on failure. With ``config``'s groups (from
+    --config.file), each group as the team view would show it, and when its opening hours next change."""
     out = out or sys.stdout
     outcome = target.scrape(time.monotonic() + timeout)
     claims = target.token_claims
@@ -137,8 +141,35 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     print(f"Ready now:     {n.ready}", file=out)
     print(f"Calls:         {call_lines(n)}; by direction {by_direction['in']} in, {by_direction['out']} out, "
           f"{by_direction['unknown']} unknown", file=out)
+    if config is not None and config.current.groups is not None and outcome.result is not None:
+        print_groups(config, outcome.result.extensions, out)
     print(f"OK: fetched in {outcome.duration:.2f}s", file=out)
     return 0
+
+
+def print_groups(config: ConfigReloader, exts: list[Extension], out: TextIO) -> None:
+    """One line per configured group: open or closed now, available against the minimum, the next change."""
+    now = config.clock()  # the opening hours' clock (shifted in --demo)
+    views: list[TeamView] = []
+    for _ in group_families(config, exts, True, now=now, keep=views.append):
+        pass
+    groups = config.current.groups or ()
+    rows = views[0].groups if views else ()
+    print(f"Groups:        {len(groups)} from {config.path}", file=out)
+    width = max((len(g.name) for g in groups), default=0)
+    for group, row in zip(groups, rows, strict=True):
+        change = group.schedule.next_change(now)
+        if change is None:
+            nxt = "no change in opening hours within 400 days"
+        else:
+            when = datetime.fromtimestamp(change, group.schedule.zone)
+            left = int(change - now) // 60
+            days = f"{left // (24 * 60)} d " if left >= 24 * 60 else ""
+            nxt = (f"{'closes' if row.open else 'opens'} {when:%a %Y-%m-%d %H:%M %Z} "
+                   f"(in {days}{left // 60 % 24} h {left % 60} min)")
+        minimum = f"{row.minimum} minimum" if row.minimum else "no minimum"
+        print(f"  {row.name:<{width}}  {'open' if row.open else 'closed'}, {row.available} available / {minimum}; "
+              f"{nxt}", file=out)
 
 
 def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
@@ -184,12 +215,12 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
         pool.start()
     except (ConfigError, SecretError) as exc:
-        where = f"config.file {config_path}: " if isinstance(exc, ConfigError) else ""
+        where = f"--config.file {config_path}: " if isinstance(exc, ConfigError) else ""
         print(f"pingaway-exporter: error: {where}{exc}", file=sys.stderr)
         return 2
     if cfg.check:
         try:
-            status = run_check(cfg.timeout, target) if target is not None else 0
+            status = run_check(cfg.timeout, target, config=reloader) if target is not None else 0
             for probe in pool.probes():  # and every declared target
                 print(f"\n[target {probe.target.name}]")
                 status = max(status, run_check(probe.timeout, probe.target))

@@ -69,19 +69,19 @@ def test_a_huge_value_or_name_is_not_quoted_whole():
 
 
 @pytest.mark.parametrize(("data", "path", "why"), [
-    ({"tls_server_config": {"certfile": "x"}}, "tls_server_config.certfile", "unknown field; expected one of"),
+    ({"tls_server_config": {"certfile": "x"}}, "tls_server_config.certfile", "unknown key; expected one of"),
     # A scalar is text for a header, as in Go's yaml.v2 (X-XSS-Protection: 1); a list is not.
     ({"http_server_config": {"headers": {"X-Frame-Options": [3]}}}, "http_server_config.headers.X-Frame-Options",
      "must be a single value (text or a number), not a list"),
     ({"http_server_config": {"headers": {"X-Frame-Option": "deny"}}}, "http_server_config.headers.X-Frame-Option",
-     "unknown field; expected one of Content-Security-Policy, X-Frame-Options"),
+     "unknown key; expected one of Content-Security-Policy, X-Frame-Options"),
     ({"tls_server_config": {"client_allowed_sans": "a.example"}}, "tls_server_config.client_allowed_sans",
      "must be a list of strings, not 'a.example'"),
     ({"http_server_config": {"http2": "sure"}}, "http_server_config.http2", "must be true or false, not 'sure'"),
     ({"basic_auth_users": ["alice"]}, "basic_auth_users", "must be a mapping of user names to bcrypt hashes"),
 ])
 def test_web_config_errors_name_the_field(data, path, why):
-    err = _error(data, WebConfigSchema, unknown="field")
+    err = _error(data, WebConfigSchema)  # the same word as the config file's
     assert err.path == path and err.why.startswith(why), (err.path, err.why)
 
 

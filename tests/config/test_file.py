@@ -109,7 +109,7 @@ def test_errors_name_the_field(text, field, why):
     with pytest.raises(ConfigError) as info:
         load_text(text, "/etc/pingaway/x.yml")
     message = str(info.value)
-    prefix = "config.file /etc/pingaway/x.yml: "
+    prefix = "--config.file /etc/pingaway/x.yml: "
     assert message.startswith(prefix), message
     rest = message.removeprefix(prefix)
     if field:
@@ -132,7 +132,7 @@ def test_other_countries_and_subdivisions():
 def test_unreadable_file():
     with pytest.raises(ConfigError) as info:
         load_file("/nonexistent/pingaway.yml")
-    assert "config.file /nonexistent/pingaway.yml: cannot read" in str(info.value)
+    assert "--config.file /nonexistent/pingaway.yml: cannot read" in str(info.value)
 
 
 def test_flag_and_env_twin():
@@ -148,5 +148,5 @@ def test_bad_config_file_exits_2_naming_the_field(tmp_path, capsys):
     path.write_text(GROUP + "    opening_hours:\n      mon: ['08:00-17:00']\n      tue: ['08:00-25:00']\n")
     assert main(["--demo", "--config.file", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == (f"pingaway-exporter: error: config.file {path}: "
+    assert err.strip() == (f"pingaway-exporter: error: --config.file {path}: "
                            "groups[0].opening_hours.tue[0]: '25:00' is not HH:MM")

@@ -185,3 +185,17 @@ def test_day_ranges_wrap_and_days_can_be_closed_explicitly():
     opened = {d: shifts.is_open(local(2026, 11, 23 + d, 11)) for d in range(7)}  # Mon 23rd .. Sun 29th
     assert opened == {0: True, 1: False, 2: False, 3: False, 4: True, 5: True, 6: True}
     assert shifts.is_open(local(2026, 11, 26, 12, 30))
+
+
+# -- the next change, as `check --config.file` prints it ------------------------------------------------------
+
+def test_next_change_across_midnight_a_weekend_a_holiday_and_dst():
+    night = schedule({"mon-sun": "22:00-06:00"}, holidays=False)
+    assert night.next_change(local(2026, 11, 25, 23, 0)) == local(2026, 11, 26, 6, 0)  # an overnight span ends
+    assert night.next_change(local(2026, 11, 26, 6, 0)) == local(2026, 11, 26, 22, 0)
+    office = schedule({"mon-fri": "08:00-17:00"})  # Swedish holidays by default
+    assert office.next_change(local(2026, 11, 27, 17, 0)) == local(2026, 11, 30, 8, 0)  # Friday -> Monday
+    assert office.next_change(local(2026, 12, 23, 17, 0)) == local(2026, 12, 28, 8, 0)  # julafton, juldagen, annandag
+    assert office.next_change(utc(2026, 3, 27, 16, 0)) == utc(2026, 3, 30, 6, 0)  # 08:00 CEST after the switch
+    assert schedule("always", holidays=False).next_change(local(2026, 11, 25, 10, 0)) is None
+    assert schedule({}).next_change(local(2026, 11, 25, 10, 0)) is None

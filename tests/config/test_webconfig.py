@@ -169,7 +169,7 @@ def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
      "tls_server_config.min_version: is above max_version"),
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  cipher_suites: [TLS_AES_129_GCM]\n",
      "tls_server_config.cipher_suites[0]: unknown cipher: TLS_AES_129_GCM"),
-    ("tls_server_config:\n  certfile: x\n", "tls_server_config.certfile: unknown field"),
+    ("tls_server_config:\n  certfile: x\n", "tls_server_config.certfile: unknown key"),
     ("basic_auth_users:\n  alice: hunter2\n", "basic_auth_users.alice: is not a bcrypt hash"),
     ("basic_auth_users:\n  123: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze\n",
      "basic_auth_users.123: a user name must be a non-empty string"),
@@ -179,7 +179,7 @@ def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
     ("rate_limit:\n  interval: soon\n  burst: 20\n", "rate_limit.interval: 'soon' is not a Go duration"),
     ("tls_server_config: [\n", "not valid YAML at line"),
     ("- just\n- a list\n", "top level must be a mapping"),
-    ("basic_auth: {{}}\n", "basic_auth: unknown field"),
+    ("basic_auth: {{}}\n", "basic_auth: unknown key"),
 ])
 def test_bad_web_config_names_the_field(pki, tmp_path, text, field):
     path = write_config(tmp_path, text.format(cert=pki["server"].cert, key=pki["server"].key, ca=pki["ca"].pem))
@@ -312,7 +312,7 @@ def test_web_config_is_reread_when_it_or_its_certificates_change(sim, exporter_f
         httpx.get(exp.url, verify=ctx, auth=("newuser", PASSWORD), timeout=10)
         assert time.monotonic() < end, "the broken web-config was not noticed"
         time.sleep(0.2)
-    assert "tls_server_config_typo: unknown field" in log_output.getvalue()
+    assert "tls_server_config_typo: unknown key" in log_output.getvalue()
     assert httpx.get(exp.url, verify=ctx, auth=("newuser", PASSWORD), timeout=10).status_code == 200
 
 

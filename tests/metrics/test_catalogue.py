@@ -22,6 +22,7 @@ from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
+from pingaway_exporter.web.webconfig_watch import WebConfigCollector, WebConfigWatcher
 from tests.helpers.fixtures import PAYLOAD
 from tests.helpers.metrics_util import exposition
 
@@ -109,6 +110,7 @@ def test_describe_lists_every_declared_family():
     config = ConfigReloader(demo_config_path())
     described = {m.name for m in ScrapeCollector(None, 0.0, CollectorOptions(), config).describe()}  # type: ignore[arg-type]
     described |= {m.name for m in ExporterCollector(config).describe()}
+    described |= {m.name for m in WebConfigCollector(WebConfigWatcher(None)).describe()}
     assert described == set(FAMILIES)
 
 

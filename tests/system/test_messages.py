@@ -151,3 +151,43 @@ def test_address_in_use_names_the_flag(clean_env, capfd):
         assert main(["--demo", "--web.listen-address", f"127.0.0.1:{port}"]) == 1
     err = capfd.readouterr().err
     assert "cannot listen" in err and "--web.listen-address" in err
+
+
+# ---- the same words and the same shape in every message --------------------------------------------------------
+
+def test_both_yaml_files_say_unknown_key_after_their_flag(tmp_path, capsys, clean_env):
+    config, web = tmp_path / "pingaway.yml", tmp_path / "web.yml"
+    config.write_text("groups:\n  - name: a\n    keywordz: [x]\n")
+    web.write_text("tls_server_config_typo: 1\n")
+    assert main(["--demo", "--config.file", str(config), "check"]) == 2
+    first = capsys.readouterr().err.strip()
+    assert main(["--demo", "--web.config.file", str(web), "check"]) == 2
+    second = capsys.readouterr().err.strip()
+    assert first.startswith(f"pingaway-exporter: error: --config.file {config}: groups[0].keywordz: "
+                            "unknown key; "), first
+    assert second.startswith(f"pingaway-exporter: error: --web.config.file {web}: tls_server_config_typo: "
+                             "unknown key; "), second
+
+
+@pytest.mark.parametrize("content", [None, "not-a-jwt\n"], ids=["missing", "not-a-jwt"])
+def test_a_target_token_file_error_names_its_field_once(tmp_path, capsys, clean_env, content):
+    token = tmp_path / "pingaway.token"
+    if content is not None:
+        token.write_text(content)
+        token.chmod(0o600)
+    config = tmp_path / "pingaway.yml"
+    config.write_text(f"targets:\n  - name: t\n    url: https://x.example/\n    token_file: {token}\n")
+    assert main(["--config.file", str(config), "check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("targets[0].token_file") == 1 and str(token) in err, err
+    assert err.startswith(f"pingaway-exporter: error: --config.file {config}: targets[0].token_file: "), err
+
+
+def test_the_429_pause_is_told_once_on_the_page(sim, exporter_factory):
+    sim.set_fault("status", status=429, retry_after="30")
+    exp = exporter_factory(sim)
+    assert value(samples(exp.get().text), "pingaway_scrape_error", reason="rate_limited") == 1
+    page = exp.get("/").text
+    line = next(part for part in page.split("<li") if "Last failure:" in part)
+    assert line.count("pausing") == 1 and "429 asked" not in line and "as Retry-After asks" in line, line
+    assert "of that pause left" in line, line

@@ -189,7 +189,7 @@ KNOWN_NO_UNIT_TEST: set[str] = {
     'demo.handler', 'demo.simstate', 'healthcheck', 'memory', 'metrics.groups', 'scrape.pool', 'upstream.body',
     'upstream.lenient', 'upstream.network', 'upstream.token_claims', 'web.basic_auth', 'web.connection',
     'web.eviction', 'web.landing', 'web.limits', 'web.negotiate', 'web.options', 'web.rate_limit',
-    'web.response', 'web.routes', 'web.server', 'web.status', 'web.transport', 'web.webconfig_watch',
+    'web.response', 'web.routes', 'web.server', 'web.status', 'web.transport',
     'web.workers',
 }
 KNOWN_UNNAMED: set[str] = {

@@ -30,6 +30,15 @@ def settings(**kw):
     return hypothesis_settings(derandomize=not EXPLORE, print_blob=True, database=None if not EXPLORE else
                                hypothesis_settings.default.database, **kw)
 
+def test_every_property_test_of_the_suite_is_reproducible():
+    """The profile tests/conftest.py loads: also for the @given tests outside this module (test_local_input.py,
+    test_hostile_upstream.py), whose own settings name only their example counts."""
+    default = hypothesis_settings.default
+    assert EXPLORE or (default.derandomize and default.database is None and default.print_blob)
+    inner = hypothesis_settings(max_examples=120, deadline=None)  # as those tests write theirs
+    assert EXPLORE or (inner.derandomize and inner.database is None)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),

@@ -4,14 +4,16 @@ The numbers are read from the DOM Chromium renders; the colours from its
 screenshots, pixel by pixel: each staffing colour must appear exactly when a
 group is in that state, on a desktop, a wall screen and a phone. The run
 also writes the README's screenshot (docs/team-page.png) when
-PINGAWAY_UPDATE_DOCS=1 is set, and checks the committed one is there and small.
+PINGAWAY_UPDATE_DOCS=1 is set, from the demo as a new user sees it (``pingaway-exporter --demo``, opened
+first), and checks the committed one is there, small and marked as made so.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from pingaway_exporter.web import status
 from tests.helpers.browser import chromium, png_pixels, rendered
 from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.metrics_util import samples, value
+from tests.helpers.process import ExporterProcess
 from tests.helpers.tools import need_tool
 
 
@@ -155,8 +158,6 @@ def test_team_view_numbers_and_colours_in_chromium(team_exporter, sim, tmp_path)
             kept = shot
     assert sim.request_count() == calls_before, "the page never calls upstream"
     assert kept.stat().st_size < 150_000, kept.stat().st_size
-    if os.environ.get("PINGAWAY_UPDATE_DOCS") == "1":
-        shutil.copyfile(kept, DOCS_SHOT)
 
     # Two more people log in at support: it is at the minimum now, and red leaves the screen.
     sim.set_payload([*PAYLOAD, person("204", "Göran", True, ["support"]), person("205", "Sofia", True, ["support"])])
@@ -204,6 +205,36 @@ def test_team_view_after_a_failed_scrape(team_exporter, sim, tmp_path):
     assert "team-0" not in page.by_id
 
 
+DEMO_MARK = b"made by tests/web/test_status_team.py from pingaway-exporter --demo"
+
+
+def with_text_chunk(png: bytes, keyword: bytes, text: bytes) -> bytes:
+    """``png`` with a tEXt chunk right after its header chunk (IHDR is 8 + 25 bytes from the start)."""
+    data = keyword + b"\0" + text
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:33] + chunk + png[33:]
+
+
+def test_the_readme_screenshot_is_the_demo(tmp_path):
+    """The README's picture is what `./dev demo` shows when its page is opened first."""
+    need_tool("chromium")
+    exp = ExporterProcess(None, "--demo")
+    try:
+        page = exp.base + "/"
+        dom = rendered(tmp_path, page)
+        assert re.search(r"Available now: \d+ of 62 users", dom.by_id["available"]), dom.by_id["available"]
+        assert "Upstream: embedded simulator (demo) at http://127.0.0.1:" in "".join(dom.text)
+        rows = team_rows(tmp_path, page)
+        assert set(rows) == {"support", "växel", "sales", "ekonomi", "it-jour"}, rows
+        shot = tmp_path / "demo.png"
+        chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1024,900", "--hide-scrollbars")
+    finally:
+        exp.stop()
+    assert 2_000 < shot.stat().st_size < 150_000, shot.stat().st_size
+    if os.environ.get("PINGAWAY_UPDATE_DOCS") == "1":
+        DOCS_SHOT.write_bytes(with_text_chunk(shot.read_bytes(), b"Source", DEMO_MARK))
+
+
 def test_committed_screenshot_is_small_and_a_real_png():
     assert DOCS_SHOT.is_file(), "run PINGAWAY_UPDATE_DOCS=1 pytest tests/web/test_status_team.py to make it"
     size = DOCS_SHOT.stat().st_size
@@ -211,3 +242,5 @@ def test_committed_screenshot_is_small_and_a_real_png():
     width, height, pixels = png_pixels(DOCS_SHOT)
     assert (width, height) == (1024, 900)
     assert len(set(pixels)) > 10
+    assert b"tEXtSource\0" + DEMO_MARK in DOCS_SHOT.read_bytes(), \
+        "made from the demo: PINGAWAY_UPDATE_DOCS=1 pytest tests/web/test_status_team.py -k readme_screenshot"

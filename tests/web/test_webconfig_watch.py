@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -27,6 +28,64 @@ def test_a_removed_user_is_refused_on_an_open_keep_alive_connection(sim, exporte
         while client.get(exp.server.url("/-/ready")).status_code != 401:
             assert time.monotonic() - changed < 3.0, "the removed user still had access after 3 s"
             time.sleep(0.1)
+
+
+def test_a_changed_password_is_refused_on_an_open_keep_alive_connection(sim, exporter_factory, tmp_path):
+    path = write_config(tmp_path, f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n")
+    exp = exporter_factory(sim, web_config=webconfig.load(path))
+    with httpx.Client(auth=(USER, PASSWORD), timeout=10) as client:  # one keep-alive connection
+        assert client.get(exp.server.url("/-/ready")).status_code == 200
+        time.sleep(1.1)  # a new mtime for certain
+        write_config(tmp_path, f"basic_auth_users:\n  {USER}: {bcrypt_hash('the-new-password')}\n")
+        changed = time.monotonic()
+        while client.get(exp.server.url("/-/ready")).status_code != 401:
+            assert time.monotonic() - changed < 3.0, "the old password still had access after 3 s"
+            time.sleep(0.1)
+        assert client.get(exp.server.url("/-/ready"), auth=(USER, "the-new-password")).status_code == 200
+
+
+def reload_successful(exp, auth) -> float | None:
+    """pingaway_web_config_last_reload_successful from a real scrape, or None when absent."""
+    for line in exp.get(auth=auth).text.splitlines():
+        if line.startswith("pingaway_web_config_last_reload_successful "):
+            return float(line.split()[1])
+    return None
+
+
+@pytest.mark.parametrize("breakage", ["invalid", "unreadable"])
+def test_a_broken_web_config_keeps_the_last_good_one_logged_and_in_a_metric(sim, exporter_factory, tmp_path,
+                                                                            log_output, breakage):
+    good = f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"
+    path = write_config(tmp_path, good)
+    exp = exporter_factory(sim, web_config=webconfig.load(path))
+    auth = (USER, PASSWORD)
+    assert reload_successful(exp, auth) == 1
+    time.sleep(1.1)
+    if breakage == "invalid":
+        write_config(tmp_path, good + "basic_auth_user: {}\n")
+    else:  # the file is gone: a half-done deploy, a volume not mounted
+        os.replace(path, path + ".moved")
+    end = time.monotonic() + 10
+    while reload_successful(exp, auth) != 0:
+        assert time.monotonic() < end, "the failed reload never showed in the metric"
+        time.sleep(0.2)
+    assert "web config reload failed" in log_output.getvalue()
+    assert ("basic_auth_user: unknown key" if breakage == "invalid" else "No such file") in log_output.getvalue()
+    assert exp.get(auth=auth).status_code == 200, "the last good config stays in force"
+    assert exp.get().status_code == 401, "and still asks for the password"
+    time.sleep(1.1)
+    write_config(tmp_path, good)
+    end = time.monotonic() + 10
+    while reload_successful(exp, auth) != 1:
+        assert time.monotonic() < end, "a good file again did not clear the metric"
+        time.sleep(0.2)
+
+
+def test_without_a_web_config_there_is_no_web_config_series(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    text = exp.get().text
+    assert "# HELP pingaway_web_config_last_reload_successful" in text  # the family, declared, with no series
+    assert reload_successful(exp, None) is None
 
 
 def test_scrapes_answer_while_a_reload_takes_seconds(sim, exporter_factory, tmp_path):

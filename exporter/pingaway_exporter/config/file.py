@@ -101,7 +101,7 @@ def default_settings(source: str | None = None) -> Settings:
 
 def load_file(path: str) -> Settings:
     """Read and validate ``path``, or raise ``ConfigError`` naming the file and field."""
-    where = f"config.file {path}"
+    where = f"--config.file {path}"
     try:
         text = yamlload.read_text(path)
     except YamlError as exc:
@@ -110,7 +110,7 @@ def load_file(path: str) -> Settings:
 
 
 def load_text(text: str, path: str) -> Settings:
-    where = f"config.file {path}"
+    where = f"--config.file {path}"
     try:
         data = yamlload.load(text)
     except YamlError as exc:

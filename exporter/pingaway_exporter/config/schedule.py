@@ -112,3 +112,19 @@ class Schedule:
             if span.overnight and minute < span.end and not self.closed_on(yesterday):
                 return True
         return False
+
+    def next_change(self, now: float, horizon_days: int = 400) -> float | None:
+        """When ``is_open`` next differs from ``is_open(now)`` (Unix time), or None within ``horizon_days``.
+
+        A change can only happen where a span starts or ends or at local midnight (a closed date or a holiday
+        begins or ends there); those moments are tried in order and ``is_open`` decides."""
+        state = self.is_open(now)
+        first = datetime.fromtimestamp(now, self.zone).date()
+        for offset in range(horizon_days + 1):
+            day = first + timedelta(days=offset)
+            spans = (*self.week[day.weekday()], *self.week[(day - timedelta(days=1)).weekday()])
+            for m in sorted({0} | {edge % DAY_MINUTES for span in spans for edge in (span.start, span.end)}):
+                at = datetime(day.year, day.month, day.day, m // 60, m % 60, tzinfo=self.zone).timestamp()
+                if at > now and self.is_open(at) != state:
+                    return at
+        return None

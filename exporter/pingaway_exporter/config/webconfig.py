@@ -92,7 +92,7 @@ def load(path: str, label: str = "--web.config.file") -> WebConfig:
     except YamlError as exc:
         fail("", str(exc))
     try:
-        spec = convert({} if data is None else data, WebConfigSchema, top=TOP, unknown="field")
+        spec = convert({} if data is None else data, WebConfigSchema, top=TOP)
     except SchemaError as exc:
         fail(exc.path, exc.why)
     base = os.path.dirname(os.path.abspath(path))

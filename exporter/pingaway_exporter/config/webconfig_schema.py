@@ -1,6 +1,6 @@
 """The shape of ``--web.config.file`` (exporter-toolkit's ``web-config.yml``), as msgspec Structs.
 
-Every field the toolkit documents is declared, so a typo is an "unknown field" error naming it, and
+Every field the toolkit documents is declared, so a typo is an "unknown key" error naming it, and
 each has the type the toolkit gives it. Header values and ``rate_limit.interval`` are declared as any
 YAML scalar, because Go's yaml.v2 reads ``X-XSS-Protection: 1`` or ``interval: 0`` into its string or
 duration field; ``config.webconfig`` gives them their meaning. An empty string means unset, as in the

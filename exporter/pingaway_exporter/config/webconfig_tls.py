@@ -129,8 +129,13 @@ def _versions(tls: TLSServerSchema, fail: Fail) -> tuple[ssl.TLSVersion, ssl.TLS
 def _ciphers(ctx: ssl.SSLContext, tls: TLSServerSchema, fail: Fail, high: ssl.TLSVersion, *, http2: bool) -> None:
     # Go >= 1.17 ignores prefer_server_cipher_suites and picks in its own order: so does this server.
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    # OpenSSL 3 refuses TLS 1.0 and 1.1 above security level 0, whatever minimum_version says; Go serves them
+    # when MinVersion asks for them, so a min_version below TLS12 lowers the level (only then).
+    legacy = ":@SECLEVEL=0" if ctx.minimum_version < ssl.TLSVersion.TLSv1_2 else ""
     names = tls.cipher_suites or []
     if not names:
+        if legacy:
+            ctx.set_ciphers("DEFAULT" + legacy)
         return
     for i, name in enumerate(names):
         if name not in CIPHER_SUITES and name not in TLS13_SUITES:
@@ -147,7 +152,7 @@ def _ciphers(ctx: ssl.SSLContext, tls: TLSServerSchema, fail: Fail, high: ssl.TL
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         return
     try:
-        ctx.set_ciphers(":".join(chosen))
+        ctx.set_ciphers(":".join(chosen) + legacy)
     except ssl.SSLError as exc:
         fail("cipher_suites", f"not available in this OpenSSL: {_reason(exc)}")
 

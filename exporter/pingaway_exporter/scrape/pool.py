@@ -103,7 +103,7 @@ class TargetPool:
                 if path is None:
                     continue
                 try:
-                    secret = SecretSource(f"targets[{i}].{key}", path=path)
+                    secret = SecretSource("file", path=path)  # the field prefixes the message below, once
                     if key == "token_file":
                         TokenState(secret, opaque=self.defaults.token_opaque).current()
                     else:

@@ -36,6 +36,7 @@ from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.rate_limit import RateLimiter
 from pingaway_exporter.web.response import render_body
+from pingaway_exporter.web.webconfig_watch import WebConfigCollector, WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -58,6 +59,7 @@ class ServerView(Protocol):
     rate_limiter: RateLimiter | None
     limits: Limits
     clock: Callable[[], float]
+    web_config_watch: WebConfigWatcher
 
     def tracking(self) -> AbstractContextManager[None]: ...
 
@@ -188,6 +190,7 @@ def _metrics(server: ServerView, req: Request) -> Response:
         registry.register(ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config))
     else:  # only targets declared for /probe: still say what runs here and whether the config loaded
         registry.register(ExporterCollector(opts.config))
+    registry.register(WebConfigCollector(server.web_config_watch))  # a sample only with --web.config.file
     for collector in _RUNTIME:
         registry.register(collector)
     return _expose(req, registry)

@@ -103,7 +103,7 @@ def _last_failure(target: Target, now: float) -> Line:
     text = f"Last failure: {failure.reason}, {_ago(failure.finished_at, now)}: {failure.detail}"
     pause = target.client.backoff_remaining
     if pause > 0:
-        text += f" (no upstream call for another {pause:.0f} s, as the 429 asked)"
+        text += f"; {pause:.0f} s of that pause left"  # the detail already says why and for how long
     last = target.last_outcome  # a copy without records (Target.scrape), so compare values, not identity
     current = last is not None and not last.ok and last.reason == failure.reason \
         and last.finished_at == failure.finished_at
