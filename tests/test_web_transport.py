@@ -31,7 +31,7 @@ from pingaway_exporter.web.transport import BoundedServer
 from .conftest import FIGURES, WEDNESDAY_1015, free_port, need_tool
 from .helpers.metrics_util import samples, value
 from .helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
-from .helpers.wire import exchange
+from .helpers.wire import exchange, tiny_reader
 
 HEAD = b"Host: x\r\nAccept-Encoding: identity\r\n"
 
@@ -43,18 +43,6 @@ def port_of(exp) -> int:
 def web_threads() -> int:
     """The port's worker threads alive in this process (the pool names them ``web-N``)."""
     return sum(1 for t in threading.enumerate() if re.fullmatch(r"web-\d+", t.name))
-
-
-def tiny_reader(port: int, request: bytes) -> socket.socket:
-    """A connection with a small receive buffer that sends ``request`` and never reads."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    s.settimeout(5)
-    s.connect(("127.0.0.1", port))
-    s.setblocking(False)
-    with contextlib.suppress(BlockingIOError):
-        s.send(request)
-    return s
 
 
 def scrape(exp, auth=None, timeout: float = 5.0) -> tuple[float, float]:
