@@ -33,6 +33,11 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "PingawaySimulator/1"
 
+    def setup(self) -> None:
+        super().setup()
+        with self.sim.stats.lock:
+            self.sim.stats.connections += 1
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("simulator " + format, *args)
 
@@ -197,11 +202,30 @@ class Handler(BaseHTTPRequestHandler):
         elif mode == "gzip_bomb":
             self._send(200, gzip_bomb(fault.size, fault.layers),
                        headers={"Content-Encoding": ", ".join(["gzip"] * fault.layers)})
+        elif mode == "stray_response":
+            self._stray(body, fault)
         elif mode == "raw_body":
             self._send(200, fault.body if isinstance(fault.body, bytes) else str(fault.body).encode("utf-8"),
                        headers=fault.headers)
         else:
             self._send(200, body)
+
+    def _stray(self, body: bytes, fault: Fault) -> None:
+        """The real answer, then a whole second answer nobody asked for, on the same kept-alive connection."""
+        extra = json.dumps(fault.body if fault.body is not None else []).encode("utf-8")
+        stray = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: "
+                 + str(len(extra)).encode() + b"\r\n\r\n" + extra)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if fault.delay <= 0:
+            self.wfile.write(body + stray)  # the stray arrives with the real answer's last bytes
+            return
+        self.wfile.write(body)
+        self.wfile.flush()
+        time.sleep(fault.delay)
+        self.wfile.write(stray)
 
     def _trickle(self, fault: Fault) -> None:
         """Status line and headers one byte per ``fault.delay`` seconds, noting when the client hangs up."""
