@@ -40,7 +40,7 @@ def test_u5_a_stray_answer_is_never_taken_for_the_next_request(sim, exporter_fac
     sim.set_fault("stray_response", delay=delay)
     seen, expected = users_seen(exp, sim, 8, gap=1.0)
     calls, connections = sim.request_count(), sim.stats.connections
-    FIGURES.append(f"U5 (stray {how}): {sum(s == e for s, e in zip(seen, expected))} of 8 scrapes showed "
+    FIGURES.append(f"U5 (stray {how}): {sum(s == e for s, e in zip(seen, expected, strict=True))} of 8 scrapes showed "
                    f"their own answer's users ({seen}); {calls} upstream requests on {connections} connections")
     assert seen == expected
     assert calls == 8, "a stray is never answered with a request sent twice, nor the scrape's call repeated"
