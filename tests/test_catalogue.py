@@ -179,7 +179,7 @@ def test_the_exporter_alone_exports_only_declared_families():
     text = render_bytes(_Registry(ExporterCollector(config))).decode()
     assert check_against_catalogue(text, False, CollectorOptions()) == {
         "pingaway_exporter_build_info", "pingaway_config_last_reload_successful",
-        "pingaway_config_last_reload_success_timestamp_seconds"}
+        "pingaway_config_last_reload_success_timestamp_seconds", "pingaway_web_config_last_reload_successful"}
 
 
 class _Registry:

@@ -134,6 +134,9 @@ CATALOGUE: tuple[Family, ...] = (
     _gauge("pingaway_config_last_reload_successful", (), "1 if the last load of the config file succeeded, else 0."),
     _gauge("pingaway_config_last_reload_success_timestamp_seconds", (),
            "When the config file was last loaded successfully (Unix time)."),
+    _gauge("pingaway_web_config_last_reload_successful", (),
+           "1 if the last load of --web.config.file succeeded, else 0 (the config in force stays); only with "
+           "--web.config.file."),
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in CATALOGUE}

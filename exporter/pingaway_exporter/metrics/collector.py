@@ -44,11 +44,12 @@ class ScrapeCollector(Collector):
     """Exposes one target's state as of this scrape."""
 
     def __init__(self, target: Target, deadline: float, options: CollectorOptions,
-                 config: ConfigView | None = None) -> None:
+                 config: ConfigView | None = None, web_config: groups.WebConfigState | None = None) -> None:
         self.target = target
         self.deadline = deadline
         self.options = options
         self.config = config  # groups and opening hours in effect (--config.file)
+        self.web_config = web_config  # --web.config.file's reloads, on /metrics
 
     def describe(self) -> Iterator[Metric]:
         yield from self.head(None, None)
@@ -124,8 +125,8 @@ class ScrapeCollector(Collector):
                                    per_words=counted[1] if counted else None, now=now, keep=self._keep)
 
     def tail(self, outcome: Outcome | None) -> Iterator[Metric]:
-        """The config file's reload state: read afresh for every scrape."""
-        yield from groups.reload_families(self.config, with_samples=outcome is not None)
+        """The config files' reload state: read afresh for every scrape."""
+        yield from groups.reload_families(self.config, outcome is not None, self.web_config)
 
     def _keep(self, view: groups.TeamView) -> None:
         """The groups of this good scrape, for the status page's team view (never a reason to call upstream)."""
@@ -279,8 +280,9 @@ def build_info(with_samples: bool = True) -> Metric:
 class ExporterCollector(Collector):
     """The exporter's own facts, for ``/metrics`` when no target is configured by flags."""
 
-    def __init__(self, config: ConfigView | None) -> None:
+    def __init__(self, config: ConfigView | None, web_config: groups.WebConfigState | None = None) -> None:
         self.config = config
+        self.web_config = web_config
 
     def describe(self) -> Iterator[Metric]:
         yield build_info(False)
@@ -288,7 +290,7 @@ class ExporterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield build_info(True)
-        yield from groups.reload_families(self.config, with_samples=True)
+        yield from groups.reload_families(self.config, True, self.web_config)
 
 
 def bounded(counts: Counter[str], limit: int) -> list[tuple[str, int]]:

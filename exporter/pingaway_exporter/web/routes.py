@@ -39,6 +39,7 @@ from .options import WebOptions
 from .protocol import Request, Response
 from .rate_limit import RateLimiter
 from .response import render_body, scrape_body
+from .webconfig_watch import WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -61,6 +62,7 @@ class ServerView(Protocol):
     rate_limiter: RateLimiter | None
     limits: Limits
     clock: Callable[[], float]
+    web_config_watch: WebConfigWatcher
 
     def tracking(self) -> AbstractContextManager[None]: ...
 
@@ -185,12 +187,13 @@ def _metrics(server: ServerView, req: Request) -> Response:
     opts = server.options
     if req.method == "HEAD":
         return _head_only(req)
+    web = server.web_config_watch if server.web_config_watch.config is not None else None
     if server.target is not None:
         budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), opts.timeout, opts.timeout_offset)
-        return _expose(req, ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config),
-                       runtime=True)
+        return _expose(req, ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config,
+                                            web), runtime=True)
     # only targets declared for /probe: still say what runs here and whether the config loaded
-    return _expose(req, ExporterCollector(opts.config), runtime=True)
+    return _expose(req, ExporterCollector(opts.config, web), runtime=True)
 
 
 def _probe(server: ServerView, req: Request) -> Response:
