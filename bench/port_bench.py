@@ -10,6 +10,12 @@ H1:  30 connections each push ~6 MB of header lines (reconnecting when cut off),
      a scrape on a fresh connection 1 s in. Peak RSS (VmHWM) and the scrape's time.
 M2:  1,100 idle connections with the server at nofile 1024; a scrape 2 s in, CPU over 20 s.
 M2b: 2,000 sockets trickling request heads; peak threads and three scrapes.
+P4:  a 50,000-user domain; 128 sockets with 1 KiB receive buffers fetch /metrics from the min-interval cache
+     (half identity, half gzip) and never read. Peak RSS (VmHWM) before and with them, threads, /-/healthy.
+cost: exporter CPU per scrape of /metrics and /probe, with every scrape calling upstream
+     (--pingaway.min-interval 0) and from the cache (the default), at 50 and 50,000 users.
+
+    python3 bench/port_bench.py --attacks p4,cost
 
 The cheroot server answers a fixed 200 with no upstream call at all, so its figures are a lower bound for
 what an exporter built on it could do.
@@ -25,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -74,7 +81,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, kind: str, src: str, sim: Simulator, nofile: int | None) -> None:
+    def __init__(self, kind: str, src: str, sim: Simulator, nofile: int | None, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAWAY_")}
         if kind == "cheroot":
@@ -83,7 +90,7 @@ class Server:
             env["PYTHONPATH"] = src
             env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
             cmd = [sys.executable, "-m", "pingaway_exporter", "--pingaway.url", sim.url,
-                   "--web.listen-address", f"127.0.0.1:{self.port}"]
+                   "--web.listen-address", f"127.0.0.1:{self.port}", *extra]
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=limit)  # noqa: PLW1509 -- no threads yet in this process
@@ -186,6 +193,73 @@ def m2b(srv: Server) -> str:
             f"peak RSS {status(srv.proc.pid, 'VmHWM') / 1024:.0f} MiB")
 
 
+def tiny_reader(port: int, request: bytes) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        s.send(request)
+    return s
+
+
+def p4(srv: Server) -> str:
+    url = f"http://127.0.0.1:{srv.port}"
+    size = len(httpx.get(url + "/metrics", headers={"Accept-Encoding": "identity"}, timeout=120).content)
+    before = status(srv.proc.pid, "VmHWM") / 1024
+    cpu0 = cpu_seconds(srv.proc.pid)
+    ask = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: %s\r\n\r\n"
+    socks = [tiny_reader(srv.port, ask % (b"gzip" if i % 2 else b"identity")) for i in range(128)]
+    try:
+        time.sleep(5.0)
+        start = time.monotonic()
+        httpx.get(url + "/-/healthy", timeout=10).raise_for_status()
+        healthy = time.monotonic() - start
+        threads = status(srv.proc.pid, "Threads")
+        cpu = cpu_seconds(srv.proc.pid) - cpu0
+    finally:
+        for s in socks:
+            s.close()
+    return (f"P4: 128 non-readers of a {size / 1e6:.1f} MB /metrics (50,000 users, from the cache): peak RSS "
+            f"{before:.0f} MiB after the first scrape, {status(srv.proc.pid, 'VmHWM') / 1024:.0f} MiB with them; "
+            f"{threads} threads; {cpu:.2f} s CPU for the 128; /-/healthy in {healthy:.2f} s")
+
+
+def per_scrape_cpu(srv: Server, path: str, n: int) -> float:
+    """Exporter CPU (ms) per scrape over ``n`` scrapes on one keep-alive connection, after one to warm up."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=120) as client:
+        client.get(path).raise_for_status()
+        cpu0 = cpu_seconds(srv.proc.pid)
+        for _ in range(n):
+            client.get(path).raise_for_status()
+        return (cpu_seconds(srv.proc.pid) - cpu0) / n * 1000
+
+
+def cost(src: str, sim: Simulator) -> str:
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        token = Path(tmp) / "token"
+        token.write_text(sim.issue_token(issued_at=time.time()))
+        token.chmod(0o600)
+        config = Path(tmp) / "pingaway.yml"
+        config.write_text(f"targets:\n  - name: t\n    url: {sim.url}\n    token_file: {token}\n")
+        for users, n in ((50, 200), (50_000, 5)):
+            sim.set_payload(Domain(size=users).extensions(WEDNESDAY_1015))
+            for path in ("/metrics", "/probe?target=t"):
+                got = []
+                for interval in ("0", "30s"):
+                    srv = Server("exporter", src, sim, None, ("--config.file", str(config),
+                                                              "--pingaway.min-interval", interval))
+                    try:
+                        got.append(per_scrape_cpu(srv, path, n if interval == "0" else 4 * n))
+                    finally:
+                        srv.stop()
+                lines.append(f"cost: {path} at {users:,} users: {got[0]:.1f} ms CPU per uncached scrape, "
+                             f"{got[1]:.1f} ms cached ({got[1] / got[0]:.2f} of it)")
+    sim.set_payload(Domain(size=60).extensions(WEDNESDAY_1015))
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", choices=("exporter", "cheroot"), default="exporter")
@@ -198,11 +272,17 @@ def main() -> None:
     sim.set_payload(Domain(size=60).extensions(WEDNESDAY_1015))
     try:
         for name in args.attacks.split(","):
+            if name == "cost":
+                print(cost(args.exporter_src, sim), flush=True)
+                continue
+            if name == "p4":
+                sim.set_payload(Domain(size=50_000).extensions(WEDNESDAY_1015))
             srv = Server(args.server, args.exporter_src, sim, nofile=1024 if name == "m2" else None)
             try:
-                print({"h1": h1, "m2": m2, "m2b": m2b}[name](srv), flush=True)
+                print({"h1": h1, "m2": m2, "m2b": m2b, "p4": p4}[name](srv), flush=True)
             finally:
                 srv.stop()
+                sim.set_payload(Domain(size=60).extensions(WEDNESDAY_1015))
     finally:
         sim.stop()
 

@@ -1,7 +1,8 @@
-"""Raw bytes over a loopback socket, for tests of the port's HTTP framing."""
+"""Raw bytes over a loopback socket, for tests of the port's HTTP framing and of clients that never read."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 
@@ -25,3 +26,34 @@ def basic_auth_header(user: str, password: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def tiny_reader(port: int, request: bytes) -> socket.socket:
+    """A connection with a 1 KiB receive buffer that sends ``request`` and never reads (until a test does)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        s.send(request)
+    return s
+
+
+def read_answer(s: socket.socket, timeout: float = 30.0) -> tuple[bytes, bytes]:
+    """(head, body) of one Content-Length answer read from ``s``; the body is short if the server cut it."""
+    s.settimeout(timeout)
+    data = bytearray()
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return bytes(data), b""
+        data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    rest = bytearray(body)
+    with contextlib.suppress(OSError):
+        while len(rest) < length and (chunk := s.recv(min(1 << 20, length - len(rest)))):
+            rest += chunk
+    return head, bytes(rest)

@@ -22,7 +22,6 @@ from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
-from pingaway_exporter.web.webconfig_watch import WebConfigCollector, WebConfigWatcher
 from tests.helpers.fixtures import PAYLOAD
 from tests.helpers.metrics_util import exposition
 
@@ -110,7 +109,6 @@ def test_describe_lists_every_declared_family():
     config = ConfigReloader(demo_config_path())
     described = {m.name for m in ScrapeCollector(None, 0.0, CollectorOptions(), config).describe()}  # type: ignore[arg-type]
     described |= {m.name for m in ExporterCollector(config).describe()}
-    described |= {m.name for m in WebConfigCollector(WebConfigWatcher(None)).describe()}
     assert described == set(FAMILIES)
 
 
@@ -180,7 +178,7 @@ def test_the_exporter_alone_exports_only_declared_families():
     text = exposition(_Registry(ExporterCollector(config))).decode()
     assert check_against_catalogue(text, False, CollectorOptions()) == {
         "pingaway_exporter_build_info", "pingaway_config_last_reload_successful",
-        "pingaway_config_last_reload_success_timestamp_seconds"}
+        "pingaway_config_last_reload_success_timestamp_seconds", "pingaway_web_config_last_reload_successful"}
 
 
 class _Registry:

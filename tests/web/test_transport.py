@@ -33,7 +33,7 @@ from tests.helpers.metrics_util import samples, value
 from tests.helpers.process import free_port
 from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
 from tests.helpers.tools import need_tool, without_pingaway_env
-from tests.helpers.wire import exchange
+from tests.helpers.wire import exchange, tiny_reader
 
 HEAD = b"Host: x\r\nAccept-Encoding: identity\r\n"
 
@@ -45,18 +45,6 @@ def port_of(exp) -> int:
 def web_threads() -> int:
     """The port's worker threads alive in this process (the pool names them ``web-N``)."""
     return sum(1 for t in threading.enumerate() if re.fullmatch(r"web-\d+", t.name))
-
-
-def tiny_reader(port: int, request: bytes) -> socket.socket:
-    """A connection with a small receive buffer that sends ``request`` and never reads."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    s.settimeout(5)
-    s.connect(("127.0.0.1", port))
-    s.setblocking(False)
-    with contextlib.suppress(BlockingIOError):
-        s.send(request)
-    return s
 
 
 def scrape(exp, auth=None, timeout: float = 5.0) -> tuple[float, float]:

@@ -3,7 +3,8 @@
 Refused, reset, slow, trickling, truncated, HTML, error statuses, 429 with
 and without ``Retry-After``, corrupt gzip, huge and endless bodies, and the
 hostile upstreams: headers at one byte per ``delay``, a gzip bomb, the
-request's credentials reflected back, raw bytes. A ``Fault`` says which mode
+request's credentials reflected back, raw bytes, and a stray extra answer
+after each real one. A ``Fault`` says which mode
 is in force and for how many requests; ``handler`` writes each on the wire.
 """
 
@@ -18,8 +19,10 @@ FAULT_MODES = ("none", "status", "slow_headers", "slow_body", "truncated", "rese
                "gzip_corrupt", "huge", "endless", "not_list", "json_body", "bad_records",
                # hostile upstreams: headers at one byte per `delay`; a body of `size` zero bytes
                # compressed `layers` times (Content-Encoding: gzip, gzip); the request's credentials
-               # reflected in a redirect Location, the reason phrase and the error body; raw bytes
-               "trickle_headers", "gzip_bomb", "reflect", "raw_body")
+               # reflected in a redirect Location, the reason phrase and the error body; raw bytes;
+               # after each real answer an extra, unasked-for `200` with `body` (default `[]`): in the same
+               # write as the real answer's end, or `delay` seconds later (the connection stays open)
+               "trickle_headers", "gzip_bomb", "reflect", "raw_body", "stray_response")
 
 
 @dataclass
@@ -27,7 +30,7 @@ class Fault:
     mode: str = "none"
     status: int = 500
     retry_after: str | None = None
-    delay: float = 0.0  # slow_headers: before anything; slow_body: between chunks
+    delay: float = 0.0  # slow_headers: before anything; slow_body: between chunks; stray_response: before the stray
     size: int = 0  # huge: body bytes
     chunked: bool = False  # huge: without Content-Length
     body: Any = None  # json_body: served as JSON; bad_records: records to add
@@ -39,7 +42,6 @@ class Fault:
     def __post_init__(self) -> None:
         if self.mode not in FAULT_MODES:
             raise ValueError(f"unknown fault mode {self.mode!r}; one of {', '.join(FAULT_MODES)}")
-
 
 
 _BOMBS: dict[tuple[int, int], bytes] = {}

@@ -33,6 +33,11 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "PingawaySimulator/1"
 
+    def setup(self) -> None:
+        super().setup()
+        with self.sim.stats.lock:
+            self.sim.stats.connections += 1
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("simulator " + format, *args)
 
@@ -173,25 +178,10 @@ class Handler(BaseHTTPRequestHandler):
         elif mode == "truncated":
             half = body[: len(body) // 2]
             self._send(200, half)
-        elif mode == "reset_mid_body":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self._reset()
+        elif mode in ("reset_mid_body", "slow_body", "stray_response"):
+            self._in_parts(body, fault)
         elif mode == "gzip_corrupt":
             self._send(200, b"\x1f\x8b\x08\x00" + secrets.token_bytes(64), headers={"Content-Encoding": "gzip"})
-        elif mode == "slow_body":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            for i in range(0, len(body), 16):
-                self.wfile.write(body[i:i + 16])
-                self.wfile.flush()
-                time.sleep(fault.delay)
         elif mode in ("huge", "endless"):
             self._stream(body, fault)
         elif mode == "gzip_bomb":
@@ -202,6 +192,34 @@ class Handler(BaseHTTPRequestHandler):
                        headers=fault.headers)
         else:
             self._send(200, body)
+
+    def _in_parts(self, body: bytes, fault: Fault) -> None:
+        """A well-framed answer whose body goes out in parts: half of it and then a reset (``reset_mid_body``),
+        16 bytes per ``delay`` (``slow_body``), or whole with a second answer nobody asked for after it, on the
+        same kept-alive connection (``stray_response``: in the same write, or ``delay`` seconds later)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if fault.mode == "reset_mid_body":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self._reset()
+        elif fault.mode == "slow_body":
+            for i in range(0, len(body), 16):
+                self.wfile.write(body[i:i + 16])
+                self.wfile.flush()
+                time.sleep(fault.delay)
+        else:
+            extra = json.dumps(fault.body if fault.body is not None else []).encode("utf-8")
+            stray = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(extra)).encode() + b"\r\n\r\n" + extra)
+            if fault.delay > 0:
+                self.wfile.write(body)
+                self.wfile.flush()
+                time.sleep(fault.delay)
+                body = b""
+            self.wfile.write(body + stray)  # without a delay, the stray arrives with the real answer's last bytes
 
     def _trickle(self, fault: Fault) -> None:
         """Status line and headers one byte per ``fault.delay`` seconds, noting when the client hangs up."""

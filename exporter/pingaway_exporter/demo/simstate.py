@@ -33,6 +33,7 @@ class Stats:
     in_flight: int = 0
     max_in_flight: int = 0
     logins: int = 0
+    connections: int = 0  # connections accepted, so tests can tell a reused connection from a new one
     # Every Authorization header value received, so tests can prove where a credential went.
     authorizations: set[str] = field(default_factory=set)
     # trickle_headers: (monotonic start, monotonic time the client closed or None) per connection

@@ -136,7 +136,8 @@ CATALOGUE: tuple[Family, ...] = (
            "When the config file was last loaded successfully (Unix time)."),
     # -- the web-config file (only with --web.config.file) -----------------------------------------------------
     _gauge("pingaway_web_config_last_reload_successful", (),
-           "1 if the last load of --web.config.file succeeded, else 0 (the previous one stays in force)."),
+           "1 if the last load of --web.config.file succeeded, else 0 (the config in force stays); only with "
+           "--web.config.file."),
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in CATALOGUE}

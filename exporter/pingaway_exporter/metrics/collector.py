@@ -4,7 +4,10 @@ A fresh ``ScrapeCollector`` is built for every request (the
 prometheus-pve-exporter pattern): it carries that request's deadline, and
 there is no shared mutable registry state to race on. ``describe()`` lists
 the families without touching the network, so registering the collector
-never calls the vendor.
+never calls the vendor. Its families come in three runs, in exposition
+order: ``head`` (this scrape's own facts), ``shared`` (everything derived
+from the upstream answer, the same for every scrape that answer serves, so
+the web layer renders it once per answer and format) and ``tail``.
 """
 
 from __future__ import annotations
@@ -40,16 +43,26 @@ class ScrapeCollector(Collector):
     """Exposes one target's state as of this scrape."""
 
     def __init__(self, target: Target, deadline: float, options: CollectorOptions,
-                 config: ConfigView | None = None) -> None:
+                 config: ConfigView | None = None, web_config: groups.WebConfigState | None = None) -> None:
         self.target = target
         self.deadline = deadline
         self.options = options
         self.config = config  # groups and opening hours in effect (--config.file)
+        self.web_config = web_config  # --web.config.file's reloads, on /metrics
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families(None, None)
+        yield from self.head(None, None)
+        yield from self.shared(None)
+        yield from self.tail(None)
 
     def collect(self) -> Iterator[Metric]:
+        outcome, started = self.run()
+        yield from self.head(outcome, started)
+        yield from self.shared(outcome)
+        yield from self.tail(outcome)
+
+    def run(self) -> tuple[Outcome, float]:
+        """The scrape itself (an upstream call, or a cached or shared answer): its outcome and start."""
         started = time.monotonic()
         outcome = self.target.scrape(self.deadline)
         if outcome.ok and not outcome.cached and time.monotonic() >= self.deadline:
@@ -58,11 +71,12 @@ class ScrapeCollector(Collector):
             outcome = Outcome(None, TIMEOUT, "the scrape deadline passed before the answer could be built",
                               outcome.duration, outcome.finished_at)
             self.target.stats.count_error(TIMEOUT)
-        yield from self._families(outcome, started)
+        return outcome, started
 
-    # -- building ------------------------------------------------------------
+    # -- building: head, shared, tail, in exposition order ----------------------------
 
-    def _families(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
+    def head(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
+        """The families of this scrape alone (up, cache, age, duration, errors, token, build)."""
         ok = outcome is not None and outcome.ok
         cached = outcome is not None and outcome.cached
         up = new("pingaway_up")
@@ -84,6 +98,10 @@ class ScrapeCollector(Collector):
         yield from (up, from_cache, age, duration, errors, current)
         yield from self._token_families(outcome is not None)
         yield from self._build_info(outcome is not None)
+
+    def shared(self, outcome: Outcome | None) -> Iterator[Metric]:
+        """The families that depend only on the upstream answer, the config and the time of the first render:
+        the same for every scrape that answer serves, so rendered once and shared (``web.response``)."""
         result = outcome.result if (outcome is not None and outcome.ok) else None
         extensions = result.extensions if result is not None else None
         skipped = result.skipped if result is not None else None
@@ -104,7 +122,10 @@ class ScrapeCollector(Collector):
         yield from self._domain_families(extensions, skipped, counted[0] if counted else None, now, codes)
         yield from groups.families(self.config, extensions, with_samples=outcome is not None,
                                    per_words=counted[1] if counted else None, now=now, keep=self._keep)
-        yield from groups.reload_families(self.config, with_samples=outcome is not None)
+
+    def tail(self, outcome: Outcome | None) -> Iterator[Metric]:
+        """The config files' reload state: read afresh for every scrape."""
+        yield from groups.reload_families(self.config, outcome is not None, self.web_config)
 
     def _keep(self, view: groups.TeamView) -> None:
         """The groups of this good scrape, for the status page's team view (never a reason to call upstream)."""
@@ -258,8 +279,9 @@ def build_info(with_samples: bool = True) -> Metric:
 class ExporterCollector(Collector):
     """The exporter's own facts, for ``/metrics`` when no target is configured by flags."""
 
-    def __init__(self, config: ConfigView | None) -> None:
+    def __init__(self, config: ConfigView | None, web_config: groups.WebConfigState | None = None) -> None:
         self.config = config
+        self.web_config = web_config
 
     def describe(self) -> Iterator[Metric]:
         yield build_info(False)
@@ -267,7 +289,7 @@ class ExporterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield build_info(True)
-        yield from groups.reload_families(self.config, with_samples=True)
+        yield from groups.reload_families(self.config, True, self.web_config)
 
 
 def bounded(counts: Counter[str], limit: int) -> list[tuple[str, int]]:

@@ -117,15 +117,21 @@ class Format:
 
 def render(registry: Collector, fmt: Format, sink: Callable[[bytes], Any]) -> None:
     """Encode the registry's families into ``sink``, a few hundred KB at a time at most."""
-    eof = b"# EOF\n"
-    for metric in registry.collect():
+    render_families(registry.collect(), fmt, sink)
+
+
+def render_families(metrics: Iterable[Metric], fmt: Format, sink: Callable[[bytes], Any], eof: bool = True) -> None:
+    """Encode ``metrics`` into ``sink``; ``eof=False`` leaves OpenMetrics' ``# EOF`` out, for an answer
+    rendered in runs (``web.response``): only the last run ends it."""
+    end = b"# EOF\n"
+    for metric in metrics:
         if isinstance(metric, RowGauge):
             sink(_header(metric, fmt.openmetrics).encode("utf-8"))
             metric.write(sink)
         else:
             chunk = fmt.encoder(_One(metric))
-            if fmt.openmetrics and chunk.endswith(eof):
-                chunk = chunk[: -len(eof)]
+            if fmt.openmetrics and chunk.endswith(end):
+                chunk = chunk[: -len(end)]
             sink(chunk)
-    if fmt.openmetrics:
-        sink(eof)
+    if fmt.openmetrics and eof:
+        sink(end)

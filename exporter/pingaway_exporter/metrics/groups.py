@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import Metric
@@ -180,11 +181,22 @@ def families(config: ConfigView | None, exts: list[Extension] | None, with_sampl
     yield from out.all()
 
 
-def reload_families(config: ConfigView | None, with_samples: bool) -> Iterator[Metric]:
+class WebConfigState(Protocol):
+    """What the families read of ``--web.config.file``'s reloads (``web.webconfig_watch.WebConfigWatcher``)."""
+
+    @property
+    def last_reload_successful(self) -> bool: ...
+
+
+def reload_families(config: ConfigView | None, with_samples: bool,
+                    web_config: WebConfigState | None = None) -> Iterator[Metric]:
+    """The config file's reload state, and the web-config's when there is one."""
     ok = new("pingaway_config_last_reload_successful")
     ts = new("pingaway_config_last_reload_success_timestamp_seconds")
+    web_ok = new("pingaway_web_config_last_reload_successful")
     if with_samples and config is not None:
         ok.add_metric([], 1.0 if config.last_reload_successful else 0.0)
         ts.add_metric([], config.last_success_timestamp)
-    yield ok
-    yield ts
+    if with_samples and web_config is not None:
+        web_ok.add_metric([], 1.0 if web_config.last_reload_successful else 0.0)
+    yield from (ok, ts, web_ok)

@@ -19,6 +19,7 @@ from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import shorten
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
+from pingaway_exporter.scrape.memo import Memo
 from pingaway_exporter.scrape.tally import Tally
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.deadline import Deadline
@@ -73,15 +74,19 @@ class Outcome:
     finished_at: float  # Unix time
     counts: Counts | None = None
     cached: bool = False  # served from the --pingaway.min-interval cache, not a new upstream call
+    # What the layers above derive from this answer (its rendered metrics), shared by every scrape it serves.
+    memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.reason is None
 
     def without_records(self) -> Outcome:
-        """The same outcome minus its records: tens of MB at 50,000 extensions (and minus their state codes)."""
+        """The same outcome minus its records: tens of MB at 50,000 extensions (and minus their state codes
+        and what was rendered from them)."""
         counts = self.counts
-        return replace(self, result=None, counts=replace(counts, codes=b"") if counts is not None else None)
+        return replace(self, result=None, counts=replace(counts, codes=b"") if counts is not None else None,
+                       memo=Memo())
 
 
 @dataclass

@@ -25,8 +25,9 @@ limits hold whatever clients send:
 - ``write_timeout``: a response must be taken by the client within this of
   its first byte (a slow upstream call before it does not count).
 - ``max_unsent_bytes``: answers computed but not yet taken by their
-  clients, all connections together; past it the slowest readers (fewest
-  bytes taken per second) are cut first. One connection holds at most one
+  clients, all connections together, a chunk that many connections send
+  (a cached answer's shared body) counted once; past it the slowest
+  readers (fewest bytes taken per second) are cut first. One connection holds at most one
   answer: its next pipelined request is not read until that one is sent.
 - ``max_body_bytes``: a request body up to this is read by the selector
   within the head deadline and discarded; a larger one (413), or one with

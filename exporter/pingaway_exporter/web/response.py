@@ -1,32 +1,73 @@
 """The body of a metrics answer: rendered in the worker to bytes, in chunks, with a Content-Length.
 
-A 50,000-extension domain is ~15 MB of text. The render's many small writes
+A 50,000-extension domain is ~20 MB of text. The render's many small writes
 are gathered into chunks of ``CHUNK`` bytes (gzipped as they come, when the
-client accepts gzip), so the answer is held once, as a tuple of immutable
-chunks the selector thread sends as they are, never joined or copied. With
-the whole body known before the first byte, a render failure is always a
-500, and HTTP/1.0 clients get a Content-Length like everyone else.
+client accepts gzip), so the answer is held as a tuple of immutable chunks
+the selector thread sends as they are, never joined or copied. With the
+whole body known before the first byte, a render failure is always a 500,
+and HTTP/1.0 clients get a Content-Length like everyone else.
+
+A scrape's answer is rendered in three runs (``ScrapeCollector``): its own
+head (up, age, duration, ...), the part derived from the upstream answer,
+and a tail (the config's reload state, process metrics). The middle run is
+nearly all of the bytes and the same for every scrape that answer serves
+(coalesced, or from the ``--pingaway.min-interval`` cache), so it is
+rendered once per format and encoding, kept in the outcome's ``Memo``, and
+its chunks are shared by every connection that sends it: 128 slow readers
+of one cached answer hold one copy, not 128. With gzip the three runs are
+one gzip stream, not three members (some clients read only the first
+member): the head starts it, each run ends on a byte boundary
+(``Z_SYNC_FLUSH``) with no back-reference before its own start, and the
+tail's trailer carries the CRC-32 of the whole text, combined from the
+runs' own (``crc32_combine``, as zlib's), as pigz does.
 """
 
 from __future__ import annotations
 
+import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from prometheus_client.core import Metric
+
+from pingaway_exporter.metrics.collector import ScrapeCollector
+from pingaway_exporter.metrics.exposition import Format, render_families
 
 Sink = Callable[[bytes], object]
 
 CHUNK = 256 * 1024
+# A gzip member's header (RFC 1952): magic, deflate, no flags, no mtime, no extra flags, OS unknown.
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
-def render_body(render: Callable[[Sink], None], gzip_ok: bool) -> tuple[bytes, ...]:
-    """Run ``render(sink)`` and return what it wrote as chunks (one gzip stream when ``gzip_ok``)."""
+@dataclass(frozen=True)
+class Part:
+    """One run of an answer: its chunks (raw deflate blocks with gzip), and its text's CRC-32 and size."""
+
+    chunks: tuple[bytes, ...]
+    crc: int = 0
+    size: int = 0
+
+
+def render_part(render: Callable[[Sink], None], gzip_ok: bool, *, first: bool = True,
+                before: tuple[int, int] | None = None) -> Part:
+    """Run ``render(sink)`` and return what it wrote as chunks.
+
+    With ``gzip_ok`` the chunks are raw deflate, preceded by the gzip header when ``first``; ``before``
+    (the CRC-32 and size of all the text before this run) makes this the last run: the stream is
+    finished and the trailer added. Without either, the run ends on a byte boundary, so another can follow.
+    """
     chunks: list[bytes] = []
-    buf = bytearray()
-    zip_ = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip_ok else None
+    buf = bytearray(GZIP_HEADER if gzip_ok and first else b"")
+    zip_ = zlib.compressobj(1, zlib.DEFLATED, -15) if gzip_ok else None
+    crc = size = 0
 
     def sink(data: bytes) -> None:
-        nonlocal buf
+        nonlocal buf, crc, size
         if zip_ is not None:
+            crc = zlib.crc32(data, crc)
+            size += len(data)
             data = zip_.compress(data)
         buf += data
         if len(buf) >= CHUNK:
@@ -35,7 +76,98 @@ def render_body(render: Callable[[Sink], None], gzip_ok: bool) -> tuple[bytes, .
 
     render(sink)
     if zip_ is not None:
-        buf += zip_.flush()
+        if before is None:
+            buf += zip_.flush(zlib.Z_SYNC_FLUSH)
+        else:
+            buf += zip_.flush()
+            total = crc32_combine(before[0], crc, size)
+            buf += struct.pack("<II", total, (before[1] + size) & 0xFFFFFFFF)
     if buf:
         chunks.append(bytes(buf))
-    return tuple(chunks)
+    return Part(tuple(chunks), crc, size)
+
+
+def render_body(render: Callable[[Sink], None], gzip_ok: bool) -> tuple[bytes, ...]:
+    """Run ``render(sink)`` and return what it wrote as chunks (one gzip stream when ``gzip_ok``)."""
+    return render_part(render, gzip_ok, before=(0, 0)).chunks
+
+
+def scrape_body(scrape: ScrapeCollector, fmt: Format, gzip_ok: bool, after: Iterable[Metric]) -> tuple[bytes, ...]:
+    """The answer to one scrape, ``after`` (runtime metrics) at its end; its middle shared (module doc)."""
+    outcome, started = scrape.run()
+    head = render_part(lambda sink: render_families(scrape.head(outcome, started), fmt, sink, eof=False), gzip_ok)
+
+    def middle() -> Part:
+        return render_part(lambda sink: render_families(scrape.shared(outcome), fmt, sink, eof=False), gzip_ok,
+                           first=False)
+
+    if outcome.ok:
+        config = scrape.config.current if scrape.config is not None else None
+        key = (fmt.content_type, gzip_ok, scrape.options, _Same(config))
+        shared: Part = outcome.memo.get(key, middle)
+    else:  # nothing worth sharing: a failed scrape's families carry no samples
+        shared = middle()
+    crc = crc32_combine(head.crc, shared.crc, shared.size)
+
+    def rest(sink: Sink) -> None:
+        render_families(scrape.tail(outcome), fmt, sink, eof=False)
+        render_families(after, fmt, sink)
+
+    tail = render_part(rest, gzip_ok, first=False, before=(crc, head.size + shared.size))
+    return head.chunks + shared.chunks + tail.chunks
+
+
+class _Same:
+    """A key part that is equal only to the very same object (the config in force: a reload makes a new one)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+# -- CRC-32 combination, as zlib's crc32_combine (Python's zlib does not offer it) -----------------------
+
+_POLY = 0xEDB88320  # the reflected CRC-32 polynomial
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a * b modulo the CRC polynomial (reflected bit order)."""
+    if not a:
+        return 0
+    m, p = 1 << 31, 0
+    while True:
+        if a & m:
+            p ^= b
+            if not a & (m - 1):
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+
+
+def _powers() -> tuple[int, ...]:
+    powers, p = [], 1 << 30  # x^1
+    for _ in range(32):
+        powers.append(p)
+        p = _multmodp(p, p)
+    return tuple(powers)
+
+
+_X2N = _powers()  # x^(2^n) modulo the polynomial
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of A + B from ``crc1`` of A, ``crc2`` of B and B's length."""
+    p, k, n = 1 << 31, 3, len2  # x^0; shifting by len2 bytes is x^(8 * len2) = x^(2^3 * len2)
+    while n:
+        if n & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        n >>= 1
+        k += 1
+    return _multmodp(p, crc1) ^ crc2

@@ -7,9 +7,11 @@ path but ``/-/healthy``. ``quick`` gives the cheap fixed answers the
 selector thread makes itself (open paths, 404/405/501, and 401 to a request
 with no credentials, which needs no bcrypt); ``answer`` gives every other,
 in a worker. The upstream call is shared between requests (see
-``scrape.coalesce``), and each ``/metrics`` request builds a fresh registry
+``scrape.coalesce``), and each ``/metrics`` request builds a fresh collector
 holding that request's deadline, taken from Prometheus's scrape timeout
-header and the injected clock. To add a route, add its path to ``answer``
+header and the injected clock; the bulk of its answer, derived from the
+upstream answer alone, is rendered once and shared by every scrape that
+answer serves (``response``). To add a route, add its path to ``answer``
 (and to ``KNOWN_PATHS``, for the 405 on POST).
 """
 
@@ -25,7 +27,7 @@ from urllib.parse import parse_qs
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from pingaway_exporter.metrics.collector import ExporterCollector, ScrapeCollector
-from pingaway_exporter.metrics.exposition import Format, render
+from pingaway_exporter.metrics.exposition import Format, render_families
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.payload import gc_paused
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
@@ -35,8 +37,8 @@ from pingaway_exporter.web.negotiate import gzip_accepted, negotiate_accept
 from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.rate_limit import RateLimiter
-from pingaway_exporter.web.response import render_body
-from pingaway_exporter.web.webconfig_watch import WebConfigCollector, WebConfigWatcher
+from pingaway_exporter.web.response import render_body, scrape_body
+from pingaway_exporter.web.webconfig_watch import WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -184,16 +186,13 @@ def _metrics(server: ServerView, req: Request) -> Response:
     opts = server.options
     if req.method == "HEAD":
         return _head_only(req)
-    registry = CollectorRegistry(auto_describe=False)
+    web = server.web_config_watch if server.web_config_watch.config is not None else None
     if server.target is not None:
         budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), opts.timeout, opts.timeout_offset)
-        registry.register(ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config))
-    else:  # only targets declared for /probe: still say what runs here and whether the config loaded
-        registry.register(ExporterCollector(opts.config))
-    registry.register(WebConfigCollector(server.web_config_watch))  # a sample only with --web.config.file
-    for collector in _RUNTIME:
-        registry.register(collector)
-    return _expose(req, registry)
+        return _expose(req, ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config,
+                                            web), runtime=True)
+    # only targets declared for /probe: still say what runs here and whether the config loaded
+    return _expose(req, ExporterCollector(opts.config, web), runtime=True)
 
 
 def _probe(server: ServerView, req: Request) -> Response:
@@ -213,17 +212,22 @@ def _probe(server: ServerView, req: Request) -> Response:
     if req.method == "HEAD":
         return _head_only(req)
     budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), probe.timeout, opts.timeout_offset)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ScrapeCollector(probe.target, server.clock() + budget, opts.collector, probe.view))
-    return _expose(req, registry)
+    return _expose(req, ScrapeCollector(probe.target, server.clock() + budget, opts.collector, probe.view))
 
 
-def _expose(req: Request, registry: CollectorRegistry) -> Response:
+def _expose(req: Request, collector: ScrapeCollector | ExporterCollector, runtime: bool = False) -> Response:
+    """Render ``collector`` (and the process's own metrics with ``runtime``); a scrape's middle is shared."""
     fmt = Format(negotiate_accept(req.header("accept") or ""))
     gzip_ok = gzip_accepted(req.header("accept-encoding") or "")
+    after = _RUNTIME if runtime else ()
     try:
         with gc_paused():  # tens of thousands of short-lived, acyclic objects
-            chunks = render_body(lambda sink: render(registry, fmt, sink), gzip_ok)
+            if isinstance(collector, ScrapeCollector):
+                chunks = scrape_body(collector, fmt, gzip_ok, (m for c in after for m in c.collect()))
+            else:
+                chunks = render_body(
+                    lambda sink: render_families((m for c in (collector, *after) for m in c.collect()), fmt, sink),
+                    gzip_ok)
     except Exception as exc:  # never a traceback, never a 500 without a log line
         log.error("could not render metrics", extra={"fields": {"err": f"{type(exc).__name__}: {exc}"}})
         log.debug("render failure", exc_info=True)

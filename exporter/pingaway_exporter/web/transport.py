@@ -9,8 +9,9 @@ a 401 to a request with no credentials) are made on the selector thread and
 need no worker, so open paths cannot starve ``/metrics``. Sending costs a
 buffer, not a thread: a connection holds at most one answer (its next
 pipelined request is not read until that answer is sent), every answer has
-a write deadline, and all unsent answers together have a budget, past
-which the slowest readers are cut first.
+a write deadline, and all unsent answers together have a budget (a chunk
+shared by many connections, a cached answer's, counts once: ``unsent``),
+past which the slowest readers are cut first.
 
 At the connection cap one connection is closed to make room: one that has
 sent nothing, then one that never completed a request (the one that sent
@@ -49,6 +50,7 @@ from pingaway_exporter.web import connection, eviction
 from pingaway_exporter.web.connection import HANDSHAKE, HEAD, IDLE, WORKER, WRITING, Conn
 from pingaway_exporter.web.limits import Limits, connection_cap
 from pingaway_exporter.web.protocol import Closed, Protocol, Request, Response
+from pingaway_exporter.web.unsent import UnsentBytes
 from pingaway_exporter.web.workers import WorkerPool
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -77,7 +79,7 @@ class BoundedServer:
         self._conns: dict[Conn, None] = {}  # every open connection; insertion order = age
         self._empty: dict[Conn, None] = {}  # open connections that have sent nothing yet
         self._count = 0
-        self._unsent = 0  # bytes of answers not yet taken, all connections together
+        self._unsent = UnsentBytes()  # what answers not yet taken hold, a chunk shared by many counted once
         self._again: list[Conn] = []  # connections with pipelined requests left over from their turn
         self._returned: queue.SimpleQueue[tuple[Conn, Request, Response]] = queue.SimpleQueue()
         self._pool = WorkerPool(limits.workers, self.handle, self._served)
@@ -277,7 +279,8 @@ class BoundedServer:
             self._pool.cancel(conn)  # a worker that already has it: its answer is dropped (_take_returned)
         self._conns.pop(conn, None)
         self._empty.pop(conn, None)
-        self._unsent -= conn.unsent
+        for view in conn.out:
+            self._unsent.release(view)
         conn.out.clear()
         conn.unsent = 0
         connection.close_sock(conn.sock)
@@ -418,14 +421,15 @@ class BoundedServer:
             self._close(conn)
             return
         now = self.clock()
-        conn.out.extend(memoryview(c) for c in chunks)
-        conn.unsent = sum(len(c) for c in chunks)
+        views = [memoryview(c) for c in chunks]
+        conn.out.extend(views)
+        conn.unsent = sum(v.nbytes for v in views)
         conn.sent = 0
-        self._unsent += conn.unsent
+        self._unsent.hold(views)
         conn.state = WRITING
         conn.write_started = now
         conn.deadline = now + self.limits.write_timeout
-        if self._unsent > self.limits.max_unsent_bytes:
+        if self._unsent.total > self.limits.max_unsent_bytes:
             self._shed(now)
 
     def _write(self, conn: Conn) -> bool:
@@ -445,9 +449,8 @@ class BoundedServer:
                 return False
             conn.sent += n
             conn.unsent -= n
-            self._unsent -= n
             if n >= len(view):
-                conn.out.popleft()
+                self._unsent.release(conn.out.popleft())
             else:
                 conn.out[0] = view[n:]
         if not conn.proto.finish():
@@ -466,7 +469,7 @@ class BoundedServer:
         writing = [c for c in self._conns if c.state == WRITING and c.unsent]
         writing.sort(key=lambda c: c.sent / max(now - c.write_started, 1e-3))
         for conn in writing:
-            if self._unsent <= self.limits.max_unsent_bytes:
+            if self._unsent.total <= self.limits.max_unsent_bytes:
                 break
             self._warn("unsent answers over their budget; closing the slowest reader",
                        str(self.limits.max_unsent_bytes))

@@ -5,8 +5,8 @@ thread stats the file and the certificate files it names once a ``every`` second
 loads the file again (``config.webconfig.load``: YAML, certificates, hashes' syntax) and hands the new
 ``WebConfig`` to ``on_change``. The selector thread never reads, parses or loads anything: the config in
 force serves until the new one is ready. A bad or unreadable new file is logged, naming the field, the
-config in force stays, and ``last_reload_successful`` says so until a good file is loaded; ``WebConfigCollector``
-exports it on ``/metrics`` as ``pingaway_web_config_last_reload_successful``.
+config in force stays, and ``last_reload_successful`` says so until a good file is loaded; the metrics layer
+exports it on ``/metrics`` as ``pingaway_web_config_last_reload_successful`` (``metrics.groups.reload_families``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-
-from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
+from collections.abc import Callable
 
 from pingaway_exporter.config.errors import WebConfigError
 from pingaway_exporter.config.webconfig import WebConfig, load
-from pingaway_exporter.metrics.catalogue import new
 
 log = logging.getLogger("pingaway_exporter.web")
 
@@ -102,19 +98,3 @@ class WebConfigWatcher:
                 self.poll()
             except Exception:  # noqa: PERF203 -- a bug here must not end the watching; the config in force stays
                 log.exception("web config watch failed; keeping the previous one")
-
-
-class WebConfigCollector(Collector):
-    """``pingaway_web_config_last_reload_successful`` of one watcher; no sample without --web.config.file."""
-
-    def __init__(self, watcher: WebConfigWatcher) -> None:
-        self.watcher = watcher
-
-    def describe(self) -> Iterator[Metric]:
-        yield new("pingaway_web_config_last_reload_successful")
-
-    def collect(self) -> Iterator[Metric]:
-        ok = new("pingaway_web_config_last_reload_successful")
-        if self.watcher.config is not None:
-            ok.add_metric([], 1.0 if self.watcher.last_reload_successful else 0.0)
-        yield ok
