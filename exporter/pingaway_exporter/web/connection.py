@@ -17,17 +17,30 @@ import ssl
 import struct
 import termios
 from collections import deque
+from enum import Enum
 from typing import Any
 
 from pingaway_exporter.web.protocol import Protocol
 
 log = logging.getLogger("pingaway_exporter.web")
 
-# What a connection is doing: its TLS handshake, reading a request (or waiting for one, IDLE), waiting
-# for or in a worker, or sending an answer.
-HANDSHAKE, HEAD, IDLE, WORKER, WRITING = "handshake", "head", "idle", "worker", "writing"
-# Where a TLS handshake stands after a step (handshake).
-WANT_READ, WANT_WRITE, DONE, FAILED = "want_read", "want_write", "done", "failed"
+class State(Enum):
+    """What a connection is doing."""
+
+    HANDSHAKE = "handshake"  # its TLS handshake
+    HEAD = "head"  # reading a request's head (or body)
+    IDLE = "idle"  # kept alive, waiting for the next request
+    WORKER = "worker"  # a complete request, waiting for or in a worker
+    WRITING = "writing"  # sending an answer
+
+
+class Step(Enum):
+    """Where a TLS handshake stands after one step (``handshake``)."""
+
+    WANT_READ = "want_read"
+    WANT_WRITE = "want_write"
+    DONE = "done"
+    FAILED = "failed"
 
 
 class Conn:
@@ -36,7 +49,7 @@ class Conn:
     __slots__ = ("addr", "cancelled", "closed", "deadline", "empty_reads", "events", "opened", "out", "proto",
                  "sent", "sock", "started", "state", "unsent", "wants", "write_started")
 
-    def __init__(self, sock: socket.socket, addr: Any, deadline: float, state: str, proto: Protocol,
+    def __init__(self, sock: socket.socket, addr: Any, deadline: float, state: State, proto: Protocol,
                  now: float) -> None:
         self.sock = sock
         self.addr = addr
@@ -56,19 +69,19 @@ class Conn:
         self.cancelled = False  # closed before a worker took it: the worker skips it (under the pool's lock)
 
 
-def handshake(conn: Conn) -> str:
-    """One non-blocking step of a server-side TLS handshake: WANT_READ, WANT_WRITE, DONE or FAILED."""
+def handshake(conn: Conn) -> Step:
+    """One non-blocking step of a server-side TLS handshake."""
     try:
         conn.sock.do_handshake()  # type: ignore[attr-defined]  # in this state conn.sock is an ssl.SSLSocket
     except ssl.SSLWantReadError:
-        return WANT_READ
+        return Step.WANT_READ
     except ssl.SSLWantWriteError:
-        return WANT_WRITE
+        return Step.WANT_WRITE
     except (ssl.SSLError, OSError) as exc:
         log.debug("TLS handshake failed", extra={"fields": {
             "client": conn.addr[0] if conn.addr else "", "err": getattr(exc, "reason", None) or str(exc)}})
-        return FAILED
-    return DONE
+        return Step.FAILED
+    return Step.DONE
 
 
 def close_sock(sock: socket.socket) -> None:

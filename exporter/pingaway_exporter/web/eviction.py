@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from pingaway_exporter.web.connection import HANDSHAKE, HEAD, IDLE, WORKER, Conn
+from pingaway_exporter.web.connection import Conn, State
 
 SLOW_AFTER = 1.0  # seconds: a head still incomplete after this is arriving slowly, and an empty one is idle
 
@@ -35,7 +35,8 @@ def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Calla
         if now - c.opened >= SLOW_AFTER:
             return c
     all_conns = list(conns)
-    fresh = [c for c in all_conns if c.state in (HANDSHAKE, HEAD) and c.proto.requests == 0 and c not in unsent]
+    fresh = [c for c in all_conns
+             if c.state in (State.HANDSHAKE, State.HEAD) and c.proto.requests == 0 and c not in unsent]
     slow = [c for c in fresh if now - c.opened >= SLOW_AFTER]
     if slow:
         return min(slow, key=lambda c: (c.proto.received / max(now - c.opened, 1e-3), c.opened))
@@ -43,8 +44,8 @@ def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Calla
         return empties[0]
     if fresh:
         return min(fresh, key=lambda c: (c.proto.received, c.opened))
-    waiting = next((c for c in all_conns if c.state == WORKER and cancel(c)), None)
+    waiting = next((c for c in all_conns if c.state == State.WORKER and cancel(c)), None)
     if waiting is not None:
         return waiting
-    idle = [c for c in all_conns if c.state == IDLE]
+    idle = [c for c in all_conns if c.state == State.IDLE]
     return min(idle, key=lambda c: c.deadline) if idle else None

@@ -47,7 +47,7 @@ from typing import Any
 import h11
 
 from pingaway_exporter.web import connection, eviction
-from pingaway_exporter.web.connection import HANDSHAKE, HEAD, IDLE, WORKER, WRITING, Conn
+from pingaway_exporter.web.connection import Conn, State, Step
 from pingaway_exporter.web.limits import Limits, connection_cap
 from pingaway_exporter.web.protocol import Closed, Protocol, Request, Response
 from pingaway_exporter.web.unsent import UnsentBytes
@@ -120,42 +120,51 @@ class BoundedServer:
         # _stop is not reset here: a shutdown asked for before the loop starts (a SIGTERM during startup)
         # must end it at once, not be forgotten.
         self._stopped.clear()
-        sel = self._sel
-        sel.register(self._wake_r, R, "wake")
+        # The selector's data says what is ready: a Conn is a client; anything else is the method to call
+        # (the listening socket accepts, the wake pipe is drained).
+        self._sel.register(self._wake_r, R, self._drain_wake)
         self._set_accepting(True)
         self._running.set()
         tick = max(0.01, min(poll_interval, 0.25))
         try:
             while not self._stop:
-                again, self._again = self._again, []
-                for key, _ in sel.select(0 if again else tick):
-                    if key.data is None:
-                        self._accept()
-                    elif key.data == "wake":
-                        try:
-                            while self._wake_r.recv(4096):
-                                pass
-                        except (BlockingIOError, InterruptedError):
-                            pass
-                    elif not key.data.closed:
-                        self._on_ready(key.data)
-                for conn in again:  # their turn again: read and answer on
-                    if not conn.closed:
-                        self._interest(conn, R)
-                        self._pump(conn)
-                self._take_returned()
-                now = self.clock()
-                if now >= self._next_sweep:
-                    self._sweep(now)
-                    self._next_sweep = now + 0.25
-                if not self._accepting and self._count < self.cap and now >= self._accept_after:
-                    self._set_accepting(True)
+                self._turn(tick)
         finally:
             self._set_accepting(False)
             with contextlib.suppress(KeyError, ValueError):
-                sel.unregister(self._wake_r)
+                self._sel.unregister(self._wake_r)
             self._running.clear()
             self._stopped.set()
+
+    def _turn(self, tick: float) -> None:
+        """One turn of the loop: what is ready, the connections whose turn came again, the answers workers
+        handed back, and (every quarter second) the deadlines."""
+        again, self._again = self._again, []
+        for key, _ in self._sel.select(0 if again else tick):
+            ready = key.data
+            if isinstance(ready, Conn):
+                if not ready.closed:
+                    self._on_ready(ready)
+            else:
+                ready()
+        for conn in again:  # their turn again: read and answer on
+            if not conn.closed:
+                self._interest(conn, R)
+                self._pump(conn)
+        self._take_returned()
+        now = self.clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+            self._next_sweep = now + 0.25
+        if not self._accepting and self._count < self.cap and now >= self._accept_after:
+            self._set_accepting(True)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
 
     def shutdown(self) -> None:
         """Stop the loop (requests in workers finish); returns once ``serve_forever`` has."""
@@ -185,10 +194,10 @@ class BoundedServer:
         answer back; so the wait is for every connection still with a worker as well as every one writing."""
         while self.clock() < until:
             self._take_returned()
-            if not any(c.state in (WORKER, WRITING) for c in self._conns):
+            if not any(c.state in (State.WORKER, State.WRITING) for c in self._conns):
                 return
             for key, _ in self._sel.select(0.05):
-                if isinstance(key.data, Conn) and not key.data.closed and key.data.state == WRITING:
+                if isinstance(key.data, Conn) and not key.data.closed and key.data.state == State.WRITING:
                     self._pump(key.data)
 
     def _wake(self) -> None:
@@ -200,7 +209,7 @@ class BoundedServer:
             return
         try:
             if on:
-                self._sel.register(self.socket, R, None)
+                self._sel.register(self.socket, R, self._accept)
             else:
                 self._sel.unregister(self.socket)
         except (KeyError, ValueError, OSError):
@@ -234,14 +243,14 @@ class BoundedServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         now = self.clock()
         ctx = self.ssl_context_for_new_connection()
-        state = HEAD
+        state = State.HEAD
         if ctx is not None:
             try:
                 sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             except (OSError, ssl.SSLError):
                 connection.close_sock(sock)
                 return
-            state = HANDSHAKE
+            state = State.HANDSHAKE
         proto = Protocol(self.limits.max_header_bytes, self.limits.max_body_bytes)
         conn = Conn(sock, addr, now + self.limits.header_timeout, state, proto, now)
         self._count += 1
@@ -275,7 +284,7 @@ class BoundedServer:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._sel.unregister(conn.sock)
             conn.events = 0
-        if conn.state == WORKER:
+        if conn.state == State.WORKER:
             self._pool.cancel(conn)  # a worker that already has it: its answer is dropped (_take_returned)
         self._conns.pop(conn, None)
         self._empty.pop(conn, None)
@@ -317,7 +326,7 @@ class BoundedServer:
 
     def _sweep(self, now: float) -> None:
         for conn in [c for c in self._conns if now >= c.deadline]:
-            if conn.state == WORKER and not self._pool.cancel(conn):
+            if conn.state == State.WORKER and not self._pool.cancel(conn):
                 continue  # a worker is computing it: bounded by the scrape's own deadline
             log.debug("closing a connection past its deadline", extra={"fields": {"state": conn.state}})
             self._close(conn)
@@ -325,22 +334,22 @@ class BoundedServer:
     # -- one connection ---------------------------------------------------------------
 
     def _on_ready(self, conn: Conn, event: bool = True) -> None:
-        if conn.state == HANDSHAKE:
+        if conn.state == State.HANDSHAKE:
             if event:  # TLS records arrived
                 self._empty.pop(conn, None)
             step = connection.handshake(conn)
-            if step == connection.WANT_READ:
+            if step == Step.WANT_READ:
                 self._interest(conn, R)
                 return
-            if step == connection.WANT_WRITE:
+            if step == Step.WANT_WRITE:
                 self._interest(conn, W)
                 return
-            if step == connection.FAILED or not self.accept_new_connection(conn.sock):  # type: ignore[arg-type]
+            if step == Step.FAILED or not self.accept_new_connection(conn.sock):  # type: ignore[arg-type]
                 self._close(conn)
                 return
-            conn.state = HEAD
+            conn.state = State.HEAD
             self._interest(conn, R)
-        if conn.state in (HEAD, IDLE):
+        if conn.state in (State.HEAD, State.IDLE):
             self._read(conn)
         self._pump(conn)
 
@@ -359,8 +368,8 @@ class BoundedServer:
             except (OSError, ssl.SSLError):
                 self._close(conn)
                 return
-            if conn.state == IDLE:  # the first byte of the next request starts its head's clock
-                conn.state = HEAD
+            if conn.state == State.IDLE:  # the first byte of the next request starts its head's clock
+                conn.state = State.HEAD
                 conn.deadline = self.clock() + self.limits.header_timeout
             conn.proto.feed(data)
             if not data:
@@ -382,7 +391,7 @@ class BoundedServer:
         ``_TURN`` answers it yields to the others (nothing more is read meanwhile) and resumes next turn."""
         answered = 0
         while not conn.closed:
-            if conn.state == WRITING:
+            if conn.state == State.WRITING:
                 if not self._write(conn):
                     return
                 answered += 1
@@ -391,7 +400,7 @@ class BoundedServer:
                     self._again.append(conn)
                     return
                 continue
-            if conn.state not in (HEAD, IDLE):
+            if conn.state not in (State.HEAD, State.IDLE):
                 return
             item = conn.proto.next()
             if item is None:
@@ -406,7 +415,7 @@ class BoundedServer:
             if answer is not None:
                 self._respond(conn, item, answer)
                 continue
-            conn.state = WORKER
+            conn.state = State.WORKER
             conn.deadline = self.clock() + self.limits.queue_timeout
             self._interest(conn, 0)  # nothing more is read until this request is answered
             self._pool.submit(conn, item)
@@ -426,7 +435,7 @@ class BoundedServer:
         conn.unsent = sum(v.nbytes for v in views)
         conn.sent = 0
         self._unsent.hold(views)
-        conn.state = WRITING
+        conn.state = State.WRITING
         conn.write_started = now
         conn.deadline = now + self.limits.write_timeout
         if self._unsent.total > self.limits.max_unsent_bytes:
@@ -456,7 +465,7 @@ class BoundedServer:
         if not conn.proto.finish():
             self._close(conn)
             return False
-        conn.state = IDLE
+        conn.state = State.IDLE
         conn.deadline = self.clock() + self.limits.idle_timeout
         conn.empty_reads = 0
         self._interest(conn, R)
@@ -466,7 +475,7 @@ class BoundedServer:
 
     def _shed(self, now: float) -> None:
         """Over the unsent budget: cut the slowest readers (fewest bytes taken per second) first."""
-        writing = [c for c in self._conns if c.state == WRITING and c.unsent]
+        writing = [c for c in self._conns if c.state == State.WRITING and c.unsent]
         writing.sort(key=lambda c: c.sent / max(now - c.write_started, 1e-3))
         for conn in writing:
             if self._unsent.total <= self.limits.max_unsent_bytes:
