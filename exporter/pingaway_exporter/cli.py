@@ -25,11 +25,12 @@ from pingaway_exporter.web.server import ExporterServer
 from pingaway_exporter.web.status import call_lines
 
 from . import __version__
-from .config.file import demo_config_path, load_file
+from .config.file import demo_config_path
 from .config.flags import NO_CREDENTIALS, Config, ConfigError, load
 from .config.reload import ConfigReloader
 from .config.schedule import HolidayCalendar
 from .config.secret import SecretError, SecretSource
+from .config.targetfiles import load_config
 from .logs import setup as setup_logging
 from .memory import tune_malloc
 from .metrics.collector import CollectorOptions, ScrapeCollector
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     # --demo brings its own groups and opening hours unless a file is given.
     config_path = cfg.config_file or (demo_config_path() if cfg.demo else None)
     try:
-        settings = load_file(config_path) if config_path else None
+        settings = load_config(config_path) if config_path else None
     except ConfigError as exc:
         print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
         return 2
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
             return 2
     # Opening hours are judged on the same clock as the office's data (shifted in --demo).
-    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock)
+    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock,
+                              loader=load_config)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
         token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning, max_series=cfg.max_series,
