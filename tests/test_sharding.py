@@ -47,7 +47,7 @@ def localised(job: dict, replicas: list[str]) -> dict:
     """The documented job with the replicas' real addresses and 1 s intervals; every other step as written."""
     documented = [c["url"].split("//")[1].split("/")[0] for c in job["http_sd_configs"]]
     assert len(documented) == len(replicas)
-    swap = dict(zip(documented, replicas))
+    swap = dict(zip(documented, replicas, strict=True))
     job = yaml.safe_load(yaml.safe_dump(job))
     job.update(scrape_interval="1s", scrape_timeout="1s")
     for sd in job["http_sd_configs"]:
