@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from pathlib import Path
 
 import bcrypt
 import httpx
@@ -222,3 +224,27 @@ def test_sd_is_empty_without_declared_targets(tmp_path, served):
     write(tmp_path / "c.yml", {"groups": []})
     s = served(tmp_path / "c.yml")
     assert s.get("/sd").json() == []
+
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+
+
+def test_the_documented_target_file_example_loads(tmp_path):
+    blocks = re.findall(r"```yaml\n# /etc/pingaway-exporter/(\S+)\n(.*?)```", DOC, re.S)
+    (config,) = [text for name, text in blocks if name == "pingaway.yml" and "target_files" in text]
+    (acme,) = [text for name, text in blocks if name == "targets.d/acme.yml"]
+    (tmp_path / "targets.d").mkdir()
+    (tmp_path / "pingaway.yml").write_text(config)
+    (tmp_path / "targets.d" / "acme.yml").write_text(acme)
+    (acme,) = load_config(str(tmp_path / "pingaway.yml")).targets
+    assert acme.name == "acme" and dict(acme.labels) == {"customer": "Acme AB", "tier": "gold"}
+
+
+def test_the_documented_limits_are_the_enforced_ones():
+    from pingaway_exporter.config import labels, targetfiles, yamlload
+    table = DOC.split("**Limits**", 1)[1].split("\n\n", 2)[1]
+    assert yamlload.MAX_CONFIG_BYTES == 1 << 20 and "at most 1 MiB" in table
+    assert f"{targetfiles.MAX_TARGET_FILES:,} in all" in table
+    assert f"{targetfiles.MAX_TARGETS:,} in all" in table
+    assert f"at most {labels.MAX_LABELS};" in table and f"at most {labels.MAX_LABEL_VALUE:,} characters" in table
+    assert all(f"`{name}`" in table for name in labels.RESERVED_LABELS)
