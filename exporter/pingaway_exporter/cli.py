@@ -145,6 +145,17 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     return 0
 
 
+def _start_pool(pool: TargetPool, config_path: str | None) -> bool:
+    """Build every declared target; False (the error printed) when one's credentials cannot be loaded."""
+    try:
+        pool.start()
+    except (ConfigError, SecretError) as exc:
+        where = f"config.file {config_path}: " if isinstance(exc, ConfigError) else ""
+        print(f"pingaway-exporter: error: {where}{exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
     """Run the exporter; ``clock`` is the wall clock everything reads (tests pin it)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -187,13 +198,13 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     reloader.validators.append(pool.validate)
     try:
         pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
-        pool.start()
-    except (ConfigError, SecretError) as exc:
-        where = f"config.file {config_path}: " if isinstance(exc, ConfigError) else ""
-        print(f"pingaway-exporter: error: {where}{exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"pingaway-exporter: error: config.file {config_path}: {exc}", file=sys.stderr)
         return 2
     if cfg.check:
         try:
+            if not _start_pool(pool, config_path):
+                return 2
             status = run_check(cfg.timeout, target) if target is not None else 0
             for probe in pool.probes():  # and every declared target
                 print(f"\n[target {probe.target.name}]")
@@ -239,29 +250,36 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if hasattr(signal, "SIGHUP"):
-        reloader.start()  # the reload thread exists before the first SIGHUP can arrive
-        signal.signal(signal.SIGHUP, reload)
-    if config_path:
-        groups = reloader.current.groups
-        log.info("config loaded", extra={"fields": {
-            "file": config_path, "groups": "automatic" if groups is None else len(groups),
-            "targets": len(reloader.current.targets)}})
-
-    if sim is not None and target is not None:
-        # The demo has no Prometheus: one scrape now, so the page opened first (as the README says) is full.
-        # Outside --demo the page only ever shows what Prometheus's scrapes fetched.
-        # The collector, as /metrics runs it, also leaves the team view for the page.
-        for _ in ScrapeCollector(target, time.monotonic() + cfg.timeout, options.collector, reloader).collect():
-            pass
-    server.ready.set()
-    log.info("listening", extra={"fields": {"address": server.bound_address(), "path": cfg.telemetry_path,
-                                            "version": __version__,
-                                            "upstream": options.upstream_label, "demo": cfg.demo,
-                                            "tls": server.ssl_context is not None,
-                                            "basic_auth": server.auth is not None}})
+    # The port answers from here on: /-/healthy 200, /-/ready 503 until the targets are built and ready is set.
+    serving = threading.Thread(target=server.serve_forever, name="serve")
+    serving.start()
     try:
-        server.serve_forever()
+        if not _start_pool(pool, config_path):
+            server.shutdown()
+            return 2
+        if hasattr(signal, "SIGHUP"):
+            reloader.start()  # the reload thread exists before the first SIGHUP can arrive
+            signal.signal(signal.SIGHUP, reload)
+        if config_path:
+            groups = reloader.current.groups
+            log.info("config loaded", extra={"fields": {
+                "file": config_path, "groups": "automatic" if groups is None else len(groups),
+                "targets": len(reloader.current.targets)}})
+        if sim is not None and target is not None:
+            # The demo has no Prometheus: one scrape now, so the page opened first (as the README says) is full.
+            # Outside --demo the page only ever shows what Prometheus's scrapes fetched.
+            # The collector, as /metrics runs it, also leaves the team view for the page.
+            for _ in ScrapeCollector(target, time.monotonic() + cfg.timeout, options.collector, reloader).collect():
+                pass
+        if serving.is_alive():  # not when a SIGTERM came during startup
+            server.ready.set()
+            log.info("listening", extra={"fields": {"address": server.bound_address(), "path": cfg.telemetry_path,
+                                                    "version": __version__,
+                                                    "upstream": options.upstream_label, "demo": cfg.demo,
+                                                    "tls": server.ssl_context is not None,
+                                                    "basic_auth": server.auth is not None}})
+        while serving.is_alive():
+            serving.join(0.5)  # in slices: signal handlers run in this thread
         left = server.drain(SHUTDOWN_GRACE)  # let scrapes in flight finish and answer
         if left:
             log.warning("exiting with requests still in flight", extra={"fields": {"requests": left}})
