@@ -285,3 +285,42 @@ def test_the_port_answers_healthy_while_thousands_of_targets_are_built(tmp_path)
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and b"Traceback" not in err
+
+
+def test_many_targets_share_a_bounded_pool_of_upstream_connections(sim, tmp_path):
+    """200 targets scraped at once through a slow upstream: never more connections than slots + 1."""
+    from pingaway_exporter.upstream.network import DeadlineTransport, SharedTransport
+    token_file(tmp_path / "tok", sim.issue_token(issued_at=time.time()))
+    write(tmp_path / "c.yml", {"targets": [{"name": f"d{i}", "url": sim.url, "token_file": "tok"}
+                                           for i in range(200)]})
+    sim.set_fault("slow_headers", delay=0.3)
+    slots = 8
+    shared = DeadlineTransport(max_connections=slots + 1)
+    reloader = ConfigReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml")), loader=load_config)
+    pool = TargetPool(reloader, TargetDefaults(), UpstreamSlots(slots), transport=SharedTransport(shared))
+    pool.start()
+    most = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            most[0] = max(most[0], shared.connections(), sim.stats.in_flight)
+            done.wait(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        outcomes = []
+        threads = [threading.Thread(target=lambda p=p: outcomes.append(p.target.scrape(time.monotonic() + 30)))
+                   for p in pool.probes()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        done.set()
+        watcher.join()
+        pool.close()
+        shared.close()
+    assert len(outcomes) == 200 and all(o.ok for o in outcomes)
+    assert slots <= most[0] <= slots + 1, most[0]
