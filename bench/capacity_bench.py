@@ -8,8 +8,9 @@ The simulator runs as its own process (``python -m pingaway_exporter.demo``) wit
 token. The exporter runs as its own process with the default flags (``--pingaway.max-concurrent-requests``
 only when given). The load is what Prometheus sends for that many targets at that interval: each target
 once, spread evenly over the interval (5,000 at 60 s: one ``/probe`` every 12 ms, 83 a second), each with
-``X-Prometheus-Scrape-Timeout-Seconds: 15``. Printed, not asserted: the exporter's CPU time over the load
-(user + system, from /proc) as a fraction of one core, scrapes answered ``pingaway_up 1``, those that failed
+the headers Prometheus sends (OpenMetrics preferred, gzip, ``X-Prometheus-Scrape-Timeout-Seconds: 15``).
+Printed, not asserted: the exporter's CPU time over the load (user + system, from /proc) as a fraction of one
+core, scrapes answered ``pingaway_up 1``, those that failed
 and why (``pingaway_scrape_error`` reasons; "no free upstream slot" lines in its log), the latency of the
 answers, the upstream connections open at the end (``/proc/PID/fd`` sockets), and peak RSS (VmHWM).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -125,12 +127,23 @@ class socket_port:  # used as a context manager: a free loopback port
         self.sock.close()
 
 
+# What Debian's Prometheus 2.42 sends with every scrape: OpenMetrics preferred, gzip accepted.
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+              "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "User-Agent": "Prometheus/2.42.0",
+    "X-Prometheus-Scrape-Timeout-Seconds": "15",
+}
+
+
 def scrape(base: str, name: str, tally: Tally) -> None:
     started = time.monotonic()
-    req = urllib.request.Request(f"{base}/probe?target={name}", headers={"X-Prometheus-Scrape-Timeout-Seconds": "15"})
+    req = urllib.request.Request(f"{base}/probe?target={name}", headers=PROMETHEUS_HEADERS)
     try:
         with urllib.request.urlopen(req, timeout=20) as resp:
-            body = resp.read().decode()
+            raw = resp.read()
+            body = (gzip.decompress(raw) if resp.headers.get("Content-Encoding") == "gzip" else raw).decode()
     except OSError as exc:
         tally.add(False, f"http: {type(exc).__name__}", time.monotonic() - started)
         return
