@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
@@ -24,7 +21,6 @@ from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
 from pingaway_exporter.web.status import call_lines
 
-from . import __version__
 from .config.file import demo_config_path
 from .config.flags import NO_CREDENTIALS, Config, ConfigError, load
 from .config.reload import ConfigReloader
@@ -33,9 +29,10 @@ from .config.secret import SecretError, SecretSource
 from .config.targetfiles import load_config
 from .logs import setup as setup_logging
 from .memory import tune_malloc
-from .metrics.collector import CollectorOptions, ScrapeCollector
+from .metrics.collector import CollectorOptions
 from .scrape.pool import TargetDefaults, TargetPool
 from .scrape.target import Target, UpstreamSlots
+from .serving import Started, serve, start_pool
 from .upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
 from .upstream.payload import Parser
 
@@ -44,7 +41,6 @@ if TYPE_CHECKING:  # imported when --demo runs; see build_target
 
 log = logging.getLogger("pingaway_exporter")
 
-SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 
 
 def demo_clock(zone: str, clock: Callable[[], float] = time.time) -> Callable[[], float]:
@@ -145,17 +141,6 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     return 0
 
 
-def _start_pool(pool: TargetPool, config_path: str | None) -> bool:
-    """Build every declared target; False (the error printed) when one's credentials cannot be loaded."""
-    try:
-        pool.start()
-    except (ConfigError, SecretError) as exc:
-        where = f"config.file {config_path}: " if isinstance(exc, ConfigError) else ""
-        print(f"pingaway-exporter: error: {where}{exc}", file=sys.stderr)
-        return False
-    return True
-
-
 def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
     """Run the exporter; ``clock`` is the wall clock everything reads (tests pin it)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -203,7 +188,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         return 2
     if cfg.check:
         try:
-            if not _start_pool(pool, config_path):
+            if not start_pool(pool, config_path):
                 return 2
             status = run_check(cfg.timeout, target) if target is not None else 0
             for probe in pool.probes():  # and every declared target
@@ -240,55 +225,4 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
                                                      "fix": fix}})
         return 1
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
-        server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    def reload(signum: int, frame: FrameType | None) -> None:
-        reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    # The port answers from here on: /-/healthy 200, /-/ready 503 until the targets are built and ready is set.
-    serving = threading.Thread(target=server.serve_forever, name="serve")
-    serving.start()
-    try:
-        if not _start_pool(pool, config_path):
-            server.shutdown()
-            return 2
-        if hasattr(signal, "SIGHUP"):
-            reloader.start()  # the reload thread exists before the first SIGHUP can arrive
-            signal.signal(signal.SIGHUP, reload)
-        if config_path:
-            groups = reloader.current.groups
-            log.info("config loaded", extra={"fields": {
-                "file": config_path, "groups": "automatic" if groups is None else len(groups),
-                "targets": len(reloader.current.targets)}})
-        if sim is not None and target is not None:
-            # The demo has no Prometheus: one scrape now, so the page opened first (as the README says) is full.
-            # Outside --demo the page only ever shows what Prometheus's scrapes fetched.
-            # The collector, as /metrics runs it, also leaves the team view for the page.
-            for _ in ScrapeCollector(target, time.monotonic() + cfg.timeout, options.collector, reloader).collect():
-                pass
-        if serving.is_alive():  # not when a SIGTERM came during startup
-            server.ready.set()
-            log.info("listening", extra={"fields": {"address": server.bound_address(), "path": cfg.telemetry_path,
-                                                    "version": __version__,
-                                                    "upstream": options.upstream_label, "demo": cfg.demo,
-                                                    "tls": server.ssl_context is not None,
-                                                    "basic_auth": server.auth is not None}})
-        while serving.is_alive():
-            serving.join(0.5)  # in slices: signal handlers run in this thread
-        left = server.drain(SHUTDOWN_GRACE)  # let scrapes in flight finish and answer
-        if left:
-            log.warning("exiting with requests still in flight", extra={"fields": {"requests": left}})
-    finally:
-        server.server_close()
-        if target is not None:
-            target.client.close()
-        pool.close()
-        shared.close()
-        if sim is not None:
-            sim.stop()
-    return 0
+    return serve(server, Started(cfg, options, reloader, pool, shared, target, sim, config_path))
