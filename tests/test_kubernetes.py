@@ -222,15 +222,15 @@ def test_resources():
     assert quantity(requests["cpu"]) <= quantity(limits["cpu"])
     # docs/performance.md: peak RSS at 50,000 extensions is about 100 MiB; leave room for two scrapes.
     assert quantity(limits["memory"]) >= 2 * 100 * (1 << 20)
-    # ... and 5,000 declared small domains under their load peak at about 235 MiB (bench/capacity_bench.py).
-    assert quantity(limits["memory"]) >= 2 * 235 * (1 << 20)
+    # ... and 5,000 declared small domains under their load peak at about 245 MiB (bench/capacity_bench.py).
+    assert quantity(limits["memory"]) >= 2 * 245 * (1 << 20)
 
 
 def test_the_startup_probe_covers_loading_thousands_of_targets():
     c = container()
     startup = c["startupProbe"]
     assert startup["httpGet"]["path"] == "/-/healthy"
-    # docs/performance.md: 5,000 declared targets are ready in about 6 s; give ten times that.
+    # docs/performance.md: 5,000 declared targets are ready in 3-6 s; give ten times that.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
 
 
