@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Does the exporter's own port hold under hostile clients? H1, M2 and M2b from issue 10, on loopback.
+"""Does the exporter's own port hold under hostile clients? Header floods, idle connections and slowloris
+(docs/security.md H1, M2, M2b), on loopback.
 
     python3 bench/port_bench.py                      # this checkout's exporter, all three attacks
     python3 bench/port_bench.py --exporter-src /tmp/old/exporter   # another checkout (e.g. git archive)

@@ -11,7 +11,7 @@ invocation, one after the other, against the same simulator:
   the wall time of ``GET /metrics`` read in full with ``urllib.request``: the
   exporter fetches the payload, parses it, tallies it and streams the
   exposition. Its peak RSS is its own ``VmHWM`` after all the scrapes.
-- **baseline** (issue 11): what the fastest plain-Python exporter would
+- **baseline**: what the fastest plain-Python exporter would
   have to do, in this process: fetch the same payload with
   ``urllib.request`` over the same loopback, decode it with
   ``msgspec.json.decode`` (into dicts and lists), and write one f-string

@@ -5,17 +5,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -35,15 +26,10 @@ from pingaway_exporter.web.server import ExporterServer
 # The helpers in tests/helpers/ assert too: rewrite those asserts so a failure shows the values.
 pytest.register_assert_rewrite("tests.helpers")
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
-# A Wednesday mid-morning: the office is open and the phones are busy.
-WEDNESDAY_1015 = datetime(2026, 11, 25, 10, 15, 7, tzinfo=STOCKHOLM).timestamp()
+from tests.helpers.clock import WEDNESDAY_1015  # noqa: E402
+from tests.helpers.figures import FIGURES  # noqa: E402
+from tests.helpers.served import Served  # noqa: E402
 
-
-# Figures measured by tests (load, soak), printed once at the end of the run. A test appends to FIGURES; at
-# the end of the test they travel on its report (``user_properties``), so they reach the summary from every
-# pytest-xdist worker as well as from a plain run.
-FIGURES: list[str] = []
 _REPORTED: list[str] = []
 
 
@@ -68,104 +54,12 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-def need_tool(name: str) -> str:
-    """The path of a CI-provided tool; in CI its absence is a failure, elsewhere a visible skip."""
-    path = shutil.which(name)
-    if path:
-        return path
-    package = _DEBIAN_PACKAGE.get(name, name)
-    if os.environ.get("CI"):
-        pytest.fail(f"{name} is required in CI but not on PATH (.ci/run installs Debian's {package} package)")
-    pytest.skip(f"{name} not installed; CI installs it (apt-get install {package})")
-
-
-def real_clock_env() -> dict[str, str]:
-    """This environment without libfaketime, for external tools that must run on the real clock.
-
-    CI runs the suite a second and third time under libfaketime (LD_PRELOAD, FAKETIME). Go binaries such as
-    prometheus and promtool ignore it anyway; Chromium hangs under it. Such tools get the real clock, and every
-    test that talks to them must take times from them (``Prometheus.now()``), never from ``time.time()`` here.
-    """
-    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
-
-
-def faketime_env(when: str) -> dict[str, str] | None:
-    """This environment with libfaketime preloaded at ``when`` (a FAKETIME value), or None without the library.
-
-    The monotonic clock stays real, as in .ci/run, and ``time.sleep`` is mended the same way (see
-    .ci/faketime/sitecustomize.py).
-    """
-    candidates = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-                  "/usr/lib/faketime/libfaketime.so.1"]
-    lib = next((c for c in candidates if os.path.exists(c)), None)
-    if lib is None:
-        return None
-    env = real_clock_env()
-    mend = str(Path(__file__).resolve().parent.parent / ".ci" / "faketime")
-    env.update(LD_PRELOAD=lib, FAKETIME=when, FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC",
-               PYTHONPATH=os.pathsep.join(p for p in (mend, env.get("PYTHONPATH")) if p))
-    return env
-
-
-_DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
-                   "prometheus-alertmanager": "prometheus-alertmanager", "chromium": "chromium",
-                   "systemd-analyze": "systemd"}
-
-
-class ExporterProcess:
-    """The real exporter as its own process: in front of a simulator in this one, or with ``--demo``."""
-
-    def __init__(self, sim, *extra: str, no_token: bool = False, env: dict[str, str] | None = None,
-                 auth=None) -> None:
-        self.port = free_port()
-        env = {k: v for k, v in (env if env is not None else os.environ).items() if not k.startswith("PINGAWAY_")}
-        upstream: list[str] = []
-        if sim is not None:
-            upstream = ["--pingaway.url", sim.url]
-            if not no_token:
-                env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pingaway_exporter", *upstream,
-             "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.base = f"http://127.0.0.1:{self.port}"
-        end = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(self.base + "/-/ready", timeout=2, auth=auth).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()
-            assert time.monotonic() < end, "exporter did not become ready"
-            time.sleep(0.05)
-
-    def status(self, key: str) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-        raise KeyError(key)
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-        return self.proc.returncode, err.decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def clean_env(monkeypatch):
+    """This process's environment without any ``PINGAWAY_*`` variable, for tests that run ``main()`` in process."""
+    for key in list(os.environ):
+        if key.startswith("PINGAWAY_"):
+            monkeypatch.delenv(key)
 
 
 @pytest.fixture
@@ -173,6 +67,21 @@ def sim():
     simulator = Simulator(clock=lambda: WEDNESDAY_1015).start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture
+def served():
+    """``served(config, ...)``: a ``tests.helpers.served.Served`` exporter of that config file, closed after."""
+    made = []
+
+    def make(*args, **kwargs):
+        s = Served(*args, **kwargs)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
 
 
 @pytest.fixture(autouse=True)
@@ -236,7 +145,7 @@ class Running:
 def pki(tmp_path):
     """A throwaway CA with a server, a client and a stranger's (another CA's) certificate, for real TLS."""
     pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-    from .helpers.certs import CA
+    from tests.helpers.certs import CA
 
     ca = CA(tmp_path)
     return {"ca": ca, "server": ca.issue("server"), "client": ca.issue("client", client=True,

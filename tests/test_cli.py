@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
 from pingaway_exporter import __version__
 from pingaway_exporter.cli import main
-from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, ConfigError, load
-
-from .conftest import ExporterProcess
-from .helpers.metrics_util import samples, value
+from pingaway_exporter.config.errors import ConfigError
+from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, load
+from tests.helpers.metrics_util import samples, value
+from tests.helpers.process import ExporterProcess
 
 
 def test_defaults(tmp_path):
@@ -72,10 +70,7 @@ def test_unknown_flag_exits_nonzero(capsys):
     assert "--no-such-flag" in capsys.readouterr().err
 
 
-def test_missing_token_is_explained(capsys, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("PINGAWAY_"):
-            monkeypatch.delenv(key)
+def test_missing_token_is_explained(capsys, monkeypatch, clean_env):
     assert main([]) == 2
     assert "PINGAWAY_TOKEN_FILE" in capsys.readouterr().err
 

@@ -9,11 +9,10 @@ import pytest
 
 from pingaway_exporter import healthcheck
 from pingaway_exporter.config.flags import DEFAULT_PORT
-
-from .conftest import free_port
+from tests.helpers.process import free_port
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
-from .helpers.tls import client_ctx, start, tls_yaml, write_config
+from tests.helpers.tls import client_ctx, start, tls_yaml, write_config
 
 
 def healthy_url(exp) -> str:
@@ -72,7 +71,7 @@ def test_default_url_is_the_default_port():
 
 def test_the_dockerfile_probe_finds_a_tls_exporter(sim, exporter_factory, pki, tmp_path):
     """The HEALTHCHECK line itself, run as Docker would (retargeted at the test port), against TLS."""
-    from .helpers.dockerfile import DOCKERFILE, healthcheck_argv, parse_dockerfile, split_stages
+    from tests.helpers.dockerfile import DOCKERFILE, healthcheck_argv, parse_dockerfile, split_stages
 
     argv = healthcheck_argv(split_stages(parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8")))[-1])
     exp = start(exporter_factory, sim, write_config(tmp_path, tls_yaml(pki)))

@@ -12,6 +12,7 @@ and config; config imports none of them). Beside the flow:
 - demo/ (the simulator) may import demo, config and upstream; nothing in the flow imports demo;
 - the top level (cli, logs, memory, healthcheck, __main__) is wiring: it may import anything, and nothing in
   a layer may import it; every module may import the package itself (``__version__``).
+A subpackage whose ``__init__`` names modules in ``__all__`` is imported from outside only through those.
 There must be no import cycle between modules, counting imports inside functions too (a lazy import hides a
 cycle from Python, not from the design). Test modules must not import other test modules, and neither may
 conftest.py or the helpers under tests/helpers/ (shared helpers belong there, not in a test module).
@@ -132,6 +133,28 @@ def why_not(edge: Edge) -> str | None:
     return None
 
 
+def public_modules(root: Path) -> dict[str, set[str]]:
+    """{subpackage: the modules its ``__init__`` names in ``__all__``}, for subpackages that declare one."""
+    out: dict[str, set[str]] = {}
+    for init in sorted((root / PKG_DIR).glob("*/__init__.py")):
+        for node in ast.parse(init.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
+                                                    for t in node.targets):
+                out[f"{PKG}.{init.parent.name}"] = set(ast.literal_eval(node.value))
+    return out
+
+
+def private_imports(all_edges: list[Edge], public: dict[str, set[str]]) -> list[str]:
+    """Imports of a subpackage's own modules from outside it, where the subpackage declares its public ones."""
+    bad = []
+    for e in all_edges:
+        package, _, leaf = e.target.rpartition(".")
+        if package in public and not e.source.startswith(package + ".") and leaf not in public[package]:
+            bad.append(f"{e.source.removeprefix(PKG + '.')} -> {e.target.removeprefix(PKG + '.')}  {e.where}: "
+                       f"{leaf} is not in {package.removeprefix(PKG + '.')}.__all__")
+    return bad
+
+
 def cycles(all_edges: list[Edge]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan)."""
     graph: dict[str, set[str]] = {}
@@ -192,11 +215,59 @@ def tests_importing_tests(root: Path) -> list[str]:
     return sorted(set(out))
 
 
+def _test_stem(module: str) -> str:
+    """``pingaway_exporter.web.transport`` -> ``transport``; ``__main__`` -> ``main``."""
+    leaf = module.rsplit(".", 1)[-1]
+    return "main" if leaf == "__main__" else leaf
+
+
+def _imports_module(path: Path, module: str) -> bool:
+    package, _, leaf = module.rpartition(".")
+    for node, _ in _walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name == module for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and not node.level and (
+                node.module == module or (node.module == package and any(a.name == leaf for a in node.names))):
+            return True
+    return False
+
+
+def _is_unit(path: Path) -> bool:
+    """Whether the test module marks itself ``unit`` (in-process, seconds)."""
+    return "pytestmark = pytest.mark.unit" in path.read_text(encoding="utf-8")
+
+
+def test_layout(root: Path) -> tuple[list[str], list[str], list[str]]:
+    """The tests' naming rule (docs/development.md#the-tests-layout): (modules no unit test module imports,
+    modules with no test module of their name, test modules whose name names no module), as module names and
+    paths."""
+    tests = root / "tests"
+    found = sorted(m for m, p in modules(root).items() if p.name != "__init__.py")
+    units = [f for f in sorted(tests.rglob("test_*.py")) if _is_unit(f)]
+    untested = [m.removeprefix(PKG + ".") for m in found if not any(_imports_module(f, m) for f in units)]
+    stems: dict[str, set[str]] = {}  # test folder -> the stems its test modules may start with
+    unnamed = []
+    for module in found:
+        folder, stem = "/".join(module.split(".")[1:-1]), _test_stem(module)
+        stems.setdefault(folder, set()).add(stem)
+        if not [f for f in (tests / folder).glob(f"test_{stem}*.py")
+                if f.stem == f"test_{stem}" or f.stem.startswith(f"test_{stem}_")]:
+            unnamed.append(module.removeprefix(PKG + "."))
+    orphans = []
+    for folder, names in sorted(stems.items()):
+        for f in sorted((tests / folder).glob("test_*.py")):
+            name = f.stem.removeprefix("test_")
+            if not any(name == n or name.startswith(n + "_") for n in names):
+                orphans.append(str(f.relative_to(root)))
+    return untested, unnamed, orphans
+
+
 def report(root: Path) -> tuple[list[str], list[list[str]], list[str]]:
     all_edges = edges(root)
     bad = [f"{e.source.removeprefix(PKG + '.')} -> {e.target.removeprefix(PKG + '.')}"
            f"{' (lazy)' if e.lazy else ''}  {e.where}: {why}"
            for e in all_edges if (why := why_not(e))]
+    bad += private_imports(all_edges, public_modules(root))
     return bad, cycles(all_edges), tests_importing_tests(root)
 
 

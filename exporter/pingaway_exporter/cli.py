@@ -13,31 +13,32 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from pingaway_exporter.config.errors import ConfigError, SecretError
+from pingaway_exporter.config.file import demo_config_path
+from pingaway_exporter.config.flags import NO_CREDENTIALS, Config, load
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.schedule import HolidayCalendar
+from pingaway_exporter.config.secret import SecretSource
+from pingaway_exporter.config.targetfiles import load_config
+from pingaway_exporter.config.values import iso_utc
+from pingaway_exporter.logs import setup as setup_logging
+from pingaway_exporter.memory import tune_malloc
+from pingaway_exporter.metrics.collector import CollectorOptions
+from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.target import Target, UpstreamSlots
+from pingaway_exporter.serving import Started, serve, start_pool
+from pingaway_exporter.upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import safe_url
 from pingaway_exporter.upstream.network import DeadlineTransport, SharedTransport
+from pingaway_exporter.upstream.payload import Parser
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
 from pingaway_exporter.web.status import call_lines
 
-from .config.file import demo_config_path
-from .config.flags import NO_CREDENTIALS, Config, ConfigError, load
-from .config.reload import ConfigReloader
-from .config.schedule import HolidayCalendar
-from .config.secret import SecretError, SecretSource
-from .config.targetfiles import load_config
-from .logs import setup as setup_logging
-from .memory import tune_malloc
-from .metrics.collector import CollectorOptions
-from .scrape.pool import TargetDefaults, TargetPool
-from .scrape.target import Target, UpstreamSlots
-from .serving import Started, serve, start_pool
-from .upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
-from .upstream.payload import Parser
-
 if TYPE_CHECKING:  # imported when --demo runs; see build_target
-    from .demo.simulator import Simulator
+    from pingaway_exporter.demo.simulator import Simulator
 
 log = logging.getLogger("pingaway_exporter")
 
@@ -72,7 +73,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
     session = SessionAuth(cfg.username, cfg.password) if cfg.username and cfg.password is not None else None
     wall = clock  # this exporter's own timestamps stay on the unshifted clock
     if cfg.demo:
-        from .demo.simulator import Simulator  # noqa: PLC0415 -- only --demo pays for the simulator
+        from pingaway_exporter.demo.simulator import Simulator  # noqa: PLC0415 -- only --demo pays for the simulator
         sim = Simulator(clock=demo_clock(cfg.timezone, clock), token_clock=clock).start("127.0.0.1", 0)
         url = sim.url
         if cfg.token is not None or session is not None:
@@ -86,7 +87,7 @@ def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callabl
         if claims.expired(clock()):
             then = "logging in with the user name instead" if session else \
                 "scrapes will report token_expired until it is replaced"
-            log.warning(f"the token has expired; {then}", extra={"fields": {"expired_at": _iso(claims.expires_at)}})
+            log.warning(f"the token has expired; {then}", extra={"fields": {"expired_at": iso_utc(claims.expires_at)}})
         else:
             token.warn_if_expiring(clock())
     if session is not None:
@@ -107,10 +108,6 @@ def _warn_loose(source: SecretSource) -> None:
                     extra={"fields": {"file": source.path}})
 
 
-def _iso(ts: float | None) -> str:
-    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     """Fetch once and print a short human summary; non-zero on failure."""
     out = out or sys.stdout
@@ -120,8 +117,8 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None) -> int:
     if claims is NO_CLAIMS:
         print("Token expires: unknown (opaque token)", file=out)
     elif claims is not None:
-        print(f"Token expires: {_iso(claims.expires_at)}" + (
-            f" (issued {_iso(claims.issued_at)})" if claims.issued_at else ""), file=out)
+        print(f"Token expires: {iso_utc(claims.expires_at)}" + (
+            f" (issued {iso_utc(claims.issued_at)})" if claims.issued_at else ""), file=out)
     if target.auth_method == SESSION and target.client.session is not None:
         print(f"Login:         session as {target.client.session.username}", file=out)
     if not outcome.ok:

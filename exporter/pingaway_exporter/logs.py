@@ -8,7 +8,7 @@ field, every string inside a list or mapping) has any known secret value
 replaced with ``<redacted>`` before it is escaped, including lines from httpx
 and httpcore at debug level; the line's own keys (``level``, ``msg``) are never
 scrubbed, so a secret that happens to be a common word cannot take a line's
-structure with it (issue 16, U6; secrets under eight characters are not
+structure with it (docs/security.md, U6; secrets under eight characters are not
 scrubbed at all, see ``config.redact``). Control characters (C0, DEL, C1 such
 as U+009B, and the Unicode line separators) are escaped in both formats, so
 no text from a request or from upstream can forge a line or drive a terminal.
@@ -23,8 +23,8 @@ import sys
 import time
 from typing import TextIO
 
-from .config.redact import REDACTED
-from .config.redact import scrub as scrub_secrets
+from pingaway_exporter.config.redact import REDACTED
+from pingaway_exporter.config.redact import scrub as scrub_secrets
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
@@ -40,7 +40,7 @@ _HEADER_TUPLE = re.compile(r"""(b?(['"])""" + _CREDENTIAL_HEADERS + r"""\2,\s*b?
 _HEADER_LINE = re.compile(r"(?:(?<=\\n)|(?<![\w-]))(" + _CREDENTIAL_HEADERS + r")(:\s*)([^\n\r]+)", re.I)
 
 
-def scrub(text: str) -> str:
+def scrub_log_text(text: str) -> str:
     """Known secret values (and long runs of them) and credential header values replaced by ``<redacted>``.
 
     Applied to each field *before* it is escaped for logfmt or JSON (a
@@ -55,14 +55,14 @@ def scrub(text: str) -> str:
 def _scrub_value(value: object, depth: int = 0) -> object:
     """Every string in ``value`` scrubbed; numbers, booleans and None as they are; anything else as its text."""
     if isinstance(value, str):
-        return scrub(value)
+        return scrub_log_text(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if depth < 8 and isinstance(value, (list, tuple)):
         return [_scrub_value(v, depth + 1) for v in value]
     if depth < 8 and isinstance(value, dict):
-        return {scrub(str(k)): _scrub_value(v, depth + 1) for k, v in value.items()}
-    return scrub(str(value))
+        return {scrub_log_text(str(k)): _scrub_value(v, depth + 1) for k, v in value.items()}
+    return scrub_log_text(str(value))
 
 
 # Control characters a log line must never carry raw: C0 (with CR, LF, ESC, NUL), DEL, C1 (U+009B is a
@@ -88,7 +88,7 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
         "level": _NAMES.get(record.levelno, "info"),
         "logger": record.name.removeprefix("pingaway_exporter.") if record.name != "pingaway_exporter" else "main",
-        "msg": scrub(record.getMessage()),
+        "msg": scrub_log_text(record.getMessage()),
     }
     extra = getattr(record, "fields", None)
     if isinstance(extra, dict):
@@ -96,7 +96,7 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
             out.setdefault(_key(key), _scrub_value(value))
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
-        out.setdefault("err", scrub(f"{type(exc).__name__}: {exc}"))
+        out.setdefault("err", scrub_log_text(f"{type(exc).__name__}: {exc}"))
     return out
 
 

@@ -16,19 +16,19 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from . import __version__
-from .config.flags import Config, ConfigError
-from .config.reload import ConfigReloader
-from .config.secret import SecretError
-from .metrics.collector import ScrapeCollector
-from .scrape.pool import TargetPool
-from .scrape.target import Target
-from .upstream.network import DeadlineTransport
-from .web.options import WebOptions
-from .web.server import ExporterServer
+from pingaway_exporter import __version__
+from pingaway_exporter.config.errors import ConfigError, SecretError
+from pingaway_exporter.config.flags import Config
+from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.metrics.collector import ScrapeCollector
+from pingaway_exporter.scrape.pool import TargetPool
+from pingaway_exporter.scrape.target import Target
+from pingaway_exporter.upstream.network import DeadlineTransport
+from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.server import ExporterServer
 
 if TYPE_CHECKING:
-    from .demo.simulator import Simulator
+    from pingaway_exporter.demo.simulator import Simulator
 
 log = logging.getLogger("pingaway_exporter")
 

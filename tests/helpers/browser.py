@@ -12,7 +12,7 @@ import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
-from tests.conftest import need_tool, real_clock_env
+from tests.helpers.tools import need_tool, real_clock_env
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
                   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]

@@ -11,7 +11,7 @@ import time
 
 def wait_idle(target, limit: float = 10.0) -> None:
     end = time.monotonic() + limit
-    while target._coalescer.busy:
+    while target.busy:
         assert time.monotonic() < end, "the upstream call never ended"
         time.sleep(0.02)
 

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pingaway_exporter.metrics.exposition import Format, render
+
+
+def exposition(registry, accept_header: str = "") -> bytes:
+    """The whole exposition of ``registry`` as one bytes object, through the exporter's own renderer."""
+    out = bytearray()
+    render(registry, Format(accept_header), out.extend)
+    return bytes(out)
+
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
     out: dict[tuple[str, frozenset], float] = {}

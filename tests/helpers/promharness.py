@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.conftest import free_port  # re-exported for the dashboard tests
-
-from .dashboard_util import VARIABLE, Query, metric_names, variable_query
+from tests.helpers.dashboard_util import VARIABLE, Query, metric_names, variable_query
+from tests.helpers.process import free_port
 
 
 def rule_files(root: Path) -> list[Path]:

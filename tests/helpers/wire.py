@@ -18,3 +18,10 @@ def exchange(port: int, data: bytes, quiet: float = 2.0) -> tuple[bytes, bool]:
         except ConnectionResetError:
             pass
     return bytes(out), True
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    """The ``Authorization`` value for HTTP Basic credentials (RFC 7617: UTF-8, then base64)."""
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")

@@ -29,29 +29,26 @@ from zoneinfo import ZoneInfo
 
 from msgspec import UNSET, UnsetType
 
+from pingaway_exporter.config import yamlload
+from pingaway_exporter.config.decode import convert
+from pingaway_exporter.config.errors import ConfigError, SchemaError, YamlError, show
+from pingaway_exporter.config.file_schema import TOP, FileSchema, GroupSchema, HolidaysSchema, TargetSchema
+from pingaway_exporter.config.hours import holiday_calendar, opening_hours
+from pingaway_exporter.config.labels import target_labels
 from pingaway_exporter.config.redact import scrub, shorten
-
-from . import yamlload
-from .file_schema import TOP, FileSchema, GroupSchema, HolidaysSchema, TargetSchema
-from .flags import ConfigError
-from .hours import holiday_calendar, opening_hours
-from .labels import target_labels
-from .schedule import HolidayCalendar, Schedule
-from .schema import SchemaError, convert
-from .values import api_url, duration, nonneg_duration, size
-from .values import timezone as parse_zone
+from pingaway_exporter.config.schedule import HolidayCalendar, Schedule
+from pingaway_exporter.config.values import api_url, duration, nonneg_duration, size
+from pingaway_exporter.config.values import timezone as parse_zone
 
 T = TypeVar("T")
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
-DEFAULT_COUNTRY = "SE"
 # With no `groups:` key, one group per keyword, for the most common ones.
 AUTO_GROUP_LIMIT = 20
 GROUP_NAME_MAX = 64
 
 
 
-show = yamlload.show
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,7 @@ def load_file(path: str) -> Settings:
     where = f"config.file {path}"
     try:
         text = yamlload.read_text(path)
-    except yamlload.YamlError as exc:
+    except YamlError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return load_text(text, path)
 
@@ -122,7 +119,7 @@ def load_text(text: str, path: str) -> Settings:
     where = f"config.file {path}"
     try:
         data = yamlload.load(text)
-    except yamlload.YamlError as exc:
+    except YamlError as exc:
         at = f"{exc.position}: " if exc.position else ""
         raise ConfigError(f"{where}: {at}{exc.problem}") from None
     try:

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pingaway_exporter import __version__
+from pingaway_exporter.config import values
+from pingaway_exporter.config.errors import ConfigError, WebConfigError
 from pingaway_exporter.config.redact import shorten
 from pingaway_exporter.config.secret import SecretSource
-
-from . import values
-from .values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES, DEFAULT_PORT, format_duration
-from .webconfig import WebConfig, WebConfigError
-from .webconfig import load as load_web_config
+from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES, DEFAULT_PORT, format_duration
+from pingaway_exporter.config.webconfig import WebConfig
+from pingaway_exporter.config.webconfig import load as load_web_config
 
 DEFAULT_URL = "https://admin.pingaway.se/api/"
 # Upstream calls in flight across all targets: 5,000 domains at a 60 s interval through a 200 ms upstream keep
@@ -38,10 +38,6 @@ DEFAULT_MAX_CONCURRENT = 32
 # every 15 s with about two upstream calls a minute between them, and a
 # flood of /metrics with the same two.
 DEFAULT_MIN_INTERVAL = 30.0
-
-
-class ConfigError(Exception):
-    """A bad flag, environment variable or file. The message names the field."""
 
 
 # -- the flag table -------------------------------------------------------------

@@ -12,10 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .file_schema import HolidaysSchema
-from .schedule import DAY_MINUTES, DAYS, HolidayCalendar, Span
-from .schema import SchemaError
-from .yamlload import show
+from pingaway_exporter.config.errors import SchemaError, show
+from pingaway_exporter.config.file_schema import HolidaysSchema
+from pingaway_exporter.config.schedule import DAY_MINUTES, DAYS, HolidayCalendar, Span
 
 _DAY_ALIASES = {d[:3]: i for i, d in enumerate(DAYS)} | {d: i for i, d in enumerate(DAYS)}
 _TIME = re.compile(r"(\d{1,2}):(\d{2})")

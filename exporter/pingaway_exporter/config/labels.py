@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 
+from pingaway_exporter.config.errors import SchemaError
 from pingaway_exporter.config.redact import shorten
-
-from .schema import SchemaError
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,127}")
 MAX_LABELS = 32

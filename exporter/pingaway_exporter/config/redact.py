@@ -1,12 +1,8 @@
-"""Secret values that cannot leak by accident, and the scrubber that keeps them out of every output.
+"""The registry of secret values in use, and the scrubber that keeps them out of every output.
 
-A ``Secret`` prints as asterisks in ``repr()``, ``str()``, f-strings and
-tracebacks, refuses to be pickled, and only hands its value out through an
-explicit ``reveal()``. Every known secret value is also registered here, so
-that ``scrub`` (which the log redaction filter, failure details and messages
-run) replaces it wherever it shows up; even a library logging a header by
-mistake cannot put it on disk. Where secrets come from (``*_FILE`` and the
-environment) is ``config.secret``.
+Every ``config.secret.Secret`` registers its value here for as long as it lives, so that ``scrub`` (which
+the log redaction filter, failure details and messages run) replaces it wherever it shows up; even a library
+logging a header by mistake cannot put it on disk.
 """
 
 from __future__ import annotations
@@ -16,7 +12,6 @@ import threading
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from typing import NoReturn
 
 MASK = "********"
 REDACTED = "<redacted>"
@@ -32,15 +27,15 @@ _REGISTRY_LOCK = threading.Lock()
 # Secret object id -> (weak reference, the values it registers). An entry goes
 # away when its Secret is garbage: the registry holds the secrets in use now,
 # so 100,000 re-logins do not make every log line slower.
-_LIVE: dict[int, tuple[weakref.ref[Secret], tuple[str, ...]]] = {}
+_LIVE: dict[int, tuple[weakref.ref[object], tuple[str, ...]]] = {}
 _TRANSIENT: OrderedDict[str, None] = OrderedDict()
-_GONE: deque[tuple[int, weakref.ref[Secret]]] = deque()  # (key, weakref) of Secrets that have been garbage-collected
+_GONE: deque[tuple[int, weakref.ref[object]]] = deque()  # (key, weakref) of Secrets that have been garbage-collected
 # (values longest first, set of every PARTIAL_RUN-long piece of them), or None
 _CACHE: list[tuple[tuple[str, ...], frozenset[str]] | None] = [None]
 
 
 # Values shorter than this are not scrubbed: a four-letter cookie value such as "warn" or "sid" would mask
-# every "warn" in every log line, keys included (issue 16, U6). Such values are never logged by the exporter
+# every "warn" in every log line, keys included (docs/security.md, U6). Such values are never logged by the exporter
 # (a short session cookie is opaque: it goes in the Cookie header, which logs mask by name); secrets a person
 # chooses (tokens, passwords) are far longer in practice.
 MIN_SECRET_LENGTH = 8
@@ -73,11 +68,6 @@ def _tidy() -> None:
             del _LIVE[key]
 
 
-def known_secret_values() -> tuple[str, ...]:
-    """Every secret value in use now, longest first (so substrings redact last)."""
-    return _snapshot()[0]
-
-
 def register_secret_value(value: str) -> None:
     """Tell the redaction about a value with no ``Secret`` object; the last ``TRANSIENT_LIMIT`` are kept."""
     if not _redactable(value):
@@ -90,20 +80,21 @@ def register_secret_value(value: str) -> None:
         _CACHE[0] = None
 
 
-def _register(secret: Secret, values: Iterable[str]) -> None:
+def register_secret(owner: object, values: Iterable[str]) -> None:
+    """Redact ``values`` for as long as ``owner`` (a ``config.secret.Secret``) lives."""
     values = tuple(v for v in values if _redactable(v))
     if not values:
         return
-    key = id(secret)
+    key = id(owner)
 
-    def gone(_ref: weakref.ref[Secret], key: int = key) -> None:
+    def gone(_ref: weakref.ref[object], key: int = key) -> None:
         # May run anywhere, during GC too: no lock, no dict change; the next snapshot tidies up.
         _GONE.append((key, _ref))
         _CACHE[0] = None
 
     with _REGISTRY_LOCK:
         _tidy()
-        _LIVE[key] = (weakref.ref(secret, gone), values)
+        _LIVE[key] = (weakref.ref(owner, gone), values)
         _CACHE[0] = None
 
 
@@ -141,41 +132,3 @@ def shorten(text: str, limit: int = 200) -> str:
     """Scrub, then cut to ``limit`` characters: never the other way round."""
     text = scrub(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class Secret:
-    """A string that hides itself everywhere except ``reveal()``."""
-
-    __slots__ = ("__weakref__", "_value")
-
-    def __init__(self, value: str, also: Iterable[str] = ()) -> None:
-        self._value = value
-        extra = list(also)
-        # A JWT's signature alone is also secret material worth redacting.
-        parts = value.split(".")
-        if len(parts) == 3:
-            extra.append(parts[2])
-        _register(self, (value, *extra))
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({MASK!r})"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return MASK
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a Secret cannot be pickled")

@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from .file import Settings, default_settings, load_file
-from .flags import ConfigError
+from pingaway_exporter.config.errors import ConfigError
+from pingaway_exporter.config.file import Settings, default_settings, load_file
 
 log = logging.getLogger("pingaway_exporter.reload")
 

@@ -1,12 +1,12 @@
-"""Where secrets come from: an environment variable or a ``*_FILE``, read safely and re-read when it changes.
+"""Secrets: the value type, and where values come from (an environment variable or a ``*_FILE``).
 
-``SecretSource`` hands out a ``Secret`` (``config.redact``) and re-reads a
-file-backed one when the file changes. A secret file is read without ever
-blocking and with a size bound, and every message names the source, never
-the value, nor a value typed by mistake where a path belongs.
+A ``Secret`` prints as asterisks in ``repr()``, ``str()``, f-strings and tracebacks, refuses to be pickled,
+and only hands its value out through an explicit ``reveal()``; while it lives its value is registered with
+``config.redact``, whose scrubber keeps it out of every output.
 
-The value type, the registry of values in use and the scrubber live in
-``config.redact``; import them from there.
+``SecretSource`` hands out a ``Secret`` and re-reads a file-backed one when the file changes. A secret file
+is read without ever blocking and with a size bound, and every message names the source, never the value,
+nor a value typed by mistake where a path belongs.
 """
 
 from __future__ import annotations
@@ -16,21 +16,54 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import NoReturn
 
-from pingaway_exporter.config.redact import (
-    Secret,
-    scrub,
-)
-from pingaway_exporter.config.yamlload import Refused, read_regular
+from pingaway_exporter.config.errors import SecretError
+from pingaway_exporter.config.localfile import Refused, read_regular
+from pingaway_exporter.config.redact import MASK, register_secret, scrub
 
 # The largest secret file read: a JWT is well under 4 KiB. A FIFO, a device
 # or /dev/zero given as a "file" is refused rather than read without end.
 MAX_SECRET_FILE = 64 << 10
 
 
-class SecretError(Exception):
-    """A secret could not be loaded. The message names the source, never the value."""
+class Secret:
+    """A string that hides itself everywhere except ``reveal()``."""
+
+    __slots__ = ("__weakref__", "_value")
+
+    def __init__(self, value: str, also: Iterable[str] = ()) -> None:
+        self._value = value
+        extra = list(also)
+        # A JWT's signature alone is also secret material worth redacting.
+        parts = value.split(".")
+        if len(parts) == 3:
+            extra.append(parts[2])
+        register_secret(self, (value, *extra))
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Secret cannot be pickled")
 
 
 class SecretSource:
@@ -51,7 +84,7 @@ class SecretSource:
         self._cached: Secret | None = None
         self._stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
-        self._on_load = on_load
+        self.on_load = on_load  # called with each newly read value; may raise SecretError to refuse it
 
     def __repr__(self) -> str:
         return f"SecretSource({self.label!r})"
@@ -74,8 +107,8 @@ class SecretSource:
                 return self._cached
             text = read_secret_file(self.path, self.describe())
             secret = Secret(text)
-            if self._on_load is not None:
-                self._on_load(secret)  # may raise SecretError; then nothing is cached
+            if self.on_load is not None:
+                self.on_load(secret)  # may raise SecretError; then nothing is cached
             self._cached, self._stamp = secret, stamp
             return secret
 

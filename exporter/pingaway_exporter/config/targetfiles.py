@@ -18,13 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pingaway_exporter.config import yamlload
+from pingaway_exporter.config.decode import convert
+from pingaway_exporter.config.errors import ConfigError, SchemaError, YamlError
+from pingaway_exporter.config.file import Settings, TargetSpec, load_file, parse_target, refuse_inline_secret
+from pingaway_exporter.config.file_schema import TARGET_FILE_TOP, TargetFileSchema, TargetSchema
 from pingaway_exporter.config.redact import scrub, shorten
-
-from . import yamlload
-from .file import Settings, TargetSpec, load_file, parse_target, refuse_inline_secret
-from .file_schema import TARGET_FILE_TOP, TargetFileSchema, TargetSchema
-from .flags import ConfigError
-from .schema import SchemaError, convert
 
 MAX_TARGET_FILES = 10_000  # files matched by all the patterns together; each holds at most 1 MiB
 MAX_TARGETS = 20_000  # targets in all, from targets: and the files
@@ -64,7 +63,7 @@ def _read(file: str, settings: Settings, seen: dict[str, str], where: str) -> li
     at = f"{where}: target file {file}"
     try:
         data = yamlload.load(yamlload.read_text(file))
-    except yamlload.YamlError as exc:
+    except YamlError as exc:
         position = f"{exc.position}: " if exc.position else ""
         raise ConfigError(f"{at}: {position}{exc.problem}") from None
     try:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_PORT = 10035
-# The bounds on what one scrape may build (issue 16, item 4); upstream.payload enforces them. Each extension
-# record can become up to 6 series, so a body with more than max_series / 6 records is refused before its
-# records are decoded. A 50,000-user domain needs about 300,000 series; the default leaves three times that.
+# The bounds on what one scrape may build, so its deadline bounds its whole cost; upstream.payload enforces them.
+# Each extension record can become up to 6 series, so a body with more than max_series / 6 records is refused
+# before its records are decoded. A 50,000-user domain needs about 300,000 series; the default leaves three times that.
 DEFAULT_MAX_SERIES = 1_000_000
 # Distinct keyWords lists: each costs a tally (about 1 KiB) in the scrape and in its cached outcome.
 DEFAULT_MAX_KEYWORD_LISTS = 20_000
@@ -24,7 +25,7 @@ DEFAULT_MAX_KEYWORD_LISTS = 20_000
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-# The longest duration and the largest size any flag or field accepts (issue 16, L2): past these a value is
+# The longest duration and the largest size any flag or field accepts (docs/security.md, L2): past these a value is
 # a typo or an attack (nan, inf, 1e308 once crashed the scrape with OverflowError), not a setting.
 MAX_DURATION = 3650 * 86400.0  # 3650d, about ten years
 MAX_SIZE = 1 << 40  # 1 TiB
@@ -167,3 +168,8 @@ def format_duration(seconds: float) -> str:
         if seconds >= length and seconds % length == 0:
             return f"{seconds / length:g}{unit}"
     return f"{seconds:g}s"
+
+
+def iso_utc(ts: float | None) -> str:
+    """A Unix time as ``2026-12-04T09:30:00Z`` for messages and pages; None is "never"."""
+    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

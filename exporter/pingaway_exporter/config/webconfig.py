@@ -26,11 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from pingaway_exporter.config import webconfig_tls, yamlload
+from pingaway_exporter.config.decode import convert
+from pingaway_exporter.config.errors import SchemaError, WebConfigError, YamlError
 from pingaway_exporter.config.redact import shorten
-
-from . import webconfig_tls, yamlload
-from .schema import SchemaError, convert
-from .webconfig_schema import (
+from pingaway_exporter.config.webconfig_schema import (
     TOP,
     HeadersSchema,
     HTTPServerSchema,
@@ -52,10 +52,6 @@ class RateLimit:
 
     interval: float
     burst: int
-
-
-class WebConfigError(Exception):
-    """A bad web-config file; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,7 @@ def load(path: str, label: str = "--web.config.file") -> WebConfig:
     fail = _Fail(label, "")
     try:
         data = yamlload.load_file(path)  # bounded: size, aliases, duplicate and unhashable keys
-    except yamlload.YamlError as exc:
+    except YamlError as exc:
         fail("", str(exc))
     try:
         spec = convert({} if data is None else data, WebConfigSchema, top=TOP, unknown="field")

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from pingaway_exporter.config.secret import loose_file
-
-from .tls_names import CIPHER_SUITES, CURVES, HTTP2_REQUIRED, TLS13_SUITES
-from .webconfig_schema import TLSServerSchema
+from pingaway_exporter.config.tls_names import CIPHER_SUITES, CURVES, HTTP2_REQUIRED, TLS13_SUITES
+from pingaway_exporter.config.webconfig_schema import TLSServerSchema
 
 Fail = Callable[[str, str], NoReturn]
 

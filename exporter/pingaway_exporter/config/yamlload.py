@@ -16,33 +16,15 @@ Errors are ``YamlError`` with a position and a short, bounded message.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Hashable
 from typing import Any
 
 import yaml
 
+from pingaway_exporter.config.errors import YamlError, show
+from pingaway_exporter.config.localfile import Refused, read_regular
+
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a config with thousands of groups is a few hundred KiB
-
-
-class YamlError(Exception):
-    """The file cannot be read or is not acceptable YAML; the message says where and why."""
-
-    def __init__(self, message: str, position: str = "", problem: str = "") -> None:
-        super().__init__(message)
-        self.position = position  # "line 3, column 5", when known
-        self.problem = problem or message
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters: a message never quotes an unbounded value."""
-    if isinstance(value, (list, dict, tuple, set)):
-        kind = {list: "a list", tuple: "a list", set: "a set", dict: "a mapping"}[type(value)] \
-            if type(value) in (list, tuple, set, dict) else type(value).__name__
-        return kind
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -80,45 +62,6 @@ def _mapping(loader: _BoundedLoader, node: yaml.MappingNode) -> dict[Any, Any]:
 
 
 _BoundedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
-class Refused(Exception):
-    """A local file that ``read_regular`` would not read: ``reason`` is "type" (see ``mode``), "size" (the
-    ``size`` fstat gave) or "grew" (more bytes arrived than fstat said)."""
-
-    def __init__(self, reason: str, mode: int = 0, size: int = 0) -> None:
-        super().__init__(reason)
-        self.reason, self.mode, self.size = reason, mode, size
-
-
-def read_regular(path: str, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, read without ever blocking.
-
-    A FIFO would block ``open()`` until a writer appears and ``read()`` until it closes; a device like
-    /dev/zero never ends. So the file is opened with O_NONBLOCK and checked with ``fstat`` before a single
-    byte is read, and the read stops one byte past the limit. Raises ``OSError`` or ``Refused``; the config
-    file and the secret files word their own messages.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise Refused("type", mode=st.st_mode)
-        if st.st_size > limit:
-            raise Refused("size", size=st.st_size)
-        chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(fd, limit + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise Refused("grew")
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def read_text(path: str, limit: int = MAX_CONFIG_BYTES) -> str:

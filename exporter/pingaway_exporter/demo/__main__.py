@@ -14,8 +14,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .domain import Domain
-from .simulator import Simulator
+from pingaway_exporter.demo.domain import Domain
+from pingaway_exporter.demo.simulator import Simulator
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -60,6 +60,24 @@ def _ascii(text: str) -> str:
     return text.lower().translate(str.maketrans("åäöé", "aaoe"))
 
 
+Presence = tuple[bool, str, str, "str | None"]  # (available, profile name, until, message)
+
+
+class _Day:
+    """One person's day as the presence rules see it: the random keys and the working hours."""
+
+    __slots__ = ("end", "key", "local", "midnight", "start", "week")
+
+    def __init__(self, seed: str, index: int, local: datetime, zone: ZoneInfo) -> None:
+        day = local.date()
+        self.local = local
+        self.key = (seed, index, day.isoformat())
+        self.week = (seed, index, day.isocalendar()[1])
+        self.midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+        self.start = self.midnight + timedelta(minutes=450 + int(_rand(*self.key, "start") * 150))  # 07:30-10:00
+        self.end = self.midnight + timedelta(minutes=960 + int(_rand(*self.key, "end") * 90))  # 16:00-17:30
+
+
 class Domain:
     def __init__(self, size: int = 60, seed: str = "pingaway", timezone: str = "Europe/Stockholm") -> None:
         self.seed = seed
@@ -90,49 +108,61 @@ class Domain:
     def _fmt(self, when: datetime) -> str:
         return when.strftime("%Y-%m-%d %H:%M:%S")
 
-    def presence(self, p: Person, now: float) -> tuple[bool, str, str, str | None]:
+    def presence(self, p: Person, now: float) -> Presence:
         """(available, profile name, until, message) for a person at ``now``."""
-        local = self._local(now)
-        day = local.date()
-        key = (self.seed, p.index, day.isoformat())
-        week = (self.seed, p.index, day.isocalendar()[1])
-        midnight = datetime(day.year, day.month, day.day, tzinfo=self.zone)
-        if _rand(*week, "vacation") < 0.06:
-            back = midnight + timedelta(days=7 - day.weekday(), hours=8)
+        d = _Day(self.seed, p.index, self._local(now), self.zone)
+        return (self._away_all_day(d) or self._outside_hours(d) or self._lunch_or_training(d)
+                or self._short_break(d) or self._meeting(d) or (True, AVAILABLE, NO_END, None))
+
+    def _away_all_day(self, d: _Day) -> Presence | None:
+        """Vacation (6 % of weeks), sick (4 % of days) and weekends."""
+        weekday = d.midnight.weekday()
+        if _rand(*d.week, "vacation") < 0.06:
+            back = d.midnight + timedelta(days=7 - weekday, hours=8)
             return False, "Semester", self._fmt(back), "Svarar på mail en gång i veckan"
-        if _rand(*key, "sick") < 0.04:
-            return False, "Sjuk", self._fmt(midnight + timedelta(days=1, hours=8)), None
-        if day.weekday() >= 5:
-            monday = midnight + timedelta(days=7 - day.weekday(), hours=8)
-            return False, "Ledig", self._fmt(monday), None
-        start = midnight + timedelta(minutes=450 + int(_rand(*key, "start") * 150))  # 07:30-10:00
-        end = midnight + timedelta(minutes=960 + int(_rand(*key, "end") * 90))  # 16:00-17:30
-        if local < start:
-            return False, "Ledig", self._fmt(start), None
-        if local >= end:
-            return False, "Ledig", self._fmt(start + timedelta(days=1)), None
-        lunch = midnight + timedelta(minutes=660 + int(_rand(*key, "lunch") * 90))  # 11:00-12:30
-        lunch_end = lunch + timedelta(minutes=40 + int(_rand(*key, "lunchlen") * 25))
-        if lunch <= local < lunch_end:
+        if _rand(*d.key, "sick") < 0.04:
+            return False, "Sjuk", self._fmt(d.midnight + timedelta(days=1, hours=8)), None
+        if weekday >= 5:
+            return False, "Ledig", self._fmt(d.midnight + timedelta(days=7 - weekday, hours=8)), None
+        return None
+
+    def _outside_hours(self, d: _Day) -> Presence | None:
+        """Before the person's start (07:30-10:00) or after their end (16:00-17:30)."""
+        if d.local < d.start:
+            return False, "Ledig", self._fmt(d.start), None
+        if d.local >= d.end:
+            return False, "Ledig", self._fmt(d.start + timedelta(days=1)), None
+        return None
+
+    def _lunch_or_training(self, d: _Day) -> Presence | None:
+        lunch = d.midnight + timedelta(minutes=660 + int(_rand(*d.key, "lunch") * 90))  # 11:00-12:30
+        lunch_end = lunch + timedelta(minutes=40 + int(_rand(*d.key, "lunchlen") * 25))
+        if lunch <= d.local < lunch_end:
             return False, "Lunch", self._fmt(lunch_end), f"Tillbaka {lunch_end:%H:%M}"
-        if _rand(*key, "training") < 0.03:
-            return False, "Utbildning", self._fmt(end), None
-        # Short breaks: two a day, 8-15 minutes, at any minute between 09:00 and 15:30.
+        if _rand(*d.key, "training") < 0.03:
+            return False, "Utbildning", self._fmt(d.end), None
+        return None
+
+    def _short_break(self, d: _Day) -> Presence | None:
+        """Two a day, 8-15 minutes, at any minute between 09:00 and 15:30."""
         for n in range(2):
-            pause = midnight + timedelta(minutes=540 + int(_rand(*key, "pause", n) * 390))
-            pause_end = pause + timedelta(minutes=8 + int(_rand(*key, "pauselen", n) * 8))
-            if pause <= local < pause_end:
+            pause = d.midnight + timedelta(minutes=540 + int(_rand(*d.key, "pause", n) * 390))
+            pause_end = pause + timedelta(minutes=8 + int(_rand(*d.key, "pauselen", n) * 8))
+            if pause <= d.local < pause_end:
                 return False, "Paus", self._fmt(pause_end), f"Tillbaka {pause_end:%H:%M}"
-        # Meetings: each hour, a chance of a 30- or 45-minute meeting starting on one of its quarters,
-        # so people leave and come back all through the day, not only on the hour.
-        hour = local.replace(minute=0, second=0, microsecond=0)
+        return None
+
+    def _meeting(self, d: _Day) -> Presence | None:
+        """Each hour, a chance of a 30- or 45-minute meeting starting on one of its quarters, so people leave
+        and come back all through the day, not only on the hour."""
+        hour = d.local.replace(minute=0, second=0, microsecond=0)
         for h in (hour - timedelta(hours=1), hour):
-            if _rand(*key, "meeting", h.hour) < 0.12:
-                begin = h + timedelta(minutes=15 * int(_rand(*key, "meetq", h.hour) * 4))
-                done = begin + timedelta(minutes=30 if _rand(*key, "meetlen", h.hour) < 0.6 else 45)
-                if begin <= local < done:
+            if _rand(*d.key, "meeting", h.hour) < 0.12:
+                begin = h + timedelta(minutes=15 * int(_rand(*d.key, "meetq", h.hour) * 4))
+                done = begin + timedelta(minutes=30 if _rand(*d.key, "meetlen", h.hour) < 0.6 else 45)
+                if begin <= d.local < done:
                     return False, "Möte", self._fmt(done), f"I möte till {done:%H:%M}"
-        return True, AVAILABLE, NO_END, None
+        return None
 
     def calls(self, p: Person, now: float, available: bool) -> list[dict[str, str]]:
         if not available:

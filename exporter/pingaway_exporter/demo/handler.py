@@ -21,8 +21,8 @@ from typing import Any
 
 import jwt
 
-from .faults import Fault, gzip_bomb
-from .simstate import SimulatorState
+from pingaway_exporter.demo.faults import Fault, gzip_bomb
+from pingaway_exporter.demo.simstate import SimulatorState
 
 log = logging.getLogger("pingaway_exporter.simulator")
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import jwt
 
-from .domain import Domain
-from .faults import Fault
+from pingaway_exporter.demo.domain import Domain
+from pingaway_exporter.demo.faults import Fault
 
 
 @dataclass

@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 
-from .domain import Domain
-from .handler import Handler
-from .simstate import SimulatorState
+from pingaway_exporter.demo.domain import Domain
+from pingaway_exporter.demo.handler import Handler
+from pingaway_exporter.demo.simstate import SimulatorState
 
 log = logging.getLogger("pingaway_exporter.simulator")
 

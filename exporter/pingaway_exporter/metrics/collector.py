@@ -20,14 +20,13 @@ from prometheus_client.registry import Collector
 
 from pingaway_exporter import __version__
 from pingaway_exporter.config.reload import ConfigView
+from pingaway_exporter.metrics import groups
+from pingaway_exporter.metrics.catalogue import NO_PROFILE, new
+from pingaway_exporter.metrics.exposition import RowGauge, escape
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.target import Outcome, Target
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
-
-from . import groups
-from .catalogue import NO_PROFILE, new
-from .exposition import RowGauge, escape
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class ScrapeCollector(Collector):
         started = time.monotonic()
         outcome = self.target.scrape(self.deadline)
         if outcome.ok and not outcome.cached and time.monotonic() >= self.deadline:
-            # Done, but too late to be of use (issue 16, item 4): answer up 0 now rather than render
+            # Done, but too late to be of use (the deadline bounds the whole cost): answer up 0 now rather than render
             # a large answer past the deadline.
             outcome = Outcome(None, TIMEOUT, "the scrape deadline passed before the answer could be built",
                               outcome.duration, outcome.finished_at)

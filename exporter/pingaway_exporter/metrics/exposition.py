@@ -25,7 +25,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from .catalogue import GAUGE, family
+from pingaway_exporter.metrics.catalogue import GAUGE, family
 
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
@@ -129,10 +129,3 @@ def render(registry: Collector, fmt: Format, sink: Callable[[bytes], Any]) -> No
             sink(chunk)
     if fmt.openmetrics:
         sink(eof)
-
-
-def render_bytes(registry: Collector, accept_header: str = "") -> bytes:
-    """The whole exposition as one bytes object, for tests and the one-shot check."""
-    out = bytearray()
-    render(registry, Format(accept_header), out.extend)
-    return bytes(out)

@@ -21,10 +21,9 @@ from prometheus_client.core import Metric
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
 from pingaway_exporter.config.reload import ConfigView
 from pingaway_exporter.config.schedule import Schedule
+from pingaway_exporter.metrics.catalogue import new
 from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
-
-from .catalogue import new
 
 _ALWAYS: dict[str, Schedule] = {}
 
@@ -56,7 +55,7 @@ def by_keywords(exts: Sequence[Extension], now: float | None = None) -> dict[tup
     return count(exts, now)[1]
 
 
-def tally(exts: Sequence[Extension] | Mapping[tuple[str, ...], Tally], groups: Sequence[Group],
+def group_tallies(exts: Sequence[Extension] | Mapping[tuple[str, ...], Tally], groups: Sequence[Group],
           index: Mapping[str, tuple[int, ...]], now: float | None = None) -> list[Tally]:
     per_words = exts if isinstance(exts, Mapping) else by_keywords(exts, now)
     tallies = [Tally() for _ in groups]
@@ -101,57 +100,84 @@ class TeamView:
     groups: tuple[GroupRow, ...]
 
 
+class _GroupFamilies:
+    """The group families of one scrape, filled a group at a time."""
+
+    def __init__(self) -> None:
+        self.users = new("pingaway_group_users")
+        self.available = new("pingaway_group_users_available")
+        self.ready = new("pingaway_group_users_ready")
+        self.calls = new("pingaway_group_calls_active")
+        self.lines = new("pingaway_group_lines")
+        self.states = new("pingaway_group_users_state")
+        self.back = new("pingaway_group_users_returning")
+        self.minimum = new("pingaway_group_staffing_minimum")
+        self.is_open = new("pingaway_group_open")
+
+    def all(self) -> tuple[Metric, ...]:
+        return (self.users, self.available, self.ready, self.calls, self.lines, self.states, self.back,
+                self.minimum, self.is_open)
+
+    def add_schedule(self, g: Group, is_open: bool) -> None:
+        self.minimum.add_metric([g.name], float(g.staffing_minimum))
+        self.is_open.add_metric([g.name], 1.0 if is_open else 0.0)
+
+    def add_people(self, name: str, t: Tally) -> None:
+        self.users.add_metric([name], float(t.users))
+        self.available.add_metric([name], float(t.available))
+        self.ready.add_metric([name], float(t.ready))
+        for d in DIRECTIONS:
+            self.calls.add_metric([name, d], float(t.directions[d]))
+        for s in LINE_STATUSES:
+            self.lines.add_metric([name, s], float(t.lines[s]))
+        if t.lines.get(OTHER):
+            self.lines.add_metric([name, OTHER], float(t.lines[OTHER]))
+        for code, state_name in enumerate(STATES):
+            self.states.add_metric([name, state_name], float(t.states[code]))
+        for i, (label, _) in enumerate(WINDOWS):
+            self.back.add_metric([name, label], float(t.returning[i]))
+
+
+KeywordIndex = Mapping[str, tuple[int, ...]]
+
+
+def _groups_in_effect(settings: Settings, exts: list[Extension] | None,
+                      per_words: Mapping[tuple[str, ...], Tally]) -> tuple[Sequence[Group], KeywordIndex]:
+    """The configured groups and their keyword index; without ``groups:`` in the config, the automatic ones
+    (which exist only where there is data to find them in)."""
+    if settings.groups is not None:
+        return settings.groups, settings.keyword_index
+    groups = auto_groups(per_words, settings.timezone) if exts is not None else ()
+    return groups, keyword_index(groups)
+
+
 def families(config: ConfigView | None, exts: list[Extension] | None, with_samples: bool,
              per_words: Mapping[tuple[str, ...], Tally] | None = None, now: float | None = None,
              keep: Callable[[TeamView], None] | None = None) -> Iterator[Metric]:
     """The group families. ``per_words`` is ``tally.count``'s second answer when the caller already made
     the pass over ``exts``; ``now`` the data clock's time (default: the config's clock); ``keep``
     receives the groups' rows of a good scrape, for the status page."""
-    users = new("pingaway_group_users")
-    available = new("pingaway_group_users_available")
-    ready = new("pingaway_group_users_ready")
-    calls = new("pingaway_group_calls_active")
-    lines = new("pingaway_group_lines")
-    states = new("pingaway_group_users_state")
-    back = new("pingaway_group_users_returning")
-    minimum = new("pingaway_group_staffing_minimum")
-    is_open = new("pingaway_group_open")
-    if with_samples and config is not None:
-        settings: Settings = config.current
-        groups = settings.groups
-        index: Mapping[str, tuple[int, ...]] = settings.keyword_index
-        if now is None:
-            now = config.clock()
-        if per_words is None:
-            per_words = by_keywords(exts, now) if exts is not None else {}
-        if groups is None:  # automatic groups exist only where there is data to find them in
-            groups = auto_groups(per_words, settings.timezone) if exts is not None else ()
-            index = keyword_index(groups)
-        opened = [g.schedule.is_open(now) for g in groups]
-        for g, o in zip(groups, opened, strict=True):
-            minimum.add_metric([g.name], float(g.staffing_minimum))
-            is_open.add_metric([g.name], 1.0 if o else 0.0)
-        if exts is not None:
-            rows = []
-            for g, o, t in zip(groups, opened, tally(per_words, groups, index), strict=True):
-                users.add_metric([g.name], float(t.users))
-                available.add_metric([g.name], float(t.available))
-                ready.add_metric([g.name], float(t.ready))
-                for d in DIRECTIONS:
-                    calls.add_metric([g.name, d], float(t.directions[d]))
-                for s in LINE_STATUSES:
-                    lines.add_metric([g.name, s], float(t.lines[s]))
-                if t.lines.get(OTHER):
-                    lines.add_metric([g.name, OTHER], float(t.lines[OTHER]))
-                for code, name in enumerate(STATES):
-                    states.add_metric([g.name, name], float(t.states[code]))
-                for i, (label, _) in enumerate(WINDOWS):
-                    back.add_metric([g.name, label], float(t.returning[i]))
-                rows.append(GroupRow(g.name, o, g.staffing_minimum, t.users, t.available, t.ready, t.ringing,
-                                     t.on_call, t.back_within("30m")))
-            if keep is not None:
-                keep(TeamView(now, tuple(rows)))
-    yield from (users, available, ready, calls, lines, states, back, minimum, is_open)
+    out = _GroupFamilies()
+    if not with_samples or config is None:
+        yield from out.all()
+        return
+    if now is None:
+        now = config.clock()
+    if per_words is None:
+        per_words = by_keywords(exts, now) if exts is not None else {}
+    groups, index = _groups_in_effect(config.current, exts, per_words)
+    opened = [g.schedule.is_open(now) for g in groups]
+    for g, o in zip(groups, opened, strict=True):
+        out.add_schedule(g, o)
+    if exts is not None:
+        rows = []
+        for g, o, t in zip(groups, opened, group_tallies(per_words, groups, index), strict=True):
+            out.add_people(g.name, t)
+            rows.append(GroupRow(g.name, o, g.staffing_minimum, t.users, t.available, t.ready, t.ringing,
+                                 t.on_call, t.back_within("30m")))
+        if keep is not None:
+            keep(TeamView(now, tuple(rows)))
+    yield from out.all()
 
 
 def reload_families(config: ConfigView | None, with_samples: bool) -> Iterator[Metric]:

@@ -81,35 +81,41 @@ class Coalescer(Generic[T]):
         return self._running > 0
 
     def run(self, deadline: float) -> T:
+        """The answer of the call in flight, or of a new one; by ``deadline`` or ``DeadlineExceeded``."""
         while True:
             with self._lock:
                 now = self._monotonic()
-                call = self._inflight
-                if call is not None and (call.done.is_set() or call.deadline.at <= now):
-                    call = None  # never join a call that is already past its deadline
-                wait = 0.0
-                if call is not None:
-                    call.deadline.extend(deadline)
-                else:
-                    wait = self._next_start - now
-                    if wait > 0 and self._gap_budget is not None and deadline - now > 2 * self._gap_budget:
-                        wait = 0.0  # that call failed for want of time, and this scrape has more of it
-                    if wait <= 0:
-                        cap = now + self.cap if self.cap is not None else None
-                        call = _Call(Deadline(deadline, cap, self._monotonic))
-                        self._inflight = call
-                        self.started += 1
-                        self._running += 1
-                        threading.Thread(target=self._execute, args=(call,),
-                                         name=f"fetch-{self._name}", daemon=True).start()
-                if call is not None:
-                    self.waiting += 1
+                call, wait = self._join_or_start(deadline, now)
             if call is not None:
-                break
+                return self._answer(call, deadline)
             if now + wait >= deadline:
                 raise DeadlineExceeded(f"the last upstream call failed less than {self.retry_gap:g}s ago; "
                                        "the next may start only after this scrape's deadline", spaced=True)
             time.sleep(wait)
+
+    def _join_or_start(self, deadline: float, now: float) -> tuple[_Call[T] | None, float]:
+        """Under the lock: the call this scrape waits for (joined or started), or how long until one may start."""
+        call = self._inflight
+        if call is not None and (call.done.is_set() or call.deadline.at <= now):
+            call = None  # never join a call that is already past its deadline
+        if call is not None:
+            call.deadline.extend(deadline)
+            self.waiting += 1
+            return call, 0.0
+        wait = self._next_start - now
+        if wait > 0 and self._gap_budget is not None and deadline - now > 2 * self._gap_budget:
+            wait = 0.0  # that call failed for want of time, and this scrape has more of it
+        if wait > 0:
+            return None, wait
+        cap = now + self.cap if self.cap is not None else None
+        call = self._inflight = _Call(Deadline(deadline, cap, self._monotonic))
+        self.started += 1
+        self._running += 1
+        self.waiting += 1
+        threading.Thread(target=self._execute, args=(call,), name=f"fetch-{self._name}", daemon=True).start()
+        return call, 0.0
+
+    def _answer(self, call: _Call[T], deadline: float) -> T:
         try:
             answered = call.done.wait(max(0.0, deadline - self._monotonic()))
         finally:

@@ -21,17 +21,16 @@ from dataclasses import dataclass, replace
 
 import httpx
 
+from pingaway_exporter.config.errors import ConfigError, SecretError
 from pingaway_exporter.config.file import Settings, TargetSpec
-from pingaway_exporter.config.flags import ConfigError
 from pingaway_exporter.config.redact import scrub
 from pingaway_exporter.config.reload import ConfigReloader
-from pingaway_exporter.config.secret import SecretError, SecretSource
+from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
+from pingaway_exporter.scrape.target import Target, UpstreamSlots
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
-
-from .target import Target, UpstreamSlots
 
 log = logging.getLogger("pingaway_exporter.targets")
 
@@ -184,15 +183,16 @@ class TargetPool:
                       timeout=spec.timeout or d.timeout)
 
 
-def _close_when_idle(target: Target, limit: float = 60.0) -> None:
+def _close_when_idle(target: Target, limit: float = 60.0,
+                     monotonic: Callable[[], float] = time.monotonic) -> None:
     """Close a replaced target's client once its in-flight upstream call (if any) has ended."""
     def wait_and_close() -> None:
-        end = time.monotonic() + limit
-        while target._coalescer.busy and time.monotonic() < end:
+        end = monotonic() + limit
+        while target.busy and monotonic() < end:
             time.sleep(0.05)
         target.close()
 
-    if not target._coalescer.busy:
+    if not target.busy:
         target.close()
     else:
         threading.Thread(target=wait_and_close, name=f"close-{target.name}", daemon=True).start()

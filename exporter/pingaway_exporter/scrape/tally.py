@@ -21,7 +21,7 @@ nothing per record).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, Extension
 
@@ -115,21 +115,32 @@ class Tally:
             self.lines[s] = self.lines.get(s, 0) + n
 
 
-def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = True,
-          codes: bytearray | None = None) -> tuple[Tally, dict[tuple[str, ...], Tally]]:
-    """One pass: the totals, and the totals per distinct ``keyWords`` tuple (records without keywords
-    are in the totals only). Without ``now`` nothing counts as returning. With ``codes``, each record's
-    state is appended to it, in record order."""
+def _window(e: Extension, now: float) -> int:
+    """The index of the smallest back-soon window the person falls in, or -1 (not returning within any)."""
+    left = returning(e, now)
+    if left is None:
+        return -1
+    for i, (_, seconds) in enumerate(WINDOWS):
+        if left <= seconds:
+            return i
+    return -1
+
+
+def _count_returning(returning_counts: list[int], first: int) -> None:
+    """The windows are cumulative: a person back within window ``first`` is back within every later one."""
+    for i in range(first, len(returning_counts)):
+        returning_counts[i] += 1
+
+
+def _count_totals(exts: Sequence[Extension], now: float | None, codes: bytearray, windows: bytearray) -> Tally:
+    """The domain's totals. Appends each record's state code to ``codes`` and its back-soon window plus one
+    (0: none) to ``windows``, in record order, for ``_count_words``."""
     total = Tally()
-    per_words: dict[tuple[str, ...], Tally] = {}
-    windows = [w for _, w in WINDOWS]
-    t_states, t_dirs, t_lines, t_ret = total.states, total.directions, total.lines, total.returning
+    t_states, t_dirs, t_lines = total.states, total.directions, total.lines
     table = _CODES
-    keep = codes.append if codes is not None else None
     for e in exts:
-        calls = e.calls
         up = ringing = False
-        for c in calls:
+        for c in e.calls:
             s = c.status
             t_dirs[c.direction] += 1
             t_lines[s] = t_lines.get(s, 0) + 1
@@ -140,25 +151,23 @@ def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = 
         a = e.available
         code = table[(up, ringing, a)]
         t_states[code] += 1
-        if keep is not None:
-            keep(code)
-        back = -1
-        if now is not None and not a and e.until is not None:
-            left = returning(e, now)
-            if left is not None:
-                for i, w in enumerate(windows):
-                    if left <= w:
-                        back = i
-                        break
-                if back >= 0:
-                    for i in range(back, len(windows)):
-                        t_ret[i] += 1
+        codes.append(code)
+        back = -1 if now is None or a or e.until is None else _window(e, now)
+        windows.append(back + 1)
+        if back >= 0:
+            _count_returning(total.returning, back)
         if a:
             total.available += 1
-        if calls:
-            total.calls += len(calls)
-        if not by_words:
-            continue
+        total.calls += len(e.calls)
+    total.users = len(exts)
+    total.ringing_lines = t_lines.get("ringing", 0)
+    return total
+
+
+def _count_words(exts: Sequence[Extension], codes: bytearray, windows: bytearray) -> dict[tuple[str, ...], Tally]:
+    """The totals per distinct ``keyWords`` tuple, from ``_count_totals``'s codes and windows."""
+    per_words: dict[tuple[str, ...], Tally] = {}
+    for e, code, window in zip(exts, codes, windows):  # noqa: B905 -- built to the same length by _count_totals
         words = e.keywords
         if not words:
             continue
@@ -167,19 +176,29 @@ def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = 
             t = per_words[words] = Tally()
         t.users += 1
         t.states[code] += 1
-        if a:
+        if e.available:
             t.available += 1
-        if back >= 0:
-            for i in range(back, len(windows)):
-                t.returning[i] += 1
-        for c in calls:
+        if window:
+            _count_returning(t.returning, window - 1)
+        for c in e.calls:
             t.directions[c.direction] += 1
             t.lines[c.status] = t.lines.get(c.status, 0) + 1
-    total.users = len(exts)
-    total.ringing_lines = t_lines.get("ringing", 0)
     for t in per_words.values():
         t.calls = sum(t.directions.values())
         t.ringing_lines = t.lines.get("ringing", 0)
+    return per_words
+
+
+def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = True,
+          codes: bytearray | None = None) -> tuple[Tally, dict[tuple[str, ...], Tally]]:
+    """One pass over the records for the totals, and one over those with keywords for the totals per
+    distinct ``keyWords`` tuple (records without keywords are in the totals only). Without ``now`` nothing
+    counts as returning. With ``codes``, each record's state is appended to it, in record order."""
+    mine, windows = bytearray(), bytearray()
+    total = _count_totals(exts, now, mine, windows)
+    per_words = _count_words(exts, mine, windows) if by_words else {}
+    if codes is not None:
+        codes += mine
     return total, per_words
 
 
@@ -216,10 +235,3 @@ def with_returning(total: Tally, per_words: dict[tuple[str, ...], Tally], exts: 
     merged = dict(per_words)
     merged.update(changed)
     return out, merged
-
-
-def summed(tallies: Iterable[Tally]) -> Tally:
-    out = Tally()
-    for t in tallies:
-        out.add(t)
-    return out

@@ -15,17 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import shorten
-from pingaway_exporter.config.secret import SecretError
+from pingaway_exporter.scrape import tally
+from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
+from pingaway_exporter.scrape.tally import Tally
 from pingaway_exporter.upstream.client import PingawayClient
-from pingaway_exporter.upstream.credentials import TokenClaims
 from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT, FetchError
 from pingaway_exporter.upstream.payload import Parser, ParseResult, ParseStopped, PayloadError
-
-from . import tally
-from .coalesce import Coalescer, DeadlineExceeded
-from .tally import Tally
+from pingaway_exporter.upstream.token_claims import TokenClaims
 
 # After a failed upstream call, the next starts no sooner than this (and never
 # sooner than --pingaway.min-interval allows, when that is shorter): a flood
@@ -176,6 +175,11 @@ class Target:
     @property
     def upstream_calls(self) -> int:
         return self._coalescer.started
+
+    @property
+    def busy(self) -> bool:
+        """Whether an upstream call is running now (its client must stay open until it ends)."""
+        return self._coalescer.busy
 
     @property
     def token_claims(self) -> TokenClaims | None:

@@ -15,18 +15,16 @@ import base64
 import logging
 import re
 import threading
-import time
 
-from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.config.secret import SecretError, SecretSource
-
-from .credentials import TokenClaims, read_claims
+from pingaway_exporter.config.errors import SecretError
+from pingaway_exporter.config.secret import Secret, SecretSource
+from pingaway_exporter.config.values import iso_utc
+from pingaway_exporter.upstream.token_claims import TokenClaims, read_claims
 
 log = logging.getLogger("pingaway_exporter.auth")
 
 BEARER = "bearer"
 SESSION = "session"
-METHODS = (BEARER, SESSION)
 
 DAY = 86400.0
 NO_CLAIMS = TokenClaims(expires_at=None, issued_at=None, subject=None, algorithm=None)
@@ -36,10 +34,6 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _OCTETS = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]"
 _COOKIE_VALUE = re.compile(f'"{_OCTETS}*"|{_OCTETS}+')
-
-
-def iso(ts: float | None) -> str:
-    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def read_token(secret: Secret, label: str, opaque: bool) -> TokenClaims:
@@ -64,7 +58,7 @@ class TokenState:
         self._claims: TokenClaims | None = None
         self._warned: tuple[float, float] | None = None  # (when, for which exp)
         self._lock = threading.Lock()
-        source._on_load = self._loaded
+        source.on_load = self._loaded  # the claims are read whenever the file is
 
     def _loaded(self, secret: Secret) -> None:
         self._claims = read_token(secret, self.source.describe(), self.opaque)
@@ -93,7 +87,7 @@ class TokenState:
                 return False
             self._warned = (now, claims.expires_at)
         log.warning("the token expires soon; create a new one and replace it",
-                    extra={"fields": {"source": self.source.describe(), "expires_at": iso(claims.expires_at),
+                    extra={"fields": {"source": self.source.describe(), "expires_at": iso_utc(claims.expires_at),
                                       "days_left": round(left / DAY, 1)}})
         return True
 

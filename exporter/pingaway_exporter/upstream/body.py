@@ -13,12 +13,12 @@ from collections.abc import Iterator
 
 import httpx
 
-from .deadline import Deadline
-from .failures import INVALID_PAYLOAD, TIMEOUT, FetchError
+from pingaway_exporter.upstream.deadline import Deadline
+from pingaway_exporter.upstream.failures import INVALID_PAYLOAD, TIMEOUT, FetchError
 
 DECODE_PIECE = 64 << 10  # decoded bytes produced per zlib call
 # gzip members one body may hold (RFC 1952 allows several; servers send one). Each member costs a new zlib
-# stream whatever its size: 3.3 million empty ones took 8.5 s of CPU (issue 16, U4). With this bound a
+# stream whatever its size: 3.3 million empty ones took 8.5 s of CPU (docs/security.md, U4). With this bound a
 # body of any size costs a few thousand zlib calls per MiB of decoded output at most.
 MAX_GZIP_MEMBERS = 64
 ENCODINGS = ("gzip", "x-gzip", "deflate")

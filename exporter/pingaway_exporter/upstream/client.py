@@ -29,13 +29,13 @@ from urllib.parse import urljoin
 import httpx
 
 from pingaway_exporter import __version__
-from pingaway_exporter.config.redact import Secret
-from pingaway_exporter.config.secret import SecretError
-
-from .auth import BEARER, SESSION, SessionAuth, TokenState, iso
-from .body import read_body
-from .deadline import Deadline, as_deadline
-from .failures import (
+from pingaway_exporter.config.errors import SecretError
+from pingaway_exporter.config.secret import Secret
+from pingaway_exporter.config.values import iso_utc
+from pingaway_exporter.upstream.auth import BEARER, SESSION, SessionAuth, TokenState
+from pingaway_exporter.upstream.body import read_body
+from pingaway_exporter.upstream.deadline import Deadline, as_deadline
+from pingaway_exporter.upstream.failures import (
     HTTP_ERROR,
     RATE_LIMITED,
     TIMEOUT,
@@ -45,7 +45,7 @@ from .failures import (
     safe_url,
     transport_errors,
 )
-from .network import bounded_by, deadline_transport, request_timeout
+from pingaway_exporter.upstream.network import bounded_by, deadline_transport, request_timeout
 
 log = logging.getLogger("pingaway_exporter.client")
 
@@ -171,8 +171,8 @@ class PingawayClient:
                 now = self._clock()
                 self.token.warn_if_expiring(now)
                 if claims.expired(now):
-                    problem = FetchError(TOKEN_EXPIRED, f"token expired at {iso(claims.expires_at)}; not sending it, "
-                                                        "replace the token file")
+                    problem = FetchError(TOKEN_EXPIRED, f"token expired at {iso_utc(claims.expires_at)}; "
+                                                        "not sending it, replace the token file")
                 elif self.session is not None and self._rejected is not None and secret == self._rejected:
                     problem = FetchError(UNAUTHORIZED, "upstream refused this token before")
                 else:

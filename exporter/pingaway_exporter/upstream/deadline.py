@@ -31,6 +31,11 @@ class Deadline:
     def at(self) -> float:
         return self._at
 
+    @property
+    def monotonic(self) -> Callable[[], float]:
+        """The clock this deadline is judged on."""
+        return self._monotonic
+
     def extend(self, at: float) -> None:
         """Move the deadline to ``at`` if that is later, but not past the cap."""
         if self.cap is not None:
@@ -53,7 +58,7 @@ class _Earlier(Deadline):
     __slots__ = ("_margin", "_parent")
 
     def __init__(self, parent: Deadline, margin: float) -> None:
-        super().__init__(parent.at, parent.cap, parent._monotonic)
+        super().__init__(parent.at, parent.cap, parent.monotonic)
         self._parent = parent
         self._margin = margin
 

@@ -26,7 +26,7 @@ import httpcore
 import httpx
 from httpcore import SOCKET_OPTION
 
-from .deadline import Deadline
+from pingaway_exporter.upstream.deadline import Deadline
 
 READ_SLICE = 0.5  # seconds a blocked read waits before it looks at its (perhaps extended) deadline again
 

@@ -35,11 +35,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
-
-from .deadline import Deadline
-from .failures import TIMEOUT, TOO_MANY_KEYWORD_LISTS, TOO_MANY_SERIES
-from .lenient import BadRecord, available, json_type, lenient_json, unusable
-from .records import (
+from pingaway_exporter.upstream.deadline import Deadline
+from pingaway_exporter.upstream.failures import TIMEOUT, TOO_MANY_KEYWORD_LISTS, TOO_MANY_SERIES
+from pingaway_exporter.upstream.lenient import BadRecord, available, json_type, lenient_json, unusable
+from pingaway_exporter.upstream.records import (
     CALLS,
     DIRECTIONS,
     GENERIC,
@@ -123,7 +122,7 @@ class Parser:
         self.zone = ZoneInfo(timezone)
         self.max_series = max_series
         self.max_keyword_lists = max_keyword_lists
-        # One parse at a time (issue 16, U2): a parse that outlives its scrape's deadline stops at its next
+        # One parse at a time (docs/security.md, U2): a parse that outlives its scrape's deadline stops at its next
         # check, and the next scrape's parse waits for it instead of running beside it.
         self._busy = threading.Lock()
         self._deadline: Deadline | None = None

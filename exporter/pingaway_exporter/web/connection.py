@@ -19,7 +19,7 @@ import termios
 from collections import deque
 from typing import Any
 
-from .protocol import Protocol
+from pingaway_exporter.web.protocol import Protocol
 
 log = logging.getLogger("pingaway_exporter.web")
 

@@ -2,11 +2,13 @@
 
 In order, the first kind present gives the victim:
 
-1. a connection that has sent nothing for at least ``EMPTY_GRACE`` seconds,
-   the oldest first (a flood of empty connections);
+1. a connection that has sent nothing for ``SLOW_AFTER`` seconds or more,
+   the oldest first (idle sockets held open);
 2. one that has been open ``SLOW_AFTER`` seconds or more without completing
    a request, the one that sent least per second first (slowloris);
-3. any other connection that has sent nothing, the oldest first;
+3. any other connection that has sent nothing, the oldest first (a flood of
+   empty connections; a scraper's own connection, accepted a moment before
+   its head arrives, is the newest of them, and a trickling head goes before it);
 4. any other that has not completed a request, the one that sent least;
 5. a complete request still waiting for a worker (``cancel`` withdraws it);
 6. an idle keep-alive connection, the one idle longest.
@@ -20,10 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .connection import HANDSHAKE, HEAD, IDLE, WORKER, Conn
+from pingaway_exporter.web.connection import HANDSHAKE, HEAD, IDLE, WORKER, Conn
 
-EMPTY_GRACE = 0.05  # seconds: a connection accepted this recently may not have had the time to send
-SLOW_AFTER = 1.0  # seconds: a head still incomplete after this is arriving slowly
+SLOW_AFTER = 1.0  # seconds: a head still incomplete after this is arriving slowly, and an empty one is idle
 
 
 def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Callable[[Conn], bool]) -> Conn | None:
@@ -31,7 +32,7 @@ def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Calla
     empties = list(empty)  # insertion order: oldest first
     unsent = set(empties)
     for c in empties:
-        if now - c.opened >= EMPTY_GRACE:
+        if now - c.opened >= SLOW_AFTER:
             return c
     all_conns = list(conns)
     fresh = [c for c in all_conns if c.state in (HANDSHAKE, HEAD) and c.proto.requests == 0 and c not in unsent]

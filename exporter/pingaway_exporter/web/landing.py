@@ -6,9 +6,8 @@ import html
 
 from pingaway_exporter import __version__
 from pingaway_exporter.scrape.target import Target
-
-from . import status
-from .options import WebOptions
+from pingaway_exporter.web import status
+from pingaway_exporter.web.options import WebOptions
 
 
 def landing_page(opts: WebOptions, target: Target | None = None) -> str:

@@ -8,8 +8,7 @@ from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape.pool import TargetPool
-
-from .limits import Limits
+from pingaway_exporter.web.limits import Limits
 
 
 @dataclass

@@ -28,16 +28,15 @@ from pingaway_exporter.metrics.collector import ExporterCollector, ScrapeCollect
 from pingaway_exporter.metrics.exposition import Format, render
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.payload import gc_paused
-
-from .basic_auth import BasicAuthChecker
-from .landing import landing_page
-from .limits import Limits
-from .negotiate import gzip_accepted, negotiate_accept
-from .options import WebOptions
-from .protocol import Request, Response
-from .rate_limit import RateLimiter
-from .response import render_body
-from .sd import SD_CONTENT_TYPE, http_sd
+from pingaway_exporter.web.basic_auth import BasicAuthChecker
+from pingaway_exporter.web.landing import landing_page
+from pingaway_exporter.web.limits import Limits
+from pingaway_exporter.web.negotiate import gzip_accepted, negotiate_accept
+from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.protocol import Request, Response
+from pingaway_exporter.web.rate_limit import RateLimiter
+from pingaway_exporter.web.response import render_body
+from pingaway_exporter.web.sd import SD_CONTENT_TYPE, http_sd
 
 log = logging.getLogger("pingaway_exporter.web")
 

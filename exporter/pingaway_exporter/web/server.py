@@ -26,14 +26,13 @@ from typing import Any
 
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.scrape.target import Target
-
-from . import routes
-from .basic_auth import BasicAuthChecker
-from .options import WebOptions
-from .protocol import Request, Response
-from .rate_limit import RateLimiter
-from .transport import BoundedServer
-from .webconfig_watch import Loader, WebConfigWatcher
+from pingaway_exporter.web import routes
+from pingaway_exporter.web.basic_auth import BasicAuthChecker
+from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.protocol import Request, Response
+from pingaway_exporter.web.rate_limit import RateLimiter
+from pingaway_exporter.web.transport import BoundedServer
+from pingaway_exporter.web.webconfig_watch import Loader, WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
 

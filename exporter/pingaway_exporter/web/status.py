@@ -13,13 +13,13 @@ Everything shown is escaped; failure details can echo upstream data.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from pingaway_exporter.config.redact import shorten
 from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.scrape.pool import Probe
 from pingaway_exporter.scrape.target import Counts, Outcome, Target
 
@@ -54,10 +54,6 @@ def _span(seconds: float) -> str:
 
 def _ago(when: float, now: float) -> str:
     return f"{_span(now - when)} ago" if now >= when else f"in {_span(when - now)}"
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def lines(target: Target, now: float | None = None, config: ConfigReloader | None = None) -> list[Line]:
@@ -118,7 +114,7 @@ def _token(target: Target, now: float) -> Line:
     claims = target.token_claims
     if claims is None:
         return Line("token", "Token expires: not read yet", "warn")
-    issued = f"; issued {_iso(claims.issued_at)} ({_ago(claims.issued_at, now)})" if claims.issued_at else ""
+    issued = f"; issued {iso_utc(claims.issued_at)} ({_ago(claims.issued_at, now)})" if claims.issued_at else ""
     future = claims.issued_at is not None and claims.issued_at > now + CLOCK_SKEW
     if future:
         issued += ": ISSUED IN THE FUTURE; this host's clock or the token's iat is wrong"
@@ -126,10 +122,10 @@ def _token(target: Target, now: float) -> Line:
         return Line("token", f"Token expires: never (no exp claim){issued}", "warn" if future else "ok")
     left = claims.expires_at - now
     if left <= 0:
-        return Line("token", f"Token expires: EXPIRED {_iso(claims.expires_at)} ({_ago(claims.expires_at, now)})"
+        return Line("token", f"Token expires: EXPIRED {iso_utc(claims.expires_at)} ({_ago(claims.expires_at, now)})"
                              f"{issued}; replace the token file", "fail")
     tone = "fail" if left < DAY else "warn" if left < WEEK or future else "ok"
-    return Line("token", f"Token expires: {_iso(claims.expires_at)} ({_ago(claims.expires_at, now)}){issued}", tone)
+    return Line("token", f"Token expires: {iso_utc(claims.expires_at)} ({_ago(claims.expires_at, now)}){issued}", tone)
 
 
 def _available(outcome: Outcome | None) -> Line:

@@ -45,11 +45,11 @@ from typing import Any
 
 import h11
 
-from . import connection, eviction
-from .connection import HANDSHAKE, HEAD, IDLE, WORKER, WRITING, Conn
-from .limits import Limits, connection_cap
-from .protocol import Closed, Protocol, Request, Response
-from .workers import WorkerPool
+from pingaway_exporter.web import connection, eviction
+from pingaway_exporter.web.connection import HANDSHAKE, HEAD, IDLE, WORKER, WRITING, Conn
+from pingaway_exporter.web.limits import Limits, connection_cap
+from pingaway_exporter.web.protocol import Closed, Protocol, Request, Response
+from pingaway_exporter.web.workers import WorkerPool
 
 log = logging.getLogger("pingaway_exporter.web")
 

@@ -16,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from pingaway_exporter.config.webconfig import WebConfig, WebConfigError, load
+from pingaway_exporter.config.errors import WebConfigError
+from pingaway_exporter.config.webconfig import WebConfig, load
 
 log = logging.getLogger("pingaway_exporter.web")
 

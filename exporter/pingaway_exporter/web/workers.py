@@ -22,8 +22,8 @@ import queue
 import threading
 from collections.abc import Callable
 
-from .connection import Conn
-from .protocol import Request, Response
+from pingaway_exporter.web.connection import Conn
+from pingaway_exporter.web.protocol import Request, Response
 
 log = logging.getLogger("pingaway_exporter.web")
 

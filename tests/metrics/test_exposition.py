@@ -1,0 +1,137 @@
+"""exposition: the fast path writes exactly what prometheus_client would, in both formats.
+
+The oracle is prometheus_client itself: ``RowGauge.samples`` materialises ordinary samples, so the library's
+own encoders render the same registry the slow way, and the two outputs must be byte for byte equal.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.utils import floatToGoString
+
+from pingaway_exporter.metrics.exposition import Format, RowGauge, escape, render
+from tests.helpers.metrics_util import exposition
+
+pytestmark = pytest.mark.unit
+
+# What a failure here means: metrics/exposition.py writes RowGauge families itself and hands every other family
+# to prometheus_client's encoders one at a time (a one-family registry, its "# EOF" cut), so it relies on how
+# prometheus_client lays out HELP, TYPE, samples and EOF. CI runs these on the lowest and the newest
+# prometheus-client that pyproject.toml allows; raise its upper bound only when they pass on the new release.
+ADAPTER = ("prometheus_client's output differs from metrics/exposition.py's: update the adapter there "
+           "(render, _header, _One) before raising the bound on prometheus-client in pyproject.toml")
+
+RECORDS = [
+    ("1001", "Anna Andersson", 1.0),
+    ("1002", 'Bo "the boss" Berg', 0.0),
+    ("1003", "C:\\temp\\Cecilia", 1.0),
+    ("1004", "Dag\nDagsson", 0.0),
+    ("1005", "Åsa Öberg", 2.5),
+    ("1006", "", 1e21),
+]
+
+
+def row_gauge(name: str = "pingaway_extension_available", records=RECORDS,
+              doc: str = "1 if the extension is available, else 0.") -> RowGauge:
+    labels = [f'extension="{escape(ext)}",name="{escape(who)}"' for ext, who, _ in records]
+
+    def text(start: int, stop: int) -> str:
+        return "".join(f"{name}{{{labels[i]}}} {floatToGoString(records[i][2])}\n" for i in range(start, stop))
+
+    return RowGauge(name, doc, ("extension", "name"), len(records), text,
+                    rows=lambda: ((r, r[2]) for r in records), label_values=lambda r: (r[0], r[1]))
+
+
+class Registry:
+    def __init__(self, *families) -> None:
+        self.families = families
+
+    def collect(self):
+        return list(self.families)
+
+
+def ordinary_families():
+    up = GaugeMetricFamily("pingaway_up", "1 if the last scrape succeeded.", labels=["reason"])
+    up.add_metric([""], 1.0)
+    errors = CounterMetricFamily("pingaway_scrape_errors", "Failed scrapes by reason.", labels=["reason"])
+    errors.add_metric(["timeout"], 3.0)
+    errors.add_metric(["http_error"], 0.0)
+    return up, errors
+
+
+@pytest.mark.parametrize("value", ["plain", 'quo"te', "back\\slash", "new\nline", 'all\\"\n', "", "växel"])
+def test_escape_matches_the_text_format(value):
+    expected = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    assert escape(value) == expected
+
+
+def test_text_format_equals_prometheus_client():
+    up, errors = ordinary_families()
+    registry = Registry(up, row_gauge(), errors)
+    fast = exposition(registry, "text/plain; version=0.0.4")
+    assert fast == generate_latest(registry), ADAPTER
+    assert b'name="Bo \\"the boss\\" Berg"' in fast and b'name="Dag\\nDagsson"' in fast
+
+
+def test_openmetrics_equals_prometheus_client_with_one_eof():
+    up, errors = ordinary_families()
+    registry = Registry(up, row_gauge(), errors, row_gauge("pingaway_extension_busy"))
+    fast = exposition(registry, "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    assert fast == generate_openmetrics(registry), ADAPTER
+    assert fast.count(b"# EOF\n") == 1 and fast.endswith(b"# EOF\n")
+
+
+@pytest.mark.parametrize("doc", ["plain help", "back\\slash in help", "two\nlines", 'a "quoted" word'])
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text; version=1.0.0"])
+def test_help_text_is_escaped_like_prometheus_client(doc, accept):
+    registry = Registry(row_gauge(doc=doc))
+    expected = generate_openmetrics(registry) if accept else generate_latest(registry)
+    assert exposition(registry, accept) == expected
+
+
+def test_an_empty_row_family_still_has_its_header():
+    registry = Registry(row_gauge(records=[]))
+    assert exposition(registry) == generate_latest(registry)
+    assert exposition(registry).startswith(b"# HELP pingaway_extension_available ")
+
+
+def test_samples_materialise_the_rows():
+    samples = row_gauge().samples
+    assert [(s.labels, s.value) for s in samples] == [({"extension": e, "name": n}, v) for e, n, v in RECORDS]
+
+
+def test_large_families_are_written_in_batches_that_add_up():
+    records = [(str(1000 + i), f"Person {i}", float(i % 2)) for i in range(10_000)]
+    gauge = row_gauge(records=records)
+    chunks: list[bytes] = []
+    gauge.write(chunks.append, batch=4096)
+    assert len(chunks) == 3  # 4096 + 4096 + 1808 series
+    assert b"".join(chunks) == gauge.text(0, len(records)).encode()
+    assert b"".join(chunks).count(b"\n") == 10_000
+
+
+def test_render_streams_family_by_family():
+    up, errors = ordinary_families()
+    chunks: list[bytes] = []
+    render(Registry(up, row_gauge(), errors), Format(""), chunks.append)
+    assert len(chunks) == 4  # up, the row gauge's header, its one batch of rows, errors
+    assert chunks[0].startswith(b"# HELP pingaway_up ")
+
+
+@pytest.mark.parametrize(("accept", "content_type", "openmetrics"), [
+    ("", CONTENT_TYPE_LATEST, False),
+    ("text/plain", CONTENT_TYPE_LATEST, False),
+    ("application/openmetrics-text; version=1.0.0", OPENMETRICS, True),
+    # what Prometheus sends
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", OPENMETRICS, True),
+    ("application/json", CONTENT_TYPE_LATEST, False),
+])
+def test_format_negotiation(accept, content_type, openmetrics):
+    fmt = Format(accept)
+    assert fmt.openmetrics is openmetrics
+    assert fmt.content_type.split(";")[0] == content_type.split(";")[0]

@@ -1,0 +1,135 @@
+"""Deadlines, Retry-After back-off, and one shared upstream call for concurrent scrapes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from pingaway_exporter.web.routes import scrape_budget
+from tests.helpers.faults import wait_idle
+from tests.helpers.metrics_util import samples, value
+
+
+@pytest.mark.parametrize(("header", "cap", "offset", "expected"), [
+    (None, 10.0, 0.5, 10.0),  # no header: the configured cap
+    ("15", 10.0, 0.5, 10.0),  # Prometheus allows more than the cap: the cap wins
+    ("4", 10.0, 0.5, 3.5),  # header minus the offset
+    ("0.6", 10.0, 0.5, 0.3),  # a tiny timeout still gets half of itself
+    ("garbage", 7.0, 0.5, 7.0),
+    ("-3", 7.0, 0.5, 7.0),
+])
+def test_scrape_budget(header, cap, offset, expected):
+    assert scrape_budget(header, cap, offset) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("mode", ["slow_headers", "slow_body"])
+def test_scrape_answers_inside_prometheus_timeout(sim, exporter_factory, mode):
+    # Prometheus's timeout is 6 s and the offset 3 s: the exporter gives up upstream at about 3 s, which
+    # leaves seconds of room even on a slow CI machine, yet fails at once if the budget were ignored.
+    exp = exporter_factory(sim, timeout=30.0, offset=3.0)
+    sim.set_fault(mode, delay=40 if mode == "slow_headers" else 0.5)
+    # httpx's own timeout is Prometheus's: if the exporter overran it, this raises.
+    resp = exp.get(headers={"X-Prometheus-Scrape-Timeout-Seconds": "6"}, timeout=6)
+    m = samples(resp.text)
+    assert value(m, "pingaway_up") == 0
+    assert value(m, "pingaway_scrape_errors_total", reason="timeout") == 1
+    assert value(m, "pingaway_scrape_duration_seconds") < 6
+
+
+def test_cap_applies_without_header(sim, exporter_factory):
+    exp = exporter_factory(sim, timeout=1.0)
+    sim.set_fault("slow_headers", delay=40)
+    resp = exp.get(timeout=5.0)  # without the cap, the 40 s upstream would outlast this
+    assert value(samples(resp.text), "pingaway_scrape_error", reason="timeout") == 1
+
+
+def test_429_retry_after_stops_upstream_calls(sim, exporter_factory, log_output):
+    exp = exporter_factory(sim)
+    sim.set_fault("status", status=429, retry_after="2", remaining=1)
+    first = samples(exp.get().text)
+    assert value(first, "pingaway_scrape_error", reason="rate_limited") == 1
+    calls = sim.request_count()
+    # Inside the back-off window: answered from the exporter, the vendor is not asked.
+    for _ in range(3):
+        m = samples(exp.get().text)
+        assert value(m, "pingaway_up") == 0
+        assert value(m, "pingaway_scrape_error", reason="rate_limited") == 1
+    assert sim.request_count() == calls
+    assert value(m, "pingaway_scrape_errors_total", reason="rate_limited") == 4
+    # After Retry-After has passed, it asks again and recovers by itself.
+    end = time.monotonic() + 15
+    while exp.target.client.backoff_remaining > 0:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert value(samples(exp.get().text), "pingaway_up") == 1
+    assert sim.request_count() == calls + 1
+    assert "Retry-After" in log_output.getvalue()
+
+
+def test_429_without_retry_after_backs_off_by_default(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    sim.set_fault("status", status=429, remaining=1)
+    exp.get()
+    assert 50 < exp.target.client.backoff_remaining <= 60
+    calls = sim.request_count()
+    exp.get()
+    assert sim.request_count() == calls
+
+
+def test_429_http_date_retry_after(sim, exporter_factory):
+    from email.utils import formatdate
+    exp = exporter_factory(sim)
+    sim.set_fault("status", status=429, retry_after=formatdate(sim.clock() + 120, usegmt=True), remaining=1)
+    exp.get()
+    assert 100 < exp.target.client.backoff_remaining <= 121
+
+
+def test_concurrent_scrapes_share_one_upstream_request(sim, exporter_factory):
+    exp = exporter_factory(sim, timeout=20.0)
+    # Long enough that all twelve are waiting before the one upstream call ends, even on a busy machine.
+    sim.set_fault("slow_headers", delay=4.0, remaining=1)
+    before = sim.request_count()
+    results: list[float | None] = []
+    barrier = threading.Barrier(12)
+
+    def scrape():
+        barrier.wait()
+        with httpx.Client(timeout=30) as c:
+            results.append(value(samples(c.get(exp.url, headers={"X-Prometheus-Scrape-Timeout-Seconds": "20"}).text),
+                                 "pingaway_up"))
+
+    threads = [threading.Thread(target=scrape) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+    assert results == [1.0] * 12
+    assert sim.request_count() - before == 1
+    assert exp.target.upstream_calls == 1
+
+
+def test_short_deadline_waiter_does_not_cut_others_short(sim, exporter_factory):
+    """A scrape with a short timeout gives up alone; the shared call still serves a patient one."""
+    exp = exporter_factory(sim, timeout=30.0)
+    sim.set_fault("slow_headers", delay=5.0, remaining=1)
+    out = {}
+
+    def patient():
+        out["patient"] = samples(exp.get(headers={"X-Prometheus-Scrape-Timeout-Seconds": "20"}, timeout=25).text)
+
+    t = threading.Thread(target=patient)
+    t.start()
+    end = time.monotonic() + 10
+    while sim.stats.in_flight == 0:  # the patient scrape's upstream call is under way
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    # Prometheus would wait 4 s; the exporter must answer this one by itself after ~2 s (offset 0.5 s).
+    hasty = samples(exp.get(headers={"X-Prometheus-Scrape-Timeout-Seconds": "2.5"}, timeout=4.5).text)
+    t.join(30)
+    assert value(hasty, "pingaway_scrape_error", reason="timeout") == 1
+    assert value(out["patient"], "pingaway_up") == 1
+    wait_idle(exp.target)
+    assert sim.request_count() == 1
