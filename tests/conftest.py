@@ -36,6 +36,7 @@ if os.environ.get("PINGAWAY_HYPOTHESIS_EXPLORE") != "1":
 
 from tests.helpers.clock import WEDNESDAY_1015  # noqa: E402
 from tests.helpers.figures import FIGURES  # noqa: E402
+from tests.helpers.served import Served  # noqa: E402
 
 _REPORTED: list[str] = []
 
@@ -74,6 +75,21 @@ def sim():
     simulator = Simulator(clock=lambda: WEDNESDAY_1015).start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture
+def served():
+    """``served(config, ...)``: a ``tests.helpers.served.Served`` exporter of that config file, closed after."""
+    made = []
+
+    def make(*args, **kwargs):
+        s = Served(*args, **kwargs)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
 
 
 @pytest.fixture(autouse=True)

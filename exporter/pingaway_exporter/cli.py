@@ -4,33 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from pingaway_exporter import __version__
 from pingaway_exporter.config.errors import ConfigError, SecretError
-from pingaway_exporter.config.file import demo_config_path, load_file
+from pingaway_exporter.config.file import demo_config_path
 from pingaway_exporter.config.flags import NO_CREDENTIALS, Config, load
 from pingaway_exporter.config.reload import ConfigReloader
 from pingaway_exporter.config.schedule import HolidayCalendar
 from pingaway_exporter.config.secret import SecretSource
+from pingaway_exporter.config.targetfiles import load_config
 from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.logs import setup as setup_logging
 from pingaway_exporter.memory import tune_malloc
-from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.metrics.groups import TeamView
 from pingaway_exporter.metrics.groups import families as group_families
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import Target, UpstreamSlots
+from pingaway_exporter.serving import Started, serve, start_pool
 from pingaway_exporter.upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import safe_url
@@ -47,7 +45,6 @@ if TYPE_CHECKING:  # imported when --demo runs; see build_target
 
 log = logging.getLogger("pingaway_exporter")
 
-SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 
 
 def demo_clock(zone: str, clock: Callable[[], float] = time.time) -> Callable[[], float]:
@@ -185,7 +182,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     # --demo brings its own groups and opening hours unless a file is given.
     config_path = cfg.config_file or (demo_config_path() if cfg.demo else None)
     try:
-        settings = load_file(config_path) if config_path else None
+        settings = load_config(config_path) if config_path else None
     except ConfigError as exc:
         print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
         return 2
@@ -204,7 +201,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
             return 2
     # Opening hours are judged on the same clock as the office's data (shifted in --demo).
-    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock)
+    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock,
+                              loader=load_config)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
         token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning, max_series=cfg.max_series,
@@ -213,13 +211,13 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     reloader.validators.append(pool.validate)
     try:
         pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
-        pool.start()
-    except (ConfigError, SecretError) as exc:
-        where = f"--config.file {config_path}: " if isinstance(exc, ConfigError) else ""
-        print(f"pingaway-exporter: error: {where}{exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"pingaway-exporter: error: --config.file {config_path}: {exc}", file=sys.stderr)
         return 2
     if cfg.check:
         try:
+            if not start_pool(pool, config_path):
+                return 2
             status = run_check(cfg.timeout, target, config=reloader) if target is not None else 0
             for probe in pool.probes():  # and every declared target
                 print(f"\n[target {probe.target.name}]")
@@ -255,48 +253,4 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
                                                      "fix": fix}})
         return 1
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
-        server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    def reload(signum: int, frame: FrameType | None) -> None:
-        reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if hasattr(signal, "SIGHUP"):
-        reloader.start()  # the reload thread exists before the first SIGHUP can arrive
-        signal.signal(signal.SIGHUP, reload)
-    if config_path:
-        groups = reloader.current.groups
-        log.info("config loaded", extra={"fields": {
-            "file": config_path, "groups": "automatic" if groups is None else len(groups),
-            "targets": len(reloader.current.targets)}})
-
-    if sim is not None and target is not None:
-        # The demo has no Prometheus: one scrape now, so the page opened first (as the README says) is full.
-        # Outside --demo the page only ever shows what Prometheus's scrapes fetched.
-        # The collector, as /metrics runs it, also leaves the team view for the page.
-        for _ in ScrapeCollector(target, time.monotonic() + cfg.timeout, options.collector, reloader).collect():
-            pass
-    server.ready.set()
-    log.info("listening", extra={"fields": {"address": server.bound_address(), "path": cfg.telemetry_path,
-                                            "version": __version__,
-                                            "upstream": options.upstream_label, "demo": cfg.demo,
-                                            "tls": server.ssl_context is not None,
-                                            "basic_auth": server.auth is not None}})
-    try:
-        server.serve_forever()
-        left = server.drain(SHUTDOWN_GRACE)  # let scrapes in flight finish and answer
-        if left:
-            log.warning("exiting with requests still in flight", extra={"fields": {"requests": left}})
-    finally:
-        server.server_close()
-        if target is not None:
-            target.client.close()
-        pool.close()
-        shared.close()
-        if sim is not None:
-            sim.stop()
-    return 0
+    return serve(server, Started(cfg, options, reloader, pool, shared, target, sim, config_path))

@@ -71,3 +71,14 @@ def test_docs_install_this_unit_and_its_credential():
     for step in ("install -d -m 0755 /etc/pingaway-exporter", "install -m 0600 /dev/null /etc/pingaway-exporter/token",
                  "systemctl enable --now pingaway-exporter"):
         assert step in DEPLOYMENT_DOC, step
+
+
+def test_the_unit_raises_the_open_files_limit_above_what_the_exporter_can_hold():
+    """Each client and upstream connection is a descriptor: the unit's limit leaves the defaults room."""
+    from pingaway_exporter.config.flags import DEFAULT_MAX_CONCURRENT
+    from pingaway_exporter.web.limits import Limits
+    settings = dict(re.findall(r"^([A-Za-z]+)=(.*)$", UNIT.read_text(encoding="utf-8"), re.M))
+    nofile = int(settings["LimitNOFILE"])
+    # systemd's default soft limit is 1024; the port keeps 128 below the limit for everything else
+    assert nofile >= 16 * 1024
+    assert nofile - 128 >= Limits().max_connections + DEFAULT_MAX_CONCURRENT + 1

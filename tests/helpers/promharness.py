@@ -42,7 +42,8 @@ class Prometheus:
     """One prometheus process scraping the given targets every ``interval`` seconds."""
 
     def __init__(self, binary: str, workdir: Path, targets: list[str], *, interval: int = 1,
-                 rules: Iterable[Path] = (), job: str = "pingaway") -> None:
+                 rules: Iterable[Path] = (), job: str = "pingaway", scrape_configs: list[dict] | None = None) -> None:
+        """``scrape_configs``, when given, replaces the one static job on ``targets``."""
         self.interval = interval
         self.job = job
         self.port = free_port()
@@ -52,7 +53,8 @@ class Prometheus:
             "global": {"scrape_interval": f"{interval}s", "scrape_timeout": f"{interval}s",
                        "evaluation_interval": f"{interval}s"},
             "rule_files": [str(p) for p in rules],
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
+            "scrape_configs": scrape_configs if scrape_configs is not None
+            else [{"job_name": job, "static_configs": [{"targets": targets}]}],
         }))
         self.log_path = workdir / "prometheus.log"
         self._log = self.log_path.open("wb")

@@ -5,4 +5,4 @@ The other layers and the wiring import only the modules named in ``__all__``; th
 checks). ``tools/check_imports.py`` holds every import to it.
 """
 
-__all__ = ["errors", "file", "flags", "redact", "reload", "schedule", "secret", "values", "webconfig"]
+__all__ = ["errors", "file", "flags", "redact", "reload", "schedule", "secret", "targetfiles", "values", "webconfig"]

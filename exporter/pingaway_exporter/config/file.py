@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
@@ -34,6 +34,7 @@ from pingaway_exporter.config.decode import convert
 from pingaway_exporter.config.errors import ConfigError, SchemaError, YamlError, show
 from pingaway_exporter.config.file_schema import TOP, FileSchema, GroupSchema, HolidaysSchema, TargetSchema
 from pingaway_exporter.config.hours import holiday_calendar, opening_hours
+from pingaway_exporter.config.labels import target_labels
 from pingaway_exporter.config.redact import scrub, shorten
 from pingaway_exporter.config.schedule import HolidayCalendar, Schedule
 from pingaway_exporter.config.values import api_url, duration, nonneg_duration, size
@@ -77,6 +78,9 @@ class TargetSpec:
     min_interval: float | None
     timezone: str | None
     max_response_size: int | None
+    labels: tuple[tuple[str, str], ...] = ()  # for /sd: Prometheus target labels, sorted by name
+    # where it was declared, for messages ("" under targets:); not compared, so moving is no change
+    origin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class Settings:
     # scrape looks each keyword up instead of scanning every group.
     keyword_index: Mapping[str, tuple[int, ...]]
     targets: tuple[TargetSpec, ...] = ()
+    # target_files: patterns as written (relative to the file); config.targetfiles reads what they match
+    target_files: tuple[str, ...] = ()
 
 
 def default_settings(source: str | None = None) -> Settings:
@@ -140,70 +146,91 @@ def parse(data: Any, source: str | None = None) -> Settings:
     groups = None if spec.groups is UNSET else parse_groups(spec.groups or [], "groups", zone, calendar)
     base = Path(source).resolve().parent if source else Path.cwd()
     targets = parse_targets(spec.targets or [], "targets", zone, calendar, base)
-    return Settings(source, zone, calendar, groups, MappingProxyType(keyword_index(groups or ())), targets)
+    return Settings(source, zone, calendar, groups, MappingProxyType(keyword_index(groups or ())), targets,
+                    tuple(spec.target_files or ()))
 
 
 def _refuse_inline_secrets(data: Any) -> None:
     """A token or password pasted into the file gets its own message, before "unknown key"."""
     targets = data.get("targets") if isinstance(data, dict) else None
     for i, item in enumerate(targets if isinstance(targets, list) else []):
-        for secret_key, use in SECRET_KEYS:
-            if isinstance(item, dict) and secret_key in item:
-                raise SchemaError(f"targets[{i}].{secret_key}", "secrets are not accepted in the config file; "
-                                  f"put it in a file readable only by the exporter and set {use}")
+        refuse_inline_secret(item, f"targets[{i}]")
+
+
+def refuse_inline_secret(item: Any, here: str) -> None:
+    """``SchemaError`` for a ``token:`` or ``password:`` key in one target entry (``here``: its path)."""
+    for secret_key, use in SECRET_KEYS:
+        if isinstance(item, dict) and secret_key in item:
+            raise SchemaError(_at(here, secret_key), "secrets are not accepted in the config file; "
+                              f"put it in a file readable only by the exporter and set {use}")
+
+
+def _at(here: str, key: str) -> str:
+    return f"{here}.{key}" if here else key
 
 
 def parse_targets(specs: list[TargetSchema], path: str, zone: str, calendar: HolidayCalendar | None,
-                  base: Path) -> tuple[TargetSpec, ...]:
-    out: list[TargetSpec] = []
-    seen: dict[str, int] = {}
-    for i, spec in enumerate(specs):
-        here = f"{path}[{i}]"
-        if not TARGET_NAME.fullmatch(spec.name):
-            raise SchemaError(f"{here}.name", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
-        if spec.name in seen:
-            raise SchemaError(f"{here}.name", f"{show(spec.name)} is already the name of {path}[{seen[spec.name]}]")
-        seen[spec.name] = i
+                  base: Path, seen: dict[str, str] | None = None) -> tuple[TargetSpec, ...]:
+    """The targets of one list; ``seen`` (name -> where declared) spans lists, so a name is unique in all."""
+    seen = {} if seen is None else seen
+    return tuple(parse_target(spec, f"{path}[{i}]", zone, calendar, base, seen) for i, spec in enumerate(specs))
 
-        def value(key: str, parse_fn: Callable[[str], T], raw: object, here: str = here) -> T | None:
-            if raw is UNSET:
-                return None
-            try:
-                return parse_fn(str(raw))
-            except ValueError as exc:
-                raise SchemaError(f"{here}.{key}", str(exc)) from None
 
-        def file_path(key: str, text: str | UnsetType, here: str = here) -> str | None:
-            if isinstance(text, UnsetType):
-                return None
-            if not text:
-                raise SchemaError(f"{here}.{key}", "must be a file path")
-            return str((base / text).resolve()) if not Path(text).is_absolute() else text
+def parse_target(spec: TargetSchema, here: str, zone: str, calendar: HolidayCalendar | None, base: Path,
+                 seen: dict[str, str], origin: str = "") -> TargetSpec:
+    """One target entry; ``here`` is its path in error messages ("" for a target file's one entry), ``origin``
+    where a later duplicate is told it was declared (default: ``here``)."""
+    if not TARGET_NAME.fullmatch(spec.name):
+        raise SchemaError(_at(here, "name"), "must be 1-64 characters of letters, digits, '_', '.' or '-'")
+    if spec.name in seen:
+        raise SchemaError(_at(here, "name"), f"{show(spec.name)} is already the name of {seen[spec.name]}")
+    seen[spec.name] = origin or here
 
+    def value(key: str, parse_fn: Callable[[str], T], raw: object) -> T | None:
+        if raw is UNSET:
+            return None
         try:
-            url = api_url(spec.url)
+            return parse_fn(str(raw))
         except ValueError as exc:
-            raise SchemaError(f"{here}.url", str(exc)) from None
-        token_file = file_path("token_file", spec.token_file)
-        password_file = file_path("password_file", spec.password_file)
-        if spec.username is not None and not spec.username:
-            raise SchemaError(f"{here}.username", "must be a non-empty string")
-        if (spec.username is None) != (password_file is None):
-            raise SchemaError(here, "username and password_file go together")
-        if token_file is None and spec.username is None:
-            raise SchemaError(here, "needs credentials: token_file, or username and password_file")
-        target_zone = None if spec.timezone is UNSET else _zone(spec.timezone, f"{here}.timezone")
-        groups = None if spec.groups is UNSET \
-            else parse_groups(spec.groups or [], f"{here}.groups", target_zone or zone, calendar)
-        out.append(TargetSpec(
-            name=spec.name, url=url, token_file=token_file, username=spec.username,
-            password_file=password_file, groups=groups,
-            keyword_index=MappingProxyType(keyword_index(groups)) if groups is not None else None,
-            timeout=value("timeout", duration, spec.timeout),
-            min_interval=value("min_interval", nonneg_duration, spec.min_interval),
-            timezone=target_zone, max_response_size=value("max_response_size", size, spec.max_response_size),
-        ))
-    return tuple(out)
+            raise SchemaError(_at(here, key), str(exc)) from None
+
+    try:
+        url = api_url(spec.url)
+    except ValueError as exc:
+        raise SchemaError(_at(here, "url"), str(exc)) from None
+    token_file, password_file = _credentials(spec, here, base)
+    target_zone = None if spec.timezone is UNSET else _zone(spec.timezone, _at(here, "timezone"))
+    groups = None if spec.groups is UNSET \
+        else parse_groups(spec.groups or [], _at(here, "groups"), target_zone or zone, calendar)
+    return TargetSpec(
+        name=spec.name, url=url, token_file=token_file, username=spec.username,
+        password_file=password_file, groups=groups,
+        keyword_index=MappingProxyType(keyword_index(groups)) if groups is not None else None,
+        timeout=value("timeout", duration, spec.timeout),
+        min_interval=value("min_interval", nonneg_duration, spec.min_interval),
+        timezone=target_zone, max_response_size=value("max_response_size", size, spec.max_response_size),
+        labels=target_labels(spec.labels, _at(here, "labels")), origin=origin,
+    )
+
+
+def _credentials(spec: TargetSchema, here: str, base: Path) -> tuple[str | None, str | None]:
+    """The token and password file paths, resolved against ``base``; the pairing rules checked."""
+    def file_path(key: str, text: str | UnsetType) -> str | None:
+        if isinstance(text, UnsetType):
+            return None
+        if not text:
+            raise SchemaError(_at(here, key), "must be a file path")
+        return str((base / text).resolve()) if not Path(text).is_absolute() else text
+
+    token_file = file_path("token_file", spec.token_file)
+    password_file = file_path("password_file", spec.password_file)
+    if spec.username is not None and not spec.username:
+        raise SchemaError(_at(here, "username"), "must be a non-empty string")
+    if (spec.username is None) != (password_file is None):
+        raise SchemaError(here, "username and password_file go together")
+    if token_file is None and spec.username is None:
+        raise SchemaError(here, "needs credentials: token_file, or username and password_file")
+    return token_file, password_file
 
 
 def keyword_index(groups: tuple[Group, ...]) -> dict[str, tuple[int, ...]]:

@@ -53,6 +53,7 @@ class TargetSchema(Struct, forbid_unknown_fields=True, frozen=True):
     min_interval: Duration | UnsetType = UNSET
     timezone: Zone | UnsetType = UNSET
     max_response_size: Annotated[str | int, Meta(description="a size (e.g. 64MiB, 1048576)")] | UnsetType = UNSET
+    labels: Annotated[dict[str, str], Meta(description="a mapping of label names to strings")] = {}
 
 
 class FileSchema(Struct, forbid_unknown_fields=True, frozen=True):
@@ -60,6 +61,13 @@ class FileSchema(Struct, forbid_unknown_fields=True, frozen=True):
     holidays: HolidaysSchema | None = None  # None: the defaults (Swedish public holidays)
     groups: Annotated[list[GroupSchema] | None, Meta(description="a list of groups")] | UnsetType = UNSET
     targets: Annotated[list[TargetSchema] | None, Meta(description="a list of targets")] = None
+    target_files: Annotated[list[Annotated[str, Meta(description="a file path or glob pattern")]] | None,
+                            Meta(description="a list of file paths or glob patterns")] = None
 
 
-TOP = "the file must hold a mapping (timezone, holidays, groups)"
+# A file named by ``target_files``: one target (the keys of a ``targets:`` entry) or a list of them.
+TargetFileSchema = TargetSchema | list[TargetSchema] | None
+
+
+TOP = "the file must hold a mapping (timezone, holidays, groups, targets, target_files)"
+TARGET_FILE_TOP = "a target file must hold one target (a mapping with name, url, ...) or a list of them"

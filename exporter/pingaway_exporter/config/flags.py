@@ -30,6 +30,10 @@ from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.config.webconfig import load as load_web_config
 
 DEFAULT_URL = "https://admin.pingaway.se/api/"
+# Upstream calls in flight across all targets: 5,000 domains at a 60 s interval through a 200 ms upstream keep
+# about 17 busy; 32 leaves twice that (bench/capacity_bench.py, docs/performance.md). Each slot is at most one
+# upstream connection.
+DEFAULT_MAX_CONCURRENT = 32
 # Pingaway asks for about one call a minute. 30 s serves an HA pair scraping
 # every 15 s with about two upstream calls a minute between them, and a
 # flood of /metrics with the same two.
@@ -87,8 +91,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--pingaway.max-keyword-lists", "max_keyword_lists", values.positive_int, DEFAULT_MAX_KEYWORD_LISTS,
          "Most distinct keyWords lists one scrape may hold: past it, pingaway_up 0 with reason "
          "too_many_keyword_lists.", "N"),
-    Flag("--pingaway.max-concurrent-requests", "max_concurrent", values.positive_int, 4,
-         "Most upstream requests in flight at once, across all targets.", "N"),
+    Flag("--pingaway.max-concurrent-requests", "max_concurrent", values.positive_int, DEFAULT_MAX_CONCURRENT,
+         "Most upstream requests in flight at once, across all targets (size: twice targets / scrape interval "
+         "x upstream latency).", "N"),
     Flag("--web.listen-address", "listen", values.listen_address, ("", DEFAULT_PORT),
          "Address to serve on; ':PORT' listens on all interfaces (IPv6 and IPv4).", "HOST:PORT"),
     Flag("--web.telemetry-path", "telemetry_path", values.url_path, "/metrics",
@@ -152,7 +157,7 @@ class Config:
     password: SecretSource | None = None
     web_config: WebConfig | None = None
     min_interval: float = DEFAULT_MIN_INTERVAL
-    max_concurrent: int = 4
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
     max_series: int = DEFAULT_MAX_SERIES
     max_keyword_lists: int = DEFAULT_MAX_KEYWORD_LISTS
 

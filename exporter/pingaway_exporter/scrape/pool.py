@@ -72,6 +72,7 @@ class Probe:
     target: Target
     view: TargetView
     timeout: float
+    labels: tuple[tuple[str, str], ...] = ()  # the declared labels, for /sd
 
 
 class TargetPool:
@@ -99,6 +100,7 @@ class TargetPool:
         any other bad reload does.
         """
         for i, spec in enumerate(settings.targets):
+            where = f"{spec.origin}: " if spec.origin else f"targets[{i}]."
             for key, path in (("token_file", spec.token_file), ("password_file", spec.password_file)):
                 if path is None:
                     continue
@@ -109,7 +111,7 @@ class TargetPool:
                     else:
                         secret.get()
                 except SecretError as exc:
-                    raise ConfigError(scrub(f"targets[{i}].{key}: {exc}")) from None
+                    raise ConfigError(scrub(f"{where}{key}: {exc}")) from None
 
     def names(self) -> list[str]:
         self._sync()
@@ -150,7 +152,7 @@ class TargetPool:
                               extra={"fields": {"target": spec.name, "err": str(exc)}})
                     continue
                 probes[spec.name] = Probe(target, TargetView(self.reloader, settings, spec),
-                                          spec.timeout or self.defaults.timeout)
+                                          spec.timeout or self.defaults.timeout, spec.labels)
             for name, old in self._probes.items():
                 if name not in probes or probes[name].target is not old.target:
                     _close_when_idle(old.target)

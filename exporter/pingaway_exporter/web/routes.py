@@ -1,4 +1,4 @@
-"""The exporter's routes: ``/``, the metrics path, ``/probe``, ``/-/healthy``, ``/-/ready``, ``/-/reload``.
+"""The exporter's routes: ``/``, the metrics path, ``/probe``, ``/sd``, ``/-/healthy``, ``/-/ready``, ``/-/reload``.
 
 Each request arrives parsed and bounded by the transport (``protocol``), and
 each route returns a ``Response``; it never touches the socket. Basic auth
@@ -38,6 +38,7 @@ from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.rate_limit import RateLimiter
 from pingaway_exporter.web.response import render_body, scrape_body
+from pingaway_exporter.web.sd import SD_CONTENT_TYPE, http_sd
 from pingaway_exporter.web.webconfig_watch import WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -119,7 +120,7 @@ def _fixed(server: ServerView, req: Request) -> Response | None:
         return Response.text(200, "Ready\n") if server.ready.is_set() else Response.text(503, "Not ready\n")
     if path == "/-/reload":
         return Response.text(405, "Only POST reloads the config file\n", headers=[("Allow", "POST")])
-    if path not in (server.options.telemetry_path, "/probe", "/"):
+    if path not in (server.options.telemetry_path, "/probe", "/sd", "/"):
         return Response.text(404, "Not found\n")
     return None
 
@@ -148,7 +149,7 @@ def _unsupported(req: Request) -> Response:
 
 
 def _post_elsewhere(server: ServerView, path: str) -> Response:
-    if path in (server.options.telemetry_path, "/", "/-/healthy", "/-/ready"):
+    if path in (server.options.telemetry_path, "/", "/-/healthy", "/-/ready", "/sd"):
         return Response.text(405, "Method not allowed\n", headers=[GET_ONLY])
     return Response.text(404, "Not found\n")
 
@@ -169,6 +170,8 @@ def _get(server: ServerView, req: Request) -> Response:
         return _metrics(server, req)
     if path == "/probe":
         return _probe(server, req)
+    if path == "/sd":
+        return Response(200, [("Content-Type", SD_CONTENT_TYPE)], [http_sd(opts.pool)])
     if path == "/":
         return Response.text(200, landing_page(opts, server.target), "text/html; charset=utf-8")
     return _fixed(server, req) or Response.text(404, "Not found\n")  # the open paths, when auth let them through

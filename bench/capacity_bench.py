@@ -1,0 +1,207 @@
+"""Capacity of one exporter process: N small domains scraped once per interval through a slow upstream.
+
+    python bench/capacity_bench.py                          # 5,000 domains, 60 s, 200 ms upstream
+    python bench/capacity_bench.py --max-concurrent 4       # the old default, for comparison
+
+The simulator runs as its own process (``python -m pingaway_exporter.demo``) with the ``slow_headers`` fault
+(every answer waits ``--latency`` before its headers), and every declared target points at it with one
+token. The exporter runs as its own process with the default flags (``--pingaway.max-concurrent-requests``
+only when given). The load is what Prometheus sends for that many targets at that interval: each target
+once, spread evenly over the interval (5,000 at 60 s: one ``/probe`` every 12 ms, 83 a second), each with
+the headers Prometheus sends (OpenMetrics preferred, gzip, ``X-Prometheus-Scrape-Timeout-Seconds: 15``).
+Printed, not asserted: the exporter's CPU time over the load (user + system, from /proc) as a fraction of one
+core, scrapes answered ``pingaway_up 1``, those that failed
+and why (``pingaway_scrape_error`` reasons; "no free upstream slot" lines in its log), the latency of the
+answers, the upstream connections open at the end (``/proc/PID/fd`` sockets), and peak RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+ERROR = re.compile(r'^pingaway_scrape_error\{reason="([^"]+)"\} 1(?:\.0)?$', re.M)
+UP = re.compile(r"^pingaway_up (\S+)", re.M)
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    up: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)
+
+    def add(self, ok: bool, reason: str, took: float) -> None:
+        with self.lock:
+            self.seconds.append(took)
+            if ok:
+                self.up += 1
+            else:
+                self.failed[reason] = self.failed.get(reason, 0) + 1
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key))
+
+
+def sockets(pid: int) -> int:
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return sum(link.startswith("socket:") for link in links)
+
+
+def start_simulator(work: str, users: int, latency: float) -> tuple[subprocess.Popen[str], str]:
+    token = os.path.join(work, "token")
+    sim = subprocess.Popen([sys.executable, "-m", "pingaway_exporter.demo", "--port", "0", "--users", str(users),
+                            "--token-file", token], stdout=subprocess.PIPE, text=True)
+    assert sim.stdout is not None
+    url = sim.stdout.readline().split()[-1]
+    sim.stdout.readline()
+    base = url.rsplit("/api/", 1)[0]
+    req = urllib.request.Request(base + "/_sim/fault", data=json.dumps(
+        {"mode": "slow_headers", "delay": latency}).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+    return sim, url
+
+
+def start_exporter(work: str, url: str, n: int, max_concurrent: int | None) -> tuple[subprocess.Popen[bytes], str,
+                                                                                       float, str]:
+    config = os.path.join(work, "pingaway.yml")
+    with open(config, "w") as f:
+        f.write("targets:\n")
+        f.writelines(f"  - {{name: d{i}, url: '{url}', token_file: token}}\n" for i in range(n))
+    with socket_port() as port:
+        pass
+    log = os.path.join(work, "exporter.log")
+    args = [sys.executable, "-m", "pingaway_exporter", "--config.file", config,
+            "--web.listen-address", f"127.0.0.1:{port}"]
+    if max_concurrent is not None:
+        args += ["--pingaway.max-concurrent-requests", str(max_concurrent)]
+    started = time.monotonic()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/-/ready", timeout=5) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() - started > 120:
+                raise SystemExit(f"exporter did not become ready; see {log}") from None
+            time.sleep(0.05)
+    return proc, base, time.monotonic() - started, log
+
+
+class socket_port:  # used as a context manager: a free loopback port
+    def __enter__(self) -> int:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+
+# What Debian's Prometheus 2.42 sends with every scrape: OpenMetrics preferred, gzip accepted.
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+              "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "User-Agent": "Prometheus/2.42.0",
+    "X-Prometheus-Scrape-Timeout-Seconds": "15",
+}
+
+
+def scrape(base: str, name: str, tally: Tally) -> None:
+    started = time.monotonic()
+    req = urllib.request.Request(f"{base}/probe?target={name}", headers=PROMETHEUS_HEADERS)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            raw = resp.read()
+            body = (gzip.decompress(raw) if resp.headers.get("Content-Encoding") == "gzip" else raw).decode()
+    except OSError as exc:
+        tally.add(False, f"http: {type(exc).__name__}", time.monotonic() - started)
+        return
+    up = UP.search(body)
+    error = ERROR.search(body)
+    ok = up is not None and float(up.group(1)) == 1
+    tally.add(ok, error.group(1) if error else "no pingaway_up", time.monotonic() - started)
+
+
+def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as work:
+        sim, url = start_simulator(work, args.users, args.latency)
+        try:
+            proc, base, ready, log = start_exporter(work, url, args.targets, args.max_concurrent)
+            try:
+                load(args, proc.pid, base, ready, log)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+        finally:
+            sim.terminate()
+            sim.wait(10)
+
+
+def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) -> None:
+    tally = Tally()
+    gap = args.interval / args.targets
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    with ThreadPoolExecutor(max_workers=256) as pool:
+        for i in range(args.targets):
+            wait = t0 + i * gap - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            pool.submit(scrape, base, f"d{i}", tally)
+    wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
+    with open(log, errors="replace") as f:
+        no_slot = sum("no free upstream slot" in line for line in f)
+    secs = sorted(tally.seconds)
+    slots = args.max_concurrent or "default"
+    print(f"{args.targets} targets, {args.interval:g} s interval ({args.targets / args.interval:.1f} /probe a second),"
+          f" {args.latency * 1000:.0f} ms upstream, {args.users} users each, max-concurrent-requests {slots}")
+    print(f"  ready after {ready:.2f} s; load {wall:.1f} s; exporter CPU {cpu:.1f} s = {cpu / wall:.3f} of a core")
+    print(f"  scrapes: {tally.up} up of {len(secs)}; failed: {dict(sorted(tally.failed.items())) or 'none'}; "
+          f"'no free upstream slot' log lines: {no_slot}")
+    print(f"  answer seconds: median {statistics.median(secs):.3f}, p99 {secs[int(len(secs) * 0.99) - 1]:.3f}, "
+          f"max {secs[-1]:.3f}")
+    print(f"  at the end: {sockets(pid)} sockets open; peak RSS {status_kib(pid, 'VmHWM') / 1024:.1f} MiB")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--targets", type=int, default=5000)
+    p.add_argument("--interval", type=float, default=60.0, help="seconds over which every target is scraped once")
+    p.add_argument("--latency", type=float, default=0.2, help="seconds the upstream waits before answering")
+    p.add_argument("--users", type=int, default=10, help="users in each (small) domain")
+    p.add_argument("--max-concurrent", type=int, default=None, help="--pingaway.max-concurrent-requests")
+    run(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()
