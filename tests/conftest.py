@@ -192,7 +192,7 @@ def exporter_factory():
         target = Target("default", client, Parser("Europe/Stockholm", keep_email=collector_options.include_email))
         web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
                          web_config=web_config, enable_lifecycle=lifecycle, limits=limits or Limits())
-        if config is not None:  # a ConfigReloader: groups and opening hours
+        if config is not None:  # a SettingsReloader: groups and opening hours
             web.config = config
         server = ExporterServer(("127.0.0.1", 0), target, web)
         server.ready.set()

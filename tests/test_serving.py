@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.targetfiles import load_config
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 def test_start_pool_builds_every_declared_target(tmp_path):
     token_file(tmp_path / "tok")
     write(tmp_path / "c.yml", {"targets": [{"name": f"d{i}", "url": URL, "token_file": "tok"} for i in range(3)]})
-    pool = TargetPool(ConfigReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml"))),
+    pool = TargetPool(SettingsReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml"))),
                       TargetDefaults(token_opaque=True), UpstreamSlots(4))
     try:
         assert start_pool(pool, str(tmp_path / "c.yml"))
@@ -29,7 +29,7 @@ def test_start_pool_builds_every_declared_target(tmp_path):
 def test_a_target_that_cannot_be_built_stops_the_start_with_its_name(tmp_path, capsys):
     token_file(tmp_path / "tok")
     write(tmp_path / "c.yml", {"targets": [{"name": "acme", "url": URL, "token_file": "tok"}]})
-    pool = TargetPool(ConfigReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml"))),
+    pool = TargetPool(SettingsReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml"))),
                       TargetDefaults(), UpstreamSlots(4))  # not opaque: the token is not a JWT
     try:
         assert not start_pool(pool, str(tmp_path / "c.yml"))

@@ -15,8 +15,8 @@ import httpx
 
 from pingaway_exporter.config.errors import ConfigError, SecretError
 from pingaway_exporter.config.file import demo_config_path
-from pingaway_exporter.config.flags import NO_CREDENTIALS, Config, load
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.flags import NO_CREDENTIALS, Flags, load
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.schedule import HolidayCalendar
 from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.config.targetfiles import load_config
@@ -67,7 +67,7 @@ def demo_clock(zone: str, clock: Callable[[], float] = time.time) -> Callable[[]
     return lambda: clock() + offset
 
 
-def build_target(cfg: Config, slots: UpstreamSlots | None = None, clock: Callable[[], float] = time.time,
+def build_target(cfg: Flags, slots: UpstreamSlots | None = None, clock: Callable[[], float] = time.time,
                  transport: httpx.BaseTransport | None = None) -> tuple[Target, Simulator | None]:
     """The target plus, in demo mode, the simulator serving it."""
     sim = None
@@ -111,7 +111,7 @@ def _warn_loose(source: SecretSource) -> None:
                     extra={"fields": {"file": source.path}})
 
 
-def run_check(timeout: float, target: Target, out: TextIO | None = None, config: ConfigReloader | None = None) -> int:
+def run_check(timeout: float, target: Target, out: TextIO | None = None, config: SettingsReloader | None = None) -> int:
     """Fetch once and print a short human summary; non-zero on failure. With ``config``'s groups (from
     --config.file), each group as the team view would show it, and when its opening hours next change."""
     out = out or sys.stdout
@@ -144,7 +144,7 @@ def run_check(timeout: float, target: Target, out: TextIO | None = None, config:
     return 0
 
 
-def print_groups(config: ConfigReloader, exts: list[Extension], out: TextIO) -> None:
+def print_groups(config: SettingsReloader, exts: list[Extension], out: TextIO) -> None:
     """One line per configured group: open or closed now, available against the minimum, the next change."""
     now = config.clock()  # the opening hours' clock (shifted in --demo)
     views: list[TeamView] = []
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
             return 2
     # Opening hours are judged on the same clock as the office's data (shifted in --demo).
-    reloader = ConfigReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock,
+    reloader = SettingsReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock,
                               loader=load_config)
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from pingaway_exporter import __version__
 from pingaway_exporter.config.errors import ConfigError, SecretError
-from pingaway_exporter.config.flags import Config
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.flags import Flags
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.metrics.collector import ScrapeCollector
 from pingaway_exporter.scrape.pool import TargetPool
 from pingaway_exporter.scrape.target import Target
@@ -39,9 +39,9 @@ SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 class Started:
     """What ``main`` built before the port opened, for ``_serve``."""
 
-    cfg: Config
+    cfg: Flags
     options: WebOptions
-    reloader: ConfigReloader
+    reloader: SettingsReloader
     pool: TargetPool
     shared: DeadlineTransport
     target: Target | None

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.fixtures import PAYLOAD
 from tests.helpers.metrics_util import samples, series, value
@@ -31,7 +31,7 @@ def test_post_reload_swaps_the_config(sim, exporter_factory, tmp_path, log_outpu
     sim.set_payload(PAYLOAD)
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
-    exp = exporter_factory(sim, config=ConfigReloader(str(path), clock=lambda: WEDNESDAY_1015), lifecycle=True)
+    exp = exporter_factory(sim, config=SettingsReloader(str(path), clock=lambda: WEDNESDAY_1015), lifecycle=True)
     m = samples(exp.get().text)
     assert groups_in(m) == {"a1", "a2"} and value(m, "pingaway_config_last_reload_successful") == 1
     first_ok = value(m, "pingaway_config_last_reload_success_timestamp_seconds")
@@ -52,7 +52,7 @@ def test_bad_reload_keeps_the_old_config_and_says_why(sim, exporter_factory, tmp
     sim.set_payload(PAYLOAD)
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
-    exp = exporter_factory(sim, config=ConfigReloader(str(path)), lifecycle=True)
+    exp = exporter_factory(sim, config=SettingsReloader(str(path)), lifecycle=True)
     before = value(samples(exp.get().text), "pingaway_config_last_reload_success_timestamp_seconds")
 
     path.write_text(BROKEN)
@@ -80,7 +80,7 @@ def test_reload_endpoint_is_off_without_enable_lifecycle(sim, exporter_factory, 
     """As in Prometheus: POST /-/reload is refused, saying why, unless --web.enable-lifecycle is given."""
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
-    config = ConfigReloader(str(path))
+    config = SettingsReloader(str(path))
     exp = exporter_factory(sim, config=config)
     resp = httpx.post(exp.server.url("/-/reload"), timeout=10)
     assert resp.status_code == 403 and "--web.enable-lifecycle" in resp.text
@@ -104,7 +104,7 @@ def test_no_scrape_ever_sees_half_a_reload(sim, exporter_factory, tmp_path):
     a, b = tmp_path / "a.yml", tmp_path / "b.yml"
     a.write_text(A)
     b.write_text(B)
-    config = ConfigReloader(str(a))
+    config = SettingsReloader(str(a))
     exp = exporter_factory(sim, config=config)
     stop = threading.Event()
 
@@ -205,7 +205,7 @@ def test_a_reload_storm_coalesces_into_one_running_and_one_pending(tmp_path):
             gate.wait(30)
         return load(p)
 
-    config = ConfigReloader(str(path), loader=held_first)
+    config = SettingsReloader(str(path), loader=held_first)
     calls.clear()
     armed[0] = True
     results = []
@@ -232,7 +232,7 @@ def test_a_sighup_storm_runs_on_one_thread_and_coalesces(tmp_path):
     path = tmp_path / "pingaway.yml"
     path.write_text(A)
     calls: list[float] = []
-    config = ConfigReloader(str(path), loader=slow_loader(calls, delay=0.2))
+    config = SettingsReloader(str(path), loader=slow_loader(calls, delay=0.2))
     calls.clear()
     before = threading.active_count()
     for _ in range(100):  # what the SIGHUP handler does, 100 times in a row

@@ -14,7 +14,7 @@ import httpx
 import yaml
 
 from pingaway_exporter.config.file import load_file
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
@@ -35,7 +35,7 @@ class ProbeExporter:
             targets.append({"name": name, "url": sim.url, "token_file": f"{name}.token", **(extra or {}).get(name, {})})
         self.path = tmp_path / "pingaway.yml"
         self.write(targets)
-        self.reloader = ConfigReloader(str(self.path), load_file(str(self.path)))
+        self.reloader = SettingsReloader(str(self.path), load_file(str(self.path)))
         self.pool = TargetPool(self.reloader, TargetDefaults(), UpstreamSlots(max_concurrent))
         self.pool.start()
         self.server = ExporterServer(("127.0.0.1", 0), None, WebOptions(config=self.reloader, pool=self.pool))

@@ -12,7 +12,7 @@ import threading
 import httpx
 import yaml
 
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.targetfiles import load_config
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
@@ -37,7 +37,7 @@ class Served:
     """A real TargetPool and ExporterServer on a loopback port, from a config file with target_files."""
 
     def __init__(self, config, web_config=None, min_interval: float = 0.0) -> None:
-        self.reloader = ConfigReloader(str(config), load_config(str(config)), loader=load_config)
+        self.reloader = SettingsReloader(str(config), load_config(str(config)), loader=load_config)
         self.pool = TargetPool(self.reloader, TargetDefaults(min_interval=min_interval), UpstreamSlots(4))
         self.reloader.validators.append(self.pool.validate)
         self.pool.start()

@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from pingaway_exporter.config.file import demo_config_path
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.metrics import catalogue
 from pingaway_exporter.metrics.catalogue import CATALOGUE, COUNTER, FAMILIES, GAUGE
@@ -106,7 +106,7 @@ def test_an_undeclared_family_cannot_be_built():
 
 def test_describe_lists_every_declared_family():
     """No dead entries: each declared family is one a collector can export."""
-    config = ConfigReloader(demo_config_path())
+    config = SettingsReloader(demo_config_path())
     described = {m.name for m in ScrapeCollector(None, 0.0, CollectorOptions(), config).describe()}  # type: ignore[arg-type]
     described |= {m.name for m in ExporterCollector(config).describe()}
     assert described == set(FAMILIES)
@@ -136,7 +136,7 @@ def check_against_catalogue(text: str, openmetrics: bool, options: CollectorOpti
                          ids=["default", "email"])
 def test_a_scrape_exports_only_declared_families(sim, exporter_factory, fmt, options):
     sim.set_payload(PAYLOAD)
-    exp = exporter_factory(sim, options=options, config=ConfigReloader(demo_config_path(), clock=sim.clock))
+    exp = exporter_factory(sim, options=options, config=SettingsReloader(demo_config_path(), clock=sim.clock))
     resp = exp.get(headers={"Accept": OPENMETRICS} if fmt == "openmetrics" else {})
     assert resp.status_code == 200 and "pingaway_up 1" in resp.text
     seen = check_against_catalogue(resp.text, fmt == "openmetrics", options)
@@ -144,7 +144,7 @@ def test_a_scrape_exports_only_declared_families(sim, exporter_factory, fmt, opt
 
 
 def test_the_demo_domain_exports_only_declared_families(sim, exporter_factory):
-    exp = exporter_factory(sim, config=ConfigReloader(demo_config_path(), clock=sim.clock))
+    exp = exporter_factory(sim, config=SettingsReloader(demo_config_path(), clock=sim.clock))
     text = exp.get().text
     assert check_against_catalogue(text, False, CollectorOptions()) == set(FAMILIES)
     assert 'pingaway_group_users{group="support"}' in text
@@ -174,7 +174,7 @@ def test_help_is_the_same_for_fresh_and_cached_answers_and_a_series_says_which(s
 
 
 def test_the_exporter_alone_exports_only_declared_families():
-    config = ConfigReloader()
+    config = SettingsReloader()
     text = exposition(_Registry(ExporterCollector(config))).decode()
     assert check_against_catalogue(text, False, CollectorOptions()) == {
         "pingaway_exporter_build_info", "pingaway_config_last_reload_successful",

@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pingaway_exporter.config.file import demo_config_path
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from tests.helpers.clock import WEDNESDAY_1015
 
 pytestmark = pytest.mark.unit
@@ -79,7 +79,7 @@ def golden_part(exposition: str) -> str:
 @pytest.fixture
 def demo_exposition(sim, exporter_factory) -> str:
     assert sim.clock() == WEDNESDAY_1015  # the domain, and the token's iat and exp, on the pinned clock
-    config = ConfigReloader(demo_config_path(), clock=sim.clock)  # groups, opening hours, back soon
+    config = SettingsReloader(demo_config_path(), clock=sim.clock)  # groups, opening hours, back soon
     exp = exporter_factory(sim, config=config, clock=sim.clock)  # the client judges the token on it
     resp = exp.get()
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain; version=0.0.4")

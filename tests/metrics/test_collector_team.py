@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pingaway_exporter.config.file import parse
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape import tally
 from tests.helpers.clock import WEDNESDAY_1015
@@ -77,7 +77,7 @@ CONFIG = {"groups": [
 @pytest.fixture
 def scraped(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
-    exp = exporter_factory(sim, clock=PINNED, config=ConfigReloader(None, parse(CONFIG), clock=PINNED))
+    exp = exporter_factory(sim, clock=PINNED, config=SettingsReloader(None, parse(CONFIG), clock=PINNED))
     m = samples(exp.get().text)
     assert value(m, "pingaway_up") == 1
     return m, exp
@@ -156,7 +156,7 @@ def test_per_person_state_follows_the_switch(sim, exporter_factory):
 
 def test_all_five_states_present_even_when_empty(sim, exporter_factory):
     sim.set_payload([person("1", "Solo", True, words=["support"])])
-    config = ConfigReloader(None, parse(CONFIG), clock=PINNED)
+    config = SettingsReloader(None, parse(CONFIG), clock=PINNED)
     m = samples(exporter_factory(sim, clock=PINNED, config=config).get().text)
     assert _by(m, "pingaway_users_state", "state") == {"unknown": 0, "away": 0, "ready": 1, "ringing": 0,
                                                        "on_call": 0}
@@ -176,7 +176,7 @@ def test_no_state_counts_on_a_failed_scrape(sim, exporter_factory):
 def test_demo_domain_sums_hold_through_the_day(sim, exporter_factory, hour):
     """The simulated office at several pinned hours: the five states sum to the users, per scope."""
     sim.clock = lambda: WEDNESDAY_1015 + (hour - 10.25) * 3600
-    config = ConfigReloader(None, parse(CONFIG), clock=sim.clock)
+    config = SettingsReloader(None, parse(CONFIG), clock=sim.clock)
     m = samples(exporter_factory(sim, clock=sim.clock, config=config).get().text)
     assert sum(_by(m, "pingaway_users_state", "state").values()) == value(m, "pingaway_users")
     for group, users in _by(m, "pingaway_group_users", "group").items():

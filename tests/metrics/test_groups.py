@@ -8,7 +8,7 @@ from datetime import datetime
 import httpx
 
 from pingaway_exporter.config.file import parse
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.metrics.groups import group_tallies
 from pingaway_exporter.upstream.payload import Parser
 from tests.helpers.clock import WEDNESDAY_1015
@@ -35,8 +35,8 @@ CONFIG = {
 }
 
 
-def reloader(config=CONFIG, now=WEDNESDAY_1015) -> ConfigReloader:
-    return ConfigReloader(None, parse(config), clock=lambda: now)
+def reloader(config=CONFIG, now=WEDNESDAY_1015) -> SettingsReloader:
+    return SettingsReloader(None, parse(config), clock=lambda: now)
 
 
 def by_group(m, name, **labels):

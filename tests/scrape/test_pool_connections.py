@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.targetfiles import load_config
 from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
@@ -21,7 +21,7 @@ def test_many_targets_share_a_bounded_pool_of_upstream_connections(sim, tmp_path
     sim.set_fault("slow_headers", delay=0.3)
     slots = 8
     shared = DeadlineTransport(max_connections=slots + 1)
-    reloader = ConfigReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml")), loader=load_config)
+    reloader = SettingsReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml")), loader=load_config)
     pool = TargetPool(reloader, TargetDefaults(), UpstreamSlots(slots), transport=SharedTransport(shared))
     pool.start()
     most = [0]

@@ -21,7 +21,7 @@ import yaml
 
 from pingaway_exporter.config.errors import ConfigError, SecretError, WebConfigError
 from pingaway_exporter.config.file import load_file
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.secret import MAX_SECRET_FILE, SecretSource
 from pingaway_exporter.config.webconfig import load as load_web_config
 from pingaway_exporter.config.yamlload import MAX_CONFIG_BYTES
@@ -106,7 +106,7 @@ def test_m4_a_targets_fifo_does_not_block_later_reloads(tmp_path, sim):
         config.write_text(yaml.safe_dump({"targets": [{"name": "alpha", "url": sim.url, "token_file": path}]}))
 
     write(str(token))
-    reloader = ConfigReloader(str(config), load_file(str(config)))
+    reloader = SettingsReloader(str(config), load_file(str(config)))
     pool = TargetPool(reloader, TargetDefaults(), UpstreamSlots(2))
     reloader.validators.append(pool.validate)
     pool.start()

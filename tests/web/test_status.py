@@ -129,12 +129,12 @@ def test_landing_page_never_calls_upstream(sim, exporter_factory):
 def test_status_text_is_escaped(sim, exporter_factory):
     """Group names come from the config file and reach the page through a real scrape: escaped."""
     from pingaway_exporter.config.file import parse
-    from pingaway_exporter.config.reload import ConfigReloader
+    from pingaway_exporter.config.reload import SettingsReloader
 
     evil = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
     sim.set_payload([{"extension": "1", "name": "A", "keyWords": ["support"], "calls": [],
                       "profile": {"available": True, "name": "x", "until": "0000-00-00 00:00:00"}}])
-    config = ConfigReloader(None, parse({"groups": [{"name": evil, "keywords": ["support"]}]}))
+    config = SettingsReloader(None, parse({"groups": [{"name": evil, "keywords": ["support"]}]}))
     exp = exporter_factory(sim, config=config)
     exp.get()
     body = exp.get("/").text
@@ -243,11 +243,11 @@ def test_calls_are_counted_as_call_lines_the_same_on_the_page_and_in_check(sim):
 def test_a_failed_reload_shows_on_the_page(sim, exporter_factory, tmp_path):
     """The log and pingaway_config_last_reload_successful said so; the page stayed green."""
     from pingaway_exporter.config.file import load_file
-    from pingaway_exporter.config.reload import ConfigReloader
+    from pingaway_exporter.config.reload import SettingsReloader
 
     path = tmp_path / "pingaway.yml"
     path.write_text("groups:\n  - name: support\n    keywords: [support]\n")
-    reloader = ConfigReloader(str(path), load_file(str(path)))
+    reloader = SettingsReloader(str(path), load_file(str(path)))
     exp = exporter_factory(sim, config=reloader)
     exp.get()
     assert '<li id="config" class="ok">Config file: ' in exp.get("/").text

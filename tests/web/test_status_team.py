@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pingaway_exporter.config.file import parse
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.web import status
 from tests.helpers.browser import chromium, png_pixels, rendered
 from tests.helpers.clock import WEDNESDAY_1015
@@ -97,7 +97,7 @@ def colour_counts(path: Path) -> dict[str, int]:
 @pytest.fixture
 def team_exporter(sim, exporter_factory):
     sim.set_payload(PAYLOAD)
-    exp = exporter_factory(sim, clock=PINNED, config=ConfigReloader(None, parse(CONFIG), clock=PINNED))
+    exp = exporter_factory(sim, clock=PINNED, config=SettingsReloader(None, parse(CONFIG), clock=PINNED))
     m = samples(exp.get().text)  # one scrape, as Prometheus would make it; the page shows this one
     assert value(m, "pingaway_up") == 1
     return exp

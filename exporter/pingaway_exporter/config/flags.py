@@ -1,4 +1,4 @@
-"""Command-line flags, their ``PINGAWAY_*`` environment twins, and resolving them into a ``Config``.
+"""Command-line flags, their ``PINGAWAY_*`` environment twins, and resolving them into a ``Flags``.
 
 Flags follow the Prometheus exporter style (``--web.listen-address``,
 ``--log.level``). Every flag has an environment twin, named by dropping a
@@ -131,7 +131,7 @@ PASSWORD_ENV = "PINGAWAY_PASSWORD"  # noqa: S105 -- the name of a variable, not 
 
 
 @dataclass(frozen=True)
-class Config:
+class Flags:
     url: str
     token: SecretSource | None = field(repr=True)
     timeout: float
@@ -248,7 +248,7 @@ def default_text(f: Flag) -> str | None:
     return str(value)
 
 
-def load(argv: list[str], environ: Mapping[str, str]) -> Config:
+def load(argv: list[str], environ: Mapping[str, str]) -> Flags:
     """Build the config from argv and the environment, or raise ``ConfigError``."""
     parser = build_parser()
     ns, extra = parser.parse_known_args(list(argv))
@@ -257,7 +257,7 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
     if words:
         known = [f.flag for f in FLAGS] + [f"--no-{f.flag[2:]}" for f in FLAGS if f.switch]
         parser.fail(unknown_words(words, [*known, "--check", "--version", "--help"]))
-    # Each value has the type its Flag's parser returns; Config's fields, of the same names, declare them.
+    # Each value has the type its Flag's parser returns; the Flags fields of the same names, declare them.
     parsed: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for f in FLAGS:
@@ -287,7 +287,7 @@ def load(argv: list[str], environ: Mapping[str, str]) -> Config:
                           bool(parsed["demo"]) or password is not None or parsed.get("config_file") is not None)
     parsed["password"] = password
     parsed["web_config"] = resolve_web_config(parsed.pop("web_config_file"), sources.get("web_config_file", ""))
-    return Config(token=token, check=check or ns.check, sources=sources, **parsed)
+    return Flags(token=token, check=check or ns.check, sources=sources, **parsed)
 
 
 NO_CREDENTIALS = ("no token: set --pingaway.token-file, PINGAWAY_TOKEN_FILE or PINGAWAY_TOKEN, "

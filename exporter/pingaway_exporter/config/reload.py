@@ -30,8 +30,8 @@ from pingaway_exporter.config.file import Settings, default_settings, load_file
 log = logging.getLogger("pingaway_exporter.reload")
 
 
-class ConfigView(Protocol):
-    """What the metric families read of the config in effect: a ``ConfigReloader`` (``/metrics``),
+class SettingsView(Protocol):
+    """What the metric families read of the config in effect: a ``SettingsReloader`` (``/metrics``),
     or one declared target's view of it (``scrape.pool.TargetView``, ``/probe``)."""
 
     @property
@@ -44,7 +44,7 @@ class ConfigView(Protocol):
     def last_success_timestamp(self) -> float: ...
 
 
-class ConfigReloader:
+class SettingsReloader:
     def __init__(self, path: str | None = None, initial: Settings | None = None, *,
                  clock: Callable[[], float] = time.time, loader: Callable[[str], Settings] = load_file,
                  wall_clock: Callable[[], float] = time.time) -> None:

@@ -22,7 +22,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from pingaway_exporter import __version__
-from pingaway_exporter.config.reload import ConfigView
+from pingaway_exporter.config.reload import SettingsView
 from pingaway_exporter.metrics import groups
 from pingaway_exporter.metrics.catalogue import NO_PROFILE, new
 from pingaway_exporter.metrics.exposition import RowGauge, escape
@@ -43,7 +43,7 @@ class ScrapeCollector(Collector):
     """Exposes one target's state as of this scrape."""
 
     def __init__(self, target: Target, deadline: float, options: CollectorOptions,
-                 config: ConfigView | None = None, web_config: groups.WebConfigState | None = None) -> None:
+                 config: SettingsView | None = None, web_config: groups.WebConfigState | None = None) -> None:
         self.target = target
         self.deadline = deadline
         self.options = options
@@ -279,7 +279,7 @@ def build_info(with_samples: bool = True) -> Metric:
 class ExporterCollector(Collector):
     """The exporter's own facts, for ``/metrics`` when no target is configured by flags."""
 
-    def __init__(self, config: ConfigView | None, web_config: groups.WebConfigState | None = None) -> None:
+    def __init__(self, config: SettingsView | None, web_config: groups.WebConfigState | None = None) -> None:
         self.config = config
         self.web_config = web_config
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import Metric
 
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, Group, Settings, keyword_index
-from pingaway_exporter.config.reload import ConfigView
+from pingaway_exporter.config.reload import SettingsView
 from pingaway_exporter.config.schedule import Schedule
 from pingaway_exporter.metrics.catalogue import new
 from pingaway_exporter.scrape.tally import STATES, WINDOWS, Tally, count
@@ -152,7 +152,7 @@ def _groups_in_effect(settings: Settings, exts: list[Extension] | None,
     return groups, keyword_index(groups)
 
 
-def families(config: ConfigView | None, exts: list[Extension] | None, with_samples: bool,
+def families(config: SettingsView | None, exts: list[Extension] | None, with_samples: bool,
              per_words: Mapping[tuple[str, ...], Tally] | None = None, now: float | None = None,
              keep: Callable[[TeamView], None] | None = None) -> Iterator[Metric]:
     """The group families. ``per_words`` is ``tally.count``'s second answer when the caller already made
@@ -188,7 +188,7 @@ class WebConfigState(Protocol):
     def last_reload_successful(self) -> bool: ...
 
 
-def reload_families(config: ConfigView | None, with_samples: bool,
+def reload_families(config: SettingsView | None, with_samples: bool,
                     web_config: WebConfigState | None = None) -> Iterator[Metric]:
     """The config file's reload state, and the web-config's when there is one."""
     ok = new("pingaway_config_last_reload_successful")

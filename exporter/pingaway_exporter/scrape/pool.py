@@ -24,7 +24,7 @@ import httpx
 from pingaway_exporter.config.errors import ConfigError, SecretError
 from pingaway_exporter.config.file import Settings, TargetSpec
 from pingaway_exporter.config.redact import scrub
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
 from pingaway_exporter.scrape.target import Target, UpstreamSlots
@@ -52,7 +52,7 @@ class TargetDefaults:
 class TargetView:
     """The config as one target sees it: its own groups, if it declares any."""
 
-    def __init__(self, reloader: ConfigReloader, settings: Settings, spec: TargetSpec) -> None:
+    def __init__(self, reloader: SettingsReloader, settings: Settings, spec: TargetSpec) -> None:
         self._reloader = reloader
         self.clock = reloader.clock
         self.current = settings if spec.groups is None or spec.keyword_index is None else replace(
@@ -76,7 +76,7 @@ class Probe:
 
 
 class TargetPool:
-    def __init__(self, reloader: ConfigReloader, defaults: TargetDefaults, slots: UpstreamSlots | None,
+    def __init__(self, reloader: SettingsReloader, defaults: TargetDefaults, slots: UpstreamSlots | None,
                  clock: Callable[[], float] = time.time, transport: httpx.BaseTransport | None = None) -> None:
         self.reloader = reloader
         self.transport = transport  # shared by every target's client (one TLS context, one bounded pool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape.pool import TargetPool
@@ -18,7 +18,7 @@ class WebOptions:
     timeout_offset: float = 0.5
     collector: CollectorOptions = CollectorOptions()  # noqa: RUF009 -- frozen: one shared default is safe
     upstream_label: str = ""  # shown on the landing page; never carries credentials
-    config: ConfigReloader = field(default_factory=ConfigReloader)  # --config.file, reloadable
+    config: SettingsReloader = field(default_factory=SettingsReloader)  # --config.file, reloadable
     web_config: WebConfig | None = None  # --web.config.file: TLS and Basic auth
     pool: TargetPool | None = None  # targets declared in --config.file, for /probe
     limits: Limits = Limits()  # noqa: RUF009 -- frozen; the port's resource bounds (limits.Limits)

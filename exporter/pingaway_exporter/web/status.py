@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from pingaway_exporter.config.redact import shorten
-from pingaway_exporter.config.reload import ConfigReloader
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.scrape.pool import Probe
 from pingaway_exporter.scrape.target import Counts, Outcome, Target
@@ -56,7 +56,7 @@ def _ago(when: float, now: float) -> str:
     return f"{_span(now - when)} ago" if now >= when else f"in {_span(when - now)}"
 
 
-def lines(target: Target, now: float | None = None, config: ConfigReloader | None = None) -> list[Line]:
+def lines(target: Target, now: float | None = None, config: SettingsReloader | None = None) -> list[Line]:
     # The token's times are judged on the clock its client judges them on (pinned in tests).
     token_now = target.client.clock() if now is None else now
     now = target.clock() if now is None else now
@@ -85,7 +85,7 @@ def _last_scrape(outcome: Outcome | None, now: float, where: str = "the metrics 
     return Line("last-scrape", f"Last scrape: FAILED ({outcome.reason}), {age}", "fail")
 
 
-def config_line(config: ConfigReloader, now: float) -> Line:
+def config_line(config: SettingsReloader, now: float) -> Line:
     """The config file in effect, and a failed reload (SIGHUP, POST /-/reload) until one succeeds."""
     loaded = _ago(config.last_success_timestamp, now)
     failure = config.last_failure
@@ -205,7 +205,7 @@ def team(target: Target) -> str:
 
 
 def render(target: Target | None, telemetry_path: str, now: float | None = None,
-           config: ConfigReloader | None = None) -> str:
+           config: SettingsReloader | None = None) -> str:
     """The status section as HTML; empty without a target."""
     if target is None:
         return ""
