@@ -20,8 +20,8 @@ from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.payload import Parser
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.limits import Limits
-from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
 
 # The helpers in tests/helpers/ assert too: rewrite those asserts so a failure shows the values.
@@ -190,7 +190,7 @@ def exporter_factory():
         client = PingawayClient(url or sim.url, token_state, session=session, max_body_bytes=max_body, **kwargs)
         collector_options = options or CollectorOptions()
         target = Target("default", client, Parser("Europe/Stockholm", keep_email=collector_options.include_email))
-        web = WebOptions(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
+        web = WebApp(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
                          web_config=web_config, enable_lifecycle=lifecycle, limits=limits or Limits())
         if config is not None:  # a SettingsReloader: groups and opening hours
             web.config = config

@@ -140,10 +140,10 @@ def test_listen_on_every_address_serves_ipv4_and_ipv6(sim):
     import socket
     import threading
 
-    from pingaway_exporter.web.options import WebOptions
+    from pingaway_exporter.web.app import WebApp
     from pingaway_exporter.web.server import ExporterServer
 
-    server = ExporterServer(("", 0), None, WebOptions())
+    server = ExporterServer(("", 0), None, WebApp())
     server.ready.set()
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:

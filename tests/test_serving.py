@@ -6,7 +6,7 @@ import pytest
 
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.targetfiles import load_config
-from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
 from pingaway_exporter.serving import start_pool
 from tests.helpers.served import URL, token_file, write

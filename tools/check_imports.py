@@ -216,7 +216,7 @@ def tests_importing_tests(root: Path) -> list[str]:
 
 
 def _test_stem(module: str) -> str:
-    """``pingaway_exporter.web.transport`` -> ``transport``; ``__main__`` -> ``main``."""
+    """``pingaway_exporter.web.bounded_server`` -> ``transport``; ``__main__`` -> ``main``."""
     leaf = module.rsplit(".", 1)[-1]
     return "main" if leaf == "__main__" else leaf
 

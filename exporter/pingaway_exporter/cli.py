@@ -26,7 +26,7 @@ from pingaway_exporter.memory import tune_malloc
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.metrics.groups import TeamView
 from pingaway_exporter.metrics.groups import families as group_families
-from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import Target, UpstreamSlots
 from pingaway_exporter.serving import Started, serve, start_pool
 from pingaway_exporter.upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
@@ -35,8 +35,8 @@ from pingaway_exporter.upstream.failures import safe_url
 from pingaway_exporter.upstream.network import DeadlineTransport, SharedTransport
 from pingaway_exporter.upstream.payload import Parser
 from pingaway_exporter.upstream.records import Extension
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.limits import Limits
-from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.server import ExporterServer
 from pingaway_exporter.web.status import call_lines
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
             shared.close()
             if sim is not None:
                 sim.stop()
-    options = WebOptions(
+    options = WebApp(
         telemetry_path=cfg.telemetry_path, timeout=cfg.timeout, timeout_offset=cfg.timeout_offset,
         collector=CollectorOptions(per_extension=cfg.per_extension, include_email=cfg.include_email,
                                    profile_limit=cfg.profile_limit),

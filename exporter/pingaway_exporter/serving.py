@@ -21,10 +21,10 @@ from pingaway_exporter.config.errors import ConfigError, SecretError
 from pingaway_exporter.config.flags import Flags
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.metrics.collector import ScrapeCollector
-from pingaway_exporter.scrape.pool import TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetPool
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.network import DeadlineTransport
-from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.server import ExporterServer
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class Started:
     """What ``main`` built before the port opened, for ``_serve``."""
 
     cfg: Flags
-    options: WebOptions
+    options: WebApp
     reloader: SettingsReloader
     pool: TargetPool
     shared: DeadlineTransport

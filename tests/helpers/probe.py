@@ -16,9 +16,9 @@ import yaml
 from pingaway_exporter.config.file import load_file
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.demo.simulator import Simulator
-from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
-from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.server import ExporterServer
 
 
@@ -38,7 +38,7 @@ class ProbeExporter:
         self.reloader = SettingsReloader(str(self.path), load_file(str(self.path)))
         self.pool = TargetPool(self.reloader, TargetDefaults(), UpstreamSlots(max_concurrent))
         self.pool.start()
-        self.server = ExporterServer(("127.0.0.1", 0), None, WebOptions(config=self.reloader, pool=self.pool))
+        self.server = ExporterServer(("127.0.0.1", 0), None, WebApp(config=self.reloader, pool=self.pool))
         self.server.ready.set()
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

@@ -14,9 +14,9 @@ import yaml
 
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.targetfiles import load_config
-from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
-from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.server import ExporterServer
 
 URL = "http://127.0.0.1:1/api/"
@@ -41,7 +41,7 @@ class Served:
         self.pool = TargetPool(self.reloader, TargetDefaults(min_interval=min_interval), UpstreamSlots(4))
         self.reloader.validators.append(self.pool.validate)
         self.pool.start()
-        self.server = ExporterServer(("127.0.0.1", 0), None, WebOptions(config=self.reloader, pool=self.pool,
+        self.server = ExporterServer(("127.0.0.1", 0), None, WebApp(config=self.reloader, pool=self.pool,
                                                                          web_config=web_config))
         self.server.ready.set()
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()

@@ -25,7 +25,7 @@ from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.secret import MAX_SECRET_FILE, SecretSource
 from pingaway_exporter.config.webconfig import load as load_web_config
 from pingaway_exporter.config.yamlload import MAX_CONFIG_BYTES
-from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
 from tests.helpers.figures import FIGURES
 from tests.helpers.metrics_util import samples, value

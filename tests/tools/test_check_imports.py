@@ -188,8 +188,8 @@ KNOWN_NO_UNIT_TEST: set[str] = {
     'config.webconfig_tls', 'demo.__main__', 'demo.faults',
     'demo.handler', 'demo.simstate', 'healthcheck', 'memory', 'metrics.groups', 'upstream.body',
     'upstream.lenient', 'upstream.network', 'upstream.token_claims', 'web.basic_auth', 'web.connection',
-    'web.eviction', 'web.landing', 'web.limits', 'web.negotiate', 'web.options', 'web.rate_limit',
-    'web.response', 'web.routes', 'web.server', 'web.status', 'web.transport',
+    'web.eviction', 'web.landing', 'web.limits', 'web.negotiate', 'web.app', 'web.rate_limit',
+    'web.response', 'web.routes', 'web.server', 'web.status', 'web.bounded_server',
     'web.workers',
 }
 KNOWN_UNNAMED: set[str] = {
@@ -198,7 +198,7 @@ KNOWN_UNNAMED: set[str] = {
     'config.yamlload', 'demo.domain', 'demo.faults', 'demo.handler', 'demo.simstate', 'memory', 'upstream.body',
     'upstream.deadline', 'upstream.lenient', 'upstream.records', 'upstream.token_claims',
     'web.basic_auth', 'web.connection', 'web.eviction', 'web.landing', 'web.limits', 'web.negotiate',
-    'web.options', 'web.rate_limit', 'web.routes', 'web.server', 'web.workers',
+    'web.app', 'web.rate_limit', 'web.routes', 'web.server', 'web.workers',
 }
 
 

@@ -7,10 +7,10 @@ import html
 from pingaway_exporter import __version__
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.web import status
-from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.app import WebApp
 
 
-def landing_page(opts: WebOptions, target: Target | None = None) -> str:
+def landing_page(opts: WebApp, target: Target | None = None) -> str:
     """The landing page; with a target, a status view of the last scrape (never an upstream call)."""
     path = html.escape(opts.telemetry_path)
     upstream = html.escape(opts.upstream_label)

@@ -30,11 +30,11 @@ from pingaway_exporter.metrics.collector import ExporterCollector, ScrapeCollect
 from pingaway_exporter.metrics.exposition import Format, render_families
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.payload import gc_paused
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
 from pingaway_exporter.web.landing import landing_page
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.negotiate import gzip_accepted, negotiate_accept
-from pingaway_exporter.web.options import WebOptions
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.rate_limit import RateLimiter
 from pingaway_exporter.web.response import render_body, scrape_body
@@ -56,7 +56,7 @@ class ServerView(Protocol):
     """What a request handler uses of its server (``server.ExporterServer``)."""
 
     target: Target | None
-    options: WebOptions
+    options: WebApp
     ready: threading.Event
     auth: BasicAuthChecker | None
     rate_limiter: RateLimiter | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from pingaway_exporter.scrape.pool import TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetPool
 
 SD_CONTENT_TYPE = "application/json"
 

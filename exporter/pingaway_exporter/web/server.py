@@ -27,11 +27,11 @@ from typing import Any
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.web import routes
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
-from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.bounded_server import BoundedServer
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.rate_limit import RateLimiter
-from pingaway_exporter.web.transport import BoundedServer
 from pingaway_exporter.web.webconfig_watch import Loader, WebConfigWatcher
 
 log = logging.getLogger("pingaway_exporter.web")
@@ -40,7 +40,7 @@ log = logging.getLogger("pingaway_exporter.web")
 class ExporterServer(BoundedServer):
     """The exporter's routes on the bounded transport of ``transport``."""
 
-    def __init__(self, address: tuple[str, int], target: Target | None, options: WebOptions, *,
+    def __init__(self, address: tuple[str, int], target: Target | None, options: WebApp, *,
                  clock: Callable[[], float] = time.monotonic, web_config_loader: Loader | None = None,
                  web_config_every: float = 1.0) -> None:
         self.target = target

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from pingaway_exporter.config.redact import shorten
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.values import iso_utc
-from pingaway_exporter.scrape.pool import Probe
+from pingaway_exporter.scrape.probe_targets import Probe
 from pingaway_exporter.scrape.target import Counts, Outcome, Target
 
 # Where the Grafana dashboard lives in the source tree (see docs/alerting.md, "Grafana dashboard").

@@ -24,9 +24,9 @@ import pytest
 
 from pingaway_exporter.config import webconfig
 from pingaway_exporter.demo.domain import Domain
+from pingaway_exporter.web.bounded_server import BoundedServer
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.protocol import Request, Response
-from pingaway_exporter.web.transport import BoundedServer
 from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.figures import FIGURES
 from tests.helpers.metrics_util import samples, value

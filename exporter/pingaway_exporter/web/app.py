@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.metrics.collector import CollectorOptions
-from pingaway_exporter.scrape.pool import TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetPool
 from pingaway_exporter.web.limits import Limits
 
 
 @dataclass
-class WebOptions:
+class WebApp:
     telemetry_path: str = "/metrics"
     timeout: float = 10.0  # --pingaway.timeout: the upper bound of any scrape
     timeout_offset: float = 0.5

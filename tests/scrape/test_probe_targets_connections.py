@@ -7,7 +7,7 @@ import time
 
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.targetfiles import load_config
-from pingaway_exporter.scrape.pool import TargetDefaults, TargetPool
+from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
 from pingaway_exporter.upstream.network import DeadlineTransport, SharedTransport
 from tests.helpers.served import token_file, write

@@ -337,12 +337,12 @@ def test_startup_line_names_the_bound_address():
 EMFILE_SERVER = r"""
 import resource, sys
 from pingaway_exporter.web.limits import Limits
-from pingaway_exporter.web.options import WebOptions
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.server import ExporterServer
 resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
 # No descriptor reserve: the connections run the process out of descriptors, as when something else holds them.
 server = ExporterServer(("127.0.0.1", int(sys.argv[1])), None,
-                        WebOptions(limits=Limits(max_connections=100_000, fd_reserve=0)))
+                        WebApp(limits=Limits(max_connections=100_000, fd_reserve=0)))
 server.ready.set()
 server.serve_forever()
 """
