@@ -100,7 +100,8 @@ def open_port(server: ExporterServer, run: Started, serving: threading.Thread) -
         # Outside --demo the page only ever shows what Prometheus's scrapes fetched.
         # The collector, as /metrics runs it, also leaves the team view for the page.
         deadline = time.monotonic() + run.cfg.timeout
-        for _ in ScrapeCollector(run.target, deadline, run.options.collector, run.reloader).collect():
+        for _ in ScrapeCollector(run.target, deadline, run.options.collector, run.reloader,
+                                    team_views=run.options.team_views).collect():
             pass
     if serving.is_alive():  # not when a SIGTERM came during startup
         server.ready.set()

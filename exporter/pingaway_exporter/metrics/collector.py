@@ -43,12 +43,14 @@ class ScrapeCollector(Collector):
     """Exposes one target's state as of this scrape."""
 
     def __init__(self, target: Target, deadline: float, options: CollectorOptions,
-                 config: SettingsView | None = None, web_config: groups.WebConfigState | None = None) -> None:
+                 config: SettingsView | None = None, web_config: groups.WebConfigState | None = None,
+                 team_views: groups.TeamViews | None = None) -> None:
         self.target = target
         self.deadline = deadline
         self.options = options
         self.config = config  # groups and opening hours in effect (--config.file)
         self.web_config = web_config  # --web.config.file's reloads, on /metrics
+        self.team_views = team_views  # where a good scrape leaves its groups' rows for the status page
 
     def describe(self) -> Iterator[Metric]:
         yield from self.head(None, None)
@@ -129,7 +131,8 @@ class ScrapeCollector(Collector):
 
     def _keep(self, view: groups.TeamView) -> None:
         """The groups of this good scrape, for the status page's team view (never a reason to call upstream)."""
-        self.target.team_view = view
+        if self.team_views is not None:
+            self.team_views.keep(self.target, view)
 
     def _token_families(self, with_samples: bool) -> Iterator[Metric]:
         expiry = new("pingaway_token_expiry_timestamp_seconds")

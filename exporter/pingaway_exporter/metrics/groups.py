@@ -11,6 +11,8 @@ available".
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -150,6 +152,24 @@ def _groups_in_effect(settings: Settings, exts: list[Extension] | None,
         return settings.groups, settings.keyword_index
     groups = auto_groups(per_words, settings.timezone) if exts is not None else ()
     return groups, keyword_index(groups)
+
+
+class TeamViews:
+    """The groups' rows of each target's last good scrape, for the status page: filled by the collector, read
+    by the web layer, never a reason to call upstream. Held weakly: a target dropped by a reload goes with
+    its view."""
+
+    def __init__(self) -> None:
+        self._views: weakref.WeakKeyDictionary[object, TeamView] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def keep(self, target: object, view: TeamView) -> None:
+        with self._lock:
+            self._views[target] = view
+
+    def get(self, target: object) -> TeamView | None:
+        with self._lock:
+            return self._views.get(target)
 
 
 def families(config: SettingsView | None, exts: list[Extension] | None, with_samples: bool,

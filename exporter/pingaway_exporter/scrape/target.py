@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import shorten
@@ -174,8 +173,6 @@ class Target:
         self.last_failure: Outcome | None = None
         # (when, from the min-interval cache?) of the last answer to a scrape; last_outcome is its upstream call
         self.last_answer: tuple[float, bool] | None = None
-        # metrics.groups.TeamView of the last good scrape, set by the collector (Any: that layer sits above this one)
-        self.team_view: Any = None
 
     @property
     def upstream_calls(self) -> int:

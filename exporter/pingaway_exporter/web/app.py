@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.metrics.collector import CollectorOptions
+from pingaway_exporter.metrics.groups import TeamViews
 from pingaway_exporter.scrape.probe_targets import TargetPool
 from pingaway_exporter.web.limits import Limits
 
@@ -23,3 +24,4 @@ class WebApp:
     pool: TargetPool | None = None  # targets declared in --config.file, for /probe
     limits: Limits = Limits()  # noqa: RUF009 -- frozen; the port's resource bounds (limits.Limits)
     enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
+    team_views: TeamViews = field(default_factory=TeamViews)  # each target's groups of its last good scrape

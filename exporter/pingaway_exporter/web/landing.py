@@ -14,7 +14,7 @@ def landing_page(opts: WebApp, target: Target | None = None) -> str:
     """The landing page; with a target, a status view of the last scrape (never an upstream call)."""
     path = html.escape(opts.telemetry_path)
     upstream = html.escape(opts.upstream_label)
-    state = status.render(target, opts.telemetry_path, config=opts.config)
+    state = status.render(target, opts.telemetry_path, config=opts.config, team_views=opts.team_views)
     # The status and team view show the last scrape; reloading the page never calls Pingaway.
     refresh = f'\n<meta http-equiv="refresh" content="{status.REFRESH_SECONDS}">' if target is not None else ""
     if opts.pool is not None and opts.pool.probes():

@@ -193,7 +193,7 @@ def _metrics(server: ServerView, req: Request) -> Response:
     if server.target is not None:
         budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), opts.timeout, opts.timeout_offset)
         return _expose(req, ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config,
-                                            web), runtime=True)
+                                            web, opts.team_views), runtime=True)
     # only targets declared for /probe: still say what runs here and whether the config loaded
     return _expose(req, ExporterCollector(opts.config, web), runtime=True)
 
@@ -215,7 +215,8 @@ def _probe(server: ServerView, req: Request) -> Response:
     if req.method == "HEAD":
         return _head_only(req)
     budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), probe.timeout, opts.timeout_offset)
-    return _expose(req, ScrapeCollector(probe.target, server.clock() + budget, opts.collector, probe.view))
+    return _expose(req, ScrapeCollector(probe.target, server.clock() + budget, opts.collector, probe.view,
+                                        team_views=opts.team_views))
 
 
 def _expose(req: Request, collector: ScrapeCollector | ExporterCollector, runtime: bool = False) -> Response:

@@ -4,7 +4,7 @@ The status lines are for whoever just deployed the exporter; the team view
 (each group open or closed, available against its minimum, ready, ringing,
 back within 30 minutes; red, amber, green) is for a switchboard lead without
 Grafana. It only reads what ``Target`` kept from the last scrape (the
-collector leaves the groups' rows in ``Target.team_view``). Rendering it must
+collector leaves the groups' rows in ``metrics.groups.TeamViews``). Rendering it must
 never call Pingaway: a browser left open on ``/`` would otherwise poll the
 vendor behind Prometheus's back, and Pingaway asks for about one call a minute.
 Everything shown is escaped; failure details can echo upstream data.
@@ -20,6 +20,7 @@ from urllib.parse import quote
 from pingaway_exporter.config.redact import shorten
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.values import iso_utc
+from pingaway_exporter.metrics.groups import TeamViews
 from pingaway_exporter.scrape.probe_targets import Probe
 from pingaway_exporter.scrape.target import Counts, Outcome, Target
 
@@ -174,10 +175,10 @@ font-weight:600;color:#fff;white-space:nowrap}
 """
 
 
-def team(target: Target) -> str:
+def team(target: Target, views: TeamViews | None = None) -> str:
     """Each group of the last good scrape: open or closed, available against the minimum, ready,
     ringing and back within 30 minutes; red, amber, green for under, at and above the minimum."""
-    view = target.team_view
+    view = views.get(target) if views is not None else None
     last = target.last_outcome
     if last is None:
         return '<h2>Team</h2>\n<p id="team-state">Team: no scrape yet.</p>\n'
@@ -205,7 +206,7 @@ def team(target: Target) -> str:
 
 
 def render(target: Target | None, telemetry_path: str, now: float | None = None,
-           config: SettingsReloader | None = None) -> str:
+           config: SettingsReloader | None = None, team_views: TeamViews | None = None) -> str:
     """The status section as HTML; empty without a target."""
     if target is None:
         return ""
@@ -214,7 +215,7 @@ def render(target: Target | None, telemetry_path: str, now: float | None = None,
     path = html.escape(telemetry_path, quote=True)
     dashboard = html.escape(DASHBOARD_URL, quote=True)
     docs = html.escape(GRAFANA_IMPORT_DOCS, quote=True)
-    return f"""{team(target)}<h2>Status</h2>
+    return f"""{team(target, team_views)}<h2>Status</h2>
 <ul class="status">
 {items}
 </ul>
