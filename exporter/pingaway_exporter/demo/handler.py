@@ -16,6 +16,7 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -114,37 +115,41 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found"})
             return
         fault = self.sim.take_fault()
-        if fault.mode == "reset":
-            self._reset()
-            return
-        if fault.mode == "slow_headers":
-            if fault.release is not None:
-                fault.release.wait(fault.delay)
-            else:
-                time.sleep(fault.delay)
-        if fault.mode == "trickle_headers":
-            self._trickle(fault)
-            return
-        if fault.mode == "reflect":
-            self._reflect(fault)
-            return
-        if fault.mode == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-            if fault.headers:
-                headers = {**(headers or {}), **fault.headers}
-            body = fault.body if isinstance(fault.body, (bytes, str)) else json.dumps(
-                {"error": f"simulated HTTP {fault.status}"})
-            self._send(fault.status, body.encode() if isinstance(body, str) else body, headers=headers)
+        if self._fault_before_auth(fault):
             return
         if not self.sim.authorized(self.headers):
             self._json(401, {"error": "unauthorized"})
             return
         rest = path[len("/api/extensions"):].strip("/")
         payload = self.sim.current_payload()
-        if rest == "me" or rest:
+        if rest:
             self._one(rest, payload)
             return
         self._list(payload, fault)
+
+    def _fault_before_auth(self, fault: Fault) -> bool:
+        """Play a fault that answers before any credential is looked at; True when it answered."""
+        if fault.mode == "slow_headers":  # then answers as usual
+            if fault.release is not None:
+                fault.release.wait(fault.delay)
+            else:
+                time.sleep(fault.delay)
+            return False
+        play: Callable[[], None] | None = {
+            "reset": self._reset, "trickle_headers": lambda: self._trickle(fault),
+            "reflect": lambda: self._reflect(fault), "status": lambda: self._status(fault)}.get(fault.mode)
+        if play is None:
+            return False
+        play()
+        return True
+
+    def _status(self, fault: Fault) -> None:
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+        if fault.headers:
+            headers = {**(headers or {}), **fault.headers}
+        body = fault.body if isinstance(fault.body, (bytes, str)) else json.dumps(
+            {"error": f"simulated HTTP {fault.status}"})
+        self._send(fault.status, body.encode() if isinstance(body, str) else body, headers=headers)
 
     def _one(self, rest: str, payload: list[Any]) -> None:
         if rest == "me":
@@ -161,37 +166,33 @@ class Handler(BaseHTTPRequestHandler):
 
     def _list(self, payload: list[Any], fault: Fault) -> None:
         mode = fault.mode
-        if mode == "bad_records":
-            payload = list(payload) + list(fault.body or [42, {"name": "no number"}])
-        elif mode == "not_list":
-            payload = {"error": "simulated", "data": payload[:1]}  # type: ignore[assignment]
-        elif mode == "json_body":
-            payload = fault.body
-        self.sim.last_served = payload if isinstance(payload, list) else None
-        if mode == "none" and payload is self.sim.payload:
-            body = self.sim.static_body(payload)
+        shaped = _PAYLOAD_FAULTS.get(mode)
+        served: Any = shaped(payload, fault) if shaped is not None else payload
+        self.sim.last_served = served if isinstance(served, list) else None
+        if mode == "none" and served is self.sim.payload and isinstance(served, list):
+            body = self.sim.static_body(served)
         else:
-            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        if mode == "html":
-            self._send(200, b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
-                       "text/html; charset=utf-8")
-        elif mode == "truncated":
-            half = body[: len(body) // 2]
-            self._send(200, half)
-        elif mode in ("reset_mid_body", "slow_body", "stray_response"):
-            self._in_parts(body, fault)
-        elif mode == "gzip_corrupt":
-            self._send(200, b"\x1f\x8b\x08\x00" + secrets.token_bytes(64), headers={"Content-Encoding": "gzip"})
-        elif mode in ("huge", "endless"):
-            self._stream(body, fault)
-        elif mode == "gzip_bomb":
-            self._send(200, gzip_bomb(fault.size, fault.layers),
-                       headers={"Content-Encoding": ", ".join(["gzip"] * fault.layers)})
-        elif mode == "raw_body":
-            self._send(200, fault.body if isinstance(fault.body, bytes) else str(fault.body).encode("utf-8"),
-                       headers=fault.headers)
-        else:
+            body = json.dumps(served, ensure_ascii=False).encode("utf-8")
+        send = {
+            "html": lambda: self._send(200, b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
+                                       "text/html; charset=utf-8"),
+            "truncated": lambda: self._send(200, body[: len(body) // 2]),
+            "reset_mid_body": lambda: self._in_parts(body, fault),
+            "slow_body": lambda: self._in_parts(body, fault),
+            "stray_response": lambda: self._in_parts(body, fault),
+            "gzip_corrupt": lambda: self._send(200, b"\x1f\x8b\x08\x00" + secrets.token_bytes(64),
+                                               headers={"Content-Encoding": "gzip"}),
+            "huge": lambda: self._stream(body, fault),
+            "endless": lambda: self._stream(body, fault),
+            "gzip_bomb": lambda: self._send(200, gzip_bomb(fault.size, fault.layers),
+                                            headers={"Content-Encoding": ", ".join(["gzip"] * fault.layers)}),
+            "raw_body": lambda: self._send(200, fault.body if isinstance(fault.body, bytes)
+                                           else str(fault.body).encode("utf-8"), headers=fault.headers),
+        }.get(mode)
+        if send is None:
             self._send(200, body)
+        else:
+            send()
 
     def _in_parts(self, body: bytes, fault: Fault) -> None:
         """A well-framed answer whose body goes out in parts: half of it and then a reset (``reset_mid_body``),
@@ -300,3 +301,11 @@ class Handler(BaseHTTPRequestHandler):
                        headers={"WWW-Authenticate": 'Basic realm="pingaway"'})
             return
         self._json(200, {"status": "ok"}, headers={"Set-Cookie": self.sim.login_cookie.replace("{session}", session)})
+
+
+# Faults that change what the list answer holds (then sent as usual, or as its own fault sends it).
+_PAYLOAD_FAULTS: dict[str, Callable[[list[Any], Fault], Any]] = {
+    "bad_records": lambda payload, fault: list(payload) + list(fault.body or [42, {"name": "no number"}]),
+    "not_list": lambda payload, _fault: {"error": "simulated", "data": payload[:1]},
+    "json_body": lambda _payload, fault: fault.body,
+}
