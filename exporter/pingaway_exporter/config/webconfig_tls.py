@@ -74,17 +74,7 @@ def build(tls: TLSServerSchema, fail: Fail, base: str, *, http2: bool) -> TLSSet
         fail("cert_file", "missing one of cert or cert_file")
     if not _text(tls.key_file) and not _text(tls.key):
         fail("key_file", "missing one of key or key_file")
-    auth = _text(tls.client_auth_type) or "NoClientCert"
-    if auth in UNVERIFIED_CLIENT_AUTH:
-        fail("client_auth_type", f"{auth!r} is not supported: it accepts a client certificate without "
-                                 "verifying it, which Python's ssl module cannot do; use "
-                                 "RequireAndVerifyClientCert or VerifyClientCertIfGiven")
-    if auth not in CLIENT_AUTH:
-        fail("client_auth_type", f"invalid ClientAuth {auth!r}; one of {', '.join(CLIENT_AUTH)}")
-    has_ca = bool(_text(tls.client_ca_file) or _text(tls.client_ca))
-    if has_ca and auth == "NoClientCert":
-        fail("client_auth_type", "client CAs are configured (client_ca_file or client_ca) but client_auth_type "
-                                 "is NoClientCert; set RequireAndVerifyClientCert or VerifyClientCertIfGiven")
+    auth = _client_auth(tls, fail)
     sans = tuple(tls.client_allowed_sans or ())
     if sans and auth != "RequireAndVerifyClientCert":
         fail("client_allowed_sans", "needs client_auth_type RequireAndVerifyClientCert")
@@ -100,6 +90,28 @@ def build(tls: TLSServerSchema, fail: Fail, base: str, *, http2: bool) -> TLSSet
     key = _path(tls.key_file, "key_file", base, fail)
     _load_pair(ctx, cert, None if cert else tls.cert, key, None if key else tls.key, fail)
     ctx.verify_mode = CLIENT_AUTH[auth]
+    ca = _client_cas(ctx, tls, auth, base, fail)
+    files = tuple(p for p in (cert, key, ca) if p)
+    return TLSSetup(ctx, sans, (key,) if key and loose_file(key) else (), files)
+
+
+def _client_auth(tls: TLSServerSchema, fail: Fail) -> str:
+    """``client_auth_type`` (default NoClientCert), checked against the client CAs it needs or forbids."""
+    auth = _text(tls.client_auth_type) or "NoClientCert"
+    if auth in UNVERIFIED_CLIENT_AUTH:
+        fail("client_auth_type", f"{auth!r} is not supported: it accepts a client certificate without "
+                                 "verifying it, which Python's ssl module cannot do; use "
+                                 "RequireAndVerifyClientCert or VerifyClientCertIfGiven")
+    if auth not in CLIENT_AUTH:
+        fail("client_auth_type", f"invalid ClientAuth {auth!r}; one of {', '.join(CLIENT_AUTH)}")
+    if auth == "NoClientCert" and (_text(tls.client_ca_file) or _text(tls.client_ca)):
+        fail("client_auth_type", "client CAs are configured (client_ca_file or client_ca) but client_auth_type "
+                                 "is NoClientCert; set RequireAndVerifyClientCert or VerifyClientCertIfGiven")
+    return auth
+
+
+def _client_cas(ctx: ssl.SSLContext, tls: TLSServerSchema, auth: str, base: str, fail: Fail) -> str | None:
+    """Load the CAs client certificates are verified against; the file's path, if they came from one."""
     ca = _path(tls.client_ca_file, "client_ca_file", base, fail)
     try:
         if ca is not None:
@@ -110,8 +122,7 @@ def build(tls: TLSServerSchema, fail: Fail, base: str, *, http2: bool) -> TLSSet
             ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # Go's ClientCAs nil: the system roots
     except (ssl.SSLError, OSError, ValueError) as exc:
         fail("client_ca_file" if ca else "client_ca", f"cannot load CA certificates: {_reason(exc)}")
-    files = tuple(p for p in (cert, key, ca) if p)
-    return TLSSetup(ctx, sans, (key,) if key and loose_file(key) else (), files)
+    return ca
 
 
 def _versions(tls: TLSServerSchema, fail: Fail) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
