@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -13,14 +14,13 @@ import hypothesis
 import pytest
 
 from pingaway_exporter import logs
-from pingaway_exporter.config.secret import SecretSource
+from pingaway_exporter.cli import build_target, web_app
+from pingaway_exporter.config.flags import load
+from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape.target import Target
-from pingaway_exporter.upstream.auth import SessionAuth, TokenState
-from pingaway_exporter.upstream.client import PingawayClient
-from pingaway_exporter.upstream.payload import Parser
-from pingaway_exporter.web.app import WebApp
+from pingaway_exporter.upstream.auth import SessionAuth
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.server import ExporterServer
 
@@ -163,6 +163,10 @@ def pki(tmp_path):
 
 @pytest.fixture
 def exporter_factory():
+    """An exporter in front of a simulator, in this process, built by the production wiring: the flags are
+    parsed by ``config.flags.load`` and the target and the web side built by ``cli.build_target`` and
+    ``cli.web_app``, with the production defaults except ``min_interval`` (0 here: every scrape makes its
+    upstream call unless a test asks for the cache)."""
     started: list[Running] = []
 
     def make(sim: Simulator | None = None, *, url: str | None = None, token: str | None = None,
@@ -170,30 +174,38 @@ def exporter_factory():
              timeout: float = 5.0, offset: float = 0.5, clock=None, max_body: int = 64 << 20,
              username: str | None = None, password: str | None = None, password_file: str | None = None,
              bearer: bool = True, opaque: bool = False, warn_before: float = 7 * 86400,
-             web_config=None, config=None, lifecycle: bool = False, limits: Limits | None = None) -> Running:
+             web_config=None, config=None, lifecycle: bool = False, limits: Limits | None = None,
+             min_interval: float = 0.0) -> Running:
         """An exporter in front of ``sim``. With ``username``, Basic login is configured too;
         ``bearer=False`` leaves the token out so that the session is the only way in."""
-        state = None
+        collector = options or CollectorOptions()
+        argv = ["--pingaway.url", url or sim.url, "--pingaway.timeout", f"{timeout:g}s",
+                "--web.timeout-offset", f"{offset:g}s", "--pingaway.max-response-size", str(max_body),
+                "--pingaway.token-expiry-warning", f"{warn_before:g}s", "--pingaway.min-interval", f"{min_interval:g}s",
+                "--collector.profile-limit", str(collector.profile_limit)]
+        argv += [] if collector.per_extension else ["--no-collector.extensions"]
+        argv += ["--collector.extensions.email"] if collector.include_email else []
+        argv += ["--pingaway.token-opaque"] if opaque else []
+        argv += ["--web.enable-lifecycle"] if lifecycle else []
+        environ: dict[str, str] = {}
         if token_file is not None:
-            state = SecretSource("token file", path=token_file)
+            argv += ["--pingaway.token-file", token_file]
         elif bearer:
-            state = SecretSource("token", value=token if token is not None else sim.issue_token())
-        session = None
+            environ["PINGAWAY_TOKEN"] = token if token is not None else sim.issue_token()
         if username is not None:
-            pw = SecretSource("password file", path=password_file) if password_file else \
-                SecretSource("password", value=password)
-            session = SessionAuth(username, pw)
+            argv += ["--pingaway.username", username]
+            if password_file:
+                argv += ["--pingaway.password-file", password_file]
+            else:
+                environ["PINGAWAY_PASSWORD"] = password
+        cfg = load(argv, environ)
         # Tokens are judged on the clock they were issued on: the simulator's pinned clock, not the real one.
-        clock = clock or (sim.clock if sim is not None else None)
-        kwargs = {"clock": clock} if clock else {}
-        token_state = TokenState(state, opaque=opaque, warn_before=warn_before) if state else None
-        client = PingawayClient(url or sim.url, token_state, session=session, max_body_bytes=max_body, **kwargs)
-        collector_options = options or CollectorOptions()
-        target = Target("default", client, Parser("Europe/Stockholm", keep_email=collector_options.include_email))
-        web = WebApp(timeout=timeout, timeout_offset=offset, collector=options or CollectorOptions(),
-                         web_config=web_config, enable_lifecycle=lifecycle, limits=limits or Limits())
-        if config is not None:  # a SettingsReloader: groups and opening hours
-            web.config = config
+        clock = clock or (sim.clock if sim is not None else time.time)
+        target, _ = build_target(cfg, clock=clock)
+        reloader = config if config is not None else SettingsReloader()
+        web = web_app(cfg, target, None, reloader, None)
+        web.web_config = web_config  # a WebConfig the test built (--web.config.file takes a path)
+        web.limits = limits or web.limits
         server = ExporterServer(("127.0.0.1", 0), target, web)
         server.ready.set()
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()

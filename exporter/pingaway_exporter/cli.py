@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from pingaway_exporter.config.errors import ConfigError, SecretError
-from pingaway_exporter.config.file import demo_config_path
+from pingaway_exporter.config.file import Settings, demo_config_path
 from pingaway_exporter.config.flags import NO_CREDENTIALS, Flags, load
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.schedule import HolidayCalendar
@@ -169,6 +169,99 @@ def print_groups(config: SettingsReloader, exts: list[Extension], out: TextIO) -
               f"{nxt}", file=out)
 
 
+class _Exit(Exception):
+    """Startup stops here with this exit code; the message (if any) is already printed or logged."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _refuse(message: str) -> _Exit:
+    print(f"pingaway-exporter: error: {message}", file=sys.stderr)
+    return _Exit(2)
+
+
+def web_app(cfg: Flags, target: Target | None, sim: Simulator | None, reloader: SettingsReloader,
+            pool: TargetPool | None) -> WebApp:
+    """Everything the web layer serves from, as the flags ask for it (the tests build theirs here too)."""
+    if target is None:
+        label = "targets declared in --config.file, on /probe"
+    else:
+        label = ("embedded simulator (demo) at " if sim else "") + safe_url(target.client.base_url)
+    return WebApp(
+        telemetry_path=cfg.telemetry_path, timeout=cfg.timeout, timeout_offset=cfg.timeout_offset,
+        collector=CollectorOptions(per_extension=cfg.per_extension, include_email=cfg.include_email,
+                                   profile_limit=cfg.profile_limit),
+        upstream_label=label, config=reloader, web_config=cfg.web_config, pool=pool,
+        limits=Limits(max_connections=cfg.max_connections), enable_lifecycle=cfg.enable_lifecycle,
+    )
+
+
+def _settings(cfg: Flags) -> tuple[str | None, Settings | None]:
+    """The config file in effect (--demo brings its own groups and opening hours unless a file is given)."""
+    config_path = cfg.config_file or (demo_config_path() if cfg.demo else None)
+    try:
+        return config_path, load_config(config_path) if config_path else None
+    except ConfigError as exc:
+        raise _refuse(str(exc)) from None
+
+
+def _default_target(cfg: Flags, settings: Settings | None, slots: UpstreamSlots, clock: Callable[[], float],
+                    shared: DeadlineTransport) -> tuple[Target | None, Simulator | None]:
+    """The target on /metrics, when the flags give credentials (or --demo); else the declared ones must exist."""
+    if not (cfg.demo or cfg.token is not None or cfg.password is not None):
+        if not (settings is not None and settings.targets):
+            raise _refuse(NO_CREDENTIALS)
+        return None, None
+    try:
+        return build_target(cfg, slots, clock, SharedTransport(shared))
+    except SecretError as exc:
+        raise _refuse(str(exc)) from None
+
+
+def _probe_targets(cfg: Flags, reloader: SettingsReloader, slots: UpstreamSlots, shared: DeadlineTransport,
+                   config_path: str | None) -> TargetPool:
+    pool = TargetPool(reloader, TargetDefaults(
+        timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
+        token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning, max_series=cfg.max_series,
+        max_keyword_lists=cfg.max_keyword_lists), slots,
+        transport=SharedTransport(shared))
+    reloader.validators.append(pool.validate)
+    try:
+        pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
+    except ConfigError as exc:
+        raise _refuse(f"--config.file {config_path}: {exc}") from None
+    return pool
+
+
+def _check(cfg: Flags, target: Target | None, reloader: SettingsReloader, pool: TargetPool,
+           config_path: str | None) -> int:
+    """``check``: one fetch of every target, a short summary of each; the worst status."""
+    if not start_pool(pool, config_path):
+        return 2
+    status = run_check(cfg.timeout, target, config=reloader) if target is not None else 0
+    for probe in pool.probes():  # and every declared target
+        print(f"\n[target {probe.target.name}]")
+        status = max(status, run_check(probe.timeout, probe.target))
+    return status
+
+
+def _listen(cfg: Flags, target: Target | None, options: WebApp) -> ExporterServer:
+    for path in cfg.web_config.loose_files if cfg.web_config else ():
+        log.warning("secret file is readable by group or others; chmod 600 it", extra={"fields": {"file": path}})
+    try:
+        return ExporterServer(cfg.listen, target, options)
+    except OSError as exc:
+        host, port = cfg.listen
+        where = cfg.sources.get("listen", "default")
+        fix = f"choose another address with --web.listen-address (set by {where})" if where != "default" else \
+            "choose another address with --web.listen-address (in the demo: ./dev demo --web.listen-address :10036)"
+        log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc),
+                                                     "fix": fix}})
+        raise _Exit(1) from None
+
+
 def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
     """Run the exporter; ``clock`` is the wall clock everything reads (tests pin it)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -179,78 +272,30 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
         return 2
     setup_logging(cfg.log_level, cfg.log_format)
     tune_malloc()
-    # --demo brings its own groups and opening hours unless a file is given.
-    config_path = cfg.config_file or (demo_config_path() if cfg.demo else None)
     try:
-        settings = load_config(config_path) if config_path else None
-    except ConfigError as exc:
-        print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
-        return 2
+        return _run(cfg, clock)
+    except _Exit as stop:
+        return stop.code
+
+
+def _run(cfg: Flags, clock: Callable[[], float]) -> int:
+    config_path, settings = _settings(cfg)
     slots = UpstreamSlots(cfg.max_concurrent)
     # One TLS context and one connection pool for every target, bounded by the upstream slots.
     shared = DeadlineTransport(max_connections=max(cfg.max_concurrent, 1) + 1)
-    flag_credentials = cfg.demo or cfg.token is not None or cfg.password is not None
-    if not flag_credentials and not (settings is not None and settings.targets):
-        print(f"pingaway-exporter: error: {NO_CREDENTIALS}", file=sys.stderr)
-        return 2
-    target = sim = None
-    if flag_credentials:  # the default target, on /metrics
-        try:
-            target, sim = build_target(cfg, slots, clock, SharedTransport(shared))
-        except SecretError as exc:
-            print(f"pingaway-exporter: error: {exc}", file=sys.stderr)
-            return 2
+    target, sim = _default_target(cfg, settings, slots, clock, shared)
     # Opening hours are judged on the same clock as the office's data (shifted in --demo).
-    reloader = SettingsReloader(config_path, settings, clock=sim.clock if sim is not None else clock, wall_clock=clock,
-                              loader=load_config)
-    pool = TargetPool(reloader, TargetDefaults(
-        timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
-        token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning, max_series=cfg.max_series,
-        max_keyword_lists=cfg.max_keyword_lists), slots,
-        transport=SharedTransport(shared))
-    reloader.validators.append(pool.validate)
-    try:
-        pool.validate(reloader.current)  # an unreadable credential file of a declared target is fatal, by name
-    except ConfigError as exc:
-        print(f"pingaway-exporter: error: --config.file {config_path}: {exc}", file=sys.stderr)
-        return 2
+    reloader = SettingsReloader(config_path, settings, clock=sim.clock if sim is not None else clock,
+                                wall_clock=clock, loader=load_config)
+    pool = _probe_targets(cfg, reloader, slots, shared, config_path)
     if cfg.check:
         try:
-            if not start_pool(pool, config_path):
-                return 2
-            status = run_check(cfg.timeout, target, config=reloader) if target is not None else 0
-            for probe in pool.probes():  # and every declared target
-                print(f"\n[target {probe.target.name}]")
-                status = max(status, run_check(probe.timeout, probe.target))
-            return status
+            return _check(cfg, target, reloader, pool, config_path)
         finally:
             pool.close()
             shared.close()
             if sim is not None:
                 sim.stop()
-    options = WebApp(
-        telemetry_path=cfg.telemetry_path, timeout=cfg.timeout, timeout_offset=cfg.timeout_offset,
-        collector=CollectorOptions(per_extension=cfg.per_extension, include_email=cfg.include_email,
-                                   profile_limit=cfg.profile_limit),
-        upstream_label=(("embedded simulator (demo) at " if sim else "") + safe_url(target.client.base_url))
-        if target is not None else "targets declared in --config.file, on /probe",
-        config=reloader,
-        web_config=cfg.web_config,
-        pool=pool,
-        limits=Limits(max_connections=cfg.max_connections),
-        enable_lifecycle=cfg.enable_lifecycle,
-    )
-    for path in cfg.web_config.loose_files if cfg.web_config else ():
-        log.warning("secret file is readable by group or others; chmod 600 it", extra={"fields": {"file": path}})
-    try:
-        server = ExporterServer(cfg.listen, target, options)
-    except OSError as exc:
-        host, port = cfg.listen
-        where = cfg.sources.get("listen", "default")
-        fix = f"choose another address with --web.listen-address (set by {where})" if where != "default" else \
-            "choose another address with --web.listen-address (in the demo: ./dev demo --web.listen-address :10036)"
-        log.error("cannot listen", extra={"fields": {"address": f"{host}:{port}", "err": exc.strerror or str(exc),
-                                                     "fix": fix}})
-        return 1
-
+    options = web_app(cfg, target, sim, reloader, pool)
+    server = _listen(cfg, target, options)
     return serve(server, Started(cfg, options, reloader, pool, shared, target, sim, config_path))

@@ -151,7 +151,7 @@ def test_the_demo_domain_exports_only_declared_families(sim, exporter_factory):
 
 
 def test_a_failed_scrape_exports_only_declared_families(exporter_factory):
-    exp = exporter_factory(url="http://127.0.0.1:9/", token="x.y.z", timeout=1.0)
+    exp = exporter_factory(url="http://127.0.0.1:9/", token="x.y.z", opaque=True, timeout=1.0)
     text = exp.get().text
     assert "pingaway_up 0.0" in text
     assert check_against_catalogue(text, False, CollectorOptions()) <= set(FAMILIES)

@@ -51,9 +51,13 @@ def duration(text: str) -> float:
 
 
 def nonneg_duration(text: str) -> float:
-    if text.strip() in ("0", "0s"):
-        return 0.0
-    return duration(text)
+    """``duration``, or 0 written any way (``0``, ``0.0``, ``0s``, ``0ms``, ``0m0s``)."""
+    t = text.strip()
+    try:
+        zero = float(t) == 0
+    except ValueError:
+        zero = bool(_DURATION.match(t)) and all(float(n) == 0 for n, _ in _DURATION_PART.findall(t))
+    return 0.0 if zero else duration(t)
 
 
 def size(text: str) -> int:
