@@ -58,8 +58,8 @@ def test_a_syntax_error_names_the_line():
 
 
 def test_nesting_too_deep_is_an_error_not_a_crash():
-    with pytest.raises(YamlError, match=r"nested too deeply|not valid YAML"):
-        load("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(YamlError, match=r"^nested too deeply$"):
+        load("[" * 5000 + "]" * 5000)
 
 
 def test_text_over_the_limit_is_refused_before_parsing():
