@@ -99,6 +99,8 @@ def test_a_url_off_loopback_or_not_http_is_refused(url, capsys):
 def test_a_proxy_in_the_environment_is_not_asked(plain, monkeypatch):
     monkeypatch.setenv("http_proxy", "http://10.255.255.1:3128")
     monkeypatch.setenv("HTTP_PROXY", "http://10.255.255.1:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
     assert healthcheck.probe(f"http://127.0.0.1:{plain}/-/healthy") is True
 
 
