@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = sim.issue_token()
     if args.token_file is not None:
         args.token_file.touch(mode=0o600)
+        args.token_file.chmod(0o600)  # touch() leaves an existing file's mode as it was, e.g. 0644
         args.token_file.write_text(token + "\n", encoding="ascii")
     print(f"simulator: {sim.url}", flush=True)
     print(f"token: {token}", flush=True)
