@@ -106,6 +106,10 @@ def api_url(text: str) -> str:
     parts = urlsplit(text.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{text!r} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018 -- reading it checks it: a port that is not 0-65535 raises ValueError
+    except ValueError:
+        raise ValueError(f"{text!r} has no valid port (a number up to 65535)") from None
     if parts.username or parts.password:
         raise ValueError("the URL must not carry credentials; use a token file")
     if parts.query or parts.fragment:

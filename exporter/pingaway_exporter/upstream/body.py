@@ -33,6 +33,7 @@ class _BoundedDecoder:
         self.gzip = encoding in ("gzip", "x-gzip")
         self._raw_deflate = False
         self._started = False
+        self._head = b""  # deflate: a first byte, held until zlib can check its two-byte header
         self.members = 1
         self._d = self._new()
 
@@ -42,6 +43,12 @@ class _BoundedDecoder:
         return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        if not self.gzip and not self._started:
+            # The header check needs two bytes; with one, a raw-deflate body would be taken for a zlib one.
+            data, self._head = self._head + data, b""
+            if len(data) < 2:
+                self._head = data
+                return
         first = True
         while data or first:
             first = False

@@ -273,4 +273,4 @@ def request_timeout(deadline: Deadline) -> httpx.Timeout:
     """httpx's per-operation timeout: what the deadline could still grow to; the backend clamps each one."""
     if deadline.cap is None:  # it may be extended without bound: only the backend's clamp applies
         return httpx.Timeout(3600.0)
-    return httpx.Timeout(max(0.001, deadline.cap - time.monotonic()))
+    return httpx.Timeout(max(0.001, deadline.cap - deadline.monotonic()))
