@@ -84,7 +84,6 @@ class BoundedServer:
         self._returned: queue.SimpleQueue[tuple[Conn, Request, Response]] = queue.SimpleQueue()
         self._pool = WorkerPool(limits.workers, self.handle, self._served)
         self._stop = False
-        self._closed = False
         self._running = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -174,7 +173,6 @@ class BoundedServer:
             self._stopped.wait()
 
     def server_close(self) -> None:
-        self._closed = True
         self._stop = True
         self._wake()
         self._stopped.wait(5)

@@ -47,7 +47,7 @@ class Conn:
     """One client connection, owned by the selector thread (a worker only ever sees its ``Request``)."""
 
     __slots__ = ("addr", "cancelled", "closed", "deadline", "empty_reads", "events", "opened", "out", "proto",
-                 "sent", "sock", "started", "state", "unsent", "wants", "write_started")
+                 "sent", "sock", "started", "state", "unsent", "write_started")
 
     def __init__(self, sock: socket.socket, addr: Any, deadline: float, state: State, proto: Protocol,
                  now: float) -> None:
@@ -58,7 +58,6 @@ class Conn:
         self.proto = proto
         self.opened = now
         self.events = 0  # the selector interest registered now (0: not registered)
-        self.wants = 0  # TLS: the direction the last SSL call asked for, when it is not the natural one
         self.out: deque[memoryview] = deque()  # the answer's unsent chunks
         self.unsent = 0
         self.sent = 0
