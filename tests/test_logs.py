@@ -146,7 +146,7 @@ def test_setup_at_debug_lets_the_http_libraries_speak():
 
 
 @pytest.mark.parametrize("raw", ["\r", "\n", "\x1b", "\x00", "\x9b", "\x7f", "\u2028"])
-def test_p10_control_characters_are_escaped_in_both_formats(raw):
+def test_control_characters_are_escaped_in_both_formats(raw):
     """P10: a request line with CR, ESC, NUL or U+009B cannot forge a line or reach a terminal raw."""
     rec = record(f"GET /{raw}level=error x", fields={"path": f"/a{raw}b"})
     for line in (logfmt(rec), logs.JsonFormatter().format(rec)):
@@ -154,7 +154,7 @@ def test_p10_control_characters_are_escaped_in_both_formats(raw):
     assert as_json(rec)["path"] == f"/a{raw}b"  # escaped, not lost
 
 
-def test_u6_a_short_secret_never_masks_the_lines_keys():
+def test_a_short_secret_never_masks_the_lines_keys():
     """U6: session cookies `sid=level`, `x=scrape`, `y=error` are too short to scrub; every key stays."""
     secrets = [Secret(v) for v in ("level", "scrape", "error", "msg")]
     rec = record("scrape failed", fields={"target": "default", "reason": "error"})

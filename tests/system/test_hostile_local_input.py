@@ -51,7 +51,7 @@ def run_exporter(*args: str, timeout: float = 20) -> subprocess.CompletedProcess
 
 # -- M4: secret files -----------------------------------------------------------
 
-def test_m4_a_fifo_token_file_fails_startup_at_once(tmp_path, sim):
+def test_a_fifo_token_file_fails_startup_at_once(tmp_path, sim):
     fifo = tmp_path / "token"
     os.mkfifo(fifo)
     t0 = time.monotonic()
@@ -64,13 +64,13 @@ def test_m4_a_fifo_token_file_fails_startup_at_once(tmp_path, sim):
 
 
 @pytest.mark.parametrize(("path", "why"), [("/dev/zero", "a character device"), ("/dev/null", "a character device")])
-def test_m4_devices_are_refused_without_reading(path, why):
+def test_devices_are_refused_without_reading(path, why):
     with pytest.raises(SecretError) as info:
         SecretSource("token file", path=path).get()
     assert why in str(info.value)
 
 
-def test_m4_an_oversized_secret_file_is_refused(tmp_path):
+def test_an_oversized_secret_file_is_refused(tmp_path):
     big = tmp_path / "token"
     big.write_bytes(b"x" * (MAX_SECRET_FILE + 1))
     with pytest.raises(SecretError) as info:
@@ -78,7 +78,7 @@ def test_m4_an_oversized_secret_file_is_refused(tmp_path):
     assert f"{MAX_SECRET_FILE}-byte limit" in str(info.value)
 
 
-def test_m4_a_token_file_turned_fifo_at_runtime_gives_up_0_then_recovers(tmp_path, sim, exporter_factory):
+def test_a_token_file_turned_fifo_at_runtime_gives_up_0_then_recovers(tmp_path, sim, exporter_factory):
     token = tmp_path / "token"
     token.write_text(sim.issue_token())
     exp = exporter_factory(sim, token_file=str(token), timeout=5.0)
@@ -97,7 +97,7 @@ def test_m4_a_token_file_turned_fifo_at_runtime_gives_up_0_then_recovers(tmp_pat
     assert took < 10
 
 
-def test_m4_a_targets_fifo_does_not_block_later_reloads(tmp_path, sim):
+def test_a_targets_fifo_does_not_block_later_reloads(tmp_path, sim):
     token = tmp_path / "alpha.token"
     token.write_text(sim.issue_token())
     config = tmp_path / "config.yml"
@@ -134,7 +134,7 @@ def test_m4_a_targets_fifo_does_not_block_later_reloads(tmp_path, sim):
 
 # -- M7: YAML --------------------------------------------------------------------
 
-def test_m7_alias_bomb_in_config_file_is_a_short_error(tmp_path):
+def test_alias_bomb_in_config_file_is_a_short_error(tmp_path):
     path = tmp_path / "config.yml"
     path.write_text(ALIAS_BOMB)
     assert len(ALIAS_BOMB.encode()) < 500
@@ -150,7 +150,7 @@ def test_m7_alias_bomb_in_config_file_is_a_short_error(tmp_path):
                    f"RSS +{grown:.0f} MiB")
 
 
-def test_m7_alias_bomb_at_startup_and_on_reload(tmp_path, sim):
+def test_alias_bomb_at_startup_and_on_reload(tmp_path, sim):
     path = tmp_path / "config.yml"
     path.write_text(ALIAS_BOMB)
     proc = run_exporter("--pingaway.url", sim.url, "--config.file", str(path), "--check")
@@ -196,7 +196,7 @@ def test_m7_alias_bomb_at_startup_and_on_reload(tmp_path, sim):
     assert peak < 150
 
 
-def test_m7_alias_bomb_in_web_config(tmp_path):
+def test_alias_bomb_in_web_config(tmp_path):
     path = tmp_path / "web.yml"
     path.write_text(ALIAS_BOMB.replace("groups:", "basic_auth_users:"))
     with pytest.raises(WebConfigError) as info:
@@ -216,7 +216,7 @@ def test_m7_alias_bomb_in_web_config(tmp_path):
     ("groups:\n  - name: a\n    keywords: [x]\n    closed_dates: [2026-02-30]\n", "line 4"),
     ("timezone: !!int abc\n", "line 1"),
 ])
-def test_m7_every_config_error_names_its_field_briefly(tmp_path, text, field):
+def test_every_config_error_names_its_field_briefly(tmp_path, text, field):
     path = tmp_path / "config.yml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -224,7 +224,7 @@ def test_m7_every_config_error_names_its_field_briefly(tmp_path, text, field):
     assert field in str(info.value) and len(str(info.value)) < 600, str(info.value)[:600]
 
 
-def test_m7_config_files_are_bounded_and_never_block(tmp_path):
+def test_config_files_are_bounded_and_never_block(tmp_path):
     big = tmp_path / "big.yml"
     big.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
     with pytest.raises(ConfigError) as info:
@@ -240,7 +240,7 @@ def test_m7_config_files_are_bounded_and_never_block(tmp_path):
     assert "not a regular file" in str(info.value)
 
 
-def test_m7_no_config_text_gives_anything_but_a_config_error():
+def test_no_config_text_gives_anything_but_a_config_error():
     """Arbitrary YAML-ish text: a Settings or a ConfigError, never another exception."""
     from hypothesis import HealthCheck, given
     from hypothesis import settings as hsettings
@@ -266,7 +266,7 @@ def test_m7_no_config_text_gives_anything_but_a_config_error():
 # -- L1 and L2: JWT times, durations and sizes -----------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [1e300, 1e18, float("inf"), float("nan"), -1e300])
-def test_l1_a_time_claim_out_of_range_is_treated_as_absent(bad, caplog):
+def test_a_time_claim_out_of_range_is_treated_as_absent(bad, caplog):
     import base64
     import json as _json
 
@@ -284,7 +284,7 @@ def test_l1_a_time_claim_out_of_range_is_treated_as_absent(bad, caplog):
 
 @pytest.mark.parametrize("flag", ["--pingaway.timeout", "--pingaway.min-interval", "--web.timeout-offset"])
 @pytest.mark.parametrize("text", ["nan", "inf", "1e308", "-inf"])
-def test_l2_durations_refuse_nan_infinity_and_huge(sim, flag, text):
+def test_durations_refuse_nan_infinity_and_huge(sim, flag, text):
     proc = run_exporter("--pingaway.url", sim.url, flag, text, "--check")
     assert proc.returncode == 2, proc.stderr
     assert flag in proc.stderr and "Traceback" not in proc.stderr

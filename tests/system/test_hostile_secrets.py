@@ -48,7 +48,7 @@ def check_output(target) -> str:
 
 
 @pytest.mark.parametrize("phase", ["token", "login", "cookie"])
-def test_m5_reflected_credentials_are_scrubbed_everywhere(phase, sim, exporter_factory, log_output):
+def test_reflected_credentials_are_scrubbed_everywhere(phase, sim, exporter_factory, log_output):
     """The upstream puts our credentials in a redirect Location, the reason phrase and the body."""
     sim.users[USER] = PASSWORD
     token = sim.issue_token()
@@ -80,7 +80,7 @@ def test_m5_reflected_credentials_are_scrubbed_everywhere(phase, sim, exporter_f
                    "status page, check output or the debug log")
 
 
-def test_m5_a_dquoted_cookie_is_not_partly_logged(sim, exporter_factory, log_output):
+def test_a_dquoted_cookie_is_not_partly_logged(sim, exporter_factory, log_output):
     sim.users[USER] = PASSWORD
     sim.login_cookie = 'session="{session}"; Path=/; HttpOnly'
     exp = exporter_factory(sim, username=USER, password=PASSWORD, bearer=False)
@@ -92,7 +92,7 @@ def test_m5_a_dquoted_cookie_is_not_partly_logged(sim, exporter_factory, log_out
     assert_no_piece({"log": text}, {f"cookie {i}": c for i, c in enumerate(sim.issued_sessions)})
 
 
-def test_m5_secrets_with_quotes_and_backslashes_are_redacted_in_both_formats():
+def test_secrets_with_quotes_and_backslashes_are_redacted_in_both_formats():
     import logging
 
     from pingaway_exporter import logs
@@ -113,7 +113,7 @@ def test_m5_secrets_with_quotes_and_backslashes_are_redacted_in_both_formats():
                                       "escaped": secret.reveal().replace("\\", "\\\\").replace('"', '\\"')})
 
 
-def test_m5_truncation_never_leaves_a_piece():
+def test_truncation_never_leaves_a_piece():
     """Scrub first, then cut: a detail cut inside a reflected token must not keep its head."""
     from pingaway_exporter.config.secret import Secret
     from pingaway_exporter.upstream.failures import FetchError
@@ -124,7 +124,7 @@ def test_m5_truncation_never_leaves_a_piece():
     assert_no_piece({"detail": err.detail, "str": str(err)}, {"token": token.reveal()})
 
 
-def test_m5_argparse_never_echoes_a_secret():
+def test_argparse_never_echoes_a_secret():
     token = "eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiIwODAxMDIwMyJ9.c2lnbmF0dXJlLXRoYXQtaXMtc2VjcmV0"
     runs = [
         ["--pingaway.password", PASSWORD],

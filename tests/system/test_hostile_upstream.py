@@ -50,7 +50,7 @@ def flood(url: str, seconds: float, threads: int, headers: dict | None = None) -
 # -- H3: a tiny scrape timeout cannot poison the shared call -----------------------
 
 @pytest.mark.parametrize("min_interval", [None, "0"])
-def test_h3_tiny_timeout_flood_does_not_poison_normal_scrapes(sim, min_interval):
+def test_tiny_timeout_flood_does_not_poison_normal_scrapes(sim, min_interval):
     """Clients loop with a 0.0001 s scrape timeout while a normal scraper scrapes 10 times in 15 s.
 
     With the defaults, both bounds hold. With ``--pingaway.min-interval 0`` (every scrape asks upstream, by
@@ -84,7 +84,7 @@ def test_h3_tiny_timeout_flood_does_not_poison_normal_scrapes(sim, min_interval)
         assert upstream <= 60
 
 
-def test_h3_shared_call_takes_the_longest_deadline(sim, exporter_factory):
+def test_shared_call_takes_the_longest_deadline(sim, exporter_factory):
     """A patient scrape joining a call a hasty one started lengthens the call: both get their own answer."""
     exp = exporter_factory(sim, timeout=10.0)
     sim.set_fault("slow_headers", delay=1.0, remaining=1)
@@ -106,7 +106,7 @@ def test_h3_shared_call_takes_the_longest_deadline(sim, exporter_factory):
     assert patient_took < 5
 
 
-def test_h3_no_call_outlives_the_target_timeout(sim, exporter_factory):
+def test_no_call_outlives_the_target_timeout(sim, exporter_factory):
     """Scrapes that keep joining cannot keep one call alive past --pingaway.timeout."""
     from pingaway_exporter.scrape.coalesce import Coalescer
 
@@ -130,7 +130,7 @@ def test_h3_no_call_outlives_the_target_timeout(sim, exporter_factory):
 
 # -- M1: a flood of scrapes is not a flood of upstream calls ----------------------
 
-def test_m1_flood_of_metrics_costs_few_upstream_calls(sim):
+def test_flood_of_metrics_costs_few_upstream_calls(sim):
     exp = ExporterProcess(sim)  # default --pingaway.min-interval
     try:
         before = sim.request_count()
@@ -148,7 +148,7 @@ def test_m1_flood_of_metrics_costs_few_upstream_calls(sim):
 
 # -- M3: headers trickled at 1 byte/s --------------------------------------------
 
-def test_m3_trickled_headers_end_by_the_deadline_and_close(sim, exporter_factory):
+def test_trickled_headers_end_by_the_deadline_and_close(sim, exporter_factory):
     exp = exporter_factory(sim, timeout=10.0)
     sim.set_fault("trickle_headers", delay=1.0)
     took = []
@@ -174,7 +174,7 @@ def test_m3_trickled_headers_end_by_the_deadline_and_close(sim, exporter_factory
     assert max(held) <= 6.0
 
 
-def test_m3_stuck_targets_do_not_hold_the_upstream_slots(sim, exporter_factory):
+def test_stuck_targets_do_not_hold_the_upstream_slots(sim, exporter_factory):
     """Trickling upstreams give their slot back at the deadline; a healthy scrape then gets one."""
     from pingaway_exporter.scrape.target import UpstreamSlots
 
@@ -192,7 +192,7 @@ def test_m3_stuck_targets_do_not_hold_the_upstream_slots(sim, exporter_factory):
 # -- H2: decoded-size limit, whatever the Content-Encoding layering ----------------
 
 @pytest.mark.parametrize("layers", [2, 1])
-def test_h2_gzip_bomb_is_bounded(sim, layers):
+def test_gzip_bomb_is_bounded(sim, layers):
     size = 1 << 30  # 1 GiB of zeros: 1.8 KB on the wire gzipped twice, about 1 MB once
     sim.set_fault("gzip_bomb", size=size, layers=layers)
     from pingaway_exporter.demo.faults import gzip_bomb
@@ -217,7 +217,7 @@ def test_h2_gzip_bomb_is_bounded(sim, layers):
     assert "Content-Encoding layers" in log if layers > 1 else "exceeds the 1048576-byte limit" in log
 
 
-def test_h2_one_layer_decodes_and_unknown_encodings_are_refused(sim, exporter_factory):
+def test_one_layer_decodes_and_unknown_encodings_are_refused(sim, exporter_factory):
     import gzip
     import json
     import zlib
@@ -283,7 +283,7 @@ def test_one_broken_record_is_skipped_not_the_scrape(sim, exporter_factory, bad)
     assert value(m, "pingaway_records_skipped") == 1
 
 
-def test_m3_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
+def test_a_trickled_tls_handshake_ends_by_the_deadline(exporter_factory):
     """A server that answers the TLS ClientHello one byte at a time is cut off at the deadline."""
     import socket
 
@@ -353,7 +353,7 @@ def prom_now(prom, expr: str) -> list[float]:
     return [float(r["value"][1]) for r in answer["data"]["result"]]
 
 
-def test_h3_with_a_real_prometheus(sim, tmp_path):
+def test_with_a_real_prometheus(sim, tmp_path):
     """The same flood, with Debian's Prometheus scraping every second (scrape timeout 1 s)."""
     from tests.helpers.promharness import Prometheus
     from tests.helpers.tools import need_tool

@@ -69,7 +69,7 @@ def wait_for(what, seconds: float = 20.0):
         time.sleep(0.2)
 
 
-def test_l3_reloads_never_stall_the_port_and_a_cost_31_hash_is_refused(sim, tmp_path):
+def test_reloads_never_stall_the_port_and_a_cost_31_hash_is_refused(sim, tmp_path):
     users = f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"
     path = write_config(tmp_path, users)
     exp = ExporterProcess(sim, "--web.config.file", path, auth=(USER, PASSWORD))
@@ -107,7 +107,7 @@ def test_l3_reloads_never_stall_the_port_and_a_cost_31_hash_is_refused(sim, tmp_
     assert code == 0
 
 
-def test_l3_a_cost_31_hash_at_startup_is_exit_2_naming_the_user(tmp_path):
+def test_a_cost_31_hash_at_startup_is_exit_2_naming_the_user(tmp_path):
     path = write_config(tmp_path, f"basic_auth_users:\n  {SLOW_USER}: {COST_31}\n")
     try:
         proc = subprocess.run([sys.executable, "-m", "pingaway_exporter", "--demo", "--web.config.file", path,

@@ -35,7 +35,7 @@ def users_seen(exp, sim, scrapes: int, gap: float) -> tuple[list[float | None], 
 
 
 @pytest.mark.parametrize(("delay", "how"), [(0.0, "in the same write"), (0.1, "0.1 s later")])
-def test_u5_a_stray_answer_is_never_taken_for_the_next_request(sim, exporter_factory, delay, how):
+def test_a_stray_answer_is_never_taken_for_the_next_request(sim, exporter_factory, delay, how):
     exp = exporter_factory(sim, timeout=10.0)  # the in-process target has no min-interval cache
     sim.set_fault("stray_response", delay=delay)
     seen, expected = users_seen(exp, sim, 8, gap=1.0)
@@ -46,7 +46,7 @@ def test_u5_a_stray_answer_is_never_taken_for_the_next_request(sim, exporter_fac
     assert calls == 8, "a stray is never answered with a request sent twice, nor the scrape's call repeated"
 
 
-def test_u5_connections_are_still_reused_when_no_stray_comes(sim, exporter_factory):
+def test_connections_are_still_reused_when_no_stray_comes(sim, exporter_factory):
     """The check costs nothing on a well-behaved upstream: its kept-alive connection serves every scrape."""
     exp = exporter_factory(sim, timeout=10.0)
     seen, expected = users_seen(exp, sim, 4, gap=0.2)

@@ -69,7 +69,7 @@ def basic_auth_config(tmp_path):
 
 # -- P1: slow readers of /metrics hold no worker ----------------------------------------------------
 
-def test_p1_slow_readers_of_metrics_hold_no_worker(sim, exporter_factory):
+def test_slow_readers_of_metrics_hold_no_worker(sim, exporter_factory):
     """40 non-reading clients of a multi-megabyte /metrics against 4 workers: fresh clients still answered."""
     sim.set_payload(Domain(size=5000).extensions(WEDNESDAY_1015))
     exp = exporter_factory(sim, timeout=30.0, limits=Limits(workers=4, write_timeout=30.0))
@@ -97,7 +97,7 @@ def test_p1_slow_readers_of_metrics_hold_no_worker(sim, exporter_factory):
 
 # -- P2: pipelined open paths cannot starve an authenticated scrape ---------------------------------
 
-def test_p2_pipelined_healthy_without_reading_does_not_starve_a_scrape(sim, exporter_factory, tmp_path):
+def test_pipelined_healthy_without_reading_does_not_starve_a_scrape(sim, exporter_factory, tmp_path):
     """Basic auth on; 40 connections pipeline 1,500 GET /-/healthy each and never read."""
     sim.set_payload(Domain(size=50).extensions(WEDNESDAY_1015))
     exp = exporter_factory(sim, web_config=basic_auth_config(tmp_path), limits=Limits(workers=4))
@@ -128,7 +128,7 @@ def test_p2_pipelined_healthy_without_reading_does_not_starve_a_scrape(sim, expo
 
 # -- P3: a dripped body is read by the selector, within the head deadline -----------------------------
 
-def test_p3_dripped_body_is_cut_by_the_head_deadline(sim, exporter_factory, tmp_path):
+def test_dripped_body_is_cut_by_the_head_deadline(sim, exporter_factory, tmp_path):
     """40 × GET /-/healthy with Content-Length: 65536, the body dripped: scrapes answer, drippers are cut."""
     sim.set_payload(Domain(size=50).extensions(WEDNESDAY_1015))
     exp = exporter_factory(sim, web_config=basic_auth_config(tmp_path),
@@ -172,7 +172,7 @@ def test_p3_dripped_body_is_cut_by_the_head_deadline(sim, exporter_factory, tmp_
 
 # -- P5: a flood of empty connections at the cap does not evict a head that is arriving ----------------
 
-def test_p5_empty_connection_flood_spares_a_head_arriving_in_two_parts(sim, exporter_factory):
+def test_empty_connection_flood_spares_a_head_arriving_in_two_parts(sim, exporter_factory):
     sim.set_payload(Domain(size=50).extensions(WEDNESDAY_1015))
     exp = exporter_factory(sim, limits=Limits(max_connections=16))
     port = port_of(exp)
@@ -237,7 +237,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
-def test_p7_p9_malformed_head_gets_exactly_one_400_and_nothing_is_smuggled(sim, exporter_factory, log_output,
+def test_malformed_head_gets_exactly_one_400_and_nothing_is_smuggled(sim, exporter_factory, log_output,
                                                                           data):
     exp = exporter_factory(sim)
     reply, closed = exchange(port_of(exp), data)
@@ -249,7 +249,7 @@ def test_p7_p9_malformed_head_gets_exactly_one_400_and_nothing_is_smuggled(sim, 
     assert httpx.get(exp.server.url("/-/healthy"), timeout=5).status_code == 200  # and the port is fine
 
 
-def test_p7_many_unicode_lengths_each_get_their_400(sim, exporter_factory, log_output):
+def test_many_unicode_lengths_each_get_their_400(sim, exporter_factory, log_output):
     exp = exporter_factory(sim)
     port = port_of(exp)
     answers = [exchange(port, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: \xc2\xb2\r\n\r\n")[0]
@@ -260,7 +260,7 @@ def test_p7_many_unicode_lengths_each_get_their_400(sim, exporter_factory, log_o
     assert "level=error" not in log_output.getvalue()
 
 
-def test_p8_lf_crlf_head_then_a_pipelined_request_gets_two_answers(sim, exporter_factory, log_output):
+def test_lf_crlf_head_then_a_pipelined_request_gets_two_answers(sim, exporter_factory, log_output):
     exp = exporter_factory(sim)
     reply, _ = exchange(port_of(exp), b"GET /-/healthy HTTP/1.1\nHost: x\n\r\nGET /-/ready HTTP/1.1\r\n"
                                       b"Host: x\r\nConnection: close\r\n\r\n")
@@ -297,7 +297,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def test_p6_keyupdate_burst_is_cut_by_its_budget_and_costs_little_cpu(sim, pki, tmp_path):
+def test_keyupdate_burst_is_cut_by_its_budget_and_costs_little_cpu(sim, pki, tmp_path):
     """Openssl s_client sends one request, then KeyUpdates that ask for one back ('K'), a line each: the
     connection is cut by the budget of TLS records without application data, and the exporter's CPU over
     the burst and the 5 s after it stays low (if s_client were not cut, it is stopped so it reads nothing)."""

@@ -92,7 +92,7 @@ def web_config_with_user(tmp_path) -> str:
 # -- H1: header floods ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("basic_auth", [False, True], ids=["open", "basic-auth"])
-def test_h1_header_flood_keeps_rss_bounded_and_scrapes_answered(sim, tmp_path, basic_auth):
+def test_header_flood_keeps_rss_bounded_and_scrapes_answered(sim, tmp_path, basic_auth):
     """30 connections each push ~6 MB of header lines; RSS stays <= 200 MiB, a scrape answers within 5 s."""
     sim.set_payload(PAYLOAD)
     extra = ("--web.config.file", web_config_with_user(tmp_path)) if basic_auth else ()
@@ -149,7 +149,7 @@ def test_head_over_budget_is_refused_with_431(sim, exporter_factory):
 
 # -- M2 / M2b: idle connections and slowloris ---------------------------------------------------
 
-def test_m2_idle_connections_at_nofile_1024(sim):
+def test_idle_connections_at_nofile_1024(sim):
     """1,100 idle connections against nofile 1024: a scrape answers within 3 s, < 5 s CPU over 20 s."""
     sim.set_payload(PAYLOAD)
     with nofile(1024):
@@ -180,7 +180,7 @@ def test_m2_idle_connections_at_nofile_1024(sim):
     assert rc == 0 and "Traceback" not in log
 
 
-def test_m2b_slowloris_costs_no_thread_per_socket(sim):
+def test_slowloris_costs_no_thread_per_socket(sim):
     """2,000 sockets trickle request heads: threads stay <= 300, scrapes answer, heads time out."""
     sim.set_payload(PAYLOAD)
     exp = ExporterProcess(sim)

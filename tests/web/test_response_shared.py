@@ -154,7 +154,7 @@ def peak_rss_mib(pid: int) -> float:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 
 
-def test_p4_non_reading_clients_of_a_cached_answer_hold_one_copy(sim):
+def test_non_reading_clients_of_a_cached_answer_hold_one_copy(sim):
     sim.set_payload(Domain(size=50_000).extensions(WEDNESDAY_1015))
     exp = ExporterProcess(sim, "--pingaway.timeout", "60s")  # the default --pingaway.min-interval (30s)
     try:
