@@ -10,6 +10,8 @@ H1:  30 connections each push ~6 MB of header lines (reconnecting when cut off),
      a scrape on a fresh connection 1 s in. Peak RSS (VmHWM) and the scrape's time.
 M2:  1,100 idle connections with the server at nofile 1024; a scrape 2 s in, CPU over 20 s.
 M2b: 2,000 sockets trickling request heads; peak threads and three scrapes.
+p123: the port rows P1-P3 at full size, 480 connections each (below the 512 cap), a 5,000-user /metrics:
+     /-/healthy and /metrics from a fresh client, and the thread count, with each attack held.
 P4:  a 50,000-user domain; 128 sockets with 1 KiB receive buffers fetch /metrics from the min-interval cache
      (half identity, half gzip) and never read. Peak RSS (VmHWM) before and with them, threads, /-/healthy.
 cost: exporter CPU per scrape of /metrics and /probe, with every scrape calling upstream
@@ -225,6 +227,39 @@ def p4(srv: Server) -> str:
             f"{threads} threads; {cpu:.2f} s CPU for the 128; /-/healthy in {healthy:.2f} s")
 
 
+def p123(srv: Server) -> str:
+    """The port rows P1-P3 at full size: 480 hostile connections (below the 512 cap) of each kind in turn."""
+    url = f"http://127.0.0.1:{srv.port}"
+    size = len(httpx.get(url + "/metrics", headers={"Accept-Encoding": "identity"}, timeout=60).content)
+    attacks = {
+        "P1 (480 non-readers of /metrics)": lambda: tiny_reader(srv.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                                                                           b"Accept-Encoding: identity\r\n\r\n"),
+        "P2 (480 x 1,500 pipelined /-/healthy, never read)": lambda: tiny_reader(
+            srv.port, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n" * 1500),
+        "P3 (480 x Content-Length 65536, body dripped)": lambda: tiny_reader(
+            srv.port, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\nx"),
+    }
+    lines = []
+    for name, connect in attacks.items():
+        socks = [connect() for _ in range(480)]
+        try:
+            time.sleep(3.0)
+            start = time.monotonic()
+            healthy = httpx.get(url + "/-/healthy", timeout=10).status_code
+            t_healthy = time.monotonic() - start
+            start = time.monotonic()
+            metrics = httpx.get(url + "/metrics", timeout=10).status_code
+            t_metrics = time.monotonic() - start
+            threads = status(srv.proc.pid, "Threads")
+        finally:
+            for sock in socks:
+                sock.close()
+        lines.append(f"{name}: /-/healthy {healthy} in {t_healthy:.2f} s, /metrics ({size / 1e6:.1f} MB) {metrics} "
+                     f"in {t_metrics:.2f} s; {threads} threads")
+        time.sleep(1.0)
+    return "\n".join(lines)
+
+
 def per_scrape_cpu(srv: Server, path: str, n: int) -> float:
     """Exporter CPU (ms) per scrape over ``n`` scrapes on one keep-alive connection, after one to warm up."""
     with httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=120) as client:
@@ -277,9 +312,11 @@ def main() -> None:
                 continue
             if name == "p4":
                 sim.set_payload(Domain(size=50_000).extensions(WEDNESDAY_1015))
+            if name == "p123":
+                sim.set_payload(Domain(size=5_000).extensions(WEDNESDAY_1015))
             srv = Server(args.server, args.exporter_src, sim, nofile=1024 if name == "m2" else None)
             try:
-                print({"h1": h1, "m2": m2, "m2b": m2b, "p4": p4}[name](srv), flush=True)
+                print({"h1": h1, "m2": m2, "m2b": m2b, "p4": p4, "p123": p123}[name](srv), flush=True)
             finally:
                 srv.stop()
                 sim.set_payload(Domain(size=60).extensions(WEDNESDAY_1015))
