@@ -146,3 +146,14 @@ def test_a_connection_being_answered_is_never_chosen(world):
     world.conn(100, REQUEST, State.WRITING, complete=True)
     world.conn(100, REQUEST, State.WRITING, complete=True)
     assert world.pick() is None
+
+
+def test_among_empty_connections_under_a_second_old_the_newest_goes_first(world):
+    """A flood of empty connections: its own are always the newest, so a scraper's connection, accepted a moment
+    before its head arrives, outlasts them."""
+    scraper = world.conn(SLOW_AFTER / 2)
+    world.conn(SLOW_AFTER / 10)
+    newest = world.conn(SLOW_AFTER / 100)
+    assert world.pick() is newest
+    world.conns.remove(newest)
+    assert world.pick() is not scraper

@@ -6,9 +6,10 @@ In order, the first kind present gives the victim:
    the oldest first (idle sockets held open);
 2. one that has been open ``SLOW_AFTER`` seconds or more without completing
    a request, the one that sent least per second first (slowloris);
-3. any other connection that has sent nothing, the oldest first (a flood of
-   empty connections; a scraper's own connection, accepted a moment before
-   its head arrives, is the newest of them, and a trickling head goes before it);
+3. any other connection that has sent nothing, the newest first (a flood of
+   empty connections: the flood's own are always the newest, so a scraper's
+   connection, accepted a moment before its head arrived, outlasts them; a
+   trickling head goes before any of these);
 4. any other that has not completed a request, the one that sent least;
 5. a complete request still waiting for a worker (``cancel`` withdraws it);
 6. an idle keep-alive connection, the one idle longest.
@@ -41,7 +42,7 @@ def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Calla
     if slow:
         return min(slow, key=lambda c: (c.proto.received / max(now - c.opened, 1e-3), c.opened))
     if empties:
-        return empties[0]
+        return empties[-1]
     if fresh:
         return min(fresh, key=lambda c: (c.proto.received, c.opened))
     waiting = next((c for c in all_conns if c.state == State.WORKER and cancel(c)), None)
