@@ -216,9 +216,14 @@ class BoundedServer:
 
     def _accept(self) -> None:
         for _ in range(64):
-            if self._count >= self.cap and not self._evict("connection limit"):
-                self._set_accepting(False)  # resumed when a connection closes
-                return
+            if self._count >= self.cap:
+                # A connection is closed only for one that waits to take its place: without this check, the
+                # accept that reached the cap closed one more on its next round, for nobody.
+                if not connection.waiting(self.socket):
+                    return
+                if not self._evict("connection limit"):
+                    self._set_accepting(False)  # resumed when a connection closes
+                    return
             try:
                 sock, addr = self.socket.accept()
             except (BlockingIOError, InterruptedError):

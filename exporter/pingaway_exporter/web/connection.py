@@ -4,7 +4,8 @@ The selector thread owns every ``Conn``: it feeds the bytes it reads to the
 connection's ``protocol.Protocol`` and sends the answer's chunks (``out``)
 without blocking. A worker never touches the socket, so the selector can
 close a connection at any time and the open-connection count always comes
-down. ``listen`` makes the port's listening socket.
+down. ``listen`` makes the port's listening socket, and ``waiting`` says whether a client waits in its
+backlog.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import select
 import socket
 import ssl
 import struct
@@ -101,6 +103,16 @@ def listen(address: tuple[str, int], backlog: int) -> tuple[socket.socket, bool]
         return socket.create_server(("", port), family=socket.AF_INET, backlog=backlog), False
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=backlog), False
+
+
+def waiting(listener: socket.socket) -> bool:
+    """True when a connection waits in the listening socket's backlog (poll: any descriptor number works)."""
+    poller = select.poll()
+    try:
+        poller.register(listener, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # closed
+        return False
 
 
 def pending(sock: socket.socket) -> bool:

@@ -1,0 +1,205 @@
+"""web.bounded_server: a BoundedServer on loopback, in this process, on an injected clock.
+
+It serves, keeps a connection alive, closes one past its idle or head deadline once the injected clock
+says so (the selector's turn reads the clock; the test waits on the socket, seconds at most), and at its
+connection cap closes the oldest connection that has sent nothing to let a request in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+import httpx
+import pytest
+
+from pingaway_exporter.web.bounded_server import BoundedServer
+from pingaway_exporter.web.limits import Limits
+from pingaway_exporter.web.protocol import Request, Response
+from tests.helpers.clock import WEDNESDAY_1015
+from tests.helpers.wire import read_answer
+
+pytestmark = pytest.mark.unit
+
+WAIT = 10.0  # seconds, only so that a broken server fails the test instead of hanging it
+
+
+class Clock:
+    """The injected clock: pinned at ``now``; with ``step``, each reading moves it on by that much.
+
+    The server sets a connection's idle deadline just after its answer is out, so a test that reads the
+    answer and then moves ``now`` may do so before the deadline is set from it; a stepping clock passes
+    any deadline set at any moment, with no race."""
+
+    def __init__(self) -> None:
+        self.now = WEDNESDAY_1015
+        self.step = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class Echo(BoundedServer):
+    """Answers every request with its method and target; ``/quick`` on the selector thread."""
+
+    def handle(self, request: Request) -> Response:
+        return Response.text(200, f"{request.method} {request.target}\n")
+
+    def quick(self, request: Request) -> Response | None:
+        return Response.text(200, "quick\n") if request.path == "/quick" else None
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        return [("X-Test", "yes")]
+
+
+@pytest.fixture
+def serve():
+    servers: list[Echo] = []
+
+    def start(limits: Limits | None = None, clock: Clock | None = None) -> Echo:
+        server = Echo(("127.0.0.1", 0), limits or Limits(), clock=clock or Clock())
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def url(server: BoundedServer, path: str = "/") -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}{path}"
+
+
+def connect(server: BoundedServer) -> socket.socket:
+    return socket.create_connection(server.server_address[:2], timeout=WAIT)
+
+
+def ask(s: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return read_answer(s, WAIT)
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    """True when the server closes ``s`` within WAIT seconds (EOF or a reset)."""
+    s.settimeout(WAIT)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def still_open(s: socket.socket) -> bool:
+    """True when nothing (no EOF) has arrived on ``s`` yet: a non-blocking read finds no data."""
+    s.setblocking(False)
+    try:
+        s.recv(1)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.settimeout(WAIT)
+    return False
+
+
+def test_serves_a_request(serve):
+    server = serve()
+    resp = httpx.get(url(server, "/a?b=c"), timeout=WAIT)
+    assert resp.status_code == 200
+    assert resp.text == "GET /a?b=c\n"
+    assert resp.headers["x-test"] == "yes"
+
+
+def test_a_quick_answer_needs_no_worker(serve):
+    server = serve(Limits(workers=1))
+    assert httpx.get(url(server, "/quick"), timeout=WAIT).text == "quick\n"
+
+
+def test_keeps_a_connection_alive_for_several_requests(serve):
+    server = serve()
+    with connect(server) as s:
+        for i in range(3):
+            head, body = ask(s, f"/{i}")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert body == f"GET /{i}\n".encode()
+
+
+def test_pipelined_requests_are_answered_in_order(serve):
+    server = serve()
+    with connect(server) as s:
+        s.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_answer(s, WAIT)[1] == b"GET /1\n"
+        assert read_answer(s, WAIT)[1] == b"GET /2\n"
+
+
+def test_closes_an_idle_connection_after_its_deadline_on_the_clock(serve):
+    clock = Clock()
+    limits = Limits(idle_timeout=120.0)
+    server = serve(limits, clock)
+    with connect(server) as s:
+        assert ask(s)[0].startswith(b"HTTP/1.1 200")
+        clock.now += limits.idle_timeout - 1
+        assert ask(s, "/again")[1] == b"GET /again\n"  # within its idle time: still served
+        clock.step = limits.idle_timeout / 4
+        assert closed_by_server(s)
+
+
+def test_closes_a_connection_that_sends_no_head_within_the_header_timeout(serve):
+    clock = Clock()
+    limits = Limits(header_timeout=10.0)
+    server = serve(limits, clock)
+    with connect(server) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n")  # a head, never finished
+        clock.step = limits.header_timeout / 4
+        assert closed_by_server(s)
+
+
+@pytest.fixture
+def held():
+    """Client sockets a test opens and leaves silent; closed after it."""
+    socks: list[socket.socket] = []
+    yield socks
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.close()
+
+
+def test_at_the_cap_the_oldest_silent_connection_makes_room(serve, held):
+    server = serve(Limits(max_connections=8))
+    assert server.cap == 8
+    held.extend(connect(server) for _ in range(server.cap))
+    # A request on a fresh connection now needs room: the oldest connection that has sent nothing is closed.
+    with connect(server) as s:
+        head, body = ask(s, "/scraper")
+        assert head.startswith(b"HTTP/1.1 200") and body == b"GET /scraper\n"
+    assert closed_by_server(held[0])
+    assert all(still_open(s) for s in held[1:])  # one closed for one let in, no more
+
+
+def test_reaching_the_cap_closes_no_connection(serve, held):
+    server = serve(Limits(max_connections=8))
+    held.extend(connect(server) for _ in range(server.cap - 1))
+    with connect(server) as last:  # the cap's own connection: there is room for it without closing one
+        assert ask(last, "/last")[1] == b"GET /last\n"
+        assert all(still_open(s) for s in held)
+
+
+def test_shutdown_stops_the_loop_and_server_close_the_port():
+    server = Echo(("127.0.0.1", 0), Limits(), clock=Clock())
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    assert httpx.get(url(server), timeout=WAIT).status_code == 200
+    address = server.server_address[:2]
+    server.shutdown()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    server.server_close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address, timeout=WAIT).close()

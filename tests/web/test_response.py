@@ -1,0 +1,98 @@
+"""web.response: a metrics answer's body as chunks, plain or one gzip stream, and a scrape's three runs."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import zlib
+
+import pytest
+
+from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
+from pingaway_exporter.metrics.exposition import Format
+from pingaway_exporter.web import response
+from pingaway_exporter.web.response import CHUNK, GZIP_HEADER, crc32_combine, render_body, render_part, scrape_body
+
+pytestmark = pytest.mark.unit
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def writes(*parts: bytes):
+    def render(sink) -> None:
+        for p in parts:
+            sink(p)
+    return render
+
+
+def test_plain_body_is_the_bytes_written():
+    assert b"".join(render_body(writes(b"a 1\n", b"b 2\n"), False)) == b"a 1\nb 2\n"
+
+
+def test_nothing_written_is_no_chunk_without_gzip_and_an_empty_stream_with_it():
+    assert render_body(writes(), False) == ()
+    assert gzip.decompress(b"".join(render_body(writes(), True))) == b""
+
+
+def test_gzip_body_is_one_gzip_member_of_the_text():
+    text = [b"x_total %d\n" % i for i in range(1000)]
+    body = b"".join(render_body(writes(*text), True))
+    assert body.startswith(GZIP_HEADER)
+    d = zlib.decompressobj(wbits=31)
+    assert d.decompress(body) == b"".join(text)
+    assert d.eof and d.unused_data == b""  # one member, nothing after it
+
+
+def test_large_bodies_come_in_chunks_of_at_least_chunk_bytes():
+    block = bytes(range(256)) * 1024  # 256 KiB, written in 8 KiB writes
+    chunks = render_body(writes(*(block[i:i + 8192] for i in range(0, len(block), 8192)), block), False)
+    assert len(chunks) >= 2
+    assert all(len(c) >= CHUNK for c in chunks[:-1])
+    assert b"".join(chunks) == block * 2
+
+
+def test_runs_make_one_gzip_stream():
+    a = render_part(writes(b"head\n"), True)
+    b = render_part(writes(b"middle\n"), True, first=False)
+    crc = crc32_combine(a.crc, b.crc, b.size)
+    c = render_part(writes(b"tail\n"), True, first=False, before=(crc, a.size + b.size))
+    assert (a.size, b.size, c.size) == (5, 7, 5)
+    assert gzip.decompress(b"".join(a.chunks + b.chunks + c.chunks)) == b"head\nmiddle\ntail\n"
+
+
+@pytest.mark.parametrize(("a", "b"), [(b"", b""), (b"abc", b""), (b"", b"xyz"), (b"hello ", b"world" * 999)])
+def test_crc32_combine_is_zlibs(a, b):
+    assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+@pytest.fixture
+def scrape(sim, exporter_factory):
+    running = exporter_factory(sim)
+
+    def make() -> ScrapeCollector:
+        return ScrapeCollector(running.target, time.monotonic() + 5, CollectorOptions())
+    return make
+
+
+@pytest.mark.parametrize("accept", ["", OPENMETRICS])
+def test_a_scrape_body_is_the_exposition_plain_and_gzipped(scrape, accept):
+    fmt = Format(accept)
+    plain = b"".join(scrape_body(scrape(), fmt, False, ())).decode()
+    zipped = gzip.decompress(b"".join(scrape_body(scrape(), fmt, True, ()))).decode()
+    for text in (plain, zipped):
+        assert "pingaway_up 1" in text
+        assert text.endswith("# EOF\n") is (fmt.content_type.startswith("application/openmetrics-text"))
+        assert text.count("# EOF") <= 1
+    assert fmt.content_type.startswith(accept.split(";")[0] or "text/plain")
+
+
+def test_a_scrape_body_ends_with_what_comes_after(scrape):
+    from prometheus_client.core import GaugeMetricFamily
+
+    after = GaugeMetricFamily("zz_after", "comes last", value=7)
+    text = gzip.decompress(b"".join(scrape_body(scrape(), Format(""), True, [after]))).decode()
+    assert text.rstrip().endswith("zz_after 7.0")
+
+
+def test_the_module_names_its_chunk_size():
+    assert response.CHUNK == 256 * 1024

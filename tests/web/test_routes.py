@@ -1,0 +1,199 @@
+"""web.routes: each route through an in-process server (``exporter_factory``, or an ExporterServer without a
+target), and ``scrape_budget``."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+
+import httpx
+import pytest
+
+from pingaway_exporter.config.file import load_file
+from pingaway_exporter.config.reload import SettingsReloader
+from pingaway_exporter.web.app import WebApp
+from pingaway_exporter.web.routes import SCRAPE_TIMEOUT_HEADER, scrape_budget
+from pingaway_exporter.web.server import ExporterServer
+from tests.helpers.metrics_util import samples, value
+
+pytestmark = pytest.mark.unit
+
+WAIT = 15.0
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+@pytest.fixture
+def bare():
+    """An ExporterServer with no target of its own (only /probe targets, here none)."""
+    servers: list[ExporterServer] = []
+
+    def start(**app) -> ExporterServer:
+        server = ExporterServer(("127.0.0.1", 0), None, WebApp(**app))
+        server.ready.set()
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def get(server: ExporterServer, path: str, **kw) -> httpx.Response:
+    return httpx.get(server.url(path), timeout=WAIT, **kw)
+
+
+def test_the_landing_page(sim, exporter_factory):
+    running = exporter_factory(sim)
+    resp = running.get("/")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Pingaway Exporter</h1>" in resp.text and 'href="/metrics"' in resp.text
+
+
+def test_metrics_scrapes_the_target(sim, exporter_factory):
+    resp = exporter_factory(sim).get()
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
+    parsed = samples(resp.text)
+    assert value(parsed, "pingaway_up") == 1
+    assert "process_cpu_seconds_total" in resp.text  # the runtime metrics come along
+
+
+def test_metrics_in_openmetrics_and_gzip(sim, exporter_factory):
+    running = exporter_factory(sim)
+    with httpx.Client(timeout=WAIT) as client:
+        resp = client.get(running.url, headers={"Accept": OPENMETRICS, "Accept-Encoding": "gzip"})
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/openmetrics-text")
+    assert resp.headers["content-encoding"] == "gzip"
+    assert resp.text.endswith("# EOF\n")  # httpx has undone the gzip
+
+
+def test_head_on_metrics_makes_no_upstream_call(sim, exporter_factory):
+    running = exporter_factory(sim)
+    resp = httpx.head(running.url, headers={"Accept-Encoding": "gzip"}, timeout=WAIT)
+    assert resp.status_code == 200 and resp.headers["content-encoding"] == "gzip"
+    assert running.target.last_outcome is None
+
+
+def test_metrics_without_a_target_says_what_runs(bare):
+    resp = get(bare(), "/metrics")
+    assert resp.status_code == 200
+    assert "pingaway_up" not in resp.text
+    assert "process_cpu_seconds_total" in resp.text
+
+
+def test_a_custom_telemetry_path(bare):
+    server = bare(telemetry_path="/custom")
+    assert get(server, "/custom").status_code == 200
+    assert get(server, "/metrics").status_code == 404
+
+
+@pytest.mark.parametrize(("query", "says"), [
+    ("", "exactly one target=NAME"),
+    ("?target=", "exactly one target=NAME"),
+    ("?target=a&target=b", "exactly one target=NAME"),
+    ("?target=acme", "unknown target 'acme'"),
+])
+def test_probe_errors(bare, query, says):
+    resp = get(bare(), "/probe" + query)
+    assert resp.status_code == 400
+    assert says in resp.text
+    if "unknown" in says:
+        assert "(none are declared)" in resp.text
+
+
+def test_probe_does_not_echo_a_long_name_whole(bare):
+    resp = get(bare(), "/probe?target=" + "x" * 500)
+    assert resp.status_code == 400 and "x" * 64 in resp.text and "x" * 65 not in resp.text
+
+
+def test_healthy_and_ready(bare):
+    server = bare()
+    assert (get(server, "/-/healthy").status_code, get(server, "/-/healthy").text) == (200, "Healthy\n")
+    assert get(server, "/-/ready").status_code == 200
+    server.ready.clear()
+    resp = get(server, "/-/ready")
+    assert (resp.status_code, resp.text) == (503, "Not ready\n")
+
+
+def test_sd_without_declared_targets_is_an_empty_list(bare):
+    resp = get(bare(), "/sd")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json() == []
+
+
+def test_unknown_paths_and_methods(bare):
+    server = bare()
+    assert get(server, "/nope").status_code == 404
+    assert httpx.post(server.url("/metrics"), timeout=WAIT).status_code == 405
+    assert httpx.post(server.url("/metrics"), timeout=WAIT).headers["allow"] == "GET, HEAD"
+    assert httpx.post(server.url("/nope"), timeout=WAIT).status_code == 404
+    resp = httpx.request("DELETE", server.url("/metrics"), timeout=WAIT)
+    assert resp.status_code == 501 and "DELETE" in resp.text
+
+
+def test_reload_is_post_only(bare):
+    resp = get(bare(enable_lifecycle=True), "/-/reload")
+    assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+
+
+def test_reload_without_lifecycle_is_forbidden(bare):
+    resp = httpx.post(bare().url("/-/reload"), timeout=WAIT)
+    assert resp.status_code == 403 and "--web.enable-lifecycle" in resp.text
+
+
+def reloader(tmp_path, text: str) -> SettingsReloader:
+    path = tmp_path / "pingaway.yml"
+    path.write_text(text)
+    return SettingsReloader(str(path), load_file(str(path)))
+
+
+def test_reload_with_lifecycle_reloads_the_config(bare, tmp_path):
+    config = reloader(tmp_path, "{}\n")
+    server = bare(enable_lifecycle=True, config=config)
+    resp = httpx.post(server.url("/-/reload"), timeout=WAIT)
+    assert resp.status_code == 200
+    assert config.last_reload_successful
+
+
+def test_a_failed_reload_is_a_500_and_keeps_the_config(bare, tmp_path):
+    config = reloader(tmp_path, "{}\n")
+    before = config.current
+    server = bare(enable_lifecycle=True, config=config)
+    (tmp_path / "pingaway.yml").write_text("colour: red\n")
+    resp = httpx.post(server.url("/-/reload"), timeout=WAIT)
+    assert resp.status_code == 500 and "colour" in resp.text
+    assert config.current is before and not config.last_reload_successful
+
+
+@pytest.mark.parametrize(("header", "budget"), [
+    (None, 10.0),  # no header: the cap
+    ("", 10.0),
+    ("nonsense", 10.0),
+    ("-3", 10.0),
+    ("60", 10.0),  # more than the cap: the cap
+    ("5", 4.5),  # the offset kept back
+    ("0.6", 0.3),  # tiny: half of itself, not less
+])
+def test_scrape_budget(header, budget):
+    assert scrape_budget(header, 10.0, 0.5) == pytest.approx(budget)
+
+
+def test_scrape_budget_is_never_zero():
+    assert scrape_budget("0.001", 10.0, 0.5) == pytest.approx(0.01)
+
+
+def test_the_scrape_timeout_header_is_prometheus_own():
+    assert SCRAPE_TIMEOUT_HEADER == "X-Prometheus-Scrape-Timeout-Seconds"
+
+
+def test_gzip_body_is_valid_on_the_wire(sim, exporter_factory):
+    running = exporter_factory(sim)
+    with httpx.Client(timeout=WAIT) as client, client.stream(
+            "GET", running.url, headers={"Accept-Encoding": "gzip"}) as resp:
+        raw = b"".join(resp.iter_raw())
+    assert b"pingaway_up 1" in gzip.decompress(raw)
