@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -171,16 +172,32 @@ def held():
             s.close()
 
 
-def test_at_the_cap_the_oldest_silent_connection_makes_room(serve, held):
+def test_at_the_cap_the_newest_of_young_silent_connections_makes_room(serve, held):
+    """Silent connections under a second old: a flood's own are the newest, so the newest goes first."""
     server = serve(Limits(max_connections=8))
     assert server.cap == 8
     held.extend(connect(server) for _ in range(server.cap))
-    # A request on a fresh connection now needs room: the oldest connection that has sent nothing is closed.
+    with connect(server) as s:
+        head, body = ask(s, "/scraper")
+        assert head.startswith(b"HTTP/1.1 200") and body == b"GET /scraper\n"
+    assert closed_by_server(held[-1])
+    assert all(still_open(s) for s in held[:-1])  # one closed for one let in, no more
+
+
+def test_at_the_cap_the_oldest_connection_silent_for_a_second_makes_room(serve, held):
+    clock = Clock()
+    server = serve(Limits(max_connections=8), clock)
+    held.extend(connect(server) for _ in range(server.cap))
+    end = time.monotonic() + 10
+    while server.open_connections < server.cap:  # every held connection accepted on the pinned clock
+        assert time.monotonic() < end, "the server did not accept the held connections"
+        time.sleep(0.01)
+    clock.now += 2.0  # every held connection has now been silent for two seconds
     with connect(server) as s:
         head, body = ask(s, "/scraper")
         assert head.startswith(b"HTTP/1.1 200") and body == b"GET /scraper\n"
     assert closed_by_server(held[0])
-    assert all(still_open(s) for s in held[1:])  # one closed for one let in, no more
+    assert all(still_open(s) for s in held[1:])
 
 
 def test_reaching_the_cap_closes_no_connection(serve, held):

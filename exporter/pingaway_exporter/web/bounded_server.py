@@ -102,6 +102,11 @@ class BoundedServer:
         """A cheap fixed answer made on the selector thread, or None to hand the request to a worker."""
         return None
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (read on the selector thread; elsewhere a moment's snapshot)."""
+        return self._count
+
     def response_headers(self) -> list[tuple[str, str]]:
         """Headers added to every answer (the web-config's ``http_server_config.headers``)."""
         return []
