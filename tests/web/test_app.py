@@ -33,7 +33,3 @@ def test_each_app_has_its_own_reloader_and_team_views():
     assert a.config is not b.config
     assert a.team_views is not b.team_views
 
-
-def test_fields_can_be_set():
-    app = WebApp(telemetry_path="/m", enable_lifecycle=True, limits=Limits(workers=3))
-    assert (app.telemetry_path, app.enable_lifecycle, app.limits.workers) == ("/m", True, 3)

@@ -7,10 +7,10 @@ import time
 import zlib
 
 import pytest
+from prometheus_client.core import GaugeMetricFamily
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format
-from pingaway_exporter.web import response
 from pingaway_exporter.web.response import CHUNK, GZIP_HEADER, crc32_combine, render_body, render_part, scrape_body
 
 pytestmark = pytest.mark.unit
@@ -87,12 +87,7 @@ def test_a_scrape_body_is_the_exposition_plain_and_gzipped(scrape, accept):
 
 
 def test_a_scrape_body_ends_with_what_comes_after(scrape):
-    from prometheus_client.core import GaugeMetricFamily
-
     after = GaugeMetricFamily("zz_after", "comes last", value=7)
     text = gzip.decompress(b"".join(scrape_body(scrape(), Format(""), True, [after]))).decode()
     assert text.rstrip().endswith("zz_after 7.0")
 
-
-def test_the_module_names_its_chunk_size():
-    assert response.CHUNK == 256 * 1024
