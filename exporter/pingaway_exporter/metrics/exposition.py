@@ -126,11 +126,7 @@ _TYPES = {"gauge": ("", "", "gauge"), "counter": ("_total", "_total", "counter")
 _SMALL = 1e6  # below it (and above -_HUGE) a float's repr is what floatToGoString writes
 _HUGE = 1e300
 _go_string: Callable[[float], str] = floatToGoString  # the library's number format (untyped there)
-
-
-def _number(value: float) -> str:
-    v = float(value)
-    return repr(v) if -_HUGE < v < _SMALL else _go_string(v)
+_GOOD_LABELS: set[str] = set()  # label names already found in the legacy set
 
 
 @lru_cache(maxsize=1024)
@@ -164,18 +160,28 @@ def _encode(metric: Metric, openmetrics: bool) -> str | None:
         return None
     name = metric.name + kind[0]
     out = [head]
+    add = out.append
+    good = _GOOD_LABELS
     for s in metric.samples:
         if s.name != name or s.timestamp is not None or s.exemplar is not None or s.native_histogram is not None:
             return None
+        v = float(s.value)
+        number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
         labels = s.labels
-        if labels:
-            for k in labels:
+        if not labels:
+            add(f"{name} {number}\n")
+            continue
+        pairs = []
+        for k, raw in (labels.items() if len(labels) == 1 else sorted(labels.items())):
+            if k not in good:
                 if not _legacy(k, True):
                     return None
-            pairs = ",".join([f'{k}="{escape(v)}"' for k, v in sorted(labels.items())])
-            out.append(f"{name}{{{pairs}}} {_number(s.value)}\n")
-        else:
-            out.append(f"{name} {_number(s.value)}\n")
+                if len(good) < 1024:
+                    good.add(k)
+            # escape(), inlined: a call per label counts here
+            value = raw.translate(_ESCAPES) if "\\" in raw or '"' in raw or "\n" in raw else raw
+            pairs.append(f'{k}="{value}"')
+        add(f"{name}{{{','.join(pairs)}}} {number}\n")
     return "".join(out)
 
 
