@@ -203,13 +203,13 @@ def _probe_families() -> list[Metric]:
 
 class Format:
     """What the client negotiated: the encoder for ordinary families and the content type; ``fast`` when
-    ``_encode`` writes what that encoder does (checked on a probe family, once per Accept value)."""
+    ``_encode`` writes what that encoder does (checked on probe families, once per content type)."""
 
     def __init__(self, accept_header: str) -> None:
         self.encoder, content_type = choose_encoder(accept_header or "")
         self.content_type = content_type or CONTENT_TYPE_LATEST
         self.openmetrics = self.content_type.startswith("application/openmetrics-text")
-        self.fast = _fast_ok(accept_header or "")
+        self.fast = _fast_ok(self.encoder, self.content_type, self.openmetrics)
 
     @classmethod
     def of(cls, accept_header: str) -> Format:
@@ -235,18 +235,26 @@ def _format_of(accept_header: str) -> Format:
     return Format(accept_header)
 
 
-@lru_cache(maxsize=64)
-def _fast_ok(accept_header: str) -> bool:
-    encoder, content_type = choose_encoder(accept_header)
-    openmetrics = (content_type or "").startswith("application/openmetrics-text")
-    for probe in _probe_families():
-        theirs = encoder(_One(probe))
-        if openmetrics and theirs.endswith(b"# EOF\n"):
-            theirs = theirs[:-6]
-        ours = _encode(probe, openmetrics)
-        if ours is None or ours.encode("utf-8") != theirs:
-            return False
-    return True
+_FAST: dict[str, bool] = {}  # content type (it names the encoder: format, version, escaping) -> _encode agrees
+
+
+def _fast_ok(encoder: Callable[[Any], bytes], content_type: str, openmetrics: bool) -> bool:
+    """Whether ``_encode`` writes the probe families byte for byte as ``encoder`` does; checked once per
+    content type (a few are kept; past that each new one is checked again)."""
+    known = _FAST.get(content_type)
+    if known is None:
+        known = True
+        for probe in _probe_families():
+            theirs = encoder(_One(probe))
+            if openmetrics and theirs.endswith(b"# EOF\n"):
+                theirs = theirs[:-6]
+            ours = _encode(probe, openmetrics)
+            if ours is None or ours.encode("utf-8") != theirs:
+                known = False
+                break
+        if len(_FAST) < 64:
+            _FAST[content_type] = known
+    return known
 
 
 def render(registry: Collector, fmt: Format, sink: Callable[[bytes], Any]) -> None:
