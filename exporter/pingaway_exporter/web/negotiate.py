@@ -8,6 +8,7 @@ text format, never an error; a bad q-value counts as 0.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from pingaway_exporter.metrics.exposition import Format
 
@@ -30,11 +31,28 @@ def _media_ranges(header: str, limit: int = 32) -> Iterator[tuple[str, dict[str,
         yield kind, params, (q if 0.0 <= q <= 1.0 else 0.0)
 
 
+_CACHED_UP_TO = 256  # longer headers are worked out each time, so the caches stay small
+
 # The format versions prometheus_client writes, by media type.
 _KNOWN_VERSIONS = {"application/openmetrics-text": ("0.0.1", "1.0.0"), "text/plain": ("0.0.4",)}
 
 
 def negotiate_accept(header: str) -> str:
+    """The one media range of Accept that ``exposition.Format`` should use (``_negotiate``), worked out once
+    per distinct short header: a scraper sends the same one every time."""
+    if len(header) > _CACHED_UP_TO:
+        return _negotiate(header)
+    return _negotiate_cached(header)
+
+
+def gzip_accepted(header: str) -> bool:
+    """True when Accept-Encoding allows gzip with a q-value above 0 (``gzip;q=0`` gets identity)."""
+    if len(header) > _CACHED_UP_TO:
+        return _gzip(header)
+    return _gzip_cached(header)
+
+
+def _negotiate(header: str) -> str:
     """The one media range of Accept that ``exposition.Format`` should use: the acceptable one with the
     highest q-value (the first of equals). A range prometheus_client cannot write, or cannot parse
     (``text/plain; version=abc``), is skipped, so garbage gets the text format, never an error."""
@@ -47,15 +65,14 @@ def negotiate_accept(header: str) -> str:
             continue  # checked here: prometheus_client before 0.21 writes OpenMetrics for any version
         offer = "; ".join([kind, *(f"{k}={v}" for k, v in params.items())])
         try:
-            Format(offer)
+            Format.of(offer)
         except Exception:  # noqa: S112 -- prometheus_client compares versions without checking them: skip the offer
             continue
         best_q, best = q, offer
     return best
 
 
-def gzip_accepted(header: str) -> bool:
-    """True when Accept-Encoding allows gzip with a q-value above 0 (``gzip;q=0`` gets identity)."""
+def _gzip(header: str) -> bool:
     star = None
     for kind, _, q in _media_ranges(header or ""):
         if kind in ("gzip", "x-gzip"):
@@ -63,3 +80,7 @@ def gzip_accepted(header: str) -> bool:
         if kind == "*":
             star = q > 0
     return bool(star)
+
+
+_negotiate_cached = lru_cache(maxsize=64)(_negotiate)
+_gzip_cached = lru_cache(maxsize=64)(_gzip)

@@ -28,6 +28,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from prometheus_client.core import Metric
 
@@ -164,10 +165,17 @@ _X2N = _powers()  # x^(2^n) modulo the polynomial
 
 def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
     """The CRC-32 of A + B from ``crc1`` of A, ``crc2`` of B and B's length."""
+    return _multmodp(_shift(len2), crc1) ^ crc2
+
+
+@lru_cache(maxsize=256)
+def _shift(len2: int) -> int:
+    """x^(8 * len2) modulo the polynomial: shifting a CRC by ``len2`` zero bytes. Kept per length, since a
+    shared middle has the same length for every scrape it serves."""
     p, k, n = 1 << 31, 3, len2  # x^0; shifting by len2 bytes is x^(8 * len2) = x^(2^3 * len2)
     while n:
         if n & 1:
             p = _multmodp(_X2N[k & 31], p)
         n >>= 1
         k += 1
-    return _multmodp(p, crc1) ^ crc2
+    return p

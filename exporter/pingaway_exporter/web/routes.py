@@ -179,7 +179,7 @@ def _get(server: ServerView, req: Request) -> Response:
 
 def _head_only(req: Request) -> Response:
     """HEAD on a metrics path: the headers a GET would get, with no upstream call and no render."""
-    headers = [("Content-Type", Format(negotiate_accept(req.header("accept") or "")).content_type)]
+    headers = [("Content-Type", Format.of(negotiate_accept(req.header("accept") or "")).content_type)]
     if gzip_accepted(req.header("accept-encoding") or ""):
         headers.append(("Content-Encoding", "gzip"))
     return Response(200, headers, framed=False)
@@ -221,7 +221,7 @@ def _probe(server: ServerView, req: Request) -> Response:
 
 def _expose(req: Request, collector: ScrapeCollector | ExporterCollector, runtime: bool = False) -> Response:
     """Render ``collector`` (and the process's own metrics with ``runtime``); a scrape's middle is shared."""
-    fmt = Format(negotiate_accept(req.header("accept") or ""))
+    fmt = Format.of(negotiate_accept(req.header("accept") or ""))
     gzip_ok = gzip_accepted(req.header("accept-encoding") or "")
     after = _RUNTIME if runtime else ()
     try:
