@@ -8,7 +8,7 @@ from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.config.targetfiles import load_config
 from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
-from pingaway_exporter.serving import start_pool
+from pingaway_exporter.serving import start_probe_targets
 from tests.helpers.served import URL, token_file, write
 
 pytestmark = pytest.mark.unit
@@ -20,7 +20,7 @@ def test_start_pool_builds_every_declared_target(tmp_path):
     pool = TargetPool(SettingsReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml"))),
                       TargetDefaults(token_opaque=True), UpstreamSlots(4))
     try:
-        assert start_pool(pool, str(tmp_path / "c.yml"))
+        assert start_probe_targets(pool, str(tmp_path / "c.yml"))
         assert pool.names() == ["d0", "d1", "d2"]
     finally:
         pool.close()
@@ -32,7 +32,7 @@ def test_a_target_that_cannot_be_built_stops_the_start_with_its_name(tmp_path, c
     pool = TargetPool(SettingsReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml"))),
                       TargetDefaults(), UpstreamSlots(4))  # not opaque: the token is not a JWT
     try:
-        assert not start_pool(pool, str(tmp_path / "c.yml"))
+        assert not start_probe_targets(pool, str(tmp_path / "c.yml"))
     finally:
         pool.close()
     err = capsys.readouterr().err

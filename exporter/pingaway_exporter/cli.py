@@ -28,7 +28,7 @@ from pingaway_exporter.metrics.groups import TeamView
 from pingaway_exporter.metrics.groups import families as group_families
 from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import Target, UpstreamSlots
-from pingaway_exporter.serving import Started, serve, start_pool
+from pingaway_exporter.serving import Started, serve, start_probe_targets
 from pingaway_exporter.upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import safe_url
@@ -238,7 +238,7 @@ def _probe_targets(cfg: Flags, reloader: SettingsReloader, slots: UpstreamSlots,
 def _check(cfg: Flags, target: Target | None, reloader: SettingsReloader, pool: TargetPool,
            config_path: str | None) -> int:
     """``check``: one fetch of every target, a short summary of each; the worst status."""
-    if not start_pool(pool, config_path):
+    if not start_probe_targets(pool, config_path):
         return 2
     status = run_check(cfg.timeout, target, config=reloader) if target is not None else 0
     for probe in pool.probes():  # and every declared target

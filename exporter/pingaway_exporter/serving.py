@@ -65,7 +65,7 @@ def serve(server: ExporterServer, run: Started) -> int:
     serving = threading.Thread(target=server.serve_forever, name="serve")
     serving.start()
     try:
-        if not start_pool(run.pool, run.config_path):
+        if not start_probe_targets(run.pool, run.config_path):
             server.shutdown()
             return 2
         if hasattr(signal, "SIGHUP"):
@@ -111,7 +111,7 @@ def open_port(server: ExporterServer, run: Started, serving: threading.Thread) -
             "basic_auth": server.auth is not None}})
 
 
-def start_pool(pool: TargetPool, config_path: str | None) -> bool:
+def start_probe_targets(pool: TargetPool, config_path: str | None) -> bool:
     """Build every declared target; False (the error printed) when one's credentials cannot be loaded."""
     try:
         pool.start()

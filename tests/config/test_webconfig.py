@@ -26,7 +26,7 @@ from tests.helpers.tools import without_pingaway_env
 
 pytest.importorskip("cryptography", reason="the test extra installs cryptography for the throwaway CA")
 from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, start, tls_yaml, write_config
-from tests.helpers.wire import basic_auth_header
+from tests.helpers.wire import basic_authorization
 
 
 def test_basic_auth_over_tls(sim, exporter_factory, pki, tmp_path):
@@ -123,7 +123,7 @@ def test_web_password_never_logged(sim, exporter_factory, tmp_path, log_output):
     exp = start(exporter_factory, sim, write_config(tmp_path, users))
     exp.get(auth=(USER, "typo-" + PASSWORD))
     exp.get(auth=(USER, PASSWORD))
-    header = basic_auth_header(USER, PASSWORD)
+    header = basic_authorization(USER, PASSWORD)
     text = log_output.getvalue()
     assert "level=debug" in text
     assert PASSWORD not in text and header.split()[1] not in text and "typo-" not in text
@@ -138,7 +138,7 @@ def test_unknown_user_pays_the_same_bcrypt_and_success_is_cached(monkeypatch):
     monkeypatch.setattr(basic_auth.bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
 
     def header(user, password):
-        return basic_auth_header(user, password)
+        return basic_authorization(user, password)
 
     assert checker.check(header("nobody", PASSWORD)) is None
     assert checker.check(header(USER, "wrong")) is None
@@ -261,7 +261,7 @@ def test_docs_web_config_example_is_valid(pki, tmp_path):
     cfg = webconfig.load(path)
     assert cfg.tls and cfg.users["prometheus"].startswith(b"$2y$10$")
     checker = BasicAuthChecker(cfg.users)
-    assert checker.check(basic_auth_header("prometheus", "change-me")) == "prometheus"
+    assert checker.check(basic_authorization("prometheus", "change-me")) == "prometheus"
 
 
 @pytest.mark.parametrize(("inline", "missing"), [("key", "cert_file: missing one of cert or cert_file"),
@@ -330,7 +330,7 @@ def test_each_user_is_checked_at_their_own_cost_and_nothing_is_hashed_up_front(m
 
     def against(user, password):
         used.clear()
-        assert checker.check(basic_auth_header(user, password)) is None
+        assert checker.check(basic_authorization(user, password)) is None
         return used
 
     assert against("low", "wrong") == [low]
@@ -357,7 +357,7 @@ def test_wrong_password_flood_runs_at_most_two_bcrypts_at_once(monkeypatch):
                 now[0] -= 1
 
     monkeypatch.setattr(basic_auth.bcrypt, "checkpw", counting)
-    header = basic_auth_header(USER, "wrong")
+    header = basic_authorization(USER, "wrong")
     threads = [threading.Thread(target=checker.check, args=(header,)) for _ in range(20)]
     for t in threads:
         t.start()

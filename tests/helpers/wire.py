@@ -21,7 +21,7 @@ def exchange(port: int, data: bytes, quiet: float = 2.0) -> tuple[bytes, bool]:
     return bytes(out), True
 
 
-def basic_auth_header(user: str, password: str) -> str:
+def basic_authorization(user: str, password: str) -> str:
     """The ``Authorization`` value for HTTP Basic credentials (RFC 7617: UTF-8, then base64)."""
     import base64
 

@@ -56,7 +56,7 @@ def pool_of(path: str, **defaults) -> tuple[SettingsReloader, TargetPool]:
     return reloader, pool
 
 
-def test_only_declared_targets_are_in_the_pool(files, sim):
+def test_only_declared_targets_are_served(files, sim):
     path = files.write([{"name": "beta", "url": sim.url, "token_file": files.token("b"), "timeout": "3s"},
                         {"name": "alpha", "url": sim.url, "token_file": files.token("a")}])
     _, pool = pool_of(path, timeout=7.0)

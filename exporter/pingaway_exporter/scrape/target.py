@@ -165,7 +165,7 @@ class Target:
         self._once = _OnceLog()
         # timeout: the longest one upstream call may run (--pingaway.timeout), however
         # late its waiters' deadlines are.
-        self._coalescer: Coalescer[Outcome] = Coalescer(
+        self._shared_call: Coalescer[Outcome] = Coalescer(
             self._fetch_and_parse, name=name, cap=timeout, retry_gap=min(RETRY_GAP, min_interval),
             failed=lambda outcome: None if outcome.ok else "timeout" if outcome.reason == TIMEOUT else "error")
         # What the status page shows: it reads these and never calls upstream itself.
@@ -176,12 +176,12 @@ class Target:
 
     @property
     def upstream_calls(self) -> int:
-        return self._coalescer.started
+        return self._shared_call.started
 
     @property
     def busy(self) -> bool:
         """Whether an upstream call is running now (its client must stay open until it ends)."""
-        return self._coalescer.busy
+        return self._shared_call.busy
 
     @property
     def token_claims(self) -> TokenClaims | None:
@@ -212,12 +212,12 @@ class Target:
             # go now rather than sit beside the next call's while that is built.
             self._fresh = None
         try:
-            outcome = self._coalescer.run(deadline)
+            outcome = self._shared_call.run(deadline)
             if outcome.reason == TIMEOUT and 2 * outcome.duration < min(deadline - started,
                                                                         deadline - time.monotonic()):
                 # The shared call ran out of time long before this scrape's deadline: a scrape with a much
                 # shorter timeout started it, and it ended before this one could lengthen it. Make our own.
-                outcome = self._coalescer.run(deadline)
+                outcome = self._shared_call.run(deadline)
         except DeadlineExceeded as exc:
             waited = time.monotonic() - started
             why = str(exc) or f"upstream did not answer within the scrape deadline ({waited:.1f}s)"

@@ -42,6 +42,20 @@ class _BoundedDecoder:
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
 
+    def _decompress(self, data: bytes) -> bytes:
+        """At most ``DECODE_PIECE`` bytes of output; a "deflate" body's first piece tells zlib from raw deflate."""
+        try:
+            out = self._d.decompress(data, DECODE_PIECE)
+        except zlib.error:
+            if self.gzip or self._raw_deflate or self._started:
+                raise
+            # "deflate" is often sent without its zlib header (RFC 9110 section 8.4.1.2)
+            self._raw_deflate = True
+            self._d = self._new()
+            out = self._d.decompress(data, DECODE_PIECE)
+        self._started = True
+        return out
+
     def feed(self, data: bytes) -> Iterator[bytes]:
         if not self.gzip and not self._started:
             # The header check needs two bytes; with one, a raw-deflate body would be taken for a zlib one.
@@ -52,16 +66,7 @@ class _BoundedDecoder:
         first = True
         while data or first:
             first = False
-            try:
-                out = self._d.decompress(data, DECODE_PIECE)
-            except zlib.error:
-                if self.gzip or self._raw_deflate or self._started:
-                    raise
-                # "deflate" is often sent without its zlib header (RFC 9110 section 8.4.1.2)
-                self._raw_deflate = True
-                self._d = self._new()
-                out = self._d.decompress(data, DECODE_PIECE)
-            self._started = True
+            out = self._decompress(data)
             data = self._d.unconsumed_tail
             if out:
                 yield out

@@ -82,7 +82,7 @@ class BoundedServer:
         self._unsent = UnsentBytes()  # what answers not yet taken hold, a chunk shared by many counted once
         self._again: list[Conn] = []  # connections with pipelined requests left over from their turn
         self._returned: queue.SimpleQueue[tuple[Conn, Request, Response]] = queue.SimpleQueue()
-        self._pool = WorkerPool(limits.workers, self.handle, self._served)
+        self._workers = WorkerPool(limits.workers, self.handle, self._served)
         self._stop = False
         self._running = threading.Event()
         self._stopped = threading.Event()
@@ -184,7 +184,7 @@ class BoundedServer:
         self._flush(self.clock() + min(5.0, self.limits.write_timeout))
         for conn in list(self._conns):
             self._close(conn)
-        self._pool.stop()
+        self._workers.stop()
         for s in (self.socket, self._wake_r, self._wake_w):
             connection.close_sock(s)
         with contextlib.suppress(OSError, ValueError):
@@ -293,7 +293,7 @@ class BoundedServer:
                 self._sel.unregister(conn.sock)
             conn.events = 0
         if conn.state == State.WORKER:
-            self._pool.cancel(conn)  # a worker that already has it: its answer is dropped (_take_returned)
+            self._workers.cancel(conn)  # a worker that already has it: its answer is dropped (_take_returned)
         self._conns.pop(conn, None)
         self._empty.pop(conn, None)
         for view in conn.out:
@@ -305,7 +305,7 @@ class BoundedServer:
 
     def _evict(self, why: str) -> bool:
         """Close one connection to make room; False if every connection is one that must stay."""
-        victim = eviction.pick(self._conns, self._empty, self.clock(), self._pool.cancel)
+        victim = eviction.pick(self._conns, self._empty, self.clock(), self._workers.cancel)
         for _ in range(8):
             # "Sent nothing" means nothing read yet: under load a scraper's head can sit unread in the socket
             # while the selector is busy accepting a flood. Such a connection is read now, not closed.
@@ -317,7 +317,7 @@ class BoundedServer:
                 return True  # it closed as it was read: there is room
             if victim in self._empty:
                 break  # nothing usable came of it (a TLS record without data, say): it goes
-            victim = eviction.pick(self._conns, self._empty, self.clock(), self._pool.cancel)
+            victim = eviction.pick(self._conns, self._empty, self.clock(), self._workers.cancel)
         if victim is None:
             return False
         self._warn(f"{why}; closing a connection that has sent least", str(self.cap))
@@ -334,7 +334,7 @@ class BoundedServer:
 
     def _sweep(self, now: float) -> None:
         for conn in [c for c in self._conns if now >= c.deadline]:
-            if conn.state == State.WORKER and not self._pool.cancel(conn):
+            if conn.state == State.WORKER and not self._workers.cancel(conn):
                 continue  # a worker is computing it: bounded by the scrape's own deadline
             log.debug("closing a connection past its deadline", extra={"fields": {"state": conn.state}})
             self._close(conn)
@@ -426,7 +426,7 @@ class BoundedServer:
             conn.state = State.WORKER
             conn.deadline = self.clock() + self.limits.queue_timeout
             self._interest(conn, 0)  # nothing more is read until this request is answered
-            self._pool.submit(conn, item)
+            self._workers.submit(conn, item)
             return
 
     def _respond(self, conn: Conn, request: Request | None, response: Response) -> None:
