@@ -1,4 +1,4 @@
-"""Issue 16's L3: a web-config edited to add a cost-15 user, then a ``$2b$31$`` hash, while the port serves.
+"""L3 (docs/security.md): a web-config edited to add a cost-15 user, then a ``$2b$31$`` hash, while the port serves.
 
 The exporter runs as its own process with ``--web.config.file``; a thread asks ``/-/healthy`` (open) and
 an authenticated ``/-/ready`` every 0.1 s throughout. The file gains a cost-15 user (a few seconds of

@@ -1,4 +1,4 @@
-"""Issue 16's U5: an upstream that sends an extra answer after each real one, on a kept-alive connection.
+"""U5 (docs/security.md): an upstream that sends an extra answer after each real one, on a kept-alive connection.
 
 The simulator's ``stray_response`` fault writes a whole second ``200`` (``[]``, zero users) after every
 real answer, either in the same write as the real answer's last bytes (it lands in the HTTP parser's

@@ -1,4 +1,4 @@
-"""Issue 16's P4: an answer that many clients fetch from the cache is rendered once and shared, not copied.
+"""P4 (docs/security.md): an answer that many clients fetch from the cache is rendered once and shared, not copied.
 
 The pieces first (the CRC-32 combination, one gzip stream from three runs, the unsent budget's count), then
 the sharing itself on the simulator over real HTTP, the budget with real non-reading sockets against the
