@@ -221,15 +221,16 @@ def _test_stem(module: str) -> str:
     return "main" if leaf == "__main__" else leaf
 
 
-def _imports_module(path: Path, module: str) -> bool:
-    package, _, leaf = module.rpartition(".")
+def _imported_modules(path: Path) -> set[str]:
+    """Every dotted name ``path`` imports, as a module or as ``from package import name``."""
+    out: set[str] = set()
     for node, _ in _walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import) and any(a.name == module for a in node.names):
-            return True
-        if isinstance(node, ast.ImportFrom) and not node.level and (
-                node.module == module or (node.module == package and any(a.name == leaf for a in node.names))):
-            return True
-    return False
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+    return out
 
 
 def _is_unit(path: Path) -> bool:
@@ -243,8 +244,11 @@ def test_layout(root: Path) -> tuple[list[str], list[str], list[str]]:
     paths."""
     tests = root / "tests"
     found = sorted(m for m, p in modules(root).items() if p.name != "__init__.py")
-    units = [f for f in sorted(tests.rglob("test_*.py")) if _is_unit(f)]
-    untested = [m.removeprefix(PKG + ".") for m in found if not any(_imports_module(f, m) for f in units)]
+    imported: set[str] = set()
+    for f in sorted(tests.rglob("test_*.py")):
+        if _is_unit(f):
+            imported |= _imported_modules(f)
+    untested = [m.removeprefix(PKG + ".") for m in found if m not in imported]
     stems: dict[str, set[str]] = {}  # test folder -> the stems its test modules may start with
     unnamed = []
     for module in found:
