@@ -14,11 +14,11 @@ from tests.helpers.served import token_file, write
 
 
 def test_many_targets_share_a_bounded_pool_of_upstream_connections(sim, tmp_path):
-    """200 targets scraped at once through a slow upstream: never more connections than slots + 1."""
+    """100 targets scraped at once through a slow upstream: never more connections than slots + 1."""
     token_file(tmp_path / "tok", sim.issue_token(issued_at=time.time()))
     write(tmp_path / "c.yml", {"targets": [{"name": f"d{i}", "url": sim.url, "token_file": "tok"}
-                                           for i in range(200)]})
-    sim.set_fault("slow_headers", delay=0.3)
+                                           for i in range(100)]})
+    sim.set_fault("slow_headers", delay=0.1)
     slots = 8
     shared = DeadlineTransport(max_connections=slots + 1)
     reloader = SettingsReloader(str(tmp_path / "c.yml"), load_config(str(tmp_path / "c.yml")), loader=load_config)
@@ -39,7 +39,7 @@ def test_many_targets_share_a_bounded_pool_of_upstream_connections(sim, tmp_path
     watcher.start()
     try:
         outcomes = []
-        threads = [threading.Thread(target=lambda p=p: outcomes.append(p.target.scrape(time.monotonic() + 30)))
+        threads = [threading.Thread(target=lambda p=p: outcomes.append(p.target.scrape(time.monotonic() + 60)))
                    for p in pool.probes()]
         for t in threads:
             t.start()
@@ -50,5 +50,6 @@ def test_many_targets_share_a_bounded_pool_of_upstream_connections(sim, tmp_path
         watcher.join()
         pool.close()
         shared.close()
-    assert len(outcomes) == 200 and all(o.ok for o in outcomes)
+    failed = [f"{o.reason}: {o.detail}" for o in outcomes if not o.ok]
+    assert len(outcomes) == 100 and failed == []
     assert slots <= most[0] <= slots + 1, most[0]
