@@ -163,7 +163,9 @@ def _encode(metric: Metric, openmetrics: bool) -> str | None:
     add = out.append
     good = _GOOD_LABELS
     for s in metric.samples:
-        if s.name != name or s.timestamp is not None or s.exemplar is not None or s.native_histogram is not None:
+        # native_histogram: a Sample field since prometheus-client 0.21; 0.20's samples have none
+        if s.name != name or s.timestamp is not None or s.exemplar is not None \
+                or getattr(s, "native_histogram", None) is not None:
             return None
         v = float(s.value)
         number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
