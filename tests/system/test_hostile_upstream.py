@@ -95,7 +95,10 @@ def test_shared_call_takes_the_longest_deadline(sim, exporter_factory):
 
     t = threading.Thread(target=hasty)
     t.start()
-    time.sleep(0.1)  # the hasty scrape created the call
+    end = time.monotonic() + 5
+    while sim.stats.in_flight < 1:  # the hasty scrape's call has reached the upstream (held there 1 s)
+        assert time.monotonic() < end, "the hasty scrape never called upstream"
+        time.sleep(0.01)
     t0 = time.monotonic()
     patient = exp.get(headers={TIMEOUT_HEADER: "8"})
     patient_took = time.monotonic() - t0
