@@ -21,6 +21,7 @@ from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.auth import SessionAuth
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.server import ExporterServer
 
@@ -159,6 +160,26 @@ def pki(tmp_path):
     return {"ca": ca, "server": ca.issue("server"), "client": ca.issue("client", client=True,
                                                                       dns=("prometheus.example",), ips=()),
             "stranger": CA(tmp_path, "other CA").issue("stranger", client=True, dns=("prometheus.example",), ips=())}
+
+
+@pytest.fixture
+def app_server():
+    """``start(web_config=None, ready=True, **app)``: an ExporterServer with no target of its own (only /probe
+    targets, if the app declares any), serving in this process; stopped after the test."""
+    servers: list[ExporterServer] = []
+
+    def start(web_config=None, ready: bool = True, **app) -> ExporterServer:
+        server = ExporterServer(("127.0.0.1", 0), None, WebApp(web_config=web_config, **app))
+        if ready:
+            server.ready.set()
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

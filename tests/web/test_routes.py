@@ -4,14 +4,12 @@ target), and ``scrape_budget``."""
 from __future__ import annotations
 
 import gzip
-import threading
 
 import httpx
 import pytest
 
 from pingaway_exporter.config.file import load_file
 from pingaway_exporter.config.reload import SettingsReloader
-from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.routes import SCRAPE_TIMEOUT_HEADER, scrape_budget
 from pingaway_exporter.web.server import ExporterServer
 from tests.helpers.metrics_util import samples, value
@@ -22,22 +20,6 @@ WAIT = 15.0
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
-@pytest.fixture
-def bare():
-    """An ExporterServer with no target of its own (only /probe targets, here none)."""
-    servers: list[ExporterServer] = []
-
-    def start(**app) -> ExporterServer:
-        server = ExporterServer(("127.0.0.1", 0), None, WebApp(**app))
-        server.ready.set()
-        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def get(server: ExporterServer, path: str, **kw) -> httpx.Response:
@@ -78,15 +60,15 @@ def test_head_on_metrics_makes_no_upstream_call(sim, exporter_factory):
     assert running.target.last_outcome is None
 
 
-def test_metrics_without_a_target_says_what_runs(bare):
-    resp = get(bare(), "/metrics")
+def test_metrics_without_a_target_says_what_runs(app_server):
+    resp = get(app_server(), "/metrics")
     assert resp.status_code == 200
     assert "pingaway_up" not in resp.text
     assert "process_cpu_seconds_total" in resp.text
 
 
-def test_a_custom_telemetry_path(bare):
-    server = bare(telemetry_path="/custom")
+def test_a_custom_telemetry_path(app_server):
+    server = app_server(telemetry_path="/custom")
     assert get(server, "/custom").status_code == 200
     assert get(server, "/metrics").status_code == 404
 
@@ -97,21 +79,21 @@ def test_a_custom_telemetry_path(bare):
     ("?target=a&target=b", "exactly one target=NAME"),
     ("?target=acme", "unknown target 'acme'"),
 ])
-def test_probe_errors(bare, query, says):
-    resp = get(bare(), "/probe" + query)
+def test_probe_errors(app_server, query, says):
+    resp = get(app_server(), "/probe" + query)
     assert resp.status_code == 400
     assert says in resp.text
     if "unknown" in says:
         assert "(none are declared)" in resp.text
 
 
-def test_probe_does_not_echo_a_long_name_whole(bare):
-    resp = get(bare(), "/probe?target=" + "x" * 500)
+def test_probe_does_not_echo_a_long_name_whole(app_server):
+    resp = get(app_server(), "/probe?target=" + "x" * 500)
     assert resp.status_code == 400 and "x" * 64 in resp.text and "x" * 65 not in resp.text
 
 
-def test_healthy_and_ready(bare):
-    server = bare()
+def test_healthy_and_ready(app_server):
+    server = app_server()
     assert (get(server, "/-/healthy").status_code, get(server, "/-/healthy").text) == (200, "Healthy\n")
     assert get(server, "/-/ready").status_code == 200
     server.ready.clear()
@@ -119,15 +101,15 @@ def test_healthy_and_ready(bare):
     assert (resp.status_code, resp.text) == (503, "Not ready\n")
 
 
-def test_sd_without_declared_targets_is_an_empty_list(bare):
-    resp = get(bare(), "/sd")
+def test_sd_without_declared_targets_is_an_empty_list(app_server):
+    resp = get(app_server(), "/sd")
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/json"
     assert resp.json() == []
 
 
-def test_unknown_paths_and_methods(bare):
-    server = bare()
+def test_unknown_paths_and_methods(app_server):
+    server = app_server()
     assert get(server, "/nope").status_code == 404
     assert httpx.post(server.url("/metrics"), timeout=WAIT).status_code == 405
     assert httpx.post(server.url("/metrics"), timeout=WAIT).headers["allow"] == "GET, HEAD"
@@ -136,13 +118,13 @@ def test_unknown_paths_and_methods(bare):
     assert resp.status_code == 501 and "DELETE" in resp.text
 
 
-def test_reload_is_post_only(bare):
-    resp = get(bare(enable_lifecycle=True), "/-/reload")
+def test_reload_is_post_only(app_server):
+    resp = get(app_server(enable_lifecycle=True), "/-/reload")
     assert resp.status_code == 405 and resp.headers["allow"] == "POST"
 
 
-def test_reload_without_lifecycle_is_forbidden(bare):
-    resp = httpx.post(bare().url("/-/reload"), timeout=WAIT)
+def test_reload_without_lifecycle_is_forbidden(app_server):
+    resp = httpx.post(app_server().url("/-/reload"), timeout=WAIT)
     assert resp.status_code == 403 and "--web.enable-lifecycle" in resp.text
 
 
@@ -152,18 +134,18 @@ def reloader(tmp_path, text: str) -> SettingsReloader:
     return SettingsReloader(str(path), load_file(str(path)))
 
 
-def test_reload_with_lifecycle_reloads_the_config(bare, tmp_path):
+def test_reload_with_lifecycle_reloads_the_config(app_server, tmp_path):
     config = reloader(tmp_path, "{}\n")
-    server = bare(enable_lifecycle=True, config=config)
+    server = app_server(enable_lifecycle=True, config=config)
     resp = httpx.post(server.url("/-/reload"), timeout=WAIT)
     assert resp.status_code == 200
     assert config.last_reload_successful
 
 
-def test_a_failed_reload_is_a_500_and_keeps_the_config(bare, tmp_path):
+def test_a_failed_reload_is_a_500_and_keeps_the_config(app_server, tmp_path):
     config = reloader(tmp_path, "{}\n")
     before = config.current
-    server = bare(enable_lifecycle=True, config=config)
+    server = app_server(enable_lifecycle=True, config=config)
     (tmp_path / "pingaway.yml").write_text("colour: red\n")
     resp = httpx.post(server.url("/-/reload"), timeout=WAIT)
     assert resp.status_code == 500 and "colour" in resp.text

@@ -4,16 +4,13 @@ Basic auth and the rate limit taken from the web-config."""
 from __future__ import annotations
 
 import ssl
-import threading
 
 import httpx
 import pytest
 
 from pingaway_exporter.config import webconfig
-from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
 from pingaway_exporter.web.rate_limit import RateLimiter
-from pingaway_exporter.web.server import ExporterServer
 from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
 
 pytestmark = pytest.mark.unit
@@ -21,26 +18,10 @@ pytestmark = pytest.mark.unit
 WAIT = 10.0
 
 
-@pytest.fixture
-def serve():
-    servers: list[ExporterServer] = []
-
-    def start(web_config=None, ready: bool = True, **app) -> ExporterServer:
-        server = ExporterServer(("127.0.0.1", 0), None, WebApp(web_config=web_config, **app))
-        if ready:
-            server.ready.set()
-        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
-def test_ready_follows_the_flag(serve):
-    server = serve(ready=False)
+def test_ready_follows_the_flag(app_server):
+    server = app_server(ready=False)
     assert not server.ready.is_set()
     assert httpx.get(server.url("/-/ready"), timeout=WAIT).status_code == 503
     assert httpx.get(server.url("/-/healthy"), timeout=WAIT).status_code == 200
@@ -48,16 +29,16 @@ def test_ready_follows_the_flag(serve):
     assert httpx.get(server.url("/-/ready"), timeout=WAIT).status_code == 200
 
 
-def test_url_and_bound_address_name_the_port(serve):
-    server = serve()
+def test_url_and_bound_address_name_the_port(app_server):
+    server = app_server()
     port = server.server_address[1]
     assert server.url("/x") == f"http://127.0.0.1:{port}/x"
     assert server.bound_address() == f"127.0.0.1:{port}"
     assert server.ssl_context is None and server.auth is None and server.rate_limiter is None
 
 
-def test_nothing_in_flight_when_idle(serve):
-    server = serve()
+def test_nothing_in_flight_when_idle(app_server):
+    server = app_server()
     assert server.in_flight == 0
     assert server.drain(0.0) == 0
     with server.tracking():
@@ -66,8 +47,8 @@ def test_nothing_in_flight_when_idle(serve):
     assert server.in_flight == 0
 
 
-def test_tls_with_the_test_ca(serve, pki, tmp_path):
-    server = serve(webconfig.load(write_config(tmp_path, tls_yaml(pki, users=False))))
+def test_tls_with_the_test_ca(app_server, pki, tmp_path):
+    server = app_server(webconfig.load(write_config(tmp_path, tls_yaml(pki, users=False))))
     assert server.url("/").startswith("https://127.0.0.1:")
     resp = httpx.get(server.url("/-/healthy"), verify=client_ctx(pki), timeout=WAIT)
     assert resp.status_code == 200 and resp.text == "Healthy\n"
@@ -83,35 +64,35 @@ def sans_config(pki, tmp_path, allowed: str) -> webconfig.WebConfig:
     return webconfig.load(write_config(tmp_path, tls_yaml(pki, extra, users=False)))
 
 
-def test_a_client_certificate_with_an_allowed_san_is_accepted(serve, pki, tmp_path):
-    server = serve(sans_config(pki, tmp_path, "prometheus.example"))
+def test_a_client_certificate_with_an_allowed_san_is_accepted(app_server, pki, tmp_path):
+    server = app_server(sans_config(pki, tmp_path, "prometheus.example"))
     assert server.allowed_sans == frozenset({"prometheus.example"})
     resp = httpx.get(server.url("/-/ready"), verify=client_ctx(pki, pki["client"]), timeout=WAIT)
     assert resp.status_code == 200
 
 
-def test_a_client_certificate_without_an_allowed_san_is_refused(serve, pki, tmp_path):
-    server = serve(sans_config(pki, tmp_path, "grafana.example"))
+def test_a_client_certificate_without_an_allowed_san_is_refused(app_server, pki, tmp_path):
+    server = app_server(sans_config(pki, tmp_path, "grafana.example"))
     with pytest.raises(httpx.TransportError):
         httpx.get(server.url("/-/ready"), verify=client_ctx(pki, pki["client"]), timeout=WAIT)
 
 
-def test_no_client_certificate_is_refused_when_one_is_required(serve, pki, tmp_path):
-    server = serve(sans_config(pki, tmp_path, "prometheus.example"))
+def test_no_client_certificate_is_refused_when_one_is_required(app_server, pki, tmp_path):
+    server = app_server(sans_config(pki, tmp_path, "prometheus.example"))
     with pytest.raises(httpx.TransportError):
         httpx.get(server.url("/-/ready"), verify=client_ctx(pki), timeout=WAIT)
 
 
-def test_an_allowed_ip_san_is_compared_in_gos_spelling(serve, pki, tmp_path):
+def test_an_allowed_ip_san_is_compared_in_gos_spelling(app_server, pki, tmp_path):
     ip_client = pki["ca"].issue("ip-client", client=True, dns=(), ips=("::1",))
-    server = serve(sans_config(pki, tmp_path, '"::1"'))  # Python reads the certificate's as 0:0:0:0:0:0:0:1
+    server = app_server(sans_config(pki, tmp_path, '"::1"'))  # Python reads the certificate's as 0:0:0:0:0:0:0:1
     assert httpx.get(server.url("/-/ready"), verify=client_ctx(pki, ip_client), timeout=WAIT).status_code == 200
 
 
-def test_basic_auth_and_headers_from_the_web_config(serve, tmp_path):
+def test_basic_auth_and_headers_from_the_web_config(app_server, tmp_path):
     path = write_config(tmp_path, f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"
                                   "http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
-    server = serve(webconfig.load(path))
+    server = app_server(webconfig.load(path))
     assert isinstance(server.auth, BasicAuthChecker)
     assert httpx.get(server.url("/-/ready"), timeout=WAIT).status_code == 401
     resp = httpx.get(server.url("/-/ready"), auth=(USER, PASSWORD), timeout=WAIT)
@@ -119,16 +100,16 @@ def test_basic_auth_and_headers_from_the_web_config(serve, tmp_path):
     assert httpx.get(server.url("/-/healthy"), timeout=WAIT).status_code == 200  # open without credentials
 
 
-def test_the_rate_limit_from_the_web_config(serve, tmp_path):
-    server = serve(webconfig.load(write_config(tmp_path, "rate_limit:\n  interval: 1h\n  burst: 2\n")))
+def test_the_rate_limit_from_the_web_config(app_server, tmp_path):
+    server = app_server(webconfig.load(write_config(tmp_path, "rate_limit:\n  interval: 1h\n  burst: 2\n")))
     assert isinstance(server.rate_limiter, RateLimiter)
     assert (server.rate_limiter.interval, server.rate_limiter.burst) == (3600.0, 2)
     codes = [httpx.get(server.url("/-/healthy"), timeout=WAIT).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
 
 
-def test_the_tls_context_is_the_web_configs(serve, pki, tmp_path):
+def test_the_tls_context_is_the_web_configs(app_server, pki, tmp_path):
     cfg = webconfig.load(write_config(tmp_path, tls_yaml(pki, users=False)))
-    server = serve(cfg)
+    server = app_server(cfg)
     assert isinstance(server.ssl_context_for_new_connection(), ssl.SSLContext)
     assert server.ssl_context_for_new_connection() is cfg.ssl_context
