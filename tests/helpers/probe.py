@@ -19,11 +19,13 @@ from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import UpstreamSlots
 from pingaway_exporter.web.app import WebApp
+from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.server import ExporterServer
 
 
 class ProbeExporter:
-    def __init__(self, tmp_path, sims: dict[str, Simulator], extra: dict | None = None, max_concurrent: int = 4):
+    def __init__(self, tmp_path, sims: dict[str, Simulator], extra: dict | None = None, max_concurrent: int = 4,
+                 limits: Limits | None = None):
         self.tmp = tmp_path
         self.tokens = {}
         targets = []
@@ -38,7 +40,8 @@ class ProbeExporter:
         self.reloader = SettingsReloader(str(self.path), load_file(str(self.path)))
         self.pool = TargetPool(self.reloader, TargetDefaults(), UpstreamSlots(max_concurrent))
         self.pool.start()
-        self.server = ExporterServer(("127.0.0.1", 0), None, WebApp(config=self.reloader, pool=self.pool))
+        self.server = ExporterServer(("127.0.0.1", 0), None, WebApp(config=self.reloader, pool=self.pool,
+                                                                            limits=limits or Limits()))
         self.server.ready.set()
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

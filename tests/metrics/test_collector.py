@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -187,3 +188,32 @@ def test_openmetrics_and_gzip(sim, exporter_factory):
     assert resp.headers["content-encoding"] == "gzip"
     assert resp.text.rstrip().endswith("# EOF")
     assert "pingaway_scrape_errors_total{reason=\"timeout\"}" in resp.text
+
+
+def test_state_changes_with_what_head_and_tail_read(sim, exporter_factory, tmp_path):
+    """``state`` is the key under which head and tail are kept as bytes: an error counted, a rotated token and
+    a reload each change it; another scrape of the same answer does not."""
+    token = tmp_path / "token"
+    token.write_text(sim.issue_token())
+    token.chmod(0o600)
+    exp = exporter_factory(sim, token_file=str(token))
+    collector = ScrapeCollector(exp.target, time.monotonic() + 5, CollectorOptions())
+    list(collector.collect())
+    before = collector.state()
+    assert ScrapeCollector(exp.target, time.monotonic() + 5, CollectorOptions()).state() == before
+    exp.target.stats.count_error("timeout")
+    after_error = collector.state()
+    assert after_error != before
+    token.write_text(sim.issue_token(expires_in=3600))
+    assert collector.state() != after_error
+
+
+def test_moment_holds_the_two_families_that_change_with_every_scrape(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    collector = ScrapeCollector(exp.target, time.monotonic() + 5, CollectorOptions())
+    outcome, started = collector.run()
+    names = [m.name for m in collector.moment(outcome, started)]
+    assert names == ["pingaway_data_age_seconds", "pingaway_scrape_duration_seconds"]
+    everything = {m.name for m in collector.describe()}
+    assert set(names) <= everything
+    assert not set(names) & {m.name for m in collector.head(outcome)}

@@ -13,7 +13,9 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
+from pingaway_exporter.metrics.catalogue import new
 from pingaway_exporter.metrics.exposition import Format, RowGauge, escape, render
+from pingaway_exporter.metrics.families import SmallFamily
 from tests.helpers.metrics_util import exposition
 
 pytestmark = pytest.mark.unit
@@ -162,7 +164,18 @@ def plain_families():
     stamped.add_metric([], 1.0, timestamp=1700000000.5)
     dotted = GaugeMetricFamily("pingaway_dotted", "A label outside the legacy set.", labels=["a.b"])
     dotted.add_metric(["z"], 1.0)
-    return up, errors, info, size, odd, created, stamped, dotted
+    # the exporter's own families (metrics.families), written from their rows
+    lines = new("pingaway_group_lines")
+    for i, name in enumerate(["Växel", 'q"uo\\te', "new\nline", ""]):
+        lines.add_metric([name, "ringing"], float(i))
+    small = SmallFamily("pingaway_small", "Help \\ with a\nnewline.", "counter", ("zeta", "alpha", "mid"))
+    for v in (0.0, -0.0, 1e-7, 999999.0, 1e6, 12345678.9, float("inf"), float("-inf"), float("nan"), -1e301, 7):
+        small.add_metric([repr(v), "a", '"'], v)
+    unlabelled = new("pingaway_users")
+    unlabelled.add_metric([], 52)
+    small_dotted = SmallFamily("pingaway_small_dotted", "A label outside the legacy set.", "gauge", ("a.b",))
+    small_dotted.add_metric(["z"], 1.0)
+    return up, errors, info, size, odd, created, stamped, dotted, lines, small, unlabelled, small_dotted
 
 
 @pytest.mark.parametrize("accept", ACCEPTS)

@@ -51,3 +51,21 @@ def test_a_full_memo_computes_for_the_caller_alone():
     assert memo.get("a", lambda: 1) == 1
     assert memo.get("b", lambda: 2) == 2 and memo.get("b", lambda: 3) == 3, "not kept: computed each time"
     assert memo.get("a", lambda: 99) == 1 and len(memo) == 1
+
+
+def test_peek_gives_only_a_value_already_computed():
+    memo, started, release = Memo(), threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    assert memo.peek("k") is None
+    worker = threading.Thread(target=lambda: memo.get("k", slow))
+    worker.start()
+    assert started.wait(10)
+    assert memo.peek("k") is None, "still being computed: peek does not wait"
+    release.set()
+    worker.join(10)
+    assert memo.peek("k") == "done" and memo.computed == 1

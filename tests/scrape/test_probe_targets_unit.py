@@ -175,3 +175,20 @@ def test_a_target_whose_token_breaks_after_a_reload_is_left_out(files, sim, capl
         assert any(r.getMessage() == "target left out: cannot load its credentials" for r in caplog.records)
     finally:
         pool.close()
+
+
+def test_built_gives_a_target_only_from_the_config_in_force(files, sim):
+    """``built`` never builds (it reads no credential file): after a reload it has nothing until ``get`` builds."""
+    path = files.write([{"name": "alpha", "url": sim.url, "token_file": files.token("a")}])
+    reloader, pool = pool_of(path)
+    pool.start()
+    try:
+        assert pool.built("alpha") is pool.get("alpha") and pool.built("beta") is None
+        files.write([{"name": "alpha", "url": sim.url, "token_file": files.token("a")},
+                     {"name": "beta", "url": sim.url, "token_file": files.token("b")}])
+        assert reloader.reload()[0]
+        assert pool.built("alpha") is None and pool.built("beta") is None, "not built from the new config yet"
+        beta = pool.get("beta")
+        assert beta is not None and pool.built("beta") is beta
+    finally:
+        pool.close()

@@ -133,3 +133,18 @@ def test_short_deadline_waiter_does_not_cut_others_short(sim, exporter_factory):
     assert value(out["patient"], "pingaway_up") == 1
     wait_idle(exp.target)
     assert sim.request_count() == 1
+
+
+def test_from_cache_serves_only_within_the_min_interval_and_never_calls(sim, exporter_factory):
+    exp = exporter_factory(sim)
+    target = exp.target
+    target.min_interval = 300.0
+    assert target.from_cache() is None and sim.request_count() == 0, "nothing cached yet, and no call made"
+    first = target.scrape(time.monotonic() + 5)
+    assert first.ok and not first.cached
+    cached = target.from_cache()
+    assert cached is not None and cached.cached and cached.counts == first.counts
+    assert target.from_cache() is cached, "the same answer for every scrape it serves"
+    assert target.last_answer is not None and target.last_answer[1] is True
+    target.min_interval = 0.0  # expired
+    assert target.from_cache() is None and sim.request_count() == 1

@@ -11,7 +11,15 @@ from prometheus_client.core import GaugeMetricFamily
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format
-from pingaway_exporter.web.response import CHUNK, GZIP_HEADER, crc32_combine, render_body, render_part, scrape_body
+from pingaway_exporter.web.response import (
+    CHUNK,
+    GZIP_HEADER,
+    cached_body,
+    crc32_combine,
+    render_body,
+    render_part,
+    scrape_body,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -91,3 +99,61 @@ def test_a_scrape_body_ends_with_what_comes_after(scrape):
     text = gzip.decompress(b"".join(scrape_body(scrape(), Format(""), True, [after]))).decode()
     assert text.rstrip().endswith("zz_after 7.0")
 
+
+
+def test_an_end_over_one_stored_block_is_still_one_gzip_stream(scrape):
+    """What comes after the fixed part is stored (deflate block type 0), at most 65,535 bytes a block."""
+    after = GaugeMetricFamily("zz_after", "comes last", labels=["n"])
+    for i in range(6000):
+        after.add_metric([f"{i:020d}"], float(i))
+    body = b"".join(scrape_body(scrape(), Format(""), True, [after]))
+    d = zlib.decompressobj(wbits=31)  # checks the trailer's CRC-32 and size
+    text = d.decompress(body).decode()
+    assert d.eof and d.unused_data == b""
+    assert text.count("zz_after{") == 6000 and len(text.split("# HELP zz_after")[1]) > 2 * 0xFFFF
+
+
+@pytest.fixture
+def cached_scrape(sim, exporter_factory):
+    running = exporter_factory(sim)
+    running.target.min_interval = 300.0
+
+    def make() -> ScrapeCollector:
+        return ScrapeCollector(running.target, time.monotonic() + 5, CollectorOptions())
+    return running, make
+
+
+@pytest.mark.parametrize("gzip_ok", [False, True])
+def test_a_cached_body_is_made_only_from_parts_already_rendered(cached_scrape, gzip_ok):
+    running, make = cached_scrape
+    fmt = Format("")
+    scrape_body(make(), fmt, gzip_ok, ())  # the upstream call
+    outcome = running.target.from_cache()
+    assert outcome is not None
+    assert cached_body(make(), outcome, fmt, gzip_ok) is None, "the cached answer's head is not rendered yet"
+    rendered = scrape_body(make(), fmt, gzip_ok, ())  # a worker's render of a cached answer
+    quick = cached_body(make(), outcome, fmt, gzip_ok)
+    assert quick is not None
+
+    def text(chunks: tuple[bytes, ...]) -> str:
+        return (gzip.decompress(b"".join(chunks)) if gzip_ok else b"".join(chunks)).decode()
+
+    moment = ("pingaway_data_age_seconds ", "pingaway_scrape_duration_seconds ")
+    assert [line for line in text(quick).splitlines() if not line.startswith(moment)] == \
+        [line for line in text(rendered).splitlines() if not line.startswith(moment)]
+    assert all(any(c is r for r in rendered) for c in quick[:-1]), "the fixed part is the very same bytes"
+    assert cached_body(make(), outcome, Format(OPENMETRICS), gzip_ok) is None, "each format on its own"
+
+
+def test_a_cached_body_follows_the_state_of_the_head(cached_scrape):
+    running, make = cached_scrape
+    fmt = Format("")
+    scrape_body(make(), fmt, False, ())
+    scrape_body(make(), fmt, False, ())
+    outcome = running.target.from_cache()
+    assert outcome is not None and cached_body(make(), outcome, fmt, False) is not None
+    running.target.stats.count_error("timeout")
+    assert cached_body(make(), outcome, fmt, False) is None, "an error counted: the head must be rendered again"
+    again = b"".join(scrape_body(make(), fmt, False, ())).decode()
+    assert 'pingaway_scrape_errors_total{reason="timeout"} 1.0' in again
+    assert cached_body(make(), outcome, fmt, False) is not None

@@ -4,15 +4,22 @@ target), and ``scrape_budget``."""
 from __future__ import annotations
 
 import gzip
+import threading
+import time
 
 import httpx
 import pytest
 
 from pingaway_exporter.config.file import load_file
 from pingaway_exporter.config.reload import SettingsReloader
+from pingaway_exporter.demo.domain import Domain
+from pingaway_exporter.demo.simulator import Simulator
+from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.routes import SCRAPE_TIMEOUT_HEADER, scrape_budget
 from pingaway_exporter.web.server import ExporterServer
+from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.metrics_util import samples, value
+from tests.helpers.probe import ProbeExporter
 
 pytestmark = pytest.mark.unit
 
@@ -179,3 +186,47 @@ def test_gzip_body_is_valid_on_the_wire(sim, exporter_factory):
             "GET", running.url, headers={"Accept-Encoding": "gzip"}) as resp:
         raw = b"".join(resp.iter_raw())
     assert b"pingaway_up 1" in gzip.decompress(raw)
+
+
+def test_a_cached_probe_is_answered_while_every_worker_is_busy(tmp_path):
+    """/probe from the min-interval cache is answered by the selector thread once a worker has rendered a cached
+    answer (the bytes are kept): with the one worker held by a scrape waiting on a slow upstream, a cached
+    target still answers, and before the other."""
+    slow, quick = (Simulator(clock=lambda: WEDNESDAY_1015).start() for _ in range(2))
+    slow.set_payload(Domain(size=3).extensions(WEDNESDAY_1015))
+    quick.set_payload(Domain(size=5).extensions(WEDNESDAY_1015))
+    exp = ProbeExporter(tmp_path, {"slow": slow, "quick": quick}, limits=Limits(workers=1),
+                        extra={"quick": {"min_interval": "300s"}})
+    try:
+        first = exp.probe("quick")
+        assert value(samples(first.text), "pingaway_scrape_cached") == 0
+        assert value(samples(exp.probe("quick").text), "pingaway_scrape_cached") == 1  # rendered in the worker
+        slow.set_fault("slow_headers", delay=5.0, remaining=1)
+        slow_answered = threading.Event()
+
+        def hold_the_worker() -> None:
+            exp.probe("slow", scrape_timeout="4")
+            slow_answered.set()
+
+        holder = threading.Thread(target=hold_the_worker)
+        holder.start()
+        deadline = time.monotonic() + WAIT
+        while slow.stats.in_flight == 0 and time.monotonic() < deadline:  # the worker is in the slow scrape
+            time.sleep(0.01)
+        assert slow.stats.in_flight == 1
+        cached = exp.probe("quick")
+        answered_first = not slow_answered.is_set()
+        holder.join(WAIT)
+        assert cached.status_code == 200 and answered_first
+        got = samples(cached.text)
+        assert value(got, "pingaway_scrape_cached") == 1
+        assert value(got, "pingaway_users") == value(samples(first.text), "pingaway_users")
+        assert quick.request_count() == 1
+        moment = ("pingaway_scrape_cached ", "pingaway_data_age_seconds ", "pingaway_scrape_duration_seconds ")
+        assert [line for line in cached.text.splitlines() if not line.startswith(moment)] == \
+            [line for line in first.text.splitlines() if not line.startswith(moment)]
+        assert value(got, "pingaway_data_age_seconds") > value(samples(first.text), "pingaway_data_age_seconds")
+    finally:
+        exp.close()
+        slow.stop()
+        quick.stop()

@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
+from pingaway_exporter.metrics.families import SmallFamily
 from pingaway_exporter.scrape.tally import WINDOWS
 
 GAUGE, COUNTER = "gauge", "counter"
@@ -58,7 +57,8 @@ def _gauge(name: str, labels: tuple[str, ...], help: str, optional: tuple[str, .
     return Family(name, GAUGE, labels, help, optional)
 
 
-# In the order of a scrape's exposition.
+# In the order of the docs' table (and of a scrape's exposition, except that the two families that change with
+# every scrape, pingaway_data_age_seconds and pingaway_scrape_duration_seconds, come after the reload state).
 CATALOGUE: tuple[Family, ...] = (
     # -- the scrape itself ---------------------------------------------------------------------------------
     _gauge("pingaway_up", (), "1 if this scrape got a usable extension list from Pingaway, else 0."),
@@ -151,8 +151,8 @@ def family(name: str) -> Family:
         raise KeyError(f"{name} is not in metrics/catalogue.py; declare it there first") from None
 
 
-def new(name: str, *, optional: Iterable[str] = (), **help_values: object) -> GaugeMetricFamily | CounterMetricFamily:
-    """An empty prometheus_client family for the declared ``name``; add samples with ``add_metric``."""
+def new(name: str, *, optional: Iterable[str] = (), **help_values: object) -> SmallFamily:
+    """An empty family for the declared ``name`` (an ordinary prometheus_client ``Metric`` to any reader);
+    add samples with ``add_metric(label_values, value)``."""
     f = family(name)
-    cls = CounterMetricFamily if f.type == COUNTER else GaugeMetricFamily
-    return cls(f.name, f.doc(**help_values), labels=list(f.label_names(optional)))
+    return SmallFamily(f.name, f.doc(**help_values), f.type, f.label_names(optional))

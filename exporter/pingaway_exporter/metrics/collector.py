@@ -5,9 +5,14 @@ prometheus-pve-exporter pattern): it carries that request's deadline, and
 there is no shared mutable registry state to race on. ``describe()`` lists
 the families without touching the network, so registering the collector
 never calls the vendor. Its families come in three runs, in exposition
-order: ``head`` (this scrape's own facts), ``shared`` (everything derived
-from the upstream answer, the same for every scrape that answer serves, so
-the web layer renders it once per answer and format) and ``tail``.
+order: ``head`` (what this scrape answered: up, cache, errors, token,
+build), ``shared`` (everything derived from the upstream answer, the same
+for every scrape that answer serves, so the web layer renders it once per
+answer and format), ``tail`` (the config files' reload state) and
+``moment`` (the two families that change with every scrape: the data's age
+and the scrape's duration). Everything but ``moment`` stays the same while
+the ``--pingaway.min-interval`` cache answers, so the web layer keeps it as
+bytes (``state`` says when it must be rendered again).
 """
 
 from __future__ import annotations
@@ -53,15 +58,17 @@ class ScrapeCollector(Collector):
         self.team_views = team_views  # where a good scrape leaves its groups' rows for the status page
 
     def describe(self) -> Iterator[Metric]:
-        yield from self.head(None, None)
+        yield from self.head(None)
         yield from self.shared(None)
         yield from self.tail(None)
+        yield from self.moment(None, None)
 
     def collect(self) -> Iterator[Metric]:
         outcome, started = self.run()
-        yield from self.head(outcome, started)
+        yield from self.head(outcome)
         yield from self.shared(outcome)
         yield from self.tail(outcome)
+        yield from self.moment(outcome, started)
 
     def run(self) -> tuple[Outcome, float]:
         """The scrape itself (an upstream call, or a cached or shared answer): its outcome and start."""
@@ -77,29 +84,44 @@ class ScrapeCollector(Collector):
 
     # -- building: head, shared, tail, in exposition order ----------------------------
 
-    def head(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
-        """The families of this scrape alone (up, cache, age, duration, errors, token, build)."""
+    def head(self, outcome: Outcome | None) -> Iterator[Metric]:
+        """The families of what this scrape answered (up, cache, errors, token, build): the same for every
+        scrape an answer serves while ``state`` is unchanged."""
         ok = outcome is not None and outcome.ok
         cached = outcome is not None and outcome.cached
         up = new("pingaway_up")
         from_cache = new("pingaway_scrape_cached")
-        age = new("pingaway_data_age_seconds")
-        duration = new("pingaway_scrape_duration_seconds")
         errors = new("pingaway_scrape_errors")
         current = new("pingaway_scrape_error")
         if outcome is not None:
             up.add_metric([], 1.0 if ok else 0.0)
             from_cache.add_metric([], 1.0 if cached else 0.0)
-            if ok:
-                age.add_metric([], max(0.0, self.target.clock() - outcome.finished_at))
-            duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
             counts = self.target.stats.snapshot()
             for reason in REASONS:
                 errors.add_metric([reason], float(counts.get(reason, 0)))
                 current.add_metric([reason], 1.0 if outcome.reason == reason else 0.0)
-        yield from (up, from_cache, age, duration, errors, current)
+        yield from (up, from_cache, errors, current)
         yield from self._token_families(outcome is not None)
         yield from self._build_info(outcome is not None)
+
+    def state(self) -> tuple[object, ...]:
+        """What ``head`` and ``tail`` read besides the outcome: while it compares equal (and the outcome and
+        config are the same objects), they render the same text. Cheap: one stat of the token file."""
+        claims = self.target.token_claims
+        config, web = self.config, self.web_config
+        return (self.target.stats.changes, claims, self.target.auth_method,
+                None if config is None else (config.last_reload_successful, config.last_success_timestamp),
+                None if web is None else web.last_reload_successful)
+
+    def moment(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
+        """The families that change with every scrape: the age of the data and this scrape's duration."""
+        age = new("pingaway_data_age_seconds")
+        duration = new("pingaway_scrape_duration_seconds")
+        if outcome is not None:
+            if outcome.ok:
+                age.add_metric([], max(0.0, self.target.clock() - outcome.finished_at))
+            duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
+        yield from (age, duration)
 
     def shared(self, outcome: Outcome | None) -> Iterator[Metric]:
         """The families that depend only on the upstream answer, the config and the time of the first render:

@@ -37,6 +37,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from pingaway_exporter.metrics.catalogue import GAUGE, family
+from pingaway_exporter.metrics.families import SUFFIX, SmallFamily
 
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
@@ -187,6 +188,34 @@ def _encode(metric: Metric, openmetrics: bool) -> str | None:
     return "".join(out)
 
 
+@lru_cache(maxsize=1024)
+def _label_plan(label_names: tuple[str, ...]) -> tuple[tuple[int, str], ...] | None:
+    """``(index, 'name="')`` for each label in the order the library writes them (sorted by name), or None
+    when a name is outside the legacy set (then the library writes the family)."""
+    if not all(_legacy(k, True) for k in label_names):
+        return None
+    return tuple((i, f'{k}="') for i, k in sorted(enumerate(label_names), key=lambda pair: pair[1]))
+
+
+def _encode_small(metric: SmallFamily, openmetrics: bool) -> str | None:
+    """A ``SmallFamily`` as the library's encoder writes it, straight from its rows; None: ask the library."""
+    head = _head(metric.name, metric.type, metric.documentation, metric.unit, openmetrics)
+    plan = _label_plan(metric.label_names)
+    if head is None or plan is None:
+        return None
+    name = metric.name + SUFFIX[metric.type]
+    out = [head]
+    add = out.append
+    for values, v in metric.rows:
+        number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
+        if not plan:
+            add(f"{name} {number}\n")
+            continue
+        pairs = ",".join([f'{k}{escape(values[i])}"' for i, k in plan])
+        add(f"{name}{{{pairs}}} {number}\n")
+    return "".join(out)
+
+
 def _probe_families() -> list[Metric]:
     """Families with every feature the fast path writes: each type, labels to sort, values to escape, a unit,
     numbers repr and floatToGoString write differently."""
@@ -200,7 +229,14 @@ def _probe_families() -> list[Metric]:
     info.add_sample("probe_pingaway_build_info", {"version": "1.2.3"}, 1.0)
     untyped = Metric("probe_pingaway_other", "", "unknown")
     untyped.add_sample("probe_pingaway_other", {}, 1e-7)
-    return [errors, size, info, untyped]
+    small = SmallFamily("probe_pingaway_small", 'Help with a \\ backslash, a "quote" and a\nnewline.', "counter",
+                        ("z_label", "a_label", "m_label"))
+    for i, (text, number) in enumerate([("plain", 0.0), ('q"uo\\te\n', 2.5), ("växel", 1e21), ("", -3.0)]):
+        small.add_metric([text, str(i), text[::-1]], number)
+    plain = SmallFamily("probe_pingaway_plain", "A gauge.", "gauge", ())
+    for number in (1234567.0, float("nan"), float("inf"), -1e-9):
+        plain.add_metric([], number)
+    return [errors, size, info, untyped, small, plain]
 
 
 class Format:
@@ -223,7 +259,8 @@ class Format:
     def encode(self, metric: Metric) -> bytes:
         """One ordinary family, as ``encoder`` writes it (OpenMetrics' ``# EOF`` left out)."""
         if self.fast:
-            text = _encode(metric, self.openmetrics)
+            text = (_encode_small(metric, self.openmetrics) if isinstance(metric, SmallFamily)
+                    else _encode(metric, self.openmetrics))
             if text is not None:
                 return text.encode("utf-8")
         chunk = self.encoder(_One(metric))
@@ -250,7 +287,7 @@ def _fast_ok(encoder: Callable[[Any], bytes], content_type: str, openmetrics: bo
             theirs = encoder(_One(probe))
             if openmetrics and theirs.endswith(b"# EOF\n"):
                 theirs = theirs[:-6]
-            ours = _encode(probe, openmetrics)
+            ours = _encode_small(probe, openmetrics) if isinstance(probe, SmallFamily) else _encode(probe, openmetrics)
             if ours is None or ours.encode("utf-8") != theirs:
                 known = False
                 break

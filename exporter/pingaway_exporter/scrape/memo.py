@@ -63,5 +63,13 @@ class Memo:
             slot.done.set()
         return slot.value
 
+    def peek(self, key: Hashable) -> Any:
+        """The value for ``key`` if it is computed already, else None; never waits, never computes."""
+        with self._lock:
+            slot = self._slots.get(key)
+        if slot is None or not slot.done.is_set() or slot.failed:
+            return None
+        return slot.value
+
     def __len__(self) -> int:
         return len(self._slots)

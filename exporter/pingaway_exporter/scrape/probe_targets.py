@@ -121,6 +121,14 @@ class TargetPool:
         self._sync()
         return self._probes.get(name)
 
+    def built(self, name: str) -> Probe | None:
+        """The target ``name`` when the targets are built from the config in force; else None. Never builds
+        (which reads credential files): for the selector thread."""
+        probes = self._probes
+        if self.reloader.current is not self._built_from:
+            return None
+        return probes.get(name)
+
     def probes(self) -> list[Probe]:
         self._sync()
         return [self._probes[n] for n in sorted(self._probes)]

@@ -94,10 +94,12 @@ class ScrapeStats:
 
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    changes: int = 0  # errors counted so far: what was rendered from ``errors`` is current while this is
 
     def count_error(self, reason: str) -> None:
         with self.lock:
             self.errors[reason] = self.errors.get(reason, 0) + 1
+            self.changes += 1
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:
@@ -160,7 +162,8 @@ class Target:
         self.slots = slots
         # The last good outcome *with* its records, kept only when the
         # min-interval cache is on (it costs tens of MB at 50k extensions).
-        self._fresh: tuple[float, Outcome] | None = None
+        # (when, the outcome, the same marked as cached: what every scrape it serves gets)
+        self._fresh: tuple[float, Outcome, Outcome] | None = None
         self.stats = ScrapeStats()
         self._once = _OnceLog()
         # timeout: the longest one upstream call may run (--pingaway.timeout), however
@@ -200,17 +203,24 @@ class Target:
         """``bearer`` or ``session``: how the latest upstream call proved who it is."""
         return self.client.auth_method
 
+    def from_cache(self) -> Outcome | None:
+        """The answer of the --pingaway.min-interval cache, when it serves a scrape now (then counted as
+        answered); None when a scrape must call upstream (or join a call). Never waits, never calls."""
+        fresh = self._fresh
+        if fresh is None or time.monotonic() - fresh[0] >= self.min_interval:
+            return None
+        self.last_answer = (self.clock(), True)
+        return fresh[2]
+
     def scrape(self, deadline: float) -> Outcome:
         """Fetch (or join a fetch already running) and count the outcome for this scrape."""
         started = time.monotonic()
-        fresh = self._fresh
-        if fresh is not None:
-            if started - fresh[0] < self.min_interval:
-                self.last_answer = (self.clock(), True)
-                return replace(fresh[1], cached=True)
-            # Expired: it will never be served again, so its records (tens of MB at 50,000 extensions)
-            # go now rather than sit beside the next call's while that is built.
-            self._fresh = None
+        cached = self.from_cache()
+        if cached is not None:
+            return cached
+        # Expired (if any): it will never be served again, so its records (tens of MB at 50,000 extensions)
+        # go now rather than sit beside the next call's while that is built.
+        self._forget_cache()
         try:
             outcome = self._shared_call.run(deadline)
             if outcome.reason == TIMEOUT and 2 * outcome.duration < min(deadline - started,
@@ -230,11 +240,16 @@ class Target:
         if outcome.reason is not None:
             self.stats.count_error(outcome.reason)
             self.last_failure = outcome
-        elif self.min_interval > 0 and (self._fresh is None or self._fresh[1] is not outcome):
-            self._fresh = (time.monotonic(), outcome)
+        elif self.min_interval > 0:
+            fresh = self._fresh  # a scrape that joined this call may have stored it already
+            if fresh is None or fresh[1] is not outcome:
+                self._fresh = (time.monotonic(), outcome, replace(outcome, cached=True))
         self.last_outcome = outcome.without_records()
         self.last_answer = (self.clock(), False)
         return outcome
+
+    def _forget_cache(self) -> None:
+        self._fresh = None
 
     def close(self) -> None:
         self._fresh = None

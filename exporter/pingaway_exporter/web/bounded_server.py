@@ -59,6 +59,7 @@ _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 R, W = selectors.EVENT_READ, selectors.EVENT_WRITE
 _SEND_MAX = 256 * 1024  # bytes per send call, so one fast reader cannot hold the selector thread long
 _TURN = 16  # answers one connection gets per selector turn; then it waits its turn (pipelined floods)
+_JOIN_MAX = 64 * 1024  # an answer up to this size is joined and sent in one call (a copy costs less than sends)
 
 
 class BoundedServer:
@@ -383,6 +384,8 @@ class BoundedServer:
             if not data:
                 break
             taken += len(data)
+            if len(data) < 65536 and not isinstance(conn.sock, ssl.SSLSocket):
+                break  # the kernel had no more just now: the selector says when it has (saves a recv per request)
         if taken:
             conn.empty_reads = 0
             self._empty.pop(conn, None)
@@ -438,6 +441,8 @@ class BoundedServer:
             self._close(conn)
             return
         now = self.clock()
+        if len(chunks) > 1 and sum(len(c) for c in chunks) <= _JOIN_MAX:
+            chunks = [b"".join(chunks)]  # a small answer goes out in one send, not one per part
         views = [memoryview(c) for c in chunks]
         conn.out.extend(views)
         conn.unsent = sum(v.nbytes for v in views)

@@ -18,12 +18,14 @@ from __future__ import annotations
 import http
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import h11
 
 from pingaway_exporter import __version__
 
 SERVER = f"pingaway-exporter/{__version__}".encode()
+_SERVER_TEXT = SERVER.decode()
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -163,7 +165,7 @@ class Protocol:
     def respond(self, resp: Response, head_only: bool, extra: Sequence[tuple[str, str]] = ()) -> list[bytes]:
         """The bytes of an answer: the head, then the body's chunks as they are (not copied)."""
         h = self._h
-        headers = [("Server", SERVER.decode()), *resp.headers, *extra]
+        headers = [("Server", _SERVER_TEXT), *resp.headers, *extra]
         if resp.framed:
             headers.append(("Content-Length", str(resp.length)))
         if resp.close:
@@ -189,6 +191,7 @@ class Protocol:
         return True
 
 
+@lru_cache(maxsize=64)
 def _phrase(status: int) -> bytes:
     try:
         return http.HTTPStatus(status).phrase.encode()

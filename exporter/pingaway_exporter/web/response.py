@@ -7,33 +7,42 @@ the selector thread sends as they are, never joined or copied. With the
 whole body known before the first byte, a render failure is always a 500,
 and HTTP/1.0 clients get a Content-Length like everyone else.
 
-A scrape's answer is rendered in three runs (``ScrapeCollector``): its own
-head (up, age, duration, ...), the part derived from the upstream answer,
-and a tail (the config's reload state, process metrics). The middle run is
-nearly all of the bytes and the same for every scrape that answer serves
+A scrape's answer is rendered in four runs (``ScrapeCollector``): its head
+(up, cache, errors, token), the part derived from the upstream answer, a
+tail (the config's reload state) and its moment (the data's age, this
+scrape's duration, and on ``/metrics`` the process metrics). The middle run
+is nearly all of the bytes and the same for every scrape that answer serves
 (coalesced, or from the ``--pingaway.min-interval`` cache), so it is
 rendered once per format and encoding, kept in the outcome's ``Memo``, and
 its chunks are shared by every connection that sends it: 128 slow readers
-of one cached answer hold one copy, not 128. With gzip the three runs are
-one gzip stream, not three members (some clients read only the first
-member): the head starts it, each run ends on a byte boundary
-(``Z_SYNC_FLUSH``) with no back-reference before its own start, and the
-tail's trailer carries the CRC-32 of the whole text, combined from the
-runs' own (``crc32_combine``, as zlib's), as pigz does.
+of one cached answer hold one copy, not 128. Head and tail change only with
+``ScrapeCollector.state`` (an error counted, a token rotated, a reload), so
+the three are kept together as the answer's fixed part (``Shared``), and
+only the moment is rendered per scrape: a cached answer is that fixed part
+plus a few hundred bytes, cheap enough to be made on the selector thread
+(``cached_body``). With gzip the runs are one gzip stream, not several
+members (some clients read only the first member): the head starts it, each
+fixed run ends on a byte boundary (``Z_SYNC_FLUSH``) with no back-reference
+before its own start, their CRC-32s are combined once (``crc32_combine``,
+as zlib's, as pigz does), and the moment goes in stored blocks (RFC 1951
+type 0) whose trailer continues that CRC with zlib's running ``crc32``.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 from prometheus_client.core import Metric
 
 from pingaway_exporter.metrics.collector import ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format, render_families
+from pingaway_exporter.scrape.target import Outcome
 
 Sink = Callable[[bytes], object]
 
@@ -94,28 +103,90 @@ def render_body(render: Callable[[Sink], None], gzip_ok: bool) -> tuple[bytes, .
 
 
 def scrape_body(scrape: ScrapeCollector, fmt: Format, gzip_ok: bool, after: Iterable[Metric]) -> tuple[bytes, ...]:
-    """The answer to one scrape, ``after`` (runtime metrics) at its end; its middle shared (module doc)."""
+    """The answer to one scrape, ``after`` (runtime metrics) at its end; all but its moment shared (module doc)."""
     outcome, started = scrape.run()
-    head = render_part(lambda sink: render_families(scrape.head(outcome, started), fmt, sink, eof=False), gzip_ok)
+    return _finish(_fixed(scrape, outcome, fmt, gzip_ok), _moment(scrape, outcome, started, fmt, after), gzip_ok)
 
-    def middle() -> Part:
-        return render_part(lambda sink: render_families(scrape.shared(outcome), fmt, sink, eof=False), gzip_ok,
-                           first=False)
 
-    if outcome.ok:
-        config = scrape.config.current if scrape.config is not None else None
-        key = (fmt.content_type, gzip_ok, scrape.options, _Same(config))
-        shared: Part = outcome.memo.get(key, middle)
-    else:  # nothing worth sharing: a failed scrape's families carry no samples
-        shared = middle()
-    crc = crc32_combine(head.crc, shared.crc, shared.size)
+def cached_body(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok: bool) -> tuple[bytes, ...] | None:
+    """The answer to a scrape of ``outcome`` when all but its moment is rendered already, else None: cheap
+    enough for the selector thread (no render of the answer, no wait, no upstream call)."""
+    shared = outcome.memo.peek(_middle_key(scrape, fmt, gzip_ok)) if outcome.ok else None
+    fixed = shared.peek((outcome.cached, scrape.state())) if shared is not None else None
+    if fixed is None:
+        return None
+    return _finish(fixed, _moment(scrape, outcome, None, fmt, ()), gzip_ok)
 
-    def rest(sink: Sink) -> None:
-        render_families(scrape.tail(outcome), fmt, sink, eof=False)
-        render_families(after, fmt, sink)
 
-    tail = render_part(rest, gzip_ok, first=False, before=(crc, head.size + shared.size))
-    return head.chunks + shared.chunks + tail.chunks
+class Shared:
+    """A rendered middle, and the fixed parts of the answers built around it: one per state of the head and
+    tail (``ScrapeCollector.state``), the last ``limit`` kept (a state once left does not come back)."""
+
+    def __init__(self, middle: Part, limit: int = 4) -> None:
+        self.middle = middle
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._fixed: dict[Hashable, Part] = {}
+
+    def peek(self, key: Hashable) -> Part | None:
+        with self._lock:
+            return self._fixed.get(key)
+
+    def fixed(self, key: Hashable, build: Callable[[], Part]) -> Part:
+        """The fixed part for ``key``, built now when it is not kept (two builds at once are harmless)."""
+        got = self.peek(key)
+        if got is None:
+            got = build()
+            with self._lock:
+                while len(self._fixed) >= self.limit:
+                    del self._fixed[next(iter(self._fixed))]
+                self._fixed[key] = got
+        return got
+
+
+def _middle_key(scrape: ScrapeCollector, fmt: Format, gzip_ok: bool) -> tuple[object, ...]:
+    config = scrape.config.current if scrape.config is not None else None
+    return (fmt.content_type, gzip_ok, scrape.options, _Same(config))
+
+
+def _fixed(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok: bool) -> Part:
+    """Head, middle and tail: with gzip, the start of one stream ending on a byte boundary."""
+    def run(families: Callable[[], Iterable[Metric]], first: bool = False) -> Part:
+        return render_part(lambda sink: render_families(families(), fmt, sink, eof=False), gzip_ok, first=first)
+
+    def around(middle: Part) -> Part:
+        head, tail = run(lambda: scrape.head(outcome), first=True), run(lambda: scrape.tail(outcome))
+        crc = crc32_combine(crc32_combine(head.crc, middle.crc, middle.size), tail.crc, tail.size)
+        return Part(head.chunks + middle.chunks + tail.chunks, crc, head.size + middle.size + tail.size)
+
+    if not outcome.ok:  # nothing worth sharing: a failed scrape's families carry no samples
+        return around(run(lambda: scrape.shared(outcome)))
+    shared: Shared = outcome.memo.get(_middle_key(scrape, fmt, gzip_ok),
+                                      lambda: Shared(run(lambda: scrape.shared(outcome))))
+    return shared.fixed((outcome.cached, scrape.state()), lambda: around(shared.middle))
+
+
+def _moment(scrape: ScrapeCollector, outcome: Outcome, started: float | None, fmt: Format,
+            after: Iterable[Metric]) -> bytes:
+    """The end of the answer, rendered for every scrape: its moment, ``after``, and OpenMetrics' ``# EOF``."""
+    out: list[bytes] = []
+    render_families(chain(scrape.moment(outcome, started), after), fmt, out.append)
+    return b"".join(out)
+
+
+def _finish(fixed: Part, end: bytes, gzip_ok: bool) -> tuple[bytes, ...]:
+    """The fixed part, then ``end``; with gzip, ``end`` is stored (RFC 1951 block type 0: no compression to
+    do for a few hundred bytes) in the stream's final blocks, and the trailer is worked out from the CRC-32
+    of the fixed part with zlib's own running CRC."""
+    if not gzip_ok:
+        return (*fixed.chunks, end) if end else fixed.chunks
+    stored = bytearray()
+    for at in range(0, max(len(end), 1), 0xFFFF):
+        piece = end[at:at + 0xFFFF]
+        final = at + 0xFFFF >= len(end)
+        stored += struct.pack("<BHH", 1 if final else 0, len(piece), len(piece) ^ 0xFFFF) + piece
+    stored += struct.pack("<II", zlib.crc32(end, fixed.crc), (fixed.size + len(end)) & 0xFFFFFFFF)
+    return (*fixed.chunks, bytes(stored))
 
 
 class _Same:

@@ -37,7 +37,7 @@ from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.negotiate import gzip_accepted, negotiate_accept
 from pingaway_exporter.web.protocol import Request, Response
 from pingaway_exporter.web.rate_limit import RateLimiter
-from pingaway_exporter.web.response import render_body, scrape_body
+from pingaway_exporter.web.response import cached_body, render_body, scrape_body
 from pingaway_exporter.web.sd import SD_CONTENT_TYPE, http_sd
 from pingaway_exporter.web.webconfig_watch import WebConfigWatcher
 
@@ -104,7 +104,7 @@ def quick(server: ServerView, req: Request) -> Response | None:
         if req.header("authorization") is None:
             return _unauthorized()
         return None  # bcrypt: a worker's job
-    return _fixed(server, req)
+    return _fixed(server, req) or _from_cache(server, req)
 
 
 def _fixed(server: ServerView, req: Request) -> Response | None:
@@ -123,6 +123,25 @@ def _fixed(server: ServerView, req: Request) -> Response | None:
     if path not in (server.options.telemetry_path, "/probe", "/sd", "/"):
         return Response.text(404, "Not found\n")
     return None
+
+
+def _from_cache(server: ServerView, req: Request) -> Response | None:
+    """``/probe`` from the --pingaway.min-interval cache when all but its moment is rendered already (the
+    bytes kept by ``response``): a few hundred bytes to render, no wait, so the selector thread answers."""
+    pool = server.options.pool
+    if pool is None or req.method != "GET" or req.path != "/probe":
+        return None
+    names = parse_qs(req.query, keep_blank_values=True).get("target", [])
+    probe = pool.built(names[0]) if len(names) == 1 else None
+    outcome = probe.target.from_cache() if probe is not None else None
+    if probe is None or outcome is None:
+        return None
+    fmt = Format.of(negotiate_accept(req.header("accept") or ""))
+    gzip_ok = gzip_accepted(req.header("accept-encoding") or "")
+    scrape = ScrapeCollector(probe.target, 0.0, server.options.collector, probe.view,
+                             team_views=server.options.team_views)
+    chunks = cached_body(scrape, outcome, fmt, gzip_ok)
+    return _metrics_response(fmt, gzip_ok, chunks) if chunks is not None else None
 
 
 def answer(server: ServerView, req: Request) -> Response:
@@ -236,6 +255,10 @@ def _expose(req: Request, collector: ScrapeCollector | ExporterCollector, runtim
         log.error("could not render metrics", extra={"fields": {"err": f"{type(exc).__name__}: {exc}"}})
         log.debug("render failure", exc_info=True)
         return Response.text(500, "internal error rendering metrics; see the exporter log\n", "text/plain")
+    return _metrics_response(fmt, gzip_ok, chunks)
+
+
+def _metrics_response(fmt: Format, gzip_ok: bool, chunks: tuple[bytes, ...]) -> Response:
     headers = [("Content-Type", fmt.content_type)]
     if gzip_ok:
         headers.append(("Content-Encoding", "gzip"))
