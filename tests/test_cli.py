@@ -13,7 +13,7 @@ from pingaway_exporter.cli import main
 from pingaway_exporter.config.errors import ConfigError
 from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, load
 from tests.helpers.metrics_util import samples, value
-from tests.helpers.process import ExporterProcess
+from tests.helpers.process import ANY_PORT, ExporterProcess
 
 
 def test_defaults(tmp_path):
@@ -81,7 +81,7 @@ def test_missing_token_is_explained(capsys, monkeypatch, clean_env):
 def test_non_jwt_token_file_refused_at_startup(tmp_path, capsys):
     path = tmp_path / "token"
     path.write_text("plainly-not-a-jwt-value")
-    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/", *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "not a JWT" in err and "plainly-not-a-jwt-value" not in err
 

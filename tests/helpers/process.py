@@ -63,6 +63,11 @@ class ExporterProcess:
         return self.proc.returncode, err.decode()
 
 
+# For ``cli.main`` run in a test's own process: the port opens before the config file is read, so a start that
+# a bad config ends has bound a port first; this one is any free loopback port, never the default on every address.
+ANY_PORT = ("--web.listen-address", "127.0.0.1:0")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
