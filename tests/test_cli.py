@@ -185,3 +185,20 @@ def test_check_with_a_config_file_shows_each_group_and_its_next_change(tmp_path,
                         r"\(in 8 h 30 min\)", lines["evening"]), lines["evening"]
     assert re.fullmatch(r"  always   open, \d+ available / 1 minimum; no change in opening hours within 400 days",
                         lines["always"]), lines["always"]
+
+
+def test_check_opens_no_port(sim, tmp_path, capsys):
+    """``check`` never listens: with its listen address taken by another socket, it still fetches and exits 0."""
+    import socket
+
+    path = tmp_path / "token"
+    path.write_text(sim.issue_token())
+    path.chmod(0o600)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        assert main(["check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url,
+                     "--web.listen-address", address], clock=sim.clock) == 0
+    captured = capsys.readouterr()
+    assert "OK" in captured.out and "cannot listen" not in captured.err and "port open" not in captured.err
