@@ -100,11 +100,12 @@ class Server:
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=limit)  # noqa: PLW1509 -- no threads yet in this process
         self.path = "/" if kind == "cheroot" else "/metrics"
+        ready = "/" if kind == "cheroot" else "/-/ready"  # the exporter's port opens before its config is loaded
         end = time.monotonic() + 20
         while time.monotonic() < end:
             with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"http://127.0.0.1:{self.port}/", timeout=2)
-                return
+                if httpx.get(f"http://127.0.0.1:{self.port}{ready}", timeout=2).status_code == 200:
+                    return
             time.sleep(0.1)
         raise SystemExit("server did not start")
 

@@ -155,7 +155,7 @@ def bench(size: int, runs: int, per_extension: bool, gzip: bool, min_interval: s
     try:
         for _ in range(100):
             try:
-                get(f"http://127.0.0.1:{port}/-/healthy", {})
+                get(f"http://127.0.0.1:{port}/-/ready", {})  # 503 (an HTTPError) until the config is loaded
                 break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)

@@ -164,12 +164,13 @@ def pki(tmp_path):
 
 @pytest.fixture
 def app_server():
-    """``start(web_config=None, ready=True, **app)``: an ExporterServer with no target of its own (only /probe
-    targets, if the app declares any), serving in this process; stopped after the test."""
+    """``start(web_config=None, ready=True, loaded=True, **app)``: an ExporterServer with no target of its own
+    (only /probe targets, if the app declares any), serving in this process; stopped after the test. With
+    ``loaded=False`` it answers as while the config file loads, until ``server.load`` is called."""
     servers: list[ExporterServer] = []
 
-    def start(web_config=None, ready: bool = True, **app) -> ExporterServer:
-        server = ExporterServer(("127.0.0.1", 0), None, WebApp(web_config=web_config, **app))
+    def start(web_config=None, ready: bool = True, loaded: bool = True, **app) -> ExporterServer:
+        server = ExporterServer(("127.0.0.1", 0), None, WebApp(web_config=web_config, **app), loaded=loaded)
         if ready:
             server.ready.set()
         threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()

@@ -13,7 +13,7 @@ from pingaway_exporter.cli import main
 from pingaway_exporter.config.errors import ConfigError
 from pingaway_exporter.config.flags import DEFAULT_PORT, FLAGS, load
 from tests.helpers.metrics_util import samples, value
-from tests.helpers.process import ExporterProcess
+from tests.helpers.process import ANY_PORT, ExporterProcess
 
 
 def test_defaults(tmp_path):
@@ -81,7 +81,7 @@ def test_missing_token_is_explained(capsys, monkeypatch, clean_env):
 def test_non_jwt_token_file_refused_at_startup(tmp_path, capsys):
     path = tmp_path / "token"
     path.write_text("plainly-not-a-jwt-value")
-    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/", *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "not a JWT" in err and "plainly-not-a-jwt-value" not in err
 
@@ -185,3 +185,20 @@ def test_check_with_a_config_file_shows_each_group_and_its_next_change(tmp_path,
                         r"\(in 8 h 30 min\)", lines["evening"]), lines["evening"]
     assert re.fullmatch(r"  always   open, \d+ available / 1 minimum; no change in opening hours within 400 days",
                         lines["always"]), lines["always"]
+
+
+def test_check_opens_no_port(sim, tmp_path, capsys):
+    """``check`` never listens: with its listen address taken by another socket, it still fetches and exits 0."""
+    import socket
+
+    path = tmp_path / "token"
+    path.write_text(sim.issue_token())
+    path.chmod(0o600)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        assert main(["check", "--pingaway.token-file", str(path), "--pingaway.url", sim.url,
+                     "--web.listen-address", address], clock=sim.clock) == 0
+    captured = capsys.readouterr()
+    assert "OK" in captured.out and "cannot listen" not in captured.err and "port open" not in captured.err

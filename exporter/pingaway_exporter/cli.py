@@ -1,4 +1,4 @@
-"""Entry point: read the config, build the target, then serve or check once."""
+"""Entry point: open the port, then read the config and build the targets while it answers 503; or check once."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from pingaway_exporter.metrics.groups import TeamView
 from pingaway_exporter.metrics.groups import families as group_families
 from pingaway_exporter.scrape.probe_targets import TargetDefaults, TargetPool
 from pingaway_exporter.scrape.target import Target, UpstreamSlots
-from pingaway_exporter.serving import Started, serve, start_probe_targets
+from pingaway_exporter.serving import Loaded, serve, start_probe_targets
 from pingaway_exporter.upstream.auth import NO_CLAIMS, SESSION, SessionAuth, TokenState
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import safe_url
@@ -207,10 +208,15 @@ def _settings(cfg: Flags) -> tuple[str | None, Settings | None]:
         raise _refuse(str(exc)) from None
 
 
+def _flag_credentials(cfg: Flags) -> bool:
+    """The flags give a target of their own for /metrics: credentials, or --demo."""
+    return cfg.demo or cfg.token is not None or cfg.password is not None
+
+
 def _default_target(cfg: Flags, settings: Settings | None, slots: UpstreamSlots, clock: Callable[[], float],
                     shared: DeadlineTransport) -> tuple[Target | None, Simulator | None]:
     """The target on /metrics, when the flags give credentials (or --demo); else the declared ones must exist."""
-    if not (cfg.demo or cfg.token is not None or cfg.password is not None):
+    if not _flag_credentials(cfg):
         if not (settings is not None and settings.targets):
             raise _refuse(NO_CREDENTIALS)
         return None, None
@@ -235,23 +241,49 @@ def _probe_targets(cfg: Flags, reloader: SettingsReloader, slots: UpstreamSlots,
     return pool
 
 
-def _check(cfg: Flags, target: Target | None, reloader: SettingsReloader, pool: TargetPool,
-           config_path: str | None) -> int:
+def _check(cfg: Flags, run: Loaded) -> int:
     """``check``: one fetch of every target, a short summary of each; the worst status."""
-    if not start_probe_targets(pool, config_path):
-        return 2
-    status = run_check(cfg.timeout, target, config=reloader) if target is not None else 0
-    for probe in pool.probes():  # and every declared target
+    target = run.target
+    status = run_check(cfg.timeout, target, config=run.reloader) if target is not None else 0
+    for probe in run.pool.probes():  # and every declared target
         print(f"\n[target {probe.target.name}]")
         status = max(status, run_check(probe.timeout, probe.target))
     return status
 
 
-def _listen(cfg: Flags, target: Target | None, options: WebApp) -> ExporterServer:
+def load_all(cfg: Flags, clock: Callable[[], float]) -> Loaded:
+    """Everything the config file and the flags' credentials give: the config in effect, the target on
+    /metrics (and the demo's simulator), every declared target built. A refusal prints its error naming the
+    field and raises ``_Exit(2)``, after closing whatever was built."""
+    config_path, settings = _settings(cfg)
+    slots = UpstreamSlots(cfg.max_concurrent)
+    # One TLS context and one connection pool for every target, bounded by the upstream slots.
+    shared = DeadlineTransport(max_connections=max(cfg.max_concurrent, 1) + 1)
+    with ExitStack() as undo:
+        undo.callback(shared.close)
+        target, sim = _default_target(cfg, settings, slots, clock, shared)
+        if sim is not None:
+            undo.callback(sim.stop)
+        if target is not None:
+            undo.callback(target.client.close)
+        # Opening hours are judged on the same clock as the office's data (shifted in --demo).
+        reloader = SettingsReloader(config_path, settings, clock=sim.clock if sim is not None else clock,
+                                    wall_clock=clock, loader=load_config)
+        pool = _probe_targets(cfg, reloader, slots, shared, config_path)
+        undo.callback(pool.close)
+        if not start_probe_targets(pool, config_path):
+            raise _Exit(2)
+        options = web_app(cfg, target, sim, reloader, pool)
+        undo.pop_all()  # all built: Loaded.close closes it from here on
+    return Loaded(cfg, options, reloader, pool, shared, target, sim, config_path)
+
+
+def _listen(cfg: Flags) -> ExporterServer:
+    """The port, open before the config file is read: /-/healthy answers, everything else 503 until it is."""
     for path in cfg.web_config.loose_files if cfg.web_config else ():
         log.warning("secret file is readable by group or others; chmod 600 it", extra={"fields": {"file": path}})
     try:
-        return ExporterServer(cfg.listen, target, options)
+        return ExporterServer(cfg.listen, None, web_app(cfg, None, None, SettingsReloader(), None), loaded=False)
     except OSError as exc:
         host, port = cfg.listen
         where = cfg.sources.get("listen", "default")
@@ -279,23 +311,13 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
 
 
 def _run(cfg: Flags, clock: Callable[[], float]) -> int:
-    config_path, settings = _settings(cfg)
-    slots = UpstreamSlots(cfg.max_concurrent)
-    # One TLS context and one connection pool for every target, bounded by the upstream slots.
-    shared = DeadlineTransport(max_connections=max(cfg.max_concurrent, 1) + 1)
-    target, sim = _default_target(cfg, settings, slots, clock, shared)
-    # Opening hours are judged on the same clock as the office's data (shifted in --demo).
-    reloader = SettingsReloader(config_path, settings, clock=sim.clock if sim is not None else clock,
-                                wall_clock=clock, loader=load_config)
-    pool = _probe_targets(cfg, reloader, slots, shared, config_path)
-    if cfg.check:
+    if cfg.check:  # no port: load, fetch once, say how it went
+        run = load_all(cfg, clock)
         try:
-            return _check(cfg, target, reloader, pool, config_path)
+            return _check(cfg, run)
         finally:
-            pool.close()
-            shared.close()
-            if sim is not None:
-                sim.stop()
-    options = web_app(cfg, target, sim, reloader, pool)
-    server = _listen(cfg, target, options)
-    return serve(server, Started(cfg, options, reloader, pool, shared, target, sim, config_path))
+            run.close()
+    if not (_flag_credentials(cfg) or cfg.config_file):
+        raise _refuse(NO_CREDENTIALS)  # no file could declare a target: say so before opening a port
+    # The port opens first, so /-/healthy answers while thousands of declared targets load (/-/ready says 503).
+    return serve(_listen(cfg), lambda: load_all(cfg, clock))

@@ -1,8 +1,10 @@
-"""Serving, once ``cli`` has read the flags and the config file: the port opens, the targets are built, ready.
+"""Serving, once ``cli`` has read the flags and opened the port: the config loads, ready, serve, drain.
 
-``serve`` opens the port at once (``/-/healthy`` answers, ``/-/ready`` says 503), builds the declared
-targets, warms the demo up, turns ``/-/ready`` on and serves until SIGTERM, then drains. Wiring only, like
-``cli``.
+``serve`` starts answering on the open port at once (``/-/healthy`` 200; ``/-/ready`` 503, and every other
+route a 503 saying the config is still loading), has ``cli``'s loader read the config file and build the
+targets meanwhile, hands them to the server, warms the demo up, turns ``/-/ready`` on and serves until
+SIGTERM, then drains. A config the loader refuses closes the port and ends the process with the loader's exit
+code. Wiring only, like ``cli``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -36,8 +39,8 @@ SHUTDOWN_GRACE = 15.0  # seconds; Kubernetes' default grace period is 30
 
 
 @dataclass(frozen=True)
-class Started:
-    """What ``main`` built before the port opened, for ``_serve``."""
+class Loaded:
+    """What ``cli`` built from the config file and the flags' credentials, for ``serve`` (or ``check``)."""
 
     cfg: Flags
     options: WebApp
@@ -48,29 +51,30 @@ class Started:
     sim: Simulator | None
     config_path: str | None
 
+    def close(self) -> None:
+        if self.target is not None:
+            self.target.client.close()
+        self.pool.close()
+        self.shared.close()
+        if self.sim is not None:
+            self.sim.stop()
 
-def serve(server: ExporterServer, run: Started) -> int:
-    """Serve until SIGTERM: the port answers at once, /-/ready once the declared targets are built."""
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
-        server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
-        threading.Thread(target=server.shutdown, daemon=True).start()
 
-    def reload(signum: int, frame: FrameType | None) -> None:
-        run.reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
+def serve(server: ExporterServer, load: Callable[[], Loaded]) -> int:
+    """Serve until SIGTERM: the port answers at once, the rest once ``load`` has returned, /-/ready after that.
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    # The port answers from here on: /-/healthy 200, /-/ready 503 until the targets are built and ready is set.
+    ``load`` runs in this thread while the port answers; what it raises (a refused config, its error printed)
+    stops the server, closes the port and goes up to the caller."""
+    run: Loaded | None = None
+    signals = _Signals(server)
+    # The port answers from here on: /-/healthy 200, /-/ready 503 until the config is loaded and ready is set.
     serving = threading.Thread(target=server.serve_forever, name="serve")
     serving.start()
     try:
-        if not start_probe_targets(run.pool, run.config_path):
-            server.shutdown()
-            return 2
-        if hasattr(signal, "SIGHUP"):
-            run.reloader.start()  # the reload thread exists before the first SIGHUP can arrive
-            signal.signal(signal.SIGHUP, reload)
+        log.info("port open; loading the config", extra={"fields": {"address": server.bound_address()}})
+        run = load()
+        server.load(run.target, run.options)  # /metrics, /probe, /sd and / answer from here on
+        signals.loaded(run.reloader)
         open_port(server, run, serving)
         while serving.is_alive():
             serving.join(0.5)  # in slices: signal handlers run in this thread
@@ -78,17 +82,55 @@ def serve(server: ExporterServer, run: Started) -> int:
         if left:
             log.warning("exiting with requests still in flight", extra={"fields": {"requests": left}})
     finally:
+        server.shutdown()  # at once when a SIGTERM already stopped it; else (load refused) stops it now
+        serving.join()
         server.server_close()
-        if run.target is not None:
-            run.target.client.close()
-        run.pool.close()
-        run.shared.close()
-        if run.sim is not None:
-            run.sim.stop()
+        if run is not None:
+            run.close()
+        signals.restore()
     return 0
 
 
-def open_port(server: ExporterServer, run: Started, serving: threading.Thread) -> None:
+class _Signals:
+    """SIGTERM and SIGINT stop the server; SIGHUP reloads the config, and one that comes while it is still
+    loading is kept for when it is in (the default action would end the process). ``restore`` puts the
+    handlers back as they were (``main`` can run in a test's process)."""
+
+    def __init__(self, server: ExporterServer) -> None:
+        self.server = server
+        self.reloader: SettingsReloader | None = None  # once its thread runs
+        self.early = False
+        handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop}
+        if hasattr(signal, "SIGHUP"):
+            handlers[signal.SIGHUP] = self.reload
+        self.previous = {signum: signal.getsignal(signum) for signum in handlers}
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
+        self.server.ready.clear()  # /-/ready now says 503, so load balancers stop sending
+        threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+    def reload(self, signum: int, frame: FrameType | None) -> None:
+        if self.reloader is not None:
+            self.reloader.request()  # a SIGHUP storm coalesces: one reload running, at most one pending
+        else:
+            self.early = True
+
+    def loaded(self, reloader: SettingsReloader) -> None:
+        if hasattr(signal, "SIGHUP"):
+            reloader.start()  # the reload thread exists before a SIGHUP is passed on to it
+            self.reloader = reloader
+            if self.early:
+                reloader.request()
+
+    def restore(self) -> None:
+        for signum, old in self.previous.items():
+            signal.signal(signum, old if old is not None else signal.SIG_DFL)
+
+
+def open_port(server: ExporterServer, run: Loaded, serving: threading.Thread) -> None:
     """Say what was loaded, warm the demo up, and turn /-/ready on (unless a SIGTERM came meanwhile)."""
     if run.config_path:
         groups = run.reloader.current.groups

@@ -11,6 +11,7 @@ from pingaway_exporter.cli import main
 from pingaway_exporter.config.errors import ConfigError
 from pingaway_exporter.config.file import AUTO_GROUP_LIMIT, demo_config_path, load_file, load_text
 from pingaway_exporter.config.flags import load
+from tests.helpers.process import ANY_PORT
 
 pytestmark = pytest.mark.unit
 
@@ -146,7 +147,7 @@ def test_flag_and_env_twin():
 def test_bad_config_file_exits_2_naming_the_field(tmp_path, capsys):
     path = tmp_path / "bad.yml"
     path.write_text(GROUP + "    opening_hours:\n      mon: ['08:00-17:00']\n      tue: ['08:00-25:00']\n")
-    assert main(["--demo", "--config.file", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == (f"pingaway-exporter: error: --config.file {path}: "
+    assert main(["--demo", "--config.file", str(path), *ANY_PORT]) == 2
+    err = capsys.readouterr().err  # the "port open" log line, then the error, and nothing after it
+    assert err.strip().splitlines()[-1] == (f"pingaway-exporter: error: --config.file {path}: "
                            "groups[0].opening_hours.tue[0]: '25:00' is not HH:MM")

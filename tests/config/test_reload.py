@@ -162,6 +162,8 @@ def test_sighup_reloads_a_running_exporter(tmp_path):
             time.sleep(0.1)
 
     try:
+        # the port opens before the config is loaded: until /-/ready, /metrics says to retry
+        wait_for(lambda: httpx.get(base + "/-/ready", timeout=10).status_code == 200, "/-/ready")
         wait_for(lambda: groups_now() == {"a1", "a2"}, "the first config")
         path.write_text(B)
         proc.send_signal(signal.SIGHUP)

@@ -12,6 +12,7 @@ import yaml
 from pingaway_exporter.config.errors import ConfigError
 from pingaway_exporter.config.targetfiles import load_config
 from tests.helpers.metrics_util import samples, value
+from tests.helpers.process import ANY_PORT
 from tests.helpers.served import URL, token_file, write
 
 pytestmark = pytest.mark.unit
@@ -83,11 +84,11 @@ def test_a_bad_target_file_at_startup_exits_2_naming_it(tmp_path, capsys):
     from pingaway_exporter.cli import main
     write(tmp_path / "c.yml", {"target_files": ["t.d/*.yml"]})
     write(tmp_path / "t.d" / "acme.yml", {"name": "acme", "url": URL, "token_file": "missing.token"})
-    assert main(["--config.file", str(tmp_path / "c.yml")]) == 2
+    assert main(["--config.file", str(tmp_path / "c.yml"), *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert "target file" in err and "acme.yml: token_file" in err and "Traceback" not in err
     write(tmp_path / "t.d" / "acme.yml", {"name": "acme", "url": URL, "token_file": "t", "timeout": "soon"})
-    assert main(["--config.file", str(tmp_path / "c.yml")]) == 2
+    assert main(["--config.file", str(tmp_path / "c.yml"), *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert "acme.yml: timeout:" in err and "Traceback" not in err
 

@@ -225,15 +225,16 @@ def test_end_to_end_tls_and_auth_from_the_command_line(pki, tmp_path):
     base = f"https://127.0.0.1:{port}"
     try:
         end = time.monotonic() + 20
-        while True:
+        while True:  # the port opens before the config is loaded: wait for /-/ready, not only for the port
             try:
-                healthy = httpx.get(base + "/-/healthy", verify=ctx, timeout=2)
-                break
+                if httpx.get(base + "/-/ready", verify=ctx, auth=(USER, PASSWORD), timeout=2).status_code == 200:
+                    break
             except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < end, "exporter did not start"
-                time.sleep(0.1)
-        assert healthy.status_code == 200
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < end, "exporter did not start"
+            time.sleep(0.1)
+        assert httpx.get(base + "/-/healthy", verify=ctx, timeout=2).status_code == 200
         assert httpx.get(base + "/metrics", verify=ctx, timeout=10).status_code == 401
         resp = httpx.get(base + "/metrics", verify=ctx, auth=(USER, PASSWORD), timeout=10)
         assert resp.status_code == 200 and value(samples(resp.text), "pingaway_up") == 1

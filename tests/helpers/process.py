@@ -1,12 +1,15 @@
-"""The real exporter as a child process, and free loopback ports."""
+"""The real exporter as a child process, free loopback ports, and ``StderrHold``: a child's stderr that stops
+the child at its first line until the test lets it go."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -63,7 +66,68 @@ class ExporterProcess:
         return self.proc.returncode, err.decode()
 
 
+# For ``cli.main`` run in a test's own process: the port opens before the config file is read, so a start that
+# a bad config ends has bound a port first; this one is any free loopback port, never the default on every address.
+ANY_PORT = ("--web.listen-address", "127.0.0.1:0")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class StderrHold:
+    """A pipe for a child's stderr, full before the child starts: the child's first write to stderr blocks, in
+    whichever thread makes it, until ``release`` starts reading.
+
+    The exporter's main thread logs "port open; loading the config" right after the port opens and before it
+    reads the config file, so a child started with ``stderr=hold.fd`` is stopped there, with the port open
+    and nothing loaded, for as long as the test likes: no timing, no sleep. Threads that write nothing to
+    stderr (the server's, answering /-/healthy and /-/ready) run on. If the exporter ever logs before the
+    port opens, the port never answers and the test fails on its deadline instead of passing unseen.
+    """
+
+    def __init__(self) -> None:
+        self._read, self.fd = os.pipe()
+        os.set_blocking(self.fd, False)
+        self.filler = 0
+        for size in (4096, 1):  # whole pages, then byte by byte: a write of any size then blocks
+            self.filler += _fill(self.fd, b"#" * size)
+        os.set_blocking(self.fd, True)  # the child shares this open file: its writes must block, not fail
+        self._chunks: list[bytes] = []
+        self._reader: threading.Thread | None = None
+
+    def started(self) -> None:
+        """The child has its copy of the write end; close ours, so reading ends when the child does."""
+        os.close(self.fd)
+
+    def release(self) -> None:
+        """Read the pipe from now on (in a thread): the child's writes go through again."""
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while chunk := os.read(self._read, 65536):
+            self._chunks.append(chunk)
+        os.close(self._read)
+
+    def text(self, timeout: float = 30.0) -> str:
+        """All the child wrote to stderr, once it has exited (the filler left out)."""
+        if self._reader is None:
+            self.release()
+        assert self._reader is not None
+        self._reader.join(timeout)
+        assert not self._reader.is_alive(), "the child's stderr did not end"
+        data = b"".join(self._chunks)
+        assert data[:self.filler] == b"#" * self.filler
+        return data[self.filler:].decode(errors="replace")
+
+
+def _fill(fd: int, data: bytes) -> int:
+    """Write ``data`` to the non-blocking ``fd`` again and again until it would block; the bytes written."""
+    written = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            written += os.write(fd, data)
+    return written

@@ -284,9 +284,10 @@ def test_reload_refuses_a_target_whose_token_file_is_missing(sims, probe_exporte
 
 def test_startup_with_an_unreadable_target_token_exits_2(tmp_path, capsys):
     from pingaway_exporter.cli import main
+    from tests.helpers.process import ANY_PORT
     (tmp_path / "c.yml").write_text(yaml.safe_dump({"targets": [
         {"name": "alpha", "url": "http://127.0.0.1:1/api/", "token_file": "nowhere.token"}]}))
-    assert main(["--config.file", str(tmp_path / "c.yml")]) == 2
+    assert main(["--config.file", str(tmp_path / "c.yml"), *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert "targets[0].token_file" in err and "nowhere.token" in err
 

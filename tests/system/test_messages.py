@@ -7,6 +7,7 @@ import pytest
 from pingaway_exporter.cli import build_target, main
 from pingaway_exporter.config.flags import load
 from tests.helpers.metrics_util import samples, value
+from tests.helpers.process import ANY_PORT
 
 
 def _failure(exp) -> str:
@@ -63,7 +64,7 @@ def test_a_token_that_is_not_a_jwt_points_at_token_opaque(tmp_path, capsys, clea
     path = tmp_path / "token"
     path.write_text("an-opaque-token-value-1234567890")
     path.chmod(0o600)
-    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/", *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert "not a JWT" in err and "--pingaway.token-opaque" in err and "an-opaque-token-value" not in err
 
@@ -136,7 +137,7 @@ def test_a_token_in_quotes_gets_its_own_hint(tmp_path, capsys, clean_env, quote)
     path = tmp_path / "token"
     path.write_text(quote + jwt.encode({"sub": "x", "iat": 1}, "k" * 64, algorithm="HS512") + quote + "\n")
     path.chmod(0o600)
-    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+    assert main(["--pingaway.token-file", str(path), "--pingaway.url", "http://127.0.0.1:1/api/", *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert "in quotes" in err and "without quotes" in err and "token-opaque" not in err and "eyJ" not in err
 

@@ -17,6 +17,7 @@ from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.failures import FetchError
 from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.metrics_util import samples, value
+from tests.helpers.process import ANY_PORT
 
 pytestmark = pytest.mark.unit
 
@@ -265,7 +266,7 @@ def test_password_from_env_and_username_env_twin(lsim, capsys, monkeypatch, clea
 def test_missing_password_file_is_refused_at_startup(tmp_path, capsys, monkeypatch, clean_env):
     missing = tmp_path / "nope"
     assert main(["--pingaway.username", USER, "--pingaway.password-file", str(missing),
-                 "--pingaway.url", "http://127.0.0.1:1/api/"]) == 2
+                 "--pingaway.url", "http://127.0.0.1:1/api/", *ANY_PORT]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "password file" in err and "Traceback" not in err
 

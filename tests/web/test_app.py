@@ -1,13 +1,15 @@
-"""web.app: the WebApp the HTTP side runs with, and its defaults."""
+"""web.app: the WebApp the HTTP side runs with, its defaults, and the AppState the routes answer from."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.metrics.groups import TeamViews
-from pingaway_exporter.web.app import WebApp
+from pingaway_exporter.web.app import AppState, WebApp
 from pingaway_exporter.web.limits import Limits
 
 pytestmark = pytest.mark.unit
@@ -33,3 +35,12 @@ def test_each_app_has_its_own_reloader_and_team_views():
     assert a.config is not b.config
     assert a.team_views is not b.team_views
 
+
+
+def test_an_app_state_is_loaded_unless_told_and_cannot_be_changed_in_place():
+    app = WebApp()
+    state = AppState(app)
+    assert (state.app, state.target, state.loaded) == (app, None, True)
+    assert AppState(app, loaded=False).loaded is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.loaded = False  # type: ignore[misc]

@@ -1,5 +1,5 @@
 """web.routes: each route through an in-process server (``exporter_factory``, or an ExporterServer without a
-target), and ``scrape_budget``."""
+target), what they say while the config file loads, and ``scrape_budget``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import time
 import httpx
 import pytest
 
+from pingaway_exporter.config import webconfig
 from pingaway_exporter.config.file import load_file
 from pingaway_exporter.config.reload import SettingsReloader
 from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.demo.simulator import Simulator
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.limits import Limits
-from pingaway_exporter.web.routes import SCRAPE_TIMEOUT_HEADER, scrape_budget
+from pingaway_exporter.web.routes import LOADING, SCRAPE_TIMEOUT_HEADER, scrape_budget
 from pingaway_exporter.web.server import ExporterServer
 from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.metrics_util import samples, value
 from tests.helpers.probe import ProbeExporter
+from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, write_config
 
 pytestmark = pytest.mark.unit
 
@@ -230,3 +233,38 @@ def test_a_cached_probe_is_answered_while_every_worker_is_busy(tmp_path):
         exp.close()
         slow.stop()
         quick.stop()
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/metrics"), ("HEAD", "/metrics"), ("GET", "/probe?target=acme"), ("GET", "/sd"), ("GET", "/"),
+    ("POST", "/-/reload"),
+])
+def test_while_the_config_loads_every_route_but_health_says_retry(app_server, method, path):
+    server = app_server(ready=False, loaded=False, enable_lifecycle=True)
+    resp = httpx.request(method, server.url(path), timeout=WAIT)
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
+    assert resp.headers["content-type"] == "text/plain; charset=utf-8"
+    if method != "HEAD":
+        assert resp.text == LOADING and "still loading; retry" in resp.text
+
+
+def test_while_the_config_loads_the_fixed_answers_stay(app_server):
+    server = app_server(ready=False, loaded=False)
+    assert (get(server, "/-/healthy").status_code, get(server, "/-/ready").status_code) == (200, 503)
+    assert get(server, "/nope").status_code == 404
+    assert httpx.post(server.url("/metrics"), timeout=WAIT).status_code == 405
+    assert httpx.request("DELETE", server.url("/sd"), timeout=WAIT).status_code == 501
+
+
+def test_while_the_config_loads_auth_comes_first(app_server, tmp_path):
+    """With Basic auth a request goes to a worker (bcrypt); there too: 401 without the password, 503 with it."""
+    web = webconfig.load(write_config(tmp_path, f"basic_auth_users:\n  {USER}: {bcrypt_hash(PASSWORD)}\n"))
+    server = app_server(web, ready=False, loaded=False)
+    assert get(server, "/metrics").status_code == 401
+    assert get(server, "/metrics", auth=(USER, "wrong")).status_code == 401
+    resp = get(server, "/metrics", auth=(USER, PASSWORD))
+    assert (resp.status_code, resp.text) == (503, LOADING)
+    assert get(server, "/-/ready", auth=(USER, PASSWORD)).status_code == 503
+    assert get(server, "/-/healthy", auth=(USER, PASSWORD)).status_code == 200
+    server.load(None, WebApp(web_config=web))
+    assert get(server, "/metrics", auth=(USER, PASSWORD)).status_code == 200

@@ -1,5 +1,5 @@
-"""web.server: ExporterServer in this process: the ready flag, its URL, TLS with the test CA, client SANs,
-Basic auth and the rate limit taken from the web-config."""
+"""web.server: ExporterServer in this process: the ready flag, opened before the config and loaded later, its
+URL, TLS with the test CA, client SANs, Basic auth and the rate limit taken from the web-config."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import httpx
 import pytest
 
 from pingaway_exporter.config import webconfig
+from pingaway_exporter.config.reload import SettingsReloader
+from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
+from pingaway_exporter.web.limits import Limits
 from pingaway_exporter.web.rate_limit import RateLimiter
+from pingaway_exporter.web.server import ExporterServer
 from tests.helpers.tls import PASSWORD, USER, bcrypt_hash, client_ctx, tls_yaml, write_config
 
 pytestmark = pytest.mark.unit
@@ -113,3 +117,36 @@ def test_the_tls_context_is_the_web_configs(app_server, pki, tmp_path):
     server = app_server(cfg)
     assert isinstance(server.ssl_context_for_new_connection(), ssl.SSLContext)
     assert server.ssl_context_for_new_connection() is cfg.ssl_context
+
+
+def test_a_server_opened_before_the_config_serves_what_load_hands_it(app_server, tmp_path):
+    """Not loaded: healthy, not ready, 503 elsewhere; ``load`` swaps the target and the app in at once."""
+    server = app_server(ready=False, loaded=False, telemetry_path="/m")
+    assert server.state.loaded is False and server.target is None
+    assert httpx.get(server.url("/-/healthy"), timeout=WAIT).status_code == 200
+    assert httpx.get(server.url("/m"), timeout=WAIT).status_code == 503
+    config = SettingsReloader()
+    loaded = WebApp(telemetry_path="/m", config=config, upstream_label="loaded")
+    server.load(None, loaded)
+    assert server.state.loaded is True and server.options is loaded and server.options.config is config
+    resp = httpx.get(server.url("/m"), timeout=WAIT)
+    assert resp.status_code == 200 and "pingaway_exporter_build_info" in resp.text
+    assert "loaded" in httpx.get(server.url("/"), timeout=WAIT).text  # the landing page shows the new app
+
+
+def test_load_keeps_what_the_open_port_was_set_up_with(app_server, tmp_path):
+    server = app_server(loaded=False, telemetry_path="/m")
+    with pytest.raises(ValueError, match="web config, limits and metrics path"):
+        server.load(None, WebApp(telemetry_path="/metrics"))
+    with pytest.raises(ValueError, match="web config, limits and metrics path"):
+        server.load(None, WebApp(telemetry_path="/m", limits=Limits(max_connections=7)))
+    with pytest.raises(ValueError, match="web config, limits and metrics path"):
+        server.load(None, WebApp(telemetry_path="/m",
+                                 web_config=webconfig.load(write_config(tmp_path, "rate_limit:\n  burst: 2\n"))))
+    assert server.state.loaded is False  # nothing was swapped in
+
+
+def test_a_target_comes_only_with_a_loaded_config(sim, exporter_factory):
+    target = exporter_factory(sim).target
+    with pytest.raises(ValueError, match="load"):
+        ExporterServer(("127.0.0.1", 0), target, WebApp(), loaded=False)

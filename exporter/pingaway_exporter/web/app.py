@@ -1,4 +1,5 @@
-"""The settings the exporter's HTTP side runs with, as ``cli`` builds them from the flags."""
+"""The settings the exporter's HTTP side runs with, as ``cli`` builds them from the flags, and ``AppState``: what
+the routes answer from, swapped in whole once the config file is loaded."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.metrics.groups import TeamViews
 from pingaway_exporter.scrape.probe_targets import TargetPool
+from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.web.limits import Limits
 
 
@@ -25,3 +27,20 @@ class WebApp:
     limits: Limits = Limits()  # noqa: RUF009 -- frozen; the port's resource bounds (limits.Limits)
     enable_lifecycle: bool = False  # --web.enable-lifecycle: POST /-/reload
     team_views: TeamViews = field(default_factory=TeamViews)  # each target's groups of its last good scrape
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What the routes answer from: the ``WebApp``, the target on the metrics path (None: only /probe targets),
+    and whether the config file is loaded yet.
+
+    The port opens before the config file is read (``serving``): the server then holds a state with
+    ``loaded=False``, built from the flags alone, and answers only ``/-/healthy`` and ``/-/ready`` (503);
+    every other route says the config is still loading. Once it is loaded, ``ExporterServer.load`` replaces
+    the state with a loaded one in a single store, and each request reads the state once, so no request ever
+    sees half of one and half of the other.
+    """
+
+    app: WebApp
+    target: Target | None = None
+    loaded: bool = True

@@ -11,7 +11,9 @@ in a worker. The upstream call is shared between requests (see
 holding that request's deadline, taken from Prometheus's scrape timeout
 header and the injected clock; the bulk of its answer, derived from the
 upstream answer alone, is rendered once and shared by every scrape that
-answer serves (``response``). To add a route, add its path to ``answer``
+answer serves (``response``). Each request reads the server's ``AppState``
+once: while the config file is still loading, every route but ``/-/healthy``
+and ``/-/ready`` answers 503 (``LOADING``). To add a route, add its path to ``answer``
 (and to ``KNOWN_PATHS``, for the 405 on POST).
 """
 
@@ -28,9 +30,8 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from pingaway_exporter.metrics.collector import ExporterCollector, ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format, render_families
-from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.upstream.payload import gc_paused
-from pingaway_exporter.web.app import WebApp
+from pingaway_exporter.web.app import AppState
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
 from pingaway_exporter.web.landing import landing_page
 from pingaway_exporter.web.limits import Limits
@@ -55,8 +56,7 @@ _RUNTIME = (ProcessCollector(registry=None), PlatformCollector(registry=None),
 class ServerView(Protocol):
     """What a request handler uses of its server (``server.ExporterServer``)."""
 
-    target: Target | None
-    options: WebApp
+    state: AppState
     ready: threading.Event
     auth: BasicAuthChecker | None
     rate_limiter: RateLimiter | None
@@ -84,6 +84,7 @@ def scrape_budget(header: str | None, cap: float, offset: float) -> float:
     return cap
 
 
+LOADING = "the config file is still loading; retry in a moment (/-/ready says 200 once it is loaded)\n"
 UNAUTHORIZED = ("WWW-Authenticate", 'Basic realm="pingaway-exporter", charset="UTF-8"')
 GET_ONLY = ("Allow", "GET, HEAD")
 
@@ -104,31 +105,35 @@ def quick(server: ServerView, req: Request) -> Response | None:
         if req.header("authorization") is None:
             return _unauthorized()
         return None  # bcrypt: a worker's job
-    return _fixed(server, req) or _from_cache(server, req)
+    state = server.state
+    return _fixed(server, req, state) or _from_cache(req, state)
 
 
-def _fixed(server: ServerView, req: Request) -> Response | None:
-    """The answers that need neither a render nor an upstream call, once auth has let the request in."""
+def _fixed(server: ServerView, req: Request, state: AppState) -> Response | None:
+    """The answers that need neither a render nor an upstream call, once auth has let the request in; while
+    the config loads, that is every answer."""
     if req.method not in ("GET", "HEAD", "POST"):
         return _unsupported(req)
     path = req.path
     if req.method == "POST":
-        return None if path == "/-/reload" else _post_elsewhere(server, path)
+        if path != "/-/reload":
+            return _post_elsewhere(state, path)
+        return None if state.loaded else _loading()
     if path == "/-/healthy":
         return Response.text(200, "Healthy\n")
     if path == "/-/ready":
         return Response.text(200, "Ready\n") if server.ready.is_set() else Response.text(503, "Not ready\n")
     if path == "/-/reload":
         return Response.text(405, "Only POST reloads the config file\n", headers=[("Allow", "POST")])
-    if path not in (server.options.telemetry_path, "/probe", "/sd", "/"):
+    if path not in (state.app.telemetry_path, "/probe", "/sd", "/"):
         return Response.text(404, "Not found\n")
-    return None
+    return None if state.loaded else _loading()
 
 
-def _from_cache(server: ServerView, req: Request) -> Response | None:
+def _from_cache(req: Request, state: AppState) -> Response | None:
     """``/probe`` from the --pingaway.min-interval cache when all but its moment is rendered already (the
     bytes kept by ``response``): a few hundred bytes to render, no wait, so the selector thread answers."""
-    pool = server.options.pool
+    pool = state.app.pool
     if pool is None or req.method != "GET" or req.path != "/probe":
         return None
     names = parse_qs(req.query, keep_blank_values=True).get("target", [])
@@ -138,8 +143,7 @@ def _from_cache(server: ServerView, req: Request) -> Response | None:
         return None
     fmt = Format.of(negotiate_accept(req.header("accept") or ""))
     gzip_ok = gzip_accepted(req.header("accept-encoding") or "")
-    scrape = ScrapeCollector(probe.target, 0.0, server.options.collector, probe.view,
-                             team_views=server.options.team_views)
+    scrape = ScrapeCollector(probe.target, 0.0, state.app.collector, probe.view, team_views=state.app.team_views)
     chunks = cached_body(scrape, outcome, fmt, gzip_ok)
     return _metrics_response(fmt, gzip_ok, chunks) if chunks is not None else None
 
@@ -151,10 +155,18 @@ def answer(server: ServerView, req: Request) -> Response:
         return _unauthorized()
     if req.method not in ("GET", "HEAD", "POST"):
         return _unsupported(req)
+    state = server.state  # one read: the whole request is answered from one state
+    if not state.loaded:
+        return _fixed(server, req, state) or _loading()
     with server.tracking():
         if req.method == "POST":
-            return _post(server, req)
-        return _get(server, req)
+            return _post(server, req, state)
+        return _get(server, req, state)
+
+
+def _loading() -> Response:
+    """Any route that needs the config file, before it is loaded: a 503 to retry, never a guess."""
+    return Response.text(503, LOADING, headers=[("Retry-After", "1")])
 
 
 def _unauthorized() -> Response:
@@ -167,33 +179,33 @@ def _unsupported(req: Request) -> Response:
     return Response.text(501, f"Unsupported method ({shown!r})\n")
 
 
-def _post_elsewhere(server: ServerView, path: str) -> Response:
-    if path in (server.options.telemetry_path, "/", "/-/healthy", "/-/ready", "/sd"):
+def _post_elsewhere(state: AppState, path: str) -> Response:
+    if path in (state.app.telemetry_path, "/", "/-/healthy", "/-/ready", "/sd"):
         return Response.text(405, "Method not allowed\n", headers=[GET_ONLY])
     return Response.text(404, "Not found\n")
 
 
-def _post(server: ServerView, req: Request) -> Response:
+def _post(server: ServerView, req: Request, state: AppState) -> Response:
     if req.path != "/-/reload":
-        return _post_elsewhere(server, req.path)
-    if not server.options.enable_lifecycle:  # as Prometheus: off unless asked for
+        return _post_elsewhere(state, req.path)
+    if not state.app.enable_lifecycle:  # as Prometheus: off unless asked for
         return Response.text(403, "Lifecycle API is not enabled; start with --web.enable-lifecycle\n")
-    ok, message = server.options.config.reload()
+    ok, message = state.app.config.reload()
     return Response.text(200 if ok else 500, message + "\n")
 
 
-def _get(server: ServerView, req: Request) -> Response:
+def _get(server: ServerView, req: Request, state: AppState) -> Response:
     path = req.path
-    opts = server.options
+    opts = state.app
     if path == opts.telemetry_path:
-        return _metrics(server, req)
+        return _metrics(server, req, state)
     if path == "/probe":
-        return _probe(server, req)
+        return _probe(server, req, state)
     if path == "/sd":
         return Response(200, [("Content-Type", SD_CONTENT_TYPE)], [http_sd(opts.pool)])
     if path == "/":
-        return Response.text(200, landing_page(opts, server.target), "text/html; charset=utf-8")
-    return _fixed(server, req) or Response.text(404, "Not found\n")  # the open paths, when auth let them through
+        return Response.text(200, landing_page(opts, state.target), "text/html; charset=utf-8")
+    return _fixed(server, req, state) or Response.text(404, "Not found\n")  # the open paths, when auth let them through
 
 
 def _head_only(req: Request) -> Response:
@@ -204,22 +216,22 @@ def _head_only(req: Request) -> Response:
     return Response(200, headers, framed=False)
 
 
-def _metrics(server: ServerView, req: Request) -> Response:
-    opts = server.options
+def _metrics(server: ServerView, req: Request, state: AppState) -> Response:
+    opts = state.app
     if req.method == "HEAD":
         return _head_only(req)
     web = server.web_config_watch if server.web_config_watch.config is not None else None
-    if server.target is not None:
+    if state.target is not None:
         budget = scrape_budget(req.header(SCRAPE_TIMEOUT_HEADER.lower()), opts.timeout, opts.timeout_offset)
-        return _expose(req, ScrapeCollector(server.target, server.clock() + budget, opts.collector, opts.config,
+        return _expose(req, ScrapeCollector(state.target, server.clock() + budget, opts.collector, opts.config,
                                             web, opts.team_views), runtime=True)
     # only targets declared for /probe: still say what runs here and whether the config loaded
     return _expose(req, ExporterCollector(opts.config, web), runtime=True)
 
 
-def _probe(server: ServerView, req: Request) -> Response:
+def _probe(server: ServerView, req: Request, state: AppState) -> Response:
     """``/probe?target=NAME``: one declared target, looked up by name only, never by URL."""
-    opts = server.options
+    opts = state.app
     names = parse_qs(req.query, keep_blank_values=True).get("target", [])
     pool = opts.pool
     if len(names) != 1 or not names[0]:

@@ -11,6 +11,11 @@ allowed SAN, and every path but ``/-/healthy`` needs Basic auth; a thread of
 ``_apply`` swaps the new settings in whole, so the next request and the next
 handshake follow the file. The server also counts requests in flight, so
 shutdown can wait for them.
+
+The port can open before the config file is read (``loaded=False``): until
+``load`` hands over the target and the full ``WebApp``, the server answers
+from the flags' settings alone (TLS, Basic auth, the limits, the metrics
+path) and its routes say the config is still loading (``app.AppState``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 from pingaway_exporter.config.webconfig import WebConfig
 from pingaway_exporter.scrape.target import Target
 from pingaway_exporter.web import routes
-from pingaway_exporter.web.app import WebApp
+from pingaway_exporter.web.app import AppState, WebApp
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
 from pingaway_exporter.web.bounded_server import BoundedServer
 from pingaway_exporter.web.protocol import Request, Response
@@ -40,11 +45,14 @@ log = logging.getLogger("pingaway_exporter.web")
 class ExporterServer(BoundedServer):
     """The exporter's routes on the bounded transport of ``transport``."""
 
-    def __init__(self, address: tuple[str, int], target: Target | None, options: WebApp, *,
+    def __init__(self, address: tuple[str, int], target: Target | None, options: WebApp, *, loaded: bool = True,
                  clock: Callable[[], float] = time.monotonic, web_config_loader: Loader | None = None,
                  web_config_every: float = 1.0) -> None:
-        self.target = target
-        self.options = options
+        """Serve ``options`` (and ``target`` on the metrics path); with ``loaded=False`` the config file is
+        not read yet: ``options`` need only carry what the flags give, and ``load`` brings the rest."""
+        if target is not None and not loaded:
+            raise ValueError("a target comes with the loaded config, through load()")
+        self.state = AppState(options, target, loaded)  # one reference, replaced whole by load()
         self.ready = threading.Event()
         self._active = 0
         self._idle = threading.Condition()
@@ -57,6 +65,25 @@ class ExporterServer(BoundedServer):
         self._apply(options.web_config)
         super().__init__(address, options.limits, clock=clock)
         self.web_config_watch.start()  # reloads happen in its thread, never in the selector's
+
+    @property
+    def options(self) -> WebApp:
+        return self.state.app
+
+    @property
+    def target(self) -> Target | None:
+        return self.state.target
+
+    def load(self, target: Target | None, options: WebApp) -> None:
+        """The config file is loaded: serve ``options`` and ``target`` from the next request on.
+
+        What the open port was set up with cannot change here: ``options`` must keep its web-config, limits
+        and metrics path (``cli`` builds it from the same flags, only adding what the config file gave)."""
+        now = self.state.app
+        if (options.web_config, options.limits, options.telemetry_path) != \
+                (now.web_config, now.limits, now.telemetry_path):
+            raise ValueError("the loaded options must keep the open port's web config, limits and metrics path")
+        self.state = AppState(options, target)  # one store: a request reads either state, whole
 
     def _apply(self, web: WebConfig | None) -> None:
         """Put a (new) web-config in force. Each attribute is one reference, read afresh by every request
