@@ -208,12 +208,12 @@ def test_state_changes_with_what_head_and_tail_read(sim, exporter_factory, tmp_p
     assert collector.state() != after_error
 
 
-def test_moment_holds_the_two_families_that_change_with_every_scrape(sim, exporter_factory):
+def test_moment_holds_the_families_that_change_from_scrape_to_scrape(sim, exporter_factory):
     exp = exporter_factory(sim)
     collector = ScrapeCollector(exp.target, time.monotonic() + 5, CollectorOptions())
     outcome, started = collector.run()
     names = [m.name for m in collector.moment(outcome, started)]
-    assert names == ["pingaway_data_age_seconds", "pingaway_scrape_duration_seconds"]
+    assert names == ["pingaway_scrape_cached", "pingaway_data_age_seconds", "pingaway_scrape_duration_seconds"]
     everything = {m.name for m in collector.describe()}
     assert set(names) <= everything
     assert not set(names) & {m.name for m in collector.head(outcome)}

@@ -126,29 +126,29 @@ def cached_scrape(sim, exporter_factory):
 @pytest.mark.parametrize("gzip_ok", [False, True])
 def test_a_cached_body_is_made_only_from_parts_already_rendered(cached_scrape, gzip_ok):
     running, make = cached_scrape
-    fmt = Format("")
-    scrape_body(make(), fmt, gzip_ok, ())  # the upstream call
+    fmt, other = Format(""), Format(OPENMETRICS)
+    rendered = scrape_body(make(), fmt, gzip_ok, ())  # the upstream call
     outcome = running.target.from_cache()
     assert outcome is not None
-    assert cached_body(make(), outcome, fmt, gzip_ok) is None, "the cached answer's head is not rendered yet"
-    rendered = scrape_body(make(), fmt, gzip_ok, ())  # a worker's render of a cached answer
     quick = cached_body(make(), outcome, fmt, gzip_ok)
-    assert quick is not None
+    assert quick is not None, "the answer of the upstream call serves the cache as it is"
+    assert cached_body(make(), outcome, other, gzip_ok) is None, "each format is rendered on its own, in a worker"
 
     def text(chunks: tuple[bytes, ...]) -> str:
         return (gzip.decompress(b"".join(chunks)) if gzip_ok else b"".join(chunks)).decode()
 
-    moment = ("pingaway_data_age_seconds ", "pingaway_scrape_duration_seconds ")
+    moment = ("pingaway_scrape_cached ", "pingaway_data_age_seconds ", "pingaway_scrape_duration_seconds ")
     assert [line for line in text(quick).splitlines() if not line.startswith(moment)] == \
         [line for line in text(rendered).splitlines() if not line.startswith(moment)]
+    assert "pingaway_scrape_cached 1.0" in text(quick) and "pingaway_scrape_cached 0.0" in text(rendered)
     assert all(any(c is r for r in rendered) for c in quick[:-1]), "the fixed part is the very same bytes"
-    assert cached_body(make(), outcome, Format(OPENMETRICS), gzip_ok) is None, "each format on its own"
+    scrape_body(make(), other, gzip_ok, ())
+    assert cached_body(make(), outcome, other, gzip_ok) is not None
 
 
 def test_a_cached_body_follows_the_state_of_the_head(cached_scrape):
     running, make = cached_scrape
     fmt = Format("")
-    scrape_body(make(), fmt, False, ())
     scrape_body(make(), fmt, False, ())
     outcome = running.target.from_cache()
     assert outcome is not None and cached_body(make(), outcome, fmt, False) is not None

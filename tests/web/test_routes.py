@@ -192,9 +192,9 @@ def test_gzip_body_is_valid_on_the_wire(sim, exporter_factory):
 
 
 def test_a_cached_probe_is_answered_while_every_worker_is_busy(tmp_path):
-    """/probe from the min-interval cache is answered by the selector thread once a worker has rendered a cached
-    answer (the bytes are kept): with the one worker held by a scrape waiting on a slow upstream, a cached
-    target still answers, and before the other."""
+    """/probe from the min-interval cache is answered by the selector thread (the bytes of the answer it serves
+    are kept): with the one worker held by a scrape waiting on a slow upstream, a cached target still
+    answers, and before the other."""
     slow, quick = (Simulator(clock=lambda: WEDNESDAY_1015).start() for _ in range(2))
     slow.set_payload(Domain(size=3).extensions(WEDNESDAY_1015))
     quick.set_payload(Domain(size=5).extensions(WEDNESDAY_1015))
@@ -203,7 +203,6 @@ def test_a_cached_probe_is_answered_while_every_worker_is_busy(tmp_path):
     try:
         first = exp.probe("quick")
         assert value(samples(first.text), "pingaway_scrape_cached") == 0
-        assert value(samples(exp.probe("quick").text), "pingaway_scrape_cached") == 1  # rendered in the worker
         slow.set_fault("slow_headers", delay=5.0, remaining=1)
         slow_answered = threading.Event()
 

@@ -57,8 +57,9 @@ def _gauge(name: str, labels: tuple[str, ...], help: str, optional: tuple[str, .
     return Family(name, GAUGE, labels, help, optional)
 
 
-# In the order of the docs' table (and of a scrape's exposition, except that the two families that change with
-# every scrape, pingaway_data_age_seconds and pingaway_scrape_duration_seconds, come after the reload state).
+# In the order of the docs' table (and of a scrape's exposition, except that the three families that change from
+# scrape to scrape, pingaway_scrape_cached, pingaway_data_age_seconds and pingaway_scrape_duration_seconds, come
+# after the reload state).
 CATALOGUE: tuple[Family, ...] = (
     # -- the scrape itself ---------------------------------------------------------------------------------
     _gauge("pingaway_up", (), "1 if this scrape got a usable extension list from Pingaway, else 0."),

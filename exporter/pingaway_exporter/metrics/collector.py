@@ -5,12 +5,12 @@ prometheus-pve-exporter pattern): it carries that request's deadline, and
 there is no shared mutable registry state to race on. ``describe()`` lists
 the families without touching the network, so registering the collector
 never calls the vendor. Its families come in three runs, in exposition
-order: ``head`` (what this scrape answered: up, cache, errors, token,
-build), ``shared`` (everything derived from the upstream answer, the same
+order: ``head`` (what this scrape answered: up, errors, token, build),
+``shared`` (everything derived from the upstream answer, the same
 for every scrape that answer serves, so the web layer renders it once per
 answer and format), ``tail`` (the config files' reload state) and
-``moment`` (the two families that change with every scrape: the data's age
-and the scrape's duration). Everything but ``moment`` stays the same while
+``moment`` (the three families that change from scrape to scrape: from the
+cache or not, the data's age and the scrape's duration). Everything but ``moment`` stays the same while
 the ``--pingaway.min-interval`` cache answers, so the web layer keeps it as
 bytes (``state`` says when it must be rendered again).
 """
@@ -85,22 +85,19 @@ class ScrapeCollector(Collector):
     # -- building: head, shared, tail, in exposition order ----------------------------
 
     def head(self, outcome: Outcome | None) -> Iterator[Metric]:
-        """The families of what this scrape answered (up, cache, errors, token, build): the same for every
-        scrape an answer serves while ``state`` is unchanged."""
+        """The families of what this scrape answered (up, errors, token, build): the same for every scrape an
+        answer serves, from the cache or not, while ``state`` is unchanged."""
         ok = outcome is not None and outcome.ok
-        cached = outcome is not None and outcome.cached
         up = new("pingaway_up")
-        from_cache = new("pingaway_scrape_cached")
         errors = new("pingaway_scrape_errors")
         current = new("pingaway_scrape_error")
         if outcome is not None:
             up.add_metric([], 1.0 if ok else 0.0)
-            from_cache.add_metric([], 1.0 if cached else 0.0)
             counts = self.target.stats.snapshot()
             for reason in REASONS:
                 errors.add_metric([reason], float(counts.get(reason, 0)))
                 current.add_metric([reason], 1.0 if outcome.reason == reason else 0.0)
-        yield from (up, from_cache, errors, current)
+        yield from (up, errors, current)
         yield from self._token_families(outcome is not None)
         yield from self._build_info(outcome is not None)
 
@@ -114,14 +111,17 @@ class ScrapeCollector(Collector):
                 None if web is None else web.last_reload_successful)
 
     def moment(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
-        """The families that change with every scrape: the age of the data and this scrape's duration."""
+        """The families that change from scrape to scrape: from the cache or not, the age of the data, and this
+        scrape's duration."""
+        from_cache = new("pingaway_scrape_cached")
         age = new("pingaway_data_age_seconds")
         duration = new("pingaway_scrape_duration_seconds")
         if outcome is not None:
+            from_cache.add_metric([], 1.0 if outcome.cached else 0.0)
             if outcome.ok:
                 age.add_metric([], max(0.0, self.target.clock() - outcome.finished_at))
             duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
-        yield from (age, duration)
+        yield from (from_cache, age, duration)
 
     def shared(self, outcome: Outcome | None) -> Iterator[Metric]:
         """The families that depend only on the upstream answer, the config and the time of the first render:

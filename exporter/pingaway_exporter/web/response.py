@@ -8,9 +8,9 @@ whole body known before the first byte, a render failure is always a 500,
 and HTTP/1.0 clients get a Content-Length like everyone else.
 
 A scrape's answer is rendered in four runs (``ScrapeCollector``): its head
-(up, cache, errors, token), the part derived from the upstream answer, a
-tail (the config's reload state) and its moment (the data's age, this
-scrape's duration, and on ``/metrics`` the process metrics). The middle run
+(up, errors, token), the part derived from the upstream answer, a tail (the
+config's reload state) and its moment (from the cache or not, the data's
+age, this scrape's duration, and on ``/metrics`` the process metrics). The middle run
 is nearly all of the bytes and the same for every scrape that answer serves
 (coalesced, or from the ``--pingaway.min-interval`` cache), so it is
 rendered once per format and encoding, kept in the outcome's ``Memo``, and
@@ -112,7 +112,7 @@ def cached_body(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok:
     """The answer to a scrape of ``outcome`` when all but its moment is rendered already, else None: cheap
     enough for the selector thread (no render of the answer, no wait, no upstream call)."""
     shared = outcome.memo.peek(_middle_key(scrape, fmt, gzip_ok)) if outcome.ok else None
-    fixed = shared.peek((outcome.cached, scrape.state())) if shared is not None else None
+    fixed = shared.peek(scrape.state()) if shared is not None else None
     if fixed is None:
         return None
     return _finish(fixed, _moment(scrape, outcome, None, fmt, ()), gzip_ok)
@@ -163,7 +163,7 @@ def _fixed(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok: bool
         return around(run(lambda: scrape.shared(outcome)))
     shared: Shared = outcome.memo.get(_middle_key(scrape, fmt, gzip_ok),
                                       lambda: Shared(run(lambda: scrape.shared(outcome))))
-    return shared.fixed((outcome.cached, scrape.state()), lambda: around(shared.middle))
+    return shared.fixed(scrape.state(), lambda: around(shared.middle))
 
 
 def _moment(scrape: ScrapeCollector, outcome: Outcome, started: float | None, fmt: Format,
