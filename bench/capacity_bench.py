@@ -2,13 +2,16 @@
 
     python bench/capacity_bench.py                          # 5,000 domains, 60 s, 200 ms upstream
     python bench/capacity_bench.py --max-concurrent 4       # the old default, for comparison
+    python bench/capacity_bench.py --connections new        # a new connection per scrape (Prometheus 1.x)
 
 The simulator runs as its own process (``python -m pingaway_exporter.demo``) with the ``slow_headers`` fault
 (every answer waits ``--latency`` before its headers), and every declared target points at it with one
 token. The exporter runs as its own process with the default flags (``--pingaway.max-concurrent-requests``
 only when given). The load is what Prometheus sends for that many targets at that interval: each target
 once, spread evenly over the interval (5,000 at 60 s: one ``/probe`` every 12 ms, 83 a second), each with
-the headers Prometheus sends (OpenMetrics preferred, gzip, ``X-Prometheus-Scrape-Timeout-Seconds: 15``).
+the headers Prometheus sends (OpenMetrics preferred, gzip, ``X-Prometheus-Scrape-Timeout-Seconds: 15``),
+on an idle connection when one is free, as Prometheus's HTTP transport reuses them (``--connections new``:
+a new one per scrape).
 Printed, not asserted: the exporter's CPU time over the load (user + system, from /proc) as a fraction of one
 core, scrapes answered ``pingaway_up 1``, those that failed
 and why (``pingaway_scrape_error`` reasons; "no free upstream slot" lines in its log), the latency of the
@@ -20,8 +23,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import http.client
 import json
 import os
+import queue
 import re
 import socket
 import statistics
@@ -137,20 +142,52 @@ PROMETHEUS_HEADERS = {
 }
 
 
-def scrape(base: str, name: str, tally: Tally) -> None:
-    started = time.monotonic()
-    req = urllib.request.Request(f"{base}/probe?target={name}", headers=PROMETHEUS_HEADERS)
-    try:
-        with urllib.request.urlopen(req, timeout=20) as resp:
+class Connections:
+    """Where each scrape's connection comes from. ``keep-alive`` is what Prometheus does (2.0 and later: one
+    HTTP transport per scrape pool, idle connections kept and the most recent reused, up to 1,000 a host);
+    ``new`` opens one per scrape (``Connection: close``), as Prometheus 1.x did: the pessimistic case."""
+
+    def __init__(self, base: str, keep_alive: bool) -> None:
+        self.host, port = base.removeprefix("http://").rsplit(":", 1)
+        self.port = int(port)
+        self.keep_alive = keep_alive
+        self.idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        conn = None
+        if self.keep_alive:
+            with contextlib.suppress(queue.Empty):
+                conn = self.idle.get_nowait()
+        if conn is None:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=20)
+        headers = PROMETHEUS_HEADERS if self.keep_alive else {**PROMETHEUS_HEADERS, "Connection": "close"}
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
             raw = resp.read()
-            body = (gzip.decompress(raw) if resp.headers.get("Content-Encoding") == "gzip" else raw).decode()
+        except OSError:
+            conn.close()
+            raise
+        if self.keep_alive and not resp.will_close:
+            self.idle.put(conn)
+        else:
+            conn.close()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
+
+
+def scrape(connections: Connections, name: str, tally: Tally) -> None:
+    started = time.monotonic()
+    try:
+        status, headers, raw = connections.get(f"/probe?target={name}")
+        body = (gzip.decompress(raw) if headers.get("content-encoding") == "gzip" else raw).decode()
     except OSError as exc:
         tally.add(False, f"http: {type(exc).__name__}", time.monotonic() - started)
         return
     up = UP.search(body)
     error = ERROR.search(body)
-    ok = up is not None and float(up.group(1)) == 1
-    tally.add(ok, error.group(1) if error else "no pingaway_up", time.monotonic() - started)
+    ok = status == 200 and up is not None and float(up.group(1)) == 1
+    tally.add(ok, error.group(1) if error else f"HTTP {status}" if status != 200 else "no pingaway_up",
+              time.monotonic() - started)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -170,6 +207,7 @@ def run(args: argparse.Namespace) -> None:
 
 def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) -> None:
     tally = Tally()
+    connections = Connections(base, args.connections == "keep-alive")
     gap = args.interval / args.targets
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     with ThreadPoolExecutor(max_workers=256) as pool:
@@ -177,14 +215,15 @@ def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) 
             wait = t0 + i * gap - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            pool.submit(scrape, base, f"d{i}", tally)
+            pool.submit(scrape, connections, f"d{i}", tally)
     wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
     with open(log, errors="replace") as f:
         no_slot = sum("no free upstream slot" in line for line in f)
     secs = sorted(tally.seconds)
     slots = args.max_concurrent or "default"
     print(f"{args.targets} targets, {args.interval:g} s interval ({args.targets / args.interval:.1f} /probe a second),"
-          f" {args.latency * 1000:.0f} ms upstream, {args.users} users each, max-concurrent-requests {slots}")
+          f" {args.latency * 1000:.0f} ms upstream, {args.users} users each, max-concurrent-requests {slots},"
+          f" connections: {args.connections}")
     print(f"  ready after {ready:.2f} s; load {wall:.1f} s; exporter CPU {cpu:.1f} s = {cpu / wall:.3f} of a core")
     print(f"  scrapes: {tally.up} up of {len(secs)}; failed: {dict(sorted(tally.failed.items())) or 'none'}; "
           f"'no free upstream slot' log lines: {no_slot}")
@@ -200,6 +239,8 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.2, help="seconds the upstream waits before answering")
     p.add_argument("--users", type=int, default=10, help="users in each (small) domain")
     p.add_argument("--max-concurrent", type=int, default=None, help="--pingaway.max-concurrent-requests")
+    p.add_argument("--connections", choices=("keep-alive", "new"), default="keep-alive",
+                   help="reuse idle connections, as Prometheus does (default), or open one per scrape")
     run(p.parse_args())
 
 
