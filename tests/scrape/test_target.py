@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
 import httpx
 import pytest
 
+from pingaway_exporter.scrape.memo import Memo
+from pingaway_exporter.scrape.tally import Tally
+from pingaway_exporter.scrape.target import Counts, Outcome
+from pingaway_exporter.upstream.payload import ParseResult
 from pingaway_exporter.web.routes import scrape_budget
 from tests.helpers.faults import wait_idle
 from tests.helpers.metrics_util import samples, value
@@ -23,6 +28,30 @@ from tests.helpers.metrics_util import samples, value
 ])
 def test_scrape_budget(header, cap, offset, expected):
     assert scrape_budget(header, cap, offset) == pytest.approx(expected)
+
+
+def a_full_outcome() -> Outcome:
+    """An outcome whose every field (and every field of its counts) differs from its default."""
+    counts = Counts(5, 4, 3, 2, 1, (("in", 2),), Tally(), {("a",): Tally()}, b"\x02\x01")
+    return Outcome(ParseResult(extensions=[]), "timeout", "slow", 0.25, 1_800_000_000.0, counts, True, Memo())
+
+
+def test_an_outcome_without_its_records_keeps_every_other_field():
+    """``without_records`` builds the outcome field by field: a field added later must be carried over too."""
+    full = a_full_outcome()
+    for cls, made in ((Outcome, full), (Counts, full.counts)):
+        for f in dataclasses.fields(cls):  # a field added later with a default: give it another value above
+            assert f.default is dataclasses.MISSING or getattr(made, f.name) != f.default, f.name
+    bare = full.without_records()
+    assert bare.result is None and bare.memo is not full.memo and bare.counts is not None
+    assert bare.counts.codes == b""
+    for f in dataclasses.fields(Counts):
+        if f.name != "codes":
+            assert getattr(bare.counts, f.name) is getattr(full.counts, f.name), f.name
+    for f in dataclasses.fields(Outcome):
+        if f.name not in ("result", "counts", "memo"):
+            assert getattr(bare, f.name) == getattr(full, f.name), f.name
+    assert Outcome(None, "http_error", "", 0.0, 0.0).without_records().counts is None
 
 
 @pytest.mark.parametrize("mode", ["slow_headers", "slow_body"])

@@ -129,6 +129,43 @@ def test_a_good_answer_returns_the_body_and_sends_the_bearer_token():
     assert req.headers["user-agent"] == f"pingaway-exporter/{__version__}"
 
 
+def sent_as_httpx_would(request: httpx.Request, headers: dict[str, str]) -> None:
+    """``request`` is, byte for byte, the one ``httpx.Client.stream`` builds with the client's default headers."""
+    expected = httpx.Client(headers={"User-Agent": f"pingaway-exporter/{__version__}", "Accept": "application/json",
+                                     "Accept-Encoding": "gzip"}).build_request(request.method, request.url,
+                                                                               headers=headers)
+    assert (request.method, request.url, request.headers.raw) == (expected.method, expected.url,
+                                                                  expected.headers.raw)
+    assert request.read() == b"" and set(request.extensions["timeout"]) == {"connect", "read", "write", "pool"}
+
+
+def test_every_request_is_the_one_the_httpx_client_would_send_with_the_credential_of_its_time(tmp_path):
+    """The scrape's GET is built once per URL and credential and copied (``_request``): a rotated token, a login
+    and the cookie it set each show in the very next request, and a login is built afresh."""
+    old, new = make_token(), make_token(exp=NOW + 40 * 86400)
+    token_file = tmp_path / "token"
+    token_file.write_text(old)
+    token_file.chmod(0o600)
+    session = SessionAuth("ops", SecretSource("--pingaway.password-file", value="correct horse"))
+    upstream = Upstream(Answer(200, b"[]"), Answer(200, b"[]"), Answer(200, b"[]"), Answer(401),
+                        Answer(200, headers={"Set-Cookie": "sid=c00kie-value"}), Answer(200, b"[]"))
+    client = PingawayClient(BASE, TokenState(SecretSource("token", path=str(token_file))), session=session,
+                            transport=httpx.MockTransport(upstream), clock=lambda: NOW, monotonic=Mono())
+    client.fetch_extensions(soon())
+    client.fetch_extensions(soon())
+    token_file.write_text(new + "\n")  # another size: the stat sees the change
+    client.fetch_extensions(soon())
+    client.fetch_extensions(soon())  # refused: one login, one retry with its cookie
+    sent = upstream.requests
+    assert len(sent) == 6
+    credentials = [{"Authorization": "Bearer " + old}] * 2 + [{"Authorization": "Bearer " + new}] * 2 + [
+        {"Authorization": sent[4].headers["authorization"]}, {"Cookie": "sid=c00kie-value"}]
+    for request, headers in zip(sent, credentials, strict=True):
+        sent_as_httpx_would(request, headers)
+    assert sent[4].method == "POST" and sent[4].headers["authorization"].startswith("Basic ")
+    assert sent[4].headers["content-length"] == "0"
+
+
 @pytest.mark.parametrize("code", [401, 403])
 def test_a_refusal_is_unauthorized_and_names_the_credential_not_its_value(code):
     token = make_token()

@@ -83,9 +83,12 @@ class Outcome:
     def without_records(self) -> Outcome:
         """The same outcome minus its records: tens of MB at 50,000 extensions (and minus their state codes
         and what was rendered from them)."""
-        counts = self.counts
-        return replace(self, result=None, counts=replace(counts, codes=b"") if counts is not None else None,
-                       memo=Memo())
+        # Built field by field: dataclasses.replace walks the fields by name (4.9 us here against 2.3 us);
+        # tests/scrape/test_target.py checks that every field is carried over.
+        c = self.counts
+        if c is not None:
+            c = Counts(c.users, c.available, c.ready, c.calls, c.ringing, c.directions, c.tally, c.per_words)
+        return Outcome(None, self.reason, self.detail, self.duration, self.finished_at, c, self.cached)
 
 
 @dataclass
