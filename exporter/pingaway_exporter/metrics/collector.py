@@ -106,7 +106,7 @@ class ScrapeCollector(Collector):
         config are the same objects), they render the same text. Cheap: one stat of the token file."""
         claims = self.target.token_claims
         config, web = self.config, self.web_config
-        return (self.target.stats.changes, claims, self.target.auth_method,
+        return (tuple(self.target.stats.snapshot().values()), claims, self.target.auth_method,
                 None if config is None else (config.last_reload_successful, config.last_success_timestamp),
                 None if web is None else web.last_reload_successful)
 

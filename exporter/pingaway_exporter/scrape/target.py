@@ -97,12 +97,10 @@ class ScrapeStats:
 
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
-    changes: int = 0  # errors counted so far: what was rendered from ``errors`` is current while this is
 
     def count_error(self, reason: str) -> None:
         with self.lock:
             self.errors[reason] = self.errors.get(reason, 0) + 1
-            self.changes += 1
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:
