@@ -85,18 +85,21 @@ def test_tiny_timeout_flood_does_not_poison_normal_scrapes(sim, min_interval):
 
 
 def test_shared_call_takes_the_longest_deadline(sim, exporter_factory):
-    """A patient scrape joining a call a hasty one started lengthens the call: both get their own answer."""
+    """A patient scrape joining a call a hasty one started lengthens the call: both get their own answer.
+
+    The hasty one may wait 1.6 - 0.5 (the offset) = 1.1 s, the upstream holds the call 3 s: the patient one has
+    over a second to arrive and join, time enough on a loaded machine."""
     exp = exporter_factory(sim, timeout=10.0)
-    sim.set_fault("slow_headers", delay=1.0, remaining=1)
+    sim.set_fault("slow_headers", delay=3.0, remaining=1)
     out = {}
 
     def hasty():
-        out["hasty"] = exp.get(headers={TIMEOUT_HEADER: "0.6"}, timeout=5)
+        out["hasty"] = exp.get(headers={TIMEOUT_HEADER: "1.6"}, timeout=5)
 
     t = threading.Thread(target=hasty)
     t.start()
     end = time.monotonic() + 5
-    while sim.stats.in_flight < 1:  # the hasty scrape's call has reached the upstream (held there 1 s)
+    while sim.stats.in_flight < 1:  # the hasty scrape's call has reached the upstream (held there 3 s)
         assert time.monotonic() < end, "the hasty scrape never called upstream"
         time.sleep(0.01)
     t0 = time.monotonic()

@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from pingaway_exporter.web.connection import Conn, State
-from pingaway_exporter.web.eviction import SLOW_AFTER, pick
+from pingaway_exporter.web.eviction import GRACE, SLOW_AFTER, pick
 from pingaway_exporter.web.protocol import Protocol
 
 pytestmark = pytest.mark.unit
@@ -152,8 +152,25 @@ def test_among_empty_connections_under_a_second_old_the_newest_goes_first(world)
     """A flood of empty connections: its own are always the newest, so a scraper's connection, accepted a moment
     before its head arrives, outlasts them."""
     scraper = world.conn(SLOW_AFTER / 2)
-    world.conn(SLOW_AFTER / 10)
-    newest = world.conn(SLOW_AFTER / 100)
+    world.conn(SLOW_AFTER / 5)
+    newest = world.conn(SLOW_AFTER / 10)
     assert world.pick() is newest
     world.conns.remove(newest)
     assert world.pick() is not scraper
+
+
+def test_an_empty_connection_younger_than_the_grace_outlasts_older_empty_ones(world):
+    """The newest empty connection is a client between its connect and its first write as often as it is the
+    flood's: while empty ones at least ``GRACE`` old are there, the newest of those goes instead."""
+    older = world.conn(GRACE * 4)
+    settled = world.conn(GRACE * 2)
+    world.conn(GRACE / 2)  # the scraper, its head not yet sent
+    assert world.pick() is settled
+    world.conns.remove(settled)
+    assert world.pick() is older
+
+
+def test_when_every_empty_connection_is_younger_than_the_grace_the_newest_goes(world):
+    world.conn(GRACE / 2)
+    newest = world.conn(GRACE / 4)
+    assert world.pick() is newest

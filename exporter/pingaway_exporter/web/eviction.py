@@ -6,9 +6,13 @@ In order, the first kind present gives the victim:
    the oldest first (idle sockets held open);
 2. one that has been open ``SLOW_AFTER`` seconds or more without completing
    a request, the one that sent least per second first (slowloris);
-3. any other connection that has sent nothing, the newest first (a flood of
-   empty connections: the flood's own are always the newest, so a scraper's
-   connection, accepted a moment before its head arrived, outlasts them; a
+3. any other connection that has sent nothing: the newest of those open
+   ``GRACE`` seconds or more, else the newest (a flood of empty connections:
+   the flood's own are always the newest, so a scraper's connection, accepted
+   a moment before its head arrived, outlasts them, and while older empty
+   ones are there to go it is spared for ``GRACE`` even when it is the
+   newest, so a client that the scheduler holds for a few milliseconds
+   between its connect and its first write is not taken for the flood; a
    trickling head goes before any of these);
 4. any other that has not completed a request, the one that sent least;
 5. a complete request still waiting for a worker (``cancel`` withdraws it);
@@ -26,6 +30,7 @@ from collections.abc import Callable, Iterable
 from pingaway_exporter.web.connection import Conn, State
 
 SLOW_AFTER = 1.0  # seconds: a head still incomplete after this is arriving slowly, and an empty one is idle
+GRACE = 0.05  # seconds: an empty connection younger than this goes only when every empty one is as young
 
 
 def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Callable[[Conn], bool]) -> Conn | None:
@@ -42,7 +47,8 @@ def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Calla
     if slow:
         return min(slow, key=lambda c: (c.proto.received / max(now - c.opened, 1e-3), c.opened))
     if empties:
-        return empties[-1]
+        settled = next((c for c in reversed(empties) if now - c.opened >= GRACE), None)
+        return settled if settled is not None else empties[-1]
     if fresh:
         return min(fresh, key=lambda c: (c.proto.received, c.opened))
     waiting = next((c for c in all_conns if c.state == State.WORKER and cancel(c)), None)
