@@ -1,9 +1,9 @@
 """The port rows of docs/security.md (P1-P3, P5, P7-P9) on real sockets against the h11 port, counts scaled down.
 
 Each test reproduces one row of the table "The port, client side" on loopback, in-process
-(``exporter_factory``; P5 with the exporter and the flood in processes of their own), with bounded counts and time, and asserts the bound: answered, at most so many
-workers, exactly one 400. No speed asserts; where a test waits, the margin is seconds. The figures go to
-the run's "measured figures" section.
+(``exporter_factory``; P5 with the exporter and the flood in processes of their own), with bounded counts
+and time, and asserts the bound: answered, at most so many workers, exactly one 400. No speed asserts;
+where a test waits, the margin is seconds. The figures go to the run's "measured figures" section.
 """
 
 from __future__ import annotations
