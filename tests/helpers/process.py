@@ -112,6 +112,10 @@ class StderrHold:
             self._chunks.append(chunk)
         os.close(self._read)
 
+    def so_far(self) -> str:
+        """What the child has written to stderr since ``release`` (the filler left out), for a failure's message."""
+        return b"".join(self._chunks)[self.filler:].decode(errors="replace")
+
     def text(self, timeout: float = 30.0) -> str:
         """All the child wrote to stderr, once it has exited (the filler left out)."""
         if self._reader is None:

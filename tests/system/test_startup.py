@@ -25,7 +25,7 @@ from tests.helpers.metrics_util import samples, value
 from tests.helpers.process import StderrHold, free_port
 from tests.helpers.tools import without_pingaway_env
 
-N = 3000  # declared targets, each with a token_file: a load that takes a second or two here
+N = 500  # declared targets, each with a token_file (the hold, not the size, keeps the load observable)
 WAIT = 60.0  # seconds: the bound on every wait, never a condition of a pass
 
 
@@ -48,10 +48,11 @@ def start(config: Path, hold: StderrHold) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def pause(proc: subprocess.Popen, end: float, what: str) -> None:
+def pause(proc: subprocess.Popen, end: float, what: str, hold: StderrHold | None = None) -> None:
     """Between two polls: fail when the child has exited or the deadline has passed, else wait a moment."""
-    assert proc.poll() is None, f"the exporter exited ({proc.returncode}) before {what}"
-    assert time.monotonic() < end, f"no {what} within {WAIT:g} s"
+    said = f"; its log so far:\n{hold.so_far()}" if hold is not None else ""
+    assert proc.poll() is None, f"the exporter exited ({proc.returncode}) before {what}{said}"
+    assert time.monotonic() < end, f"no {what} within {WAIT:g} s{said}"
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(0.02)
 
@@ -96,7 +97,7 @@ def test_the_port_answers_healthy_and_not_ready_while_the_config_loads(sim, tmp_
         hold.release()
         end = time.monotonic() + WAIT
         while httpx.get(base + "/-/ready", timeout=10).status_code != 200:
-            pause(proc, end, "/-/ready 200")
+            pause(proc, end, "/-/ready 200", hold)
         probe = httpx.get(base + f"/probe?target=d{N - 1}", timeout=15)
         assert probe.status_code == 200 and value(samples(probe.text), "pingaway_up") == 1
         assert sum(len(group["targets"]) for group in httpx.get(base + "/sd", timeout=15).json()) == N
@@ -113,8 +114,8 @@ def test_the_port_answers_healthy_and_not_ready_while_the_config_loads(sim, tmp_
 
 
 @pytest.mark.parametrize(("entry", "field"), [
-    (", timeout: soon", "targets[2999].timeout"),  # refused by the file's schema
-    (", password_file: nowhere, username: u", "targets[2999].password_file"),  # refused when its file is read
+    (", timeout: soon", f"targets[{N - 1}].timeout"),  # refused by the file's schema
+    (", password_file: nowhere, username: u", f"targets[{N - 1}].password_file"),  # refused when its file is read
 ])
 def test_a_bad_config_with_the_port_open_exits_2_naming_the_field(sim, tmp_path, entry, field):
     """The port is open (seen answering, the load held) when the config is refused; the process still exits 2
