@@ -44,8 +44,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import h11
-
 from pingaway_exporter.web import connection, eviction
 from pingaway_exporter.web.connection import Conn, State, Step
 from pingaway_exporter.web.limits import Limits, connection_cap
@@ -436,7 +434,7 @@ class BoundedServer:
         try:
             chunks = conn.proto.respond(response, request is not None and request.method == "HEAD",
                                         self.response_headers())
-        except h11.LocalProtocolError:
+        except ValueError:  # a header that could not be sent as it is
             log.debug("cannot frame an answer; connection closed", exc_info=True)
             self._close(conn)
             return
