@@ -1,4 +1,4 @@
-"""HTTP/1.1 for one connection of the exporter's port, sans-IO, on ``h11``: bytes in, requests and answer bytes out.
+"""HTTP/1.1 for one connection of the exporter's port, sans-IO, parsed by ``h11``: bytes in, requests and answers out.
 
 ``h11`` does the RFC 9112 framing, strictly: a malformed header line,
 whitespace before a colon, a ``Content-Length`` that is not ASCII digits or
@@ -10,7 +10,9 @@ connection is closed; a body is never parsed as a request. On top of
 ``h11``, this module refuses what the exporter does not serve: a version
 other than 1.0 and 1.1 (the HTTP/2 preface), ``Transfer-Encoding`` on a
 request (411), and a body over ``max_body_bytes`` (413, before any of it is
-read). Nothing here does I/O or reads a clock.
+read). Answers are written here, framed exactly as ``h11`` frames them
+(``Protocol.respond``); a new ``h11`` parser takes each next request on the
+connection. Nothing here does I/O or reads a clock.
 """
 
 from __future__ import annotations
