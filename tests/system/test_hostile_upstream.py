@@ -239,6 +239,24 @@ def test_one_layer_decodes_and_unknown_encodings_are_refused(sim, exporter_facto
     assert value(m, "pingaway_up") == 0 and value(m, "pingaway_scrape_error", reason="invalid_payload") == 1
 
 
+def test_a_compressed_body_cut_short_is_refused_even_when_its_text_is_whole(sim, exporter_factory):
+    """The simulator over real HTTP sends the whole JSON compressed but without the stream's end (gzip's CRC and
+    size, zlib's checksum), with a Content-Length that matches: up 0, invalid_payload, never the unchecked text."""
+    import gzip
+    import json
+    import zlib
+
+    exp = exporter_factory(sim)
+    body = json.dumps(sim.current_payload()).encode()
+    for encoding, data in (("gzip", gzip.compress(body)[:-8]), ("deflate", zlib.compress(body)[:-4])):
+        assert zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS).decompress(data) \
+            == body  # the text is all there
+        sim.set_fault("raw_body", body=data, headers={"Content-Encoding": encoding})
+        m = samples(exp.get().text)
+        assert value(m, "pingaway_up") == 0, encoding
+        assert value(m, "pingaway_scrape_error", reason="invalid_payload") == 1, encoding
+
+
 # -- lower-severity items -----------------------------------------------------------
 
 @pytest.mark.parametrize("header", ["²", "1.5", "-5", "soon", "Tue, 99 Foo 2026 25:61:00 GMT", "9" * 40])

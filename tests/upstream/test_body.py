@@ -165,6 +165,35 @@ def test_corrupt_compression_is_an_invalid_payload(encoding, data):
     assert err.detail == "response body could not be decoded (corrupt compression)"
 
 
+@pytest.mark.parametrize("kind", sorted(ENCODED))
+def test_a_compressed_body_cut_short_anywhere_is_an_invalid_payload(kind):
+    """Every cut of the stream, the trailer's checksum and size included: decoded text that happens to be whole
+    is still refused, since nothing vouches for it."""
+    data, encoding = ENCODED[kind], "deflate" if kind == "raw-deflate" else kind
+    for cut in range(len(data)):
+        err = refusal(pieces(data[:cut], 5), encoding)
+        assert err is not None, f"{kind} cut to {cut} of {len(data)} bytes was read as a whole body"
+        assert err.reason == INVALID_PAYLOAD
+        assert err.detail in (f"{encoding} response body ends before its compressed stream does "
+                              f"(cut short after {cut} bytes)",
+                              "response body could not be decoded (corrupt compression)"), err.detail
+
+
+def refusal(chunks: list[bytes], encoding: str) -> FetchError | None:
+    """The FetchError reading ``chunks`` raises, or None when they are read as a body."""
+    try:
+        read(chunks, encoding)
+    except FetchError as err:
+        return err
+    return None
+
+
+def test_a_gzip_body_of_several_members_cut_inside_the_last_is_refused():
+    data = gz(b"first ") + gz(b"second")
+    assert refused([data[:-3]], "gzip").reason == INVALID_PAYLOAD
+    assert read([data], "gzip") == b"first second"
+
+
 def test_trailing_zero_padding_after_a_gzip_member_is_ignored():
     assert read([ENCODED["gzip"] + b"\0" * 16], "gzip") == TEXT
 

@@ -2,7 +2,10 @@
 
 The body is decompressed here, not by httpx, piece by piece with a hard
 bound on the decoded bytes (one ``Content-Encoding`` layer at most: gzip or
-deflate), so a gzip bomb or a body that never ends cannot eat the host.
+deflate), so a gzip bomb or a body that never ends cannot eat the host. A
+compressed body must end where its stream ends: one cut short (a connection
+closed early on a chunked or close-delimited answer) is refused, never read
+as the text decoded so far.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class _BoundedDecoder:
     """One Content-Encoding layer, decoded a piece at a time; never more than the limit."""
 
     def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
         self.gzip = encoding in ("gzip", "x-gzip")
         self._raw_deflate = False
         self._started = False
@@ -55,6 +59,12 @@ class _BoundedDecoder:
             out = self._d.decompress(data, DECODE_PIECE)
         self._started = True
         return out
+
+    @property
+    def complete(self) -> bool:
+        """The compressed stream has ended where its format says it ends (gzip: the last member's CRC and size
+        read and checked; deflate: the final block, and the zlib header's checksum): a body cut short is not."""
+        return self._d.eof
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         if not self.gzip and not self._started:
@@ -86,8 +96,8 @@ class _BoundedDecoder:
                 first = True  # zlib may hold more output for input it has already taken
 
 
-def read_body(resp: httpx.Response, deadline: Deadline, limit: int) -> bytearray:
-    """The decoded body of a streamed response: at most ``limit`` bytes raw and decoded, read by ``deadline``."""
+def _decoder(resp: httpx.Response, limit: int) -> _BoundedDecoder | None:
+    """The decoder the response's headers call for (None: identity), or the FetchError that refuses them."""
     declared = resp.headers.get("content-length")
     if declared and _DIGITS.fullmatch(declared.strip()) and (len(declared.strip()) > 18 or int(declared) > limit):
         raise FetchError(INVALID_PAYLOAD,
@@ -100,7 +110,12 @@ def read_body(resp: httpx.Response, deadline: Deadline, limit: int) -> bytearray
     if layers and layers[0] not in ENCODINGS:
         raise FetchError(INVALID_PAYLOAD, f"response has Content-Encoding {layers[0][:40]!r}; "
                                           "only gzip and deflate are accepted")
-    decoder = _BoundedDecoder(layers[0]) if layers else None
+    return _BoundedDecoder(layers[0]) if layers else None
+
+
+def read_body(resp: httpx.Response, deadline: Deadline, limit: int) -> bytearray:
+    """The decoded body of a streamed response: at most ``limit`` bytes raw and decoded, read by ``deadline``."""
+    decoder = _decoder(resp, limit)
     body = bytearray()  # grows in place: no list of chunks plus a joined copy
     raw = 0
     try:
@@ -116,4 +131,7 @@ def read_body(resp: httpx.Response, deadline: Deadline, limit: int) -> bytearray
                     raise FetchError(TIMEOUT, f"body still arriving at the deadline ({len(body)} bytes so far)")
     except zlib.error:
         raise FetchError(INVALID_PAYLOAD, "response body could not be decoded (corrupt compression)") from None
+    if decoder is not None and not decoder.complete:
+        raise FetchError(INVALID_PAYLOAD, f"{decoder.encoding} response body ends before its compressed stream does "
+                                          f"(cut short after {raw} bytes)")
     return body
