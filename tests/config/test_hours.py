@@ -76,7 +76,8 @@ def test_days(key, expected):
     assert days(key, OH) == expected
 
 
-@pytest.mark.parametrize("key", ["mo", "weekdays", "mon-fri-sat", "-fri", "mon-xyz", "", "mån", 1, None])
+@pytest.mark.parametrize("key", ["mo", "weekdays", "mon-fri-sat", "-fri", "mon-xyz", "", "mån", 1, None,
+                                 "mon-", "mon - ", "-"])
 def test_days_refuses_what_is_not_a_day_and_names_the_key(key):
     err = refused(days, key, OH)
     assert err.path == f"{OH}.{key}" and err.why == NOT_A_DAY
@@ -216,3 +217,10 @@ def test_an_unknown_category_names_its_index():
     err = refused(holiday_calendar, HolidaysSchema(country="DE", categories=["public", "de_facto"]), HOL)
     assert err.path == "holidays.categories[1]"
     assert err.why.startswith("'de_facto' is not a category of DE: ") and "public" in err.why
+
+
+@pytest.mark.parametrize("text", ["\u0660\u0668:\u0660\u0660", "\uff10\uff18:00", "08:\u0966\u0966", "\u0968\u0967:00"])
+def test_a_time_in_digits_of_another_script_is_refused(text):
+    """``int`` reads Arabic-Indic, fullwidth and Devanagari digits; HH:MM here is ASCII only."""
+    with pytest.raises(SchemaError, match="is not HH:MM"):
+        minute(text, "p", end=False)

@@ -328,3 +328,22 @@ def test_a_non_zero_duration_is_read_as_usual_where_zero_is_allowed():
     assert nonneg_duration("1m30s") == 90.0
     with pytest.raises(ValueError, match="not a duration"):
         nonneg_duration("-1s")
+
+
+# ---- numbers are ASCII --------------------------------------------------------------------------------------
+
+# float() and int() read these as 5, 10 and 1000; no flag, field or header here means them.
+FOREIGN = {"arabic-indic": "\u0665", "fullwidth": "\uff15", "devanagari": "\u096b", "underscore": "1_0"}
+
+
+@pytest.mark.parametrize("kind", sorted(FOREIGN))
+@pytest.mark.parametrize(("parse", "form"), [
+    (duration, "{}"), (duration, "{}s"), (duration, "1m{}s"), (nonneg_duration, "{}"), (nonneg_duration, "{}ms"),
+    (size, "{}024"), (size, "{}MiB"), (positive_int, "{}"),
+    (listen_address, ":{}"), (listen_address, "127.0.0.1:909{}"),
+], ids=lambda v: getattr(v, "__name__", v))
+def test_a_number_in_other_digits_is_refused_by_every_parser(parse, form, kind):
+    text = form.format(FOREIGN[kind])
+    with pytest.raises(ValueError, match="is not") as info:
+        parse(text)
+    assert repr(text.strip()) in str(info.value)

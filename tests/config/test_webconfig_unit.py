@@ -52,6 +52,7 @@ def test_a_zero_interval_turns_the_rate_limit_off(tmp_path):
     ("basic_auth_users:\n  'a:b': '" + HASH + "'\n", "basic_auth_users.a:b"),
     ("basic_auth_users:\n  p: '$2y$03$" + "a" * 53 + "'\n", "basic_auth_users.p"),
     (f"basic_auth_users:\n  p: '$2y${MAX_BCRYPT_COST + 1}$" + "a" * 53 + "'\n", "basic_auth_users.p"),
+    ("basic_auth_users:\n  p: '$2y$\u0661\u0660$" + "a" * 53 + "'\n", "basic_auth_users.p"),  # cost in Arabic-Indic
     ("http_server_config:\n  headers:\n    X-Frame-Options: DENY\n", "http_server_config.headers.X-Frame-Options"),
     ("rate_limit:\n  interval: fast\n", "rate_limit.interval"),
     ("tls_server_config:\n  cert_file: server.crt\n", "tls_server_config.key_file"),

@@ -26,7 +26,7 @@ from pingaway_exporter.config.errors import SchemaError, show
 T = TypeVar("T")
 
 _MISSING = object()  # no value to show: the path passed through a mapping's values, or a key is absent
-_STEP = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_STEP = re.compile(r"\.([^.\[]+)|\[([0-9]+|\.\.\.)\]")
 _WORDS: dict[object, str] = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
                              date: "a date (YYYY-MM-DD)", list: "a list", dict: "a mapping",
                              type(None): "empty", Any: "a value"}

@@ -17,7 +17,7 @@ from pingaway_exporter.config.file_schema import HolidaysSchema
 from pingaway_exporter.config.schedule import DAY_MINUTES, DAYS, HolidayCalendar, Span
 
 _DAY_ALIASES = {d[:3]: i for i, d in enumerate(DAYS)} | {d: i for i, d in enumerate(DAYS)}
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 NOT_A_DAY = "is not a day name (mon, tue, ..., sun, or a range like mon-fri)"
 
 
@@ -45,8 +45,8 @@ def days(key: Any, path: str) -> list[int]:
     """The weekdays (0 = Monday) a key names: one day, or a range that may wrap past Sunday."""
     if not isinstance(key, str):
         raise SchemaError(f"{path}.{key}", NOT_A_DAY)
-    first, _, last = key.strip().lower().partition("-")
-    if first not in _DAY_ALIASES or (last and last not in _DAY_ALIASES):
+    first, dash, last = key.strip().lower().partition("-")
+    if first not in _DAY_ALIASES or (dash and last not in _DAY_ALIASES):  # "mon-" is not a range
         raise SchemaError(f"{path}.{key}", NOT_A_DAY)
     a = _DAY_ALIASES[first]
     b = _DAY_ALIASES[last] if last else a

@@ -22,8 +22,8 @@ DEFAULT_MAX_SERIES = 1_000_000
 # Distinct keyWords lists: each costs a tally (about 1 KiB) in the scrape and in its cached outcome.
 DEFAULT_MAX_KEYWORD_LISTS = 20_000
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION = re.compile(r"^(?:([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # The longest duration and the largest size any flag or field accepts (docs/security.md, L2): past these a value is
 # a typo or an attack (nan, inf, 1e308 once crashed the scrape with OverflowError), not a setting.
@@ -31,11 +31,17 @@ MAX_DURATION = 3650 * 86400.0  # 3650d, about ten years
 MAX_SIZE = 1 << 40  # 1 TiB
 
 
+def ascii_number(text: str) -> bool:
+    """Whether ``float`` or ``int`` may read ``text``: they also read other scripts' digits (``٥``, ``５``) and
+    underscores (``1_000``), which no flag, field or header here means; a number is written in ASCII."""
+    return text.isascii() and "_" not in text
+
+
 def duration(text: str) -> float:
     """Seconds from ``10``, ``2.5``, ``500ms``, ``1m30s``, ``7d`` (Prometheus style)."""
     text = text.strip()
     try:
-        value = float(text)
+        value = float(text) if ascii_number(text) else float("x")
     except ValueError:
         if not _DURATION.match(text):
             raise ValueError(f"{text!r} is not a duration (e.g. 10s, 500ms, 1m)") from None
@@ -54,14 +60,14 @@ def nonneg_duration(text: str) -> float:
     """``duration``, or 0 written any way (``0``, ``0.0``, ``0s``, ``0ms``, ``0m0s``)."""
     t = text.strip()
     try:
-        zero = float(t) == 0
+        zero = ascii_number(t) and float(t) == 0
     except ValueError:
         zero = bool(_DURATION.match(t)) and all(float(n) == 0 for n, _ in _DURATION_PART.findall(t))
     return 0.0 if zero else duration(t)
 
 
 def size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*", text)
+    m = re.fullmatch(r"\s*([0-9]+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*", text)
     if not m:
         raise ValueError(f"{text!r} is not a size (e.g. 64MiB, 1048576)")
     mult = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
@@ -92,7 +98,7 @@ def positive_int(text: str) -> int:
     if len(text.strip()) > 20:
         raise ValueError(f"{text[:30]!r} is larger than the largest count accepted, {MAX_COUNT}")
     try:
-        value = int(text)
+        value = int(text) if ascii_number(text) else int("x")
     except ValueError:
         raise ValueError(f"{text!r} is not a whole number") from None
     if value < 1:
@@ -120,7 +126,7 @@ def api_url(text: str) -> str:
 
 def listen_address(text: str) -> tuple[str, int]:
     text = text.strip()
-    m = re.fullmatch(r"(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})", text)
+    m = re.fullmatch(r"(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):([0-9]{1,5})", text)
     if not m:
         raise ValueError(f"{text!r} is not host:port (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})")
     host = m.group(1) if m.group(1) is not None else m.group(2)

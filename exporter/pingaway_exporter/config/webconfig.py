@@ -43,7 +43,7 @@ from pingaway_exporter.config.webconfig_schema import (
 # so about 15 s at 18 and 30 s at 19). 18 is the highest exporter-toolkit's own test file uses; a higher cost
 # could not be checked within any scrape timeout, and $2b$31$ would busy a core for days (docs/security.md).
 MAX_BCRYPT_COST = 18
-_BCRYPT = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
+_BCRYPT = re.compile(r"^\$2[aby]\$([0-9][0-9])\$[./A-Za-z0-9]{53}$")
 
 
 @dataclass(frozen=True)
