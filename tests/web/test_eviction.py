@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from pingaway_exporter.web.connection import Conn, State
-from pingaway_exporter.web.eviction import GRACE, SLOW_AFTER, pick
+from pingaway_exporter.web.eviction import SLOW_AFTER, pick
 from pingaway_exporter.web.protocol import Protocol
 
 pytestmark = pytest.mark.unit
@@ -148,29 +148,30 @@ def test_a_connection_being_answered_is_never_chosen(world):
     assert world.pick() is None
 
 
-def test_among_empty_connections_under_a_second_old_the_newest_goes_first(world):
-    """A flood of empty connections: its own are always the newest, so a scraper's connection, accepted a moment
-    before its head arrives, outlasts them."""
-    scraper = world.conn(SLOW_AFTER / 2)
+def test_among_empty_connections_under_a_second_old_the_oldest_goes_first(world):
+    """A flood of empty connections: each lives as long as the cap lets one live, so a scraper's connection
+    accepted a moment before its head arrives outlasts every older one, not only until the next accept."""
+    oldest = world.conn(SLOW_AFTER / 2)
     world.conn(SLOW_AFTER / 5)
-    newest = world.conn(SLOW_AFTER / 10)
-    assert world.pick() is newest
-    world.conns.remove(newest)
-    assert world.pick() is not scraper
+    scraper = world.conn(SLOW_AFTER / 1000)  # the newest: its head not yet sent
+    for _ in range(2):
+        victim = world.pick()
+        assert victim is not scraper
+        world.conns.remove(victim)
+    assert oldest not in world.conns
+    assert world.pick() is scraper  # the last empty one left
 
 
-def test_an_empty_connection_younger_than_the_grace_outlasts_older_empty_ones(world):
-    """The newest empty connection is a client between its connect and its first write as often as it is the
-    flood's: while empty ones at least ``GRACE`` old are there, the newest of those goes instead."""
-    older = world.conn(GRACE * 4)
-    settled = world.conn(GRACE * 2)
-    world.conn(GRACE / 2)  # the scraper, its head not yet sent
-    assert world.pick() is settled
-    world.conns.remove(settled)
-    assert world.pick() is older
-
-
-def test_when_every_empty_connection_is_younger_than_the_grace_the_newest_goes(world):
-    world.conn(GRACE / 2)
-    newest = world.conn(GRACE / 4)
-    assert world.pick() is newest
+def test_a_flood_at_the_cap_gives_each_empty_connection_the_same_time_to_send(world):
+    """Accept after accept at the cap, the one that has waited longest goes: a connection accepted among a
+    stream of empty ones stays until every one accepted before it has gone."""
+    cap = 16
+    for i in range(cap):
+        world.conn(SLOW_AFTER / 10 - i * 1e-4)  # accepted 0.1 ms apart
+    scraper = world.conns[-1]
+    closed = 0
+    while (victim := world.pick()) is not scraper:
+        world.conns.remove(victim)
+        world.conn(SLOW_AFTER / 10 - (cap + closed) * 1e-4)  # the next of the flood, accepted in its place
+        closed += 1
+    assert closed == cap - 1

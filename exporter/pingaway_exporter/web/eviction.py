@@ -6,14 +6,13 @@ In order, the first kind present gives the victim:
    the oldest first (idle sockets held open);
 2. one that has been open ``SLOW_AFTER`` seconds or more without completing
    a request, the one that sent least per second first (slowloris);
-3. any other connection that has sent nothing: the newest of those open
-   ``GRACE`` seconds or more, else the newest (a flood of empty connections:
-   the flood's own are always the newest, so a scraper's connection, accepted
-   a moment before its head arrived, outlasts them, and while older empty
-   ones are there to go it is spared for ``GRACE`` even when it is the
-   newest, so a client that the scheduler holds for a few milliseconds
-   between its connect and its first write is not taken for the flood; a
-   trickling head goes before any of these);
+3. any other connection that has sent nothing, again the oldest first: the
+   one that has had longest to send its first byte and has not. Under a
+   flood of empty connections each then lives as long as the cap lets one
+   live (cap / rate), a scraper's connection accepted a moment before its
+   head arrived included, so a client that the scheduler holds for a moment
+   between its connect and its first write is not closed for it (the newest
+   first, as here before, gave it only until the next accept);
 4. any other that has not completed a request, the one that sent least;
 5. a complete request still waiting for a worker (``cancel`` withdraws it);
 6. an idle keep-alive connection, the one idle longest.
@@ -30,16 +29,14 @@ from collections.abc import Callable, Iterable
 from pingaway_exporter.web.connection import Conn, State
 
 SLOW_AFTER = 1.0  # seconds: a head still incomplete after this is arriving slowly, and an empty one is idle
-GRACE = 0.05  # seconds: an empty connection younger than this goes only when every empty one is as young
 
 
 def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Callable[[Conn], bool]) -> Conn | None:
     """The connection to close, or None if every open connection is being answered."""
     empties = list(empty)  # insertion order: oldest first
     unsent = set(empties)
-    for c in empties:
-        if now - c.opened >= SLOW_AFTER:
-            return c
+    if empties and now - empties[0].opened >= SLOW_AFTER:
+        return empties[0]
     all_conns = list(conns)
     fresh = [c for c in all_conns
              if c.state in (State.HANDSHAKE, State.HEAD) and c.proto.requests == 0 and c not in unsent]
@@ -47,8 +44,7 @@ def pick(conns: Iterable[Conn], empty: Iterable[Conn], now: float, cancel: Calla
     if slow:
         return min(slow, key=lambda c: (c.proto.received / max(now - c.opened, 1e-3), c.opened))
     if empties:
-        settled = next((c for c in reversed(empties) if now - c.opened >= GRACE), None)
-        return settled if settled is not None else empties[-1]
+        return empties[0]
     if fresh:
         return min(fresh, key=lambda c: (c.proto.received, c.opened))
     waiting = next((c for c in all_conns if c.state == State.WORKER and cancel(c)), None)
