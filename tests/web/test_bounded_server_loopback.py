@@ -175,16 +175,21 @@ def held():
             s.close()
 
 
-def test_at_the_cap_the_newest_of_young_silent_connections_makes_room(serve, held):
-    """Silent connections under a second old: a flood's own are the newest, so the newest goes first."""
+def test_at_the_cap_the_oldest_of_young_silent_connections_makes_room(serve, held):
+    """Silent connections under a second old: the one that has had longest to send its first byte goes first, so
+    under a flood each lives as long as the cap lets one live."""
     server = serve(Limits(max_connections=8))
     assert server.cap == 8
     held.extend(connect(server) for _ in range(server.cap))
+    end = time.monotonic() + 10
+    while server.open_connections < server.cap:  # every held connection accepted, in the order they came
+        assert time.monotonic() < end, "the server did not accept the held connections"
+        time.sleep(0.01)
     with connect(server) as s:
         head, body = ask(s, "/scraper")
         assert head.startswith(b"HTTP/1.1 200") and body == b"GET /scraper\n"
-    assert closed_by_server(held[-1])
-    assert all(still_open(s) for s in held[:-1])  # one closed for one let in, no more
+    assert closed_by_server(held[0])
+    assert all(still_open(s) for s in held[1:])  # one closed for one let in, no more
 
 
 def test_at_the_cap_the_oldest_connection_silent_for_a_second_makes_room(serve, held):
