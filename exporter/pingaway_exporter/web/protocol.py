@@ -120,11 +120,6 @@ class Protocol:
         self._cycle += len(data)
         self._h.receive_data(data)
 
-    @property
-    def busy(self) -> bool:
-        """A request has begun (some of its bytes are here) and is not answered yet."""
-        return not self._fresh or self._h.their_state is not h11.IDLE
-
     def next(self) -> Request | Response | Closed | None:
         if self.failed:
             return None
