@@ -7,8 +7,10 @@ an event, so "the call is still running" is a fact, not a race; every wait has a
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -327,3 +329,23 @@ def test_concurrent_calls_each_get_a_thread():
         assert started.acquire(timeout=5)
     release.set()
     assert len(idents) == 4
+
+
+def test_a_runner_waiting_for_its_next_call_holds_nothing_of_the_last():
+    """A job holds its call, and the call its answer with every record of a domain: a kept thread lets go of it
+    before it waits for the next, the first job too (a Thread keeps its arguments until it ends)."""
+
+    class Answer:
+        pass
+
+    runners = Runners(idle=1.0)
+    for i in range(3):
+        answer = Answer()
+        kept = weakref.ref(answer)
+        runners.run(lambda answer=answer: None, f"fetch-t{i}")  # the job holds the answer, as a call does
+        del answer
+        end = time.monotonic() + WAIT
+        while runners.waiting == 0 and time.monotonic() < end:  # the thread is back, waiting for the next call
+            time.sleep(0.001)
+        gc.collect()
+        assert kept() is None, f"the thread waiting after call {i} still holds its answer"

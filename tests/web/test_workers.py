@@ -6,9 +6,12 @@ seconds, only so that a broken pool fails instead of hanging.
 
 from __future__ import annotations
 
+import gc
 import queue
 import socket
 import threading
+import time
+import weakref
 
 import pytest
 
@@ -191,3 +194,23 @@ def test_stop_ends_every_worker_after_its_request(sock):
         t.join(WAIT)
         assert not t.is_alive()
     assert len(set(threads)) == 2
+
+
+def test_a_worker_waiting_for_its_next_request_holds_nothing_of_the_last(sock):
+    """An answer can be megabytes of chunks: once handed back, the worker that made it keeps no reference."""
+    kept: list[weakref.ref[Response]] = []
+    handed = threading.Event()
+
+    def done(_conn: Conn, _req: Request, resp: Response) -> None:
+        kept.append(weakref.ref(resp))
+        handed.set()
+
+    pool = WorkerPool(1, lambda req: Response(200, [], (b"x" * (1 << 20),)), done)
+    pool.submit(conn(sock), request("/metrics"))
+    assert handed.wait(WAIT)
+    end = time.monotonic() + WAIT
+    while kept[0]() is not None and time.monotonic() < end:  # the worker lets go once its hand-back returns
+        gc.collect()
+        time.sleep(0.01)
+    assert kept[0]() is None, "the idle worker still holds the answer it handed back"
+    pool.stop()

@@ -105,3 +105,5 @@ class WorkerPool:
                         self._threads.remove(threading.current_thread())
                         self._grow()
                 self._done(conn, request, response)
+            # Not kept while this thread waits for its next request: the answer may be megabytes of chunks.
+            del item, conn, request, response
