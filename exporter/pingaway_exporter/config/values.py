@@ -41,7 +41,9 @@ def duration(text: str) -> float:
     """Seconds from ``10``, ``2.5``, ``500ms``, ``1m30s``, ``7d`` (Prometheus style)."""
     text = text.strip()
     try:
-        value = float(text) if ascii_number(text) else float("x")
+        if not ascii_number(text):
+            raise ValueError(text)
+        value = float(text)
     except ValueError:
         if not _DURATION.match(text):
             raise ValueError(f"{text!r} is not a duration (e.g. 10s, 500ms, 1m)") from None
@@ -98,7 +100,9 @@ def positive_int(text: str) -> int:
     if len(text.strip()) > 20:
         raise ValueError(f"{text[:30]!r} is larger than the largest count accepted, {MAX_COUNT}")
     try:
-        value = int(text) if ascii_number(text) else int("x")
+        if not ascii_number(text):
+            raise ValueError(text)
+        value = int(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a whole number") from None
     if value < 1:
