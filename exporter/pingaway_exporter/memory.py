@@ -6,7 +6,15 @@ after freeing a large block, so later large buffers come from the heap and
 the freed pages are never handed back: resident memory ratchets up to the
 worst scrape plus fragmentation. Pinning the threshold keeps large buffers
 in their own mappings, returned to the kernel the moment they are freed.
-Only glibc has ``mallopt``; elsewhere this does nothing.
+
+The threshold is 1 MiB, not glibc's starting 128 KiB: a buffer in its own
+mapping costs a page fault for each of its pages every time it is made (the
+kernel hands out fresh, zeroed pages), and a 1,000-user scrape made a dozen
+such buffers (its 280 KB body, a few rendered families), about 170 faults
+and 1.5 ms of CPU a scrape (``bench/scrape_bench.py``, 2026-12-07). Buffers
+up to 1 MiB now reuse the heap; the heap keeps at most ``4 x`` the
+threshold free before it is trimmed. Only glibc has ``mallopt``; elsewhere
+this does nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
 
-def tune_malloc(mmap_threshold: int = 128 * 1024) -> bool:
+def tune_malloc(mmap_threshold: int = 1024 * 1024) -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

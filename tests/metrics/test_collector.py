@@ -217,3 +217,60 @@ def test_moment_holds_the_families_that_change_from_scrape_to_scrape(sim, export
     everything = {m.name for m in collector.describe()}
     assert set(names) <= everything
     assert not set(names) & {m.name for m in collector.head(outcome)}
+
+
+def _record(ext: str, name: str, available: bool, calls: int = 0) -> dict[str, object]:
+    return {"extension": ext, "name": name, "profile": {"available": available, "name": "P", "until": None},
+            "calls": [{"direction": "in", "linestatus": "up"}] * calls}
+
+
+# The label strings are the de-duplication key and are made in one pass when nothing needs escaping: each
+# case below takes another path (plain or escaped, with or without repeats), and a value that needs escaping
+# may be anywhere, alone among plain ones.
+DEDUPLICATION_CASES = {
+    "plain, no repeats": [_record("1", "Anna", True), _record("2", "Bo", False, 1)],
+    "plain, repeats": [_record("1", "Anna", True), _record("2", "Bo", False), _record("1", "Anna", False, 2),
+                       _record("2", "Bo", True)],
+    "one quote among plain": [_record("1", "Anna", True)] * 3 + [_record("2", 'Bo "B"', False, 1),
+                                                                 _record("2", 'Bo "B"', True)],
+    "a backslash alone": [_record("1", "Anna", True), _record("8", "D\\", False, 1), _record("8", "D\\", True)],
+    "a newline alone": [_record("1", "Anna", True), _record("7", "Cilla\nC", True, 1), _record("7", "Cilla\nC", False)],
+    "backslash and newline": [_record("7\\", "Cilla\nC", True, 1), _record("7\\", "Cilla\nC", False),
+                              _record("8", "D\\\\", False)],
+    "same text, escaped or not": [_record("9", 'E\\"', True), _record("9", 'E"', False),
+                                  _record("9", "E\\", True, 1)],
+}
+
+
+@pytest.mark.parametrize("case", DEDUPLICATION_CASES)
+def test_per_extension_series_are_the_first_record_of_each_pair_escaped_or_not(sim, exporter_factory, case):
+    payload = DEDUPLICATION_CASES[case]
+    sim.set_payload(payload)
+    m = samples(exporter_factory(sim).get().text)
+    first: dict[tuple[str, str], dict[str, object]] = {}
+    for rec in payload:
+        first.setdefault((str(rec["extension"]), str(rec["name"])), rec)
+    key = lambda k: (dict(k)["extension"], dict(k)["name"])  # noqa: E731
+    available = {key(k): v for k, v in series(m, "pingaway_extension_available").items()}
+    assert available == {k: (1 if r["profile"]["available"] else 0) for k, r in first.items()}  # type: ignore[index]
+    active = {key(k): v for k, v in series(m, "pingaway_extension_calls_active").items()}
+    assert active == {k: len(r["calls"]) for k, r in first.items()}  # type: ignore[arg-type]
+    state = {key(k): v for k, v in series(m, "pingaway_extension_state").items()}
+    assert state == {k: (4 if r["calls"] else 2 if r["profile"]["available"] else 1)  # type: ignore[index]
+                     for k, r in first.items()}
+    assert value(m, "pingaway_extension_duplicates") == len(payload) - len(first)
+    assert value(m, "pingaway_users") == len(payload)  # the totals count every record, repeats too
+
+
+def test_info_names_each_records_profile_escaped_once_per_name(sim, exporter_factory):
+    profiles = ['Lunch "ute"', "a\\b", "rad\nbryt", "Tillgänglig", None]
+    payload = [{"extension": str(i), "name": f"N{i}", "calls": [],
+                "profile": None if p is None else {"available": False, "name": p, "until": None}}
+               for i, p in enumerate(profiles * 3)]
+    sim.set_payload(payload)
+    exp = exporter_factory(sim)
+    m = samples(exp.get().text)
+    info = {dict(k)["extension"]: dict(k)["profile"] for k in series(m, "pingaway_extension_info")}
+    assert info == {str(i): p if p is not None else "none" for i, p in enumerate(profiles * 3)}
+    text = exp.get().text
+    assert 'profile="Lunch \\"ute\\""' in text and 'profile="a\\\\b"' in text and 'profile="rad\\nbryt"' in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import time
 import zlib
 
@@ -51,12 +52,33 @@ def test_gzip_body_is_one_gzip_member_of_the_text():
     assert d.eof and d.unused_data == b""  # one member, nothing after it
 
 
-def test_large_bodies_come_in_chunks_of_at_least_chunk_bytes():
-    block = bytes(range(256)) * 1024  # 256 KiB, written in 8 KiB writes
-    chunks = render_body(writes(*(block[i:i + 8192] for i in range(0, len(block), 8192)), block), False)
-    assert len(chunks) >= 2
-    assert all(len(c) >= CHUNK for c in chunks[:-1])
-    assert b"".join(chunks) == block * 2
+def test_small_writes_are_gathered_into_chunks_of_about_chunk_bytes():
+    pieces = [bytes([i % 251]) * 1000 for i in range(300)]  # 300 KB in 1 KB writes
+    chunks = render_body(writes(*pieces), False)
+    assert b"".join(chunks) == b"".join(pieces)
+    assert len(chunks) == -(-len(b"".join(pieces)) // CHUNK)  # as few sends as the size allows
+    assert all(CHUNK <= len(c) < CHUNK + 1000 for c in chunks[:-1])
+
+
+def test_a_large_write_is_a_chunk_as_it_is_between_the_gathered_small_ones():
+    block = bytes(range(256)) * 1024  # 256 KiB: one family's rows
+    small = [b"# HELP x\n", b"# TYPE x gauge\n"]
+    chunks = render_body(writes(*small, block, *small), False)
+    assert chunks == (b"".join(small), block, b"".join(small))
+    assert chunks[1] is block  # sent as it was written, not copied
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_gzip_chunks_are_the_stream_whatever_the_sizes_of_the_writes(first):
+    rnd = os.urandom(3 * CHUNK)  # incompressible: deflate hands back large pieces
+    texts = [b"a 1\n", rnd, b"b 2\n" * 5000, rnd[:100]]
+    part = render_part(writes(*texts), True, first=first, before=(0, 0) if first else None)
+    body = b"".join(part.chunks)
+    if first:
+        assert gzip.decompress(body) == b"".join(texts)
+    else:
+        assert zlib.decompressobj(-15).decompress(body) == b"".join(texts)
+    assert (part.crc, part.size) == (zlib.crc32(b"".join(texts)), len(b"".join(texts)))
 
 
 def test_runs_make_one_gzip_stream():

@@ -191,7 +191,7 @@ class ScrapeCollector(Collector):
         dups = new("pingaway_extension_duplicates") if per_ext else None
         unique: list[Extension] = []
         rendered: list[str] = []
-        states_of_unique = bytearray()
+        states_of_unique: bytes | bytearray = b""
         if exts is not None and total is not None:
             users.add_metric([], float(total.users))
             available.add_metric([], float(total.available))
@@ -212,14 +212,15 @@ class ScrapeCollector(Collector):
                 profiles.add_metric([name], float(n))
             invalid.add_metric([], float(skipped or 0))
             if dups is not None:
-                dups.add_metric([], float(_unique(exts, codes, unique, rendered, states_of_unique)))
+                unique, rendered, states_of_unique = _unique(exts, codes)
+                dups.add_metric([], float(len(exts) - len(unique)))
         yield from (users, available, on_call, ready, states, back, calls, lines, profiles, invalid)
         if dups is not None:  # per_ext
             yield dups
             yield from self._extension_families(unique, rendered, now, states_of_unique)
 
     def _extension_families(self, unique: list[Extension], rendered: list[str], now: float,
-                            codes: bytearray) -> Iterator[Metric]:
+                            codes: bytes | bytearray) -> Iterator[Metric]:
         """Per-extension families, rendered lazily from the de-duplicated records."""
         email = self.options.include_email
         n = len(unique)
@@ -265,33 +266,38 @@ class ScrapeCollector(Collector):
                           text(lambda rows: [f"{u}{{{r}}} {e.until!r}\n" for r, e in rows if e.until is not None]),
                           lambda: ((e, e.until) for e in unique if e.until is not None), key)
         i = "pingaway_extension_info"
+        # A few profile names, shared by thousands of records (the parser keeps one copy of each): escaped once.
+        shown = {p: escape(p) if p else NO_PROFILE for p in {e.profile for e in unique}}
         if email:
-            info = text(lambda rows: [f'{i}{{{r},profile="{escape(e.profile) if e.profile else NO_PROFILE}",'
-                                      f'email="{escape(e.email)}"}} 1\n' for r, e in rows])
-        else:
-            info = text(lambda rows: [f'{i}{{{r},profile="{escape(e.profile) if e.profile else NO_PROFILE}"}} 1\n'
+            info = text(lambda rows: [f'{i}{{{r},profile="{shown[e.profile]}",email="{escape(e.email)}"}} 1\n'
                                       for r, e in rows])
+        else:
+            info = text(lambda rows: [f'{i}{{{r},profile="{shown[e.profile]}"}} 1\n' for r, e in rows])
         yield RowGauge.of(i, n, info, lambda: ((e, 1.0) for e in unique), info_values, ("email",) if email else ())
 
 
-def _unique(exts: list[Extension], codes: bytes | bytearray, unique: list[Extension], rendered: list[str],
-            unique_codes: bytearray) -> int:
-    """De-duplicate on (extension, name): the first record of each pair is kept, with its state code;
-    returns the number of repeats."""
+def _unique(exts: list[Extension], codes: bytes | bytearray) -> tuple[list[Extension], list[str], bytes | bytearray]:
+    """De-duplicate on (extension, name): the records kept (the first of each pair), their label strings
+    (``extension="...",name="..."``, escaped) and their state codes. Usually nothing needs escaping and
+    nothing repeats: then the labels are made in one pass and the records and codes are returned as they are."""
+    labels = [f'extension="{e.extension}",name="{e.name}"' for e in exts]
+    joined = "".join(labels)
+    if "\\" in joined or "\n" in joined or joined.count('"') != 4 * len(labels):
+        labels = [f'extension="{escape(e.extension)}",name="{escape(e.name)}"' for e in exts]
+    if len(set(labels)) == len(labels):
+        return exts, labels, codes
+    # The escaped label string is the de-duplication key: escaping is one-to-one.
     seen: set[str] = set()
-    duplicates = 0
-    keep, render_label, keep_code = unique.append, rendered.append, unique_codes.append
-    for e, code in zip(exts, codes, strict=True):
-        # The escaped label string is the de-duplication key too: escaping is one-to-one.
-        label = f'extension="{escape(e.extension)}",name="{escape(e.name)}"'
-        if label in seen:
-            duplicates += 1
-            continue
-        seen.add(label)
-        keep(e)
-        render_label(label)
-        keep_code(code)
-    return duplicates
+    unique: list[Extension] = []
+    rendered: list[str] = []
+    unique_codes = bytearray()
+    for e, label, code in zip(exts, labels, codes, strict=True):
+        if label not in seen:
+            seen.add(label)
+            unique.append(e)
+            rendered.append(label)
+            unique_codes.append(code)
+    return unique, rendered, unique_codes
 
 
 def build_info(with_samples: bool = True) -> Metric:
