@@ -9,6 +9,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.tally import AWAY, ON_CALL, READY, RINGING, STATES, UNKNOWN, WINDOWS, Tally
@@ -171,3 +174,44 @@ def test_adding_tallies_sums_every_field():
     assert s.directions == {"in": 1, "out": 1, "unknown": 0} and s.lines[OTHER] == 1
     empty = Tally()
     assert (empty.users, empty.ready, empty.returning) == (0, 0, [0, 0, 0])
+
+
+# ---- the pass against the rules, record by record -----------------------------------------------------------
+
+def _reference(records: list[Extension], now: float | None) -> tuple[list[int], dict[object, list[object]]]:
+    """The rules applied to one record at a time, the plainest way: what ``count`` must equal."""
+    def figures(rs: list[Extension]) -> list[object]:
+        back = [tally.returning(e, now) if now is not None else None for e in rs]
+        return [len(rs), sum(1 for e in rs if e.available), sum(len(e.calls) for e in rs),
+                sum(1 for e in rs for c in e.calls if c.status == "ringing"),
+                [sum(1 for e in rs if tally.state(e) == code) for code in range(len(STATES))],
+                [sum(1 for b in back if b is not None and b <= w) for _, w in WINDOWS],
+                {d: sum(1 for e in rs for c in e.calls if c.direction == d) for d in ("in", "out", "unknown")},
+                {s: n for s in ("up", "down", "ringing", OTHER)
+                 if (n := sum(1 for e in rs for c in e.calls if c.status == s)) or s != OTHER}]
+    groups: dict[object, list[object]] = {"total": figures(records)}
+    for words in {e.keywords for e in records if e.keywords}:
+        groups[words] = figures([e for e in records if e.keywords == words])
+    return [tally.state(e) for e in records], groups
+
+
+def _figures(t: Tally) -> list[object]:
+    return [t.users, t.available, t.calls, t.ringing_lines, t.states, t.returning, t.directions,
+            {s: n for s, n in t.lines.items() if n or s != OTHER}]
+
+
+@given(st.lists(st.builds(
+    lambda a, until, calls, words: ext(available=a, until=None if until is None else NOW + until, calls=calls,
+                                       words=words),
+    st.sampled_from((None, False, True)),
+    st.none() | st.sampled_from((-60.0, 0.0, 1.0, 899.0, 900.0, 901.0, 1800.0, 3600.0, 3601.0)),
+    st.lists(st.tuples(st.sampled_from(("in", "out", "unknown")), st.sampled_from(("up", "down", "ringing", OTHER))),
+             max_size=3).map(tuple),
+    st.sampled_from(((), ("a",), ("a", "b"), ("b",)))), max_size=40), st.sampled_from((None, NOW)))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_the_pass_counts_what_the_rules_say_record_by_record(records, now):
+    codes = bytearray()
+    total, per_words = tally.count(records, now, codes=codes)
+    want_codes, want = _reference(records, now)
+    assert list(codes) == want_codes
+    assert {"total": _figures(total), **{w: _figures(t) for w, t in per_words.items()}} == want

@@ -16,14 +16,17 @@ group series, ``check`` and the status page) comes from these rules:
 ``count`` makes a single pass over the records and returns the domain's
 totals and the totals per distinct ``keyWords`` tuple, from which every
 group's figures are summed (there are few distinct tuples, so groups cost
-nothing per record).
+nothing per record). The rules run once per kind of record (the same
+lines, availability, keywords and back-soon window), not once per record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 
-from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, Extension
+from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, Call, Extension
 
 UNKNOWN, AWAY, READY, RINGING, ON_CALL = range(5)
 STATES = ("unknown", "away", "ready", "ringing", "on_call")  # index = the coded value
@@ -40,10 +43,6 @@ def _code(up: bool, ringing: bool, available: bool | None) -> int:
     if available is None:
         return UNKNOWN
     return READY if available else AWAY
-
-
-# The same rule as a table, for the per-record pass.
-_CODES = {(u, r, a): _code(u, r, a) for u in (False, True) for r in (False, True) for a in (None, False, True)}
 
 
 def state(e: Extension) -> int:
@@ -126,79 +125,59 @@ def _window(e: Extension, now: float) -> int:
     return -1
 
 
-def _count_returning(returning_counts: list[int], first: int) -> None:
-    """The windows are cumulative: a person back within window ``first`` is back within every later one."""
-    for i in range(first, len(returning_counts)):
-        returning_counts[i] += 1
-
-
-def _count_totals(exts: Sequence[Extension], now: float | None, codes: bytearray, windows: bytearray) -> Tally:
-    """The domain's totals. Appends each record's state code to ``codes`` and its back-soon window plus one
-    (0: none) to ``windows``, in record order, for ``_count_words``."""
-    total = Tally()
-    t_states, t_dirs, t_lines = total.states, total.directions, total.lines
-    table = _CODES
-    for e in exts:
-        up = ringing = False
-        for c in e.calls:
-            s = c.status
-            t_dirs[c.direction] += 1
-            t_lines[s] = t_lines.get(s, 0) + 1
-            if s == "up":
-                up = True
-            elif s == "ringing":
-                ringing = True
-        a = e.available
-        code = table[(up, ringing, a)]
-        t_states[code] += 1
-        codes.append(code)
-        back = -1 if now is None or a or e.until is None else _window(e, now)
-        windows.append(back + 1)
-        if back >= 0:
-            _count_returning(total.returning, back)
-        if a:
-            total.available += 1
-        total.calls += len(e.calls)
-    total.users = len(exts)
-    total.ringing_lines = t_lines.get("ringing", 0)
-    return total
-
-
-def _count_words(exts: Sequence[Extension], codes: bytearray, windows: bytearray) -> dict[tuple[str, ...], Tally]:
-    """The totals per distinct ``keyWords`` tuple, from ``_count_totals``'s codes and windows."""
-    per_words: dict[tuple[str, ...], Tally] = {}
-    for e, code, window in zip(exts, codes, windows):  # noqa: B905 -- built to the same length by _count_totals
-        words = e.keywords
-        if not words:
-            continue
-        t = per_words.get(words)
-        if t is None:
-            t = per_words[words] = Tally()
-        t.users += 1
-        t.states[code] += 1
-        if e.available:
-            t.available += 1
-        if window:
-            _count_returning(t.returning, window - 1)
-        for c in e.calls:
-            t.directions[c.direction] += 1
-            t.lines[c.status] = t.lines.get(c.status, 0) + 1
-    for t in per_words.values():
-        t.calls = sum(t.directions.values())
-        t.ringing_lines = t.lines.get("ringing", 0)
-    return per_words
+def _count_group(t: Tally, code: int, calls: tuple[Call, ...], available: bool | None, window: int, n: int) -> None:
+    """Add ``n`` people alike (the same state code, lines, availability and back-soon window) to ``t``."""
+    t.users += n
+    t.states[code] += n
+    if available:
+        t.available += n
+    if calls:
+        dirs, lines = t.directions, t.lines
+        for c in calls:
+            dirs[c.direction] += n
+            lines[c.status] = lines.get(c.status, 0) + n
+    if window:  # the windows are cumulative: back within window i means back within every later one
+        returning = t.returning
+        for i in range(window - 1, len(returning)):
+            returning[i] += n
 
 
 def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = True,
           codes: bytearray | None = None) -> tuple[Tally, dict[tuple[str, ...], Tally]]:
-    """One pass over the records for the totals, and one over those with keywords for the totals per
-    distinct ``keyWords`` tuple (records without keywords are in the totals only). Without ``now`` nothing
-    counts as returning. With ``codes``, each record's state is appended to it, in record order."""
-    mine, windows = bytearray(), bytearray()
-    total = _count_totals(exts, now, mine, windows)
-    per_words = _count_words(exts, mine, windows) if by_words else {}
+    """The domain's totals, and the totals per distinct ``keyWords`` tuple (records without keywords are in
+    the totals only). Without ``now`` nothing counts as returning. With ``codes``, each record's state is
+    appended to it, in record order.
+
+    One pass reads each record's calls, availability, keywords and back-soon window, and records that agree
+    on all four are counted together (``Counter``, in C): a domain has thousands of people but a few hundred
+    such kinds, so the rules run once per kind, not once per person."""
+    n = len(exts)
+    calls = [e.calls for e in exts]
+    available = [e.available for e in exts]
+    words = [e.keywords for e in exts] if by_words else repeat((), n)
+    if now is None:
+        windows: Iterable[int] = repeat(0, n)
+    else:
+        windows = [_window(e, now) + 1 if e.available is False and e.until is not None else 0 for e in exts]
+    total = Tally()
+    per_words: dict[tuple[str, ...], Tally] = {}
+    code_of: dict[tuple[tuple[Call, ...], bool | None], int] = {}
+    for (cs, a, ws, window), alike in Counter(zip(calls, available, words, windows, strict=True)).items():
+        code = code_of.get((cs, a))
+        if code is None:
+            code = code_of[(cs, a)] = _code(any(c.status == "up" for c in cs),
+                                             any(c.status == "ringing" for c in cs), a)
+        _count_group(total, code, cs, a, window, alike)
+        if ws:
+            t = per_words.get(ws)
+            if t is None:
+                t = per_words[ws] = Tally()
+            _count_group(t, code, cs, a, window, alike)
+    for t in (total, *per_words.values()):
+        t.calls = sum(t.directions.values())
+        t.ringing_lines = t.lines.get("ringing", 0)
     if codes is not None:
-        codes += mine
+        codes += bytes(map(code_of.__getitem__, zip(calls, available, strict=True)))
     return total, per_words
 
 
