@@ -26,12 +26,15 @@ invocation, one after the other, against the same simulator:
 - **stdlib floor** (``--stdlib-floor``, the benchmark's measure before issue
   11): the same, but decoded with the standard library's ``json.loads``.
 
-Each figure is the median of ``--runs`` runs after one warm-up of each side.
+Each figure is the median of ``--runs`` runs after one warm-up of each side. The sides take turns (one
+scrape, then one run of each baseline, and again), so that a change in the machine's speed while the
+benchmark runs (this 2-core VM's speed varies by up to 2x from one second to the next) reaches both alike.
 
     python3 bench/scrape_bench.py --runs 7                 # 1k, 10k, 50k
     python3 bench/scrape_bench.py --sizes 10000 --runs 9
     python3 bench/scrape_bench.py --gzip                   # compressed, as Prometheus asks
     python3 bench/scrape_bench.py --min-interval 30        # the default cache: peak RSS with the last result kept
+    python3 bench/scrape_bench.py --sizes 1000 --exporter-src /tmp/before/exporter,exporter   # before, after
 
 By default the exporter is asked for an uncompressed response, so both
 sides do the same work; ``--gzip`` adds compression (and the client's
@@ -134,7 +137,7 @@ def series_of(exposition: bytes) -> tuple[int, int]:
 
 
 def bench(size: int, runs: int, per_extension: bool, gzip: bool, min_interval: str,
-          stdlib_floor: bool) -> dict[str, Any]:
+          stdlib_floor: bool, src: str = str(ROOT / "exporter")) -> dict[str, Any]:
     domain = Domain(size=size)
     payload = domain.extensions(WEDNESDAY_1015)
     sim = Simulator(domain).start()
@@ -149,7 +152,7 @@ def bench(size: int, runs: int, per_extension: bool, gzip: bool, min_interval: s
             "--pingaway.min-interval", min_interval]
     if not per_extension:
         args.append("--no-collector.extensions")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "exporter")}
+    env = {**os.environ, "PYTHONPATH": src}
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -164,18 +167,22 @@ def bench(size: int, runs: int, per_extension: bool, gzip: bool, min_interval: s
         text = get(url, scrape_headers)  # warm-up
         assert b"pingaway_up 1.0" in text, "exporter scrape failed during the benchmark"
         series, ext_series = series_of(text)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            get(url, scrape_headers)
-            times.append(time.perf_counter() - start)
-        rss = peak_rss_mib(proc.pid)
         upstream = sim.url + "extensions/"
         headers = {"Authorization": f"Bearer {token}"}
         _, lines = baseline_once(upstream, headers, series)  # warm-up
-        base = [baseline_once(upstream, headers, series)[0] for _ in range(runs)]
-        base_nogc = [baseline_once(upstream, headers, series, gc_paused=True)[0] for _ in range(runs)]
-        floor = [baseline_once(upstream, headers, series, json.loads)[0] for _ in range(runs)] if stdlib_floor else []
+        times: list[float] = []
+        base: list[float] = []
+        base_nogc: list[float] = []
+        floor: list[float] = []
+        for _ in range(runs):  # the sides take turns: a change in the machine's speed reaches them alike
+            start = time.perf_counter()
+            get(url, scrape_headers)
+            times.append(time.perf_counter() - start)
+            base.append(baseline_once(upstream, headers, series)[0])
+            base_nogc.append(baseline_once(upstream, headers, series, gc_paused=True)[0])
+            if stdlib_floor:
+                floor.append(baseline_once(upstream, headers, series, json.loads)[0])
+        rss = peak_rss_mib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -197,6 +204,9 @@ def main() -> None:
                     help="ask for a gzip response, as Prometheus does (the baseline has no compression step)")
     ap.add_argument("--min-interval", default="0",
                     help="the exporter's --pingaway.min-interval (default 0: every scrape calls upstream)")
+    ap.add_argument("--exporter-src", default=str(ROOT / "exporter"),
+                    help="the exporter package's parent directory; A,B,...: each in turn, a row each (a before and "
+                         "after in one run, e.g. with a `git archive HEAD~ exporter` unpacked elsewhere)")
     ap.add_argument("--stdlib-floor", action="store_true",
                     help="also time the old floor: the baseline decoded with the stdlib json instead of msgspec")
     a = ap.parse_args()
@@ -204,14 +214,17 @@ def main() -> None:
     print(f"{'users':>7} {'exporter':>11} {'baseline':>11} {'ratio':>6} {'GC paused':>11} {'ratio':>6} "
           f"{'peak RSS':>10} "
           f"{'series':>8} {'per-ext':>8}{floor_head}")
+    srcs = a.exporter_src.split(",")
     for size in (int(s) for s in a.sizes.split(",")):
-        r = bench(size, a.runs, not a.no_extensions, a.gzip, a.min_interval, a.stdlib_floor)
-        assert r["baseline_lines"] == r["series"], r
-        floor = f" {r['floor_s'] * 1000:>9.1f} ms" if r["floor_s"] is not None else ""
-        print(f"{r['size']:>7} {r['exporter_s'] * 1000:>8.1f} ms {r['baseline_s'] * 1000:>8.1f} ms "
-              f"{r['ratio']:>5.2f}x {r['nogc_s'] * 1000:>8.1f} ms {r['nogc_ratio']:>5.2f}x "
-              f"{r['rss_mib']:>6.1f} MiB {r['series']:>8} {r['ext_series']:>8}{floor}",
-              flush=True)
+        for src in srcs:
+            r = bench(size, a.runs, not a.no_extensions, a.gzip, a.min_interval, a.stdlib_floor, src)
+            assert r["baseline_lines"] == r["series"], r
+            floor = f" {r['floor_s'] * 1000:>9.1f} ms" if r["floor_s"] is not None else ""
+            which = f"  {src}" if len(srcs) > 1 else ""
+            print(f"{r['size']:>7} {r['exporter_s'] * 1000:>8.1f} ms {r['baseline_s'] * 1000:>8.1f} ms "
+                  f"{r['ratio']:>5.2f}x {r['nogc_s'] * 1000:>8.1f} ms {r['nogc_ratio']:>5.2f}x "
+                  f"{r['rss_mib']:>6.1f} MiB {r['series']:>8} {r['ext_series']:>8}{floor}{which}",
+                  flush=True)
 
 
 if __name__ == "__main__":
