@@ -3,6 +3,7 @@
     python bench/capacity_bench.py                          # 5,000 domains, 60 s, 200 ms upstream
     python bench/capacity_bench.py --max-concurrent 4       # the old default, for comparison
     python bench/capacity_bench.py --connections new        # a new connection per scrape (Prometheus 1.x)
+    python bench/capacity_bench.py --rounds 1               # the first interval only
 
 The simulator runs as its own process (``python -m pingaway_exporter.demo``) with the ``slow_headers`` fault
 (every answer waits ``--latency`` before its headers), and every declared target points at it with one
@@ -11,7 +12,9 @@ only when given). The load is what Prometheus sends for that many targets at tha
 once, spread evenly over the interval (5,000 at 60 s: one ``/probe`` every 12 ms, 83 a second), each with
 the headers Prometheus sends (OpenMetrics preferred, gzip, ``X-Prometheus-Scrape-Timeout-Seconds: 15``),
 on an idle connection when one is free, as Prometheus's HTTP transport reuses them (``--connections new``:
-a new one per scrape).
+a new one per scrape). The load runs for ``--rounds`` intervals in a row (default 2), each figure printed per
+round: a target's state is made on its first scrape, so the first round measures that as well, and the second
+is the steady state of a process that has served every target before.
 Printed, not asserted: the exporter's CPU time over the load (user + system, from /proc) as a fraction of one
 core, scrapes answered ``pingaway_up 1``, those that failed
 and why (``pingaway_scrape_error`` reasons; "no free upstream slot" lines in its log), the latency of the
@@ -206,29 +209,36 @@ def run(args: argparse.Namespace) -> None:
 
 
 def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) -> None:
-    tally = Tally()
     connections = Connections(base, args.connections == "keep-alive")
     gap = args.interval / args.targets
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    with ThreadPoolExecutor(max_workers=256) as pool:
-        for i in range(args.targets):
-            wait = t0 + i * gap - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            pool.submit(scrape, connections, f"d{i}", tally)
-    wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
-    with open(log, errors="replace") as f:
-        no_slot = sum("no free upstream slot" in line for line in f)
-    secs = sorted(tally.seconds)
     slots = args.max_concurrent or "default"
     print(f"{args.targets} targets, {args.interval:g} s interval ({args.targets / args.interval:.1f} /probe a second),"
           f" {args.latency * 1000:.0f} ms upstream, {args.users} users each, max-concurrent-requests {slots},"
           f" connections: {args.connections}")
-    print(f"  ready after {ready:.2f} s; load {wall:.1f} s; exporter CPU {cpu:.1f} s = {cpu / wall:.3f} of a core")
-    print(f"  scrapes: {tally.up} up of {len(secs)}; failed: {dict(sorted(tally.failed.items())) or 'none'}; "
-          f"'no free upstream slot' log lines: {no_slot}")
-    print(f"  answer seconds: median {statistics.median(secs):.3f}, p99 {secs[int(len(secs) * 0.99) - 1]:.3f}, "
-          f"max {secs[-1]:.3f}")
+    print(f"  ready after {ready:.2f} s")
+    with ThreadPoolExecutor(max_workers=256) as pool:
+        for r in range(args.rounds):
+            tally = Tally()
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            futures = []
+            for i in range(args.targets):
+                wait = t0 + i * gap - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                futures.append(pool.submit(scrape, connections, f"d{i}", tally))
+            for f in futures:
+                f.result()
+            wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
+            with open(log, errors="replace") as f:
+                no_slot = sum("no free upstream slot" in line for line in f)
+            secs = sorted(tally.seconds)
+            first = " (the first: each target's state is made on its first scrape)" if r == 0 and args.rounds > 1 \
+                else " (every target's state made already)" if r else ""
+            print(f"  round {r + 1}{first}: load {wall:.1f} s; exporter CPU {cpu:.1f} s = {cpu / wall:.3f} of a core")
+            print(f"    scrapes: {tally.up} up of {len(secs)}; failed: {dict(sorted(tally.failed.items())) or 'none'}; "
+                  f"'no free upstream slot' log lines so far: {no_slot}")
+            p99 = secs[int(len(secs) * 0.99) - 1]
+            print(f"    answer seconds: median {statistics.median(secs):.3f}, p99 {p99:.3f}, max {secs[-1]:.3f}")
     print(f"  at the end: {sockets(pid)} sockets open; peak RSS {status_kib(pid, 'VmHWM') / 1024:.1f} MiB")
 
 
@@ -238,6 +248,9 @@ def main() -> None:
     p.add_argument("--interval", type=float, default=60.0, help="seconds over which every target is scraped once")
     p.add_argument("--latency", type=float, default=0.2, help="seconds the upstream waits before answering")
     p.add_argument("--users", type=int, default=10, help="users in each (small) domain")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="intervals in a row, each scraping every target once; the first also makes each target's "
+                        "state (on its first scrape), the later ones are the steady state")
     p.add_argument("--max-concurrent", type=int, default=None, help="--pingaway.max-concurrent-requests")
     p.add_argument("--connections", choices=("keep-alive", "new"), default="keep-alive",
                    help="reuse idle connections, as Prometheus does (default), or open one per scrape")
