@@ -62,10 +62,12 @@ class Tally:
                 self.failed[reason] = self.failed.get(reason, 0) + 1
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def status_kib(pid: int, key: str) -> int:
@@ -219,7 +221,7 @@ def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) 
     with ThreadPoolExecutor(max_workers=256) as pool:
         for r in range(args.rounds):
             tally = Tally()
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            (user0, sys0), t0 = cpu_times(pid), time.monotonic()
             futures = []
             for i in range(args.targets):
                 wait = t0 + i * gap - time.monotonic()
@@ -228,13 +230,16 @@ def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) 
                 futures.append(pool.submit(scrape, connections, f"d{i}", tally))
             for f in futures:
                 f.result()
-            wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
+            (user1, sys1), wall = cpu_times(pid), time.monotonic() - t0
+            user, system = user1 - user0, sys1 - sys0
+            cpu = user + system
             with open(log, errors="replace") as f:
                 no_slot = sum("no free upstream slot" in line for line in f)
             secs = sorted(tally.seconds)
             first = " (the first: each target's state is made on its first scrape)" if r == 0 and args.rounds > 1 \
                 else " (every target's state made already)" if r else ""
-            print(f"  round {r + 1}{first}: load {wall:.1f} s; exporter CPU {cpu:.1f} s = {cpu / wall:.3f} of a core")
+            print(f"  round {r + 1}{first}: load {wall:.1f} s; exporter CPU {cpu:.1f} s "
+                  f"({user:.1f} user, {system:.1f} system) = {cpu / wall:.3f} of a core")
             print(f"    scrapes: {tally.up} up of {len(secs)}; failed: {dict(sorted(tally.failed.items())) or 'none'}; "
                   f"'no free upstream slot' log lines so far: {no_slot}")
             p99 = secs[int(len(secs) * 0.99) - 1]

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -136,6 +137,29 @@ def test_a_request_is_answered_and_the_connection_is_kept_for_the_next(transport
         assert server.accepted == 1, "one keep-alive connection for all three"
         assert transport.connections() == 1
         assert server.requests[0].startswith(b"GET /extensions/ HTTP/1.1\r\n")
+
+
+def test_every_connection_the_pool_may_open_is_kept_for_reuse():
+    """Calls in flight at once, again and again (thousands of targets, a slow upstream): the second wave
+    reuses the first wave's connections, however many the pool may open; none is opened anew."""
+    n = 20  # more than httpcore's and this module's old idle limit (16)
+    wave = threading.Barrier(n, timeout=WAIT)
+
+    def together(conn: socket.socket, head: bytes) -> bool:
+        wave.wait()  # all n requests are in flight before any is answered
+        conn.sendall(OK)
+        return True
+
+    t = DeadlineTransport(max_connections=n)
+    try:
+        with serving(together) as server, client(t) as c, ThreadPoolExecutor(n) as pool:
+            for _ in range(2):
+                answers = list(pool.map(lambda _: c.get(server.url("/extensions/")).text, range(n)))
+                assert answers == ["ok"] * n
+            assert server.accepted == n, "the second wave opened no connection"
+            assert t.connections() == n
+    finally:
+        t.close()
 
 
 def test_a_request_inside_a_deadline_with_time_left_is_answered(transport):

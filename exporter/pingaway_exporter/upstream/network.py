@@ -192,15 +192,20 @@ class DeadlineTransport(httpx.BaseTransport):
 
     One instance serves every target: one TLS context (certifi's bundle, loaded once) and one pool, bounded
     in total connections (``max_connections``; a request beyond it waits for one) and in idle ones
-    (``max_keepalive``, each closed after ``keepalive_expiry`` seconds idle). A connection that read bytes
+    (``max_keepalive``, by default as many as it may open: each closed after ``keepalive_expiry`` seconds
+    idle). Keeping fewer idle than may be busy made a connection churn: with 17 calls in flight on average
+    (5,000 targets a minute, a 200 ms upstream) and 16 kept, calls beyond the 16th kept opening new
+    connections, about 12 % of the process's CPU (``bench/capacity_bench.py``). A connection that read bytes
     past the end of a response is never reused, and a response that was already waiting before its request
     was written is refused as not its own (the connection is closed and the request sent once more on
     another).
     """
 
-    def __init__(self, *, max_connections: int = 32, max_keepalive: int = 16, keepalive_expiry: float = 5.0,
+    def __init__(self, *, max_connections: int = 32, max_keepalive: int | None = None, keepalive_expiry: float = 5.0,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.max_connections = max_connections
+        if max_keepalive is None:
+            max_keepalive = max_connections
         self._httpcore = httpcore.ConnectionPool(
             ssl_context=ssl_context if ssl_context is not None else shared_ssl_context(),
             max_connections=max_connections, max_keepalive_connections=min(max_keepalive, max_connections),
