@@ -258,8 +258,9 @@ class Parser:
         append = out.append
         calls_for = self._calls
         until_of = self._until
-        names = self._names
+        names = self._interned.setdefault  # (``_names``, without a call of its own per record)
         words_of = self._words
+        known_words = self._word_tuples.get  # a keyWords list seen before: its shared tuple, without a call
         for w in wire:
             try:
                 number = w.extension
@@ -274,12 +275,12 @@ class Parser:
                 until: str | int | None
                 if type(profile) is WireProfile:  # the published, nested shape
                     avail = profile.available
-                    w.profile = names(profile.name) if profile.name else None
+                    w.profile = names(profile.name, profile.name) if profile.name else None
                     until = profile.until
                 else:  # the flat field list: profile is a description string or null
                     avail = w.available
                     # (`type(...) is` leaves the union whole here; isinstance would cost time per record)
-                    w.profile = names(profile) if profile else None  # type: ignore[arg-type]
+                    w.profile = names(profile, profile) if profile else None  # type: ignore[arg-type]
                     until = w.until
                 if avail is not True and avail is not False:
                     avail = available(avail)
@@ -294,7 +295,7 @@ class Parser:
                 if w.email is None:
                     w.email = ""
                 words = w.keywords
-                w.keywords = words_of(words) if words else ()
+                w.keywords = (known_words(words) or words_of(words)) if words else ()
                 append(w)
             except BadRecord as exc:  # noqa: PERF203 -- one bad record is skipped, not the payload
                 result.skipped += 1
