@@ -9,9 +9,10 @@ in their own mappings, returned to the kernel the moment they are freed.
 
 The threshold is 1 MiB, not glibc's starting 128 KiB: a buffer in its own
 mapping costs a page fault for each of its pages every time it is made (the
-kernel hands out fresh, zeroed pages), and a 1,000-user scrape made a dozen
-such buffers (its 280 KB body, a few rendered families), about 170 faults
-and 1.5 ms of CPU a scrape (``bench/scrape_bench.py``, 2026-12-07). Buffers
+kernel hands out fresh, zeroed pages), and a 1,000-user scrape made several
+such buffers (its 280 KB body, a few rendered families): about 170 faults
+in each of its two busy threads and 1.5 ms of CPU a scrape (per-thread
+figures from ``/proc``, 2026-12-07; docs/performance.md). Buffers
 up to 1 MiB now reuse the heap; the heap keeps at most ``4 x`` the
 threshold free before it is trimmed. Only glibc has ``mallopt``; elsewhere
 this does nothing.

@@ -195,10 +195,10 @@ class DeadlineTransport(httpx.BaseTransport):
     (``max_keepalive``, by default as many as it may open: each closed after ``keepalive_expiry`` seconds
     idle). Keeping fewer idle than may be busy made a connection churn: with 17 calls in flight on average
     (5,000 targets a minute, a 200 ms upstream) and 16 kept, calls beyond the 16th kept opening new
-    connections, about 12 % of the process's CPU (``bench/capacity_bench.py``). A connection that read bytes
-    past the end of a response is never reused, and a response that was already waiting before its request
-    was written is refused as not its own (the connection is closed and the request sent once more on
-    another).
+    connections: 3-15 % of the process's CPU in three pairs of runs (``bench/capacity_bench.py``). A connection
+    that read bytes past the end of a response is never reused, and a response that was already waiting
+    before its request was written is refused as not its own (the connection is closed and the request sent
+    once more on another).
     """
 
     def __init__(self, *, max_connections: int = 32, max_keepalive: int | None = None, keepalive_expiry: float = 5.0,
