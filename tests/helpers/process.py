@@ -22,26 +22,37 @@ class ExporterProcess:
 
     def __init__(self, sim, *extra: str, no_token: bool = False, env: dict[str, str] | None = None,
                  auth=None) -> None:
-        self.port = free_port()
         env = without_pingaway_env(env)
         upstream: list[str] = []
         if sim is not None:
             upstream = ["--pingaway.url", sim.url]
             if not no_token:
                 env["PINGAWAY_TOKEN"] = sim.issue_token(issued_at=time.time())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pingaway_exporter", *upstream,
-             "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.base = f"http://127.0.0.1:{self.port}"
+        # A free port is free only until someone else binds it: another worker, or another suite on the same
+        # machine. A start that lost that race (the child says so and exits 1) is made again on another port.
+        for attempt in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pingaway_exporter", *upstream,
+                 "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.base = f"http://127.0.0.1:{self.port}"
+            err = self._wait_ready(auth)
+            if err is None:
+                return
+            assert "Address already in use" in err and attempt < 4, err
+
+    def _wait_ready(self, auth) -> str | None:
+        """None once ``/-/ready`` says 200; the child's stderr if it exited first."""
         end = time.monotonic() + 20
         while True:
             try:
                 if httpx.get(self.base + "/-/ready", timeout=2, auth=auth).status_code == 200:
-                    break
+                    return None
             except httpx.TransportError:
                 pass
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            if self.proc.poll() is not None:
+                return self.proc.stderr.read().decode()
             assert time.monotonic() < end, "exporter did not become ready"
             time.sleep(0.05)
 
