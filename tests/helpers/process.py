@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -82,10 +83,44 @@ class ExporterProcess:
 ANY_PORT = ("--web.listen-address", "127.0.0.1:0")
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out for ``bind(0)`` and for every outgoing connection's local end."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low, high = (int(part) for part in fh.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now, for a child process to bind.
+
+    Chosen at random below the ephemeral range, not by ``bind(0)``: a port from that range, once released, is
+    the kernel's to give to the next outgoing connection of any process on the machine (every HTTP client of
+    every test worker, and of another suite running beside this one), so a child binding it a moment later
+    could find it taken. Below the range only another caller of this function picks ports, at random among
+    thousands. The choice uses the operating system's randomness, not ``random``: pytest-randomly seeds that
+    alike in every worker, which would make every worker pick the same ports in the same order.
+    """
+    ephemeral = ephemeral_ports()
+    if ephemeral.start - 1024 >= 4096:
+        choices = range(max(1024, ephemeral.start - 12288), ephemeral.start)
+    elif 65536 - ephemeral.stop >= 4096:
+        choices = range(ephemeral.stop, min(65536, ephemeral.stop + 12288))
+    else:  # a machine whose ephemeral range covers nearly every port: the kernel's choice, and the retries
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for _ in range(100):
+        port = choices[secrets.randbelow(len(choices))]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free loopback port in {choices.start}-{choices.stop - 1} after 100 tries")
 
 
 class StderrHold:

@@ -27,3 +27,27 @@ def test_a_start_that_finds_its_port_taken_is_made_again_on_another(sim, monkeyp
 def test_any_other_failure_to_start_is_reported_at_once(sim):
     with pytest.raises(AssertionError, match=r"web\.listen-address"):
         ExporterProcess(sim, "--web.listen-address", "not-an-address")
+
+
+def test_free_ports_lie_outside_the_range_the_kernel_gives_to_outgoing_connections():
+    ephemeral = process.ephemeral_ports()
+    ports = [process.free_port() for _ in range(50)]
+    assert not [port for port in ports if port in ephemeral]
+    assert len(set(ports)) > 40  # chosen at random among thousands, not the same one again and again
+    for port in ports[:5]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # each was free when chosen, and nobody else here has taken it
+
+
+def test_free_ports_differ_between_processes_seeded_alike(tmp_path):
+    """pytest-randomly gives every worker the same seed for ``random``: the ports must not follow it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = "import random; random.seed(1); from tests.helpers.process import free_port; print(free_port())"
+    picks = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                cwd=root).stdout
+             for _ in range(4)}
+    assert len(picks) > 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from pingaway_exporter.metrics.collector import CollectorOptions, ScrapeCollector
+from tests.helpers.process import free_port
 from tests.helpers.tools import need_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,16 +245,10 @@ def test_staffing_goes_to_the_team_and_health_to_ops(alert):
     assert res.stdout.strip() == ("switchboard-team" if alert in STAFFING else "ops")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def alertmanager(tmp_path):
     binary = need_tool("prometheus-alertmanager")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([binary, f"--config.file={RULES / 'alertmanager.yml'}", f"--storage.path={tmp_path}",
                              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
