@@ -3,6 +3,7 @@ the child at its first line until the test lets it go."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import secrets
@@ -93,34 +94,57 @@ def ephemeral_ports() -> range:
     return range(low, high + 1)
 
 
+_GIVEN: collections.deque[int] = collections.deque(maxlen=64)  # the ports this process handed out lately
+
+
 def free_port() -> int:
     """A loopback port that is free now, for a child process to bind.
 
     Chosen at random below the ephemeral range, not by ``bind(0)``: a port from that range, once released, is
     the kernel's to give to the next outgoing connection of any process on the machine (every HTTP client of
     every test worker, and of another suite running beside this one), so a child binding it a moment later
-    could find it taken. Below the range only another caller of this function picks ports, at random among
-    thousands. The choice uses the operating system's randomness, not ``random``: pytest-randomly seeds that
-    alike in every worker, which would make every worker pick the same ports in the same order.
+    could find it taken. Below the range only callers of this function pick ports: each pytest-xdist worker in
+    a share of its own (so the workers of one suite never pick alike), at random in it (so a second suite
+    beside this one rarely does), never one this process handed out among its last 64 (a test may pick
+    several before it starts anything on them). The choice uses the operating system's randomness, not
+    ``random``: pytest-randomly seeds that alike in every worker.
     """
-    ephemeral = ephemeral_ports()
-    if ephemeral.start - 1024 >= 4096:
-        choices = range(max(1024, ephemeral.start - 12288), ephemeral.start)
-    elif 65536 - ephemeral.stop >= 4096:
-        choices = range(ephemeral.stop, min(65536, ephemeral.stop + 12288))
-    else:  # a machine whose ephemeral range covers nearly every port: the kernel's choice, and the retries
+    choices = _share(_below_ephemeral())
+    if not choices:  # an ephemeral range that covers nearly every port: the kernel's choice, and the retries
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return int(s.getsockname()[1])
     for _ in range(100):
         port = choices[secrets.randbelow(len(choices))]
+        if port in _GIVEN:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _GIVEN.append(port)
+        return port
     raise AssertionError(f"no free loopback port in {choices.start}-{choices.stop - 1} after 100 tries")
+
+
+def _below_ephemeral() -> range:
+    """Up to 12,288 ports outside the ephemeral range: below it, or above it when it starts too low."""
+    ephemeral = ephemeral_ports()
+    if ephemeral.start - 1024 >= 4096:
+        return range(max(1024, ephemeral.start - 12288), ephemeral.start)
+    if 65536 - ephemeral.stop >= 4096:
+        return range(ephemeral.stop, min(65536, ephemeral.stop + 12288))
+    return range(0)
+
+
+def _share(ports: range) -> range:
+    """This pytest-xdist worker's share of ``ports`` (all of them outside xdist)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 0):
+        return ports
+    index, size = int(worker[2:]) % int(count), len(ports) // int(count)
+    return ports[index * size:(index + 1) * size] if size >= 256 else ports
 
 
 class StderrHold:

@@ -46,8 +46,7 @@ class Prometheus:
         """``scrape_configs``, when given, replaces the one static job on ``targets``."""
         self.interval = interval
         self.job = job
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
         self.config = workdir / "prometheus.yml"
         self.config.write_text(yaml.safe_dump({
             "global": {"scrape_interval": f"{interval}s", "scrape_timeout": f"{interval}s",
@@ -57,12 +56,30 @@ class Prometheus:
             else [{"job_name": job, "static_configs": [{"targets": targets}]}],
         }))
         self.log_path = workdir / "prometheus.log"
-        self._log = self.log_path.open("wb")
+        self._binary = binary
+        self.starts = 0
+        self._start()
+
+    def _start(self) -> None:
+        """Start prometheus on a free port (again, on another, when ``wait_until`` finds that port was taken)."""
+        self.starts += 1
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [binary, f"--config.file={self.config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+            [self._binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.http = httpx.Client(base_url=self.url, timeout=10, trust_env=False)
+
+    def _lost_its_port(self) -> bool:
+        """Exited because someone bound its free port between the pick and its own bind: started again."""
+        if self.starts >= 5 or f"127.0.0.1:{self.port}: bind: address already in use" not in self.log():
+            return False
+        self.http.close()
+        self._log.close()
+        self._start()
+        return True
 
     def stop(self) -> None:
         self.http.close()
@@ -82,7 +99,7 @@ class Prometheus:
         """Poll ``ok`` until it holds; fail with Prometheus's log after ``timeout`` seconds."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if self.proc.poll() is not None:
+            if self.proc.poll() is not None and not self._lost_its_port():
                 raise AssertionError(f"prometheus exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if ok():

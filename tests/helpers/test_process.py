@@ -51,3 +51,21 @@ def test_free_ports_differ_between_processes_seeded_alike(tmp_path):
                                 cwd=root).stdout
              for _ in range(4)}
     assert len(picks) > 1
+
+
+def test_each_xdist_worker_picks_in_a_share_of_its_own(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
+    shares = []
+    for worker in range(4):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{worker}")
+        shares.append({process.free_port() for _ in range(20)})
+    for i, mine in enumerate(shares):
+        for theirs in shares[i + 1:]:
+            assert max(mine) < min(theirs)  # the shares follow each other and never overlap
+
+
+def test_a_port_handed_out_lately_is_not_handed_out_again(monkeypatch):
+    """A test may pick several ports before its children bind any: the picks differ even in a tiny share."""
+    monkeypatch.setattr(process, "_below_ephemeral", lambda: range(20000, 20040))
+    ports = [process.free_port() for _ in range(30)]
+    assert len(set(ports)) == 30
