@@ -39,7 +39,7 @@ def test_free_ports_lie_outside_the_range_the_kernel_gives_to_outgoing_connectio
             s.bind(("127.0.0.1", port))  # each was free when chosen, and nobody else here has taken it
 
 
-def test_free_ports_differ_between_processes_seeded_alike(tmp_path):
+def test_free_ports_differ_between_processes_seeded_alike():
     """pytest-randomly gives every worker the same seed for ``random``: the ports must not follow it."""
     import subprocess
     import sys
