@@ -14,7 +14,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.utils import floatToGoString
 
 from pingaway_exporter.metrics.catalogue import new
-from pingaway_exporter.metrics.exposition import Format, RowGauge, escape, render
+from pingaway_exporter.metrics.exposition import Ends, Format, RowGauge, escape, joined_rows, render
 from pingaway_exporter.metrics.families import SmallFamily
 from tests.helpers.metrics_util import exposition
 
@@ -39,12 +39,14 @@ RECORDS = [
 
 def row_gauge(name: str = "pingaway_extension_available", records=RECORDS,
               doc: str = "1 if the extension is available, else 0.") -> RowGauge:
-    labels = [f'extension="{escape(ext)}",name="{escape(who)}"' for ext, who, _ in records]
+    labels = [f'extension="{escape(ext)}",name="{escape(who)}"'.encode() for ext, who, _ in records]
+    ends = [f"}} {floatToGoString(value)}\n".encode() for _, _, value in records]
+    prefix = f"{name}{{".encode()
 
-    def text(start: int, stop: int) -> str:
-        return "".join(f"{name}{{{labels[i]}}} {floatToGoString(records[i][2])}\n" for i in range(start, stop))
+    def lines(start: int, stop: int) -> bytes:
+        return joined_rows(prefix, labels[start:stop], ends[start:stop])
 
-    return RowGauge(name, doc, ("extension", "name"), len(records), text,
+    return RowGauge(name, doc, ("extension", "name"), len(records), lines,
                     rows=lambda: ((r, r[2]) for r in records), label_values=lambda r: (r[0], r[1]))
 
 
@@ -112,8 +114,25 @@ def test_large_families_are_written_in_batches_that_add_up():
     chunks: list[bytes] = []
     gauge.write(chunks.append, batch=4096)
     assert len(chunks) == 3  # 4096 + 4096 + 1808 series
-    assert b"".join(chunks) == gauge.text(0, len(records)).encode()
+    assert b"".join(chunks) == gauge.lines(0, len(records))
     assert b"".join(chunks).count(b"\n") == 10_000
+
+
+def test_joined_rows_writes_prefix_label_and_end_per_row():
+    labels = ['extension="1",name="Åsa"'.encode(), b'extension="2",name=""']
+    assert joined_rows(b"m{", labels, [b"} 1\n", b"} 0\n"]) == \
+        'm{extension="1",name="Åsa"} 1\nm{extension="2",name=""} 0\n'.encode()
+    assert joined_rows(b"m{", [], []) == b""
+    # a row without its end is refused, never shifted onto the next row
+    with pytest.raises(ValueError, match="extended slice"):
+        joined_rows(b"m{", labels, [b"} 1\n"])
+
+
+def test_ends_are_made_once_per_value():
+    made: list[object] = []
+    ends = Ends(lambda v: made.append(v) or f"}} {v!r}\n")
+    assert [ends[v] for v in (1, 2, 1, 2.5, 2)] == [b"} 1\n", b"} 2\n", b"} 1\n", b"} 2.5\n", b"} 2\n"]
+    assert made == [1, 2, 2.5]
 
 
 def test_render_streams_family_by_family():

@@ -102,17 +102,36 @@ def test_a_parse_that_outlives_its_deadline_is_never_overlapped():
     assert len(first[0].extensions) == 100_000  # type: ignore[attr-defined]
 
 
-def test_the_word_caches_do_not_outlive_the_parse():
-    """U3: once a body's records are gone, the parser holds none of its words (195,700 distinct keywords held
-    113 MiB after the next normal scrape while the parser kept them)."""
+def _held_only_by_the_caller(word: str, text: str) -> bool:
     import sys
 
-    parser = Parser()
-    records = [{"extension": str(i), "keyWords": [f"unique-{i}"], "profile": {"name": f"p{i}"}} for i in range(500)]
-    result = parser.parse_body(json.dumps(records).encode())
+    fresh = "".join([text[:1], text[1:]])  # held here by one name only
+    # `word` is held by the caller's name and by this parameter, if nothing else keeps it
+    return word == fresh and sys.getrefcount(word) == sys.getrefcount(fresh) + 1
+
+
+def _many_words() -> bytes:
+    return json.dumps([{"extension": str(i), "keyWords": [f"unique-{i}"], "profile": {"name": f"p{i}"}}
+                       for i in range(500)]).encode()
+
+
+def test_the_word_caches_do_not_outlive_the_parse():
+    """U3: once a body's records are gone, the parser holds none of its words (195,700 distinct keywords held
+    113 MiB after the next normal scrape while the parser kept them). Without reuse, nothing is kept."""
+    result = Parser(reuse=False).parse_body(_many_words())
     word, profile = result.extensions[7].keywords[0], result.extensions[7].profile
     del result
-    fresh = "".join(["unique", "-7"])  # held by one name only, as `word` is now, if nothing else keeps it
-    assert word == fresh and profile == "p7"
-    assert sys.getrefcount(word) == sys.getrefcount(fresh)
-    assert sys.getrefcount(profile) == sys.getrefcount(fresh)
+    assert _held_only_by_the_caller(word, "unique-7")
+    assert profile is not None and _held_only_by_the_caller(profile, "p7")
+
+
+def test_reuse_keeps_the_words_of_the_last_body_only():
+    """U3 with reuse (upstream.reuse): the parser keeps its last small body's records, within the reuse
+    budget, and lets them go when it parses the next body."""
+    parser = Parser()
+    result = parser.parse_body(_many_words())
+    word = result.extensions[7].keywords[0]
+    del result
+    assert not _held_only_by_the_caller(word, "unique-7")  # kept for the next parse
+    parser.parse_body(json.dumps([{"extension": "1", "keyWords": ["support"]}]).encode())
+    assert _held_only_by_the_caller(word, "unique-7")

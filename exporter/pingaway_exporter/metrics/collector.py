@@ -20,8 +20,11 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter
+from typing import Any, cast
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -30,7 +33,7 @@ from pingaway_exporter import __version__
 from pingaway_exporter.config.reload import SettingsView
 from pingaway_exporter.metrics import groups
 from pingaway_exporter.metrics.catalogue import NO_PROFILE, new
-from pingaway_exporter.metrics.exposition import RowGauge, escape
+from pingaway_exporter.metrics.exposition import Ends, RowGauge, escape, joined_rows
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.target import Outcome, Target
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT
@@ -207,8 +210,7 @@ class ScrapeCollector(Collector):
                 lines.add_metric([st], float(total.lines[st]))
             if total.lines.get(OTHER):
                 lines.add_metric([OTHER], float(total.lines[OTHER]))
-            profile_counts: Counter[str] = Counter(e.profile or NO_PROFILE for e in exts)
-            for name, n in bounded(profile_counts, self.options.profile_limit):
+            for name, n in bounded(_by_profile(exts), self.options.profile_limit):
                 profiles.add_metric([name], float(n))
             invalid.add_metric([], float(skipped or 0))
             if dups is not None:
@@ -221,9 +223,11 @@ class ScrapeCollector(Collector):
 
     def _extension_families(self, unique: list[Extension], rendered: list[str], now: float,
                             codes: bytes | bytearray) -> Iterator[Metric]:
-        """Per-extension families, rendered lazily from the de-duplicated records."""
+        """Per-extension families, rendered lazily from the de-duplicated records (``joined_rows``: each
+        record's label string is encoded once here and shared by all six families)."""
         email = self.options.include_email
-        n = len(unique)
+        # Escaped labels hold no raw newline: one encode for all of them, split again.
+        labels = "\n".join(rendered).encode("utf-8").split(b"\n") if rendered else []
 
         def key(e: Extension) -> tuple[str, ...]:
             return (e.extension, e.name)
@@ -232,48 +236,68 @@ class ScrapeCollector(Collector):
             base = (e.extension, e.name, e.profile or NO_PROFILE)
             return (*base, e.email) if email else base
 
-        def text(build: Callable[[Iterable[tuple[str, Extension]]], list[str]]) -> Callable[[int, int], str]:
-            """A text(start, stop) that hands build() the slice of label strings and records."""
-            return lambda a, b: "".join(build(zip(rendered[a:b], unique[a:b], strict=True)))
+        def family(name: str, chosen: list[bytes], ends: list[bytes], rows: Callable[[], Iterator[tuple[Any, float]]],
+                   label_values: Callable[[Any], tuple[str, ...]] = key, optional: tuple[str, ...] = ()) -> RowGauge:
+            prefix = f"{name}{{".encode()
+            return RowGauge.of(name, len(chosen), lambda a, b: joined_rows(prefix, chosen[a:b], ends[a:b]),
+                               rows, label_values, optional)
 
-        m = "pingaway_extension_available"
-        yield RowGauge.of(m, n, text(lambda rows: [f"{m}{{{r}}} {'1' if e.available else '0'}\n"
-                                                   for r, e in rows if e.available is not None]),
-                          lambda: ((e, 1.0 if e.available else 0.0) for e in unique if e.available is not None), key)
-        c = "pingaway_extension_calls_active"
-        yield RowGauge.of(c, n, text(lambda rows: [f"{c}{{{r}}} {len(e.calls)}\n" for r, e in rows]),
-                          lambda: ((e, len(e.calls)) for e in unique), key)
-        st = "pingaway_extension_state"
-        yield RowGauge.of(st, n,
-                          lambda a, b: "".join([f"{st}{{{r}}} {c}\n"
-                                                for r, c in zip(rendered[a:b], codes[a:b], strict=True)]),
-                          lambda: ((e, float(c)) for e, c in zip(unique, codes, strict=True)), key)
-        b = "pingaway_extension_returning_seconds"
-        horizon = tally.WINDOWS[-1][1]
-        back_in = tally.returning
+        def some(keep: list[bool], values: list[Any]) -> tuple[list[bytes], list[Any]]:
+            """The labels and values of the records ``keep`` says, or all of them when it keeps every one."""
+            if all(keep):
+                return labels, values
+            return list(compress(labels, keep)), list(compress(values, keep))
 
-        def soon(rows: Iterable[tuple[str, Extension]]) -> Iterator[tuple[str, Extension, float]]:
-            for r, e in rows:
-                if not e.available and e.until is not None:
-                    left = back_in(e, now)
-                    if left is not None and left <= horizon:
-                        yield r, e, left
-
-        yield RowGauge.of(b, n, text(lambda rows: [f"{b}{{{r}}} {left!r}\n" for r, e, left in soon(rows)]),
-                          lambda: ((e, left) for _, e, left in soon(zip(rendered, unique, strict=True))), key)
-        u = "pingaway_extension_profile_until_timestamp_seconds"
-        yield RowGauge.of(u, n,
-                          text(lambda rows: [f"{u}{{{r}}} {e.until!r}\n" for r, e in rows if e.until is not None]),
-                          lambda: ((e, e.until) for e in unique if e.until is not None), key)
-        i = "pingaway_extension_info"
+        available = list(map(_AVAILABLE, unique))
+        chosen, values = some([a is not None for a in available], available)
+        yield family("pingaway_extension_available", chosen, list(map(_FLAG_ENDS.__getitem__, values)),
+                     lambda: ((e, 1.0 if e.available else 0.0) for e in unique if e.available is not None))
+        counted = Ends(lambda n: f"}} {n}\n")  # calls and state codes: small integers, a few distinct ones
+        calls = list(map(len, map(_CALLS, unique)))
+        yield family("pingaway_extension_calls_active", labels, list(map(counted.__getitem__, calls)),
+                     lambda: ((e, len(e.calls)) for e in unique))
+        yield family("pingaway_extension_state", labels, list(map(counted.__getitem__, codes)),
+                     lambda: ((e, float(c)) for e, c in zip(unique, codes, strict=True)))
+        untils = list(map(_UNTIL, unique))
+        horizon = now + tally.WINDOWS[-1][1]
+        # Back soon: away (not merely unknown), with a profile end in (now, now + the largest window].
+        soon = [u is not None and now < u <= horizon and a is False for u, a in zip(untils, available, strict=True)]
+        chosen, back = some(soon, unique)
+        left = [e.until - now for e in back]  # (soon: until is not None)
+        yield family("pingaway_extension_returning_seconds", chosen, [f"}} {x!r}\n".encode() for x in left],
+                     lambda: zip(back, left, strict=True))
+        chosen, ends_at = some([u is not None for u in untils], untils)
+        until_ends = Ends(lambda u: f"}} {u!r}\n")
+        yield family("pingaway_extension_profile_until_timestamp_seconds", chosen,
+                     list(map(until_ends.__getitem__, ends_at)),
+                     lambda: ((e, e.until) for e in unique if e.until is not None))
         # A few profile names, shared by thousands of records (the parser keeps one copy of each): escaped once.
         shown = {p: escape(p) if p else NO_PROFILE for p in {e.profile for e in unique}}
         if email:
-            info = text(lambda rows: [f'{i}{{{r},profile="{shown[e.profile]}",email="{escape(e.email)}"}} 1\n'
-                                      for r, e in rows])
+            info = [f',profile="{shown[e.profile]}",email="{escape(e.email)}"}} 1\n'.encode() for e in unique]
         else:
-            info = text(lambda rows: [f'{i}{{{r},profile="{shown[e.profile]}"}} 1\n' for r, e in rows])
-        yield RowGauge.of(i, n, info, lambda: ((e, 1.0) for e in unique), info_values, ("email",) if email else ())
+            info_ends = Ends(lambda p: f',profile="{shown[p]}"}} 1\n')
+            info = list(map(info_ends.__getitem__, map(_PROFILE, unique)))
+        yield family("pingaway_extension_info", labels, info, lambda: ((e, 1.0) for e in unique), info_values,
+                     ("email",) if email else ())
+
+
+# What the per-extension families read of each record, in C (``map`` over the records).
+_AVAILABLE = attrgetter("available")
+_CALLS = attrgetter("calls")
+_UNTIL = attrgetter("until")
+_PROFILE = attrgetter("profile")
+_FLAG_ENDS = {True: b"} 1\n", False: b"} 0\n"}
+
+
+def _by_profile(exts: list[Extension]) -> Counter[str]:
+    """How many records have each profile name (``NO_PROFILE``: none)."""
+    counts: Counter[str | None] = Counter(map(_PROFILE, exts))
+    without = counts.pop(None, 0)
+    named = cast("Counter[str]", counts)
+    if without:
+        named[NO_PROFILE] += without
+    return named
 
 
 def _unique(exts: list[Extension], codes: bytes | bytearray) -> tuple[list[Extension], list[str], bytes | bytearray]:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -56,11 +57,17 @@ from pingaway_exporter.upstream.records import (
     WireExtension,
     WireProfile,
 )
+from pingaway_exporter.upstream.reuse import BUDGET, Budget, LastRecords, charge
 
 # Bodies larger than this are decoded PIECE records at a time (see the module docstring); smaller ones at once,
 # which is faster (one decoder call) and costs little memory.
 PIECEWISE_FROM = 1 << 20
 PIECE = 256
+# Reuse (upstream.reuse) pauses for LOW_REUSE_PAUSE parses after one that found under 1/LOW_REUSE of its records
+# unchanged: splitting a body into records first costs about half a whole decode, saved only when records repeat.
+LOW_REUSE = 4
+LOW_REUSE_PAUSE = 8
+_KEYWORDS = attrgetter("keywords")
 
 # Each extension record can become up to this many series (the six pingaway_extension_* families); the
 # bounds themselves (DEFAULT_MAX_SERIES, DEFAULT_MAX_KEYWORD_LISTS) are explained in config.values.
@@ -86,6 +93,8 @@ class ParseResult:
     skipped: int = 0
     # One short text per kind of problem seen, for a log line; bounded.
     problems: dict[str, int] = field(default_factory=dict)
+    # Values outside the documented sets, by field, in the records this parse decoded: a record reused from the
+    # parse before (upstream.reuse) was counted when it was decoded. For a log line once per target.
     drift: dict[str, int] = field(default_factory=dict)
 
     def note(self, bucket: dict[str, int], text: str) -> None:
@@ -118,7 +127,8 @@ class Parser:
     """Reusable parser; holds the time zone ``until`` values are read in."""
 
     def __init__(self, timezone: str = "Europe/Stockholm", keep_email: bool = False, *,
-                 max_series: int = DEFAULT_MAX_SERIES, max_keyword_lists: int = DEFAULT_MAX_KEYWORD_LISTS) -> None:
+                 max_series: int = DEFAULT_MAX_SERIES, max_keyword_lists: int = DEFAULT_MAX_KEYWORD_LISTS,
+                 reuse: bool = True, reuse_budget: Budget = BUDGET) -> None:
         self.zone = ZoneInfo(timezone)
         self.max_series = max_series
         self.max_keyword_lists = max_keyword_lists
@@ -136,6 +146,12 @@ class Parser:
         # one parse only (emptied after it), so a hostile body's 200,000 distinct words are not kept (U3).
         self._interned: dict[str, str] = {}
         self._word_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # The last small body's records by their text, to reuse the unchanged ones (upstream.reuse); off with
+        # ``reuse=False``. After a parse that found few of its records unchanged, the next LOW_REUSE_PAUSE - 1
+        # parses decode the body whole (the cheaper way when most records change); the last of the pause keeps
+        # its records again, and the parse after it is judged afresh.
+        self._last: LastRecords[WireExtension] | None = LastRecords(reuse_budget) if reuse else None
+        self._reuse_paused = 0
 
     def _names(self, text: str) -> str:
         return self._interned.setdefault(text, text)
@@ -174,7 +190,12 @@ class Parser:
             try:
                 try:
                     if len(body) > PIECEWISE_FROM:
+                        self._forget_last()
                         return self._piecewise(body)
+                    if self._last is not None:
+                        if self._reuse_paused <= 1:  # at 1, the last paused parse fills what the next reuses
+                            return self._reusing(body, self._last)
+                        self._reuse_paused -= 1
                     wire = self._strict.decode(body)
                     self._records(len(wire))
                 except msgspec.ValidationError:
@@ -203,6 +224,89 @@ class Parser:
             self._in_time()
             self._normalise([decode(r) for r in raws[start:start + PIECE]], result)
         return self._checked(result, len(raws))
+
+    def _reusing(self, body: bytes | bytearray, last: LastRecords[WireExtension]) -> ParseResult:
+        """A small body split into its records undecoded; those whose text the last parse had are its
+        records again, the others are decoded and normalised (upstream.reuse). The strict decode's errors
+        propagate, as for the whole body: the caller then reads it by the slower paths."""
+        raws = RAW_LIST.decode(body)
+        self._records(len(raws))
+        had = len(last)
+        result = ParseResult(extensions=[])
+        out = cast("list[WireExtension]", result.extensions)  # reused records: normalised already
+        kept: dict[bytes, WireExtension] = {}
+        decode = self._one.decode
+        known = last.getter()
+        seen: set[int] = set()  # ids of the keyWords tuples of reused records already counted
+        texts: list[bytes] = []
+        run: list[WireExtension] = []
+        size = reused = 0
+        for i, raw in enumerate(raws):
+            if not i % PIECE:
+                self._in_time()
+            text = bytes(raw)
+            record = known(text)
+            if record is None:
+                run.append(decode(text))
+                texts.append(text)
+                continue
+            if run:
+                size += self._normalise_run(run, texts, result, kept)
+                run, texts = [], []
+            words = record.keywords
+            if words and id(words) not in seen:
+                seen.add(id(words))
+                self._reused_words(words)
+            out.append(record)
+            reused += 1
+            if text not in kept:
+                kept[text] = record
+                size += len(text)
+        if run:
+            size += self._normalise_run(run, texts, result, kept)
+        self._keep(last, kept, size, judged=had > 0, reused=reused, total=len(raws))
+        return self._checked(result, len(raws))
+
+    def _reused_words(self, words: tuple[str, ...]) -> None:
+        """A reused record's keyWords tuple counts towards this parse's distinct lists (and is shared)."""
+        if words not in self._word_tuples:
+            self._count_words()
+            self._word_tuples[words] = words
+
+    def _keep(self, last: LastRecords[WireExtension], kept: dict[bytes, WireExtension], size: int, *,
+              judged: bool, reused: int, total: int) -> None:
+        """Keep this parse's records for the next, or pause reuse when few of them were unchanged. A parse
+        that had nothing to reuse (the first, or the one ending a pause) is not judged."""
+        if not self._reuse_paused and judged and reused * LOW_REUSE < total:
+            self._reuse_paused = LOW_REUSE_PAUSE
+            last.clear()
+            return
+        self._reuse_paused = 0
+        last.replace(kept, charge(size, len(kept), sum(map(len, map(_KEYWORDS, kept.values())))))
+
+    def _normalise_run(self, run: list[WireExtension], texts: list[bytes], result: ParseResult,
+                       kept: dict[bytes, WireExtension]) -> int:
+        """Normalise records decoded from ``texts`` onto ``result``; the usable ones go in ``kept`` by their
+        text. Returns the bytes of text added to ``kept``."""
+        out = result.extensions
+        before = len(out)
+        self._normalise(run, result)
+        usable: Iterable[tuple[bytes, WireExtension]]
+        if len(out) - before == len(run):  # none skipped: run[i] is the record appended i-th
+            usable = zip(texts, run, strict=True)
+        else:
+            appended = {id(e) for e in out[before:]}
+            usable = ((t, w) for t, w in zip(texts, run, strict=True) if id(w) in appended)
+        size = 0
+        for text, record in usable:
+            if text not in kept:
+                kept[text] = record
+                size += len(text)
+        return size
+
+    def _forget_last(self) -> None:
+        if self._last is not None:
+            self._last.clear()
 
     def parse(self, data: object) -> ParseResult:
         """Parse already-decoded JSON (the tolerant path)."""
@@ -308,11 +412,15 @@ class Parser:
             words = tuple(x for x in words if type(x) is str)
         shared = self._word_tuples.get(words)
         if shared is None:
-            if len(self._word_tuples) >= self.max_keyword_lists:
-                raise ParseStopped(TOO_MANY_KEYWORD_LISTS, f"more than {self.max_keyword_lists} distinct keyWords "
-                                                           "lists (--pingaway.max-keyword-lists)")
+            self._count_words()
             shared = self._word_tuples.setdefault(words, tuple(self._names(x) for x in words if x))
         return shared
+
+    def _count_words(self) -> None:
+        """Before a new distinct keyWords list is kept: refuse it past the bound."""
+        if len(self._word_tuples) >= self.max_keyword_lists:
+            raise ParseStopped(TOO_MANY_KEYWORD_LISTS, f"more than {self.max_keyword_lists} distinct keyWords "
+                                                       "lists (--pingaway.max-keyword-lists)")
 
     def _calls(self, raw: list[WireCall], result: ParseResult) -> tuple[Call, ...]:
         out = []
