@@ -190,11 +190,15 @@ def plain_families():
     small = SmallFamily("pingaway_small", "Help \\ with a\nnewline.", "counter", ("zeta", "alpha", "mid"))
     for v in (0.0, -0.0, 1e-7, 999999.0, 1e6, 12345678.9, float("inf"), float("-inf"), float("nan"), -1e301, 7):
         small.add_metric([repr(v), "a", '"'], v)
+    one_label = SmallFamily("pingaway_one_label", "One label: its own fast path.", "gauge", ("group",))
+    for name, v in zip(["Växel", 'q"uo\\te', "new\nline", "", "b\\"], (1e-7, 1e21, float("nan"), -0.0, 3),
+                       strict=True):
+        one_label.add_metric([name], v)
     unlabelled = new("pingaway_users")
     unlabelled.add_metric([], 52)
     small_dotted = SmallFamily("pingaway_small_dotted", "A label outside the legacy set.", "gauge", ("a.b",))
     small_dotted.add_metric(["z"], 1.0)
-    return up, errors, info, size, odd, created, stamped, dotted, lines, small, unlabelled, small_dotted
+    return up, errors, info, size, odd, created, stamped, dotted, lines, small, one_label, unlabelled, small_dotted
 
 
 @pytest.mark.parametrize("accept", ACCEPTS)

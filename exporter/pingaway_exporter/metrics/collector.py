@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import compress
-from operator import attrgetter
 from typing import Any, cast
 
 from prometheus_client.core import Metric
@@ -193,7 +192,7 @@ class ScrapeCollector(Collector):
         per_ext = self.options.per_extension
         dups = new("pingaway_extension_duplicates") if per_ext else None
         unique: list[Extension] = []
-        rendered: list[str] = []
+        rendered: list[bytes] = []
         states_of_unique: bytes | bytearray = b""
         if exts is not None and total is not None:
             users.add_metric([], float(total.users))
@@ -221,13 +220,11 @@ class ScrapeCollector(Collector):
             yield dups
             yield from self._extension_families(unique, rendered, now, states_of_unique)
 
-    def _extension_families(self, unique: list[Extension], rendered: list[str], now: float,
+    def _extension_families(self, unique: list[Extension], labels: list[bytes], now: float,
                             codes: bytes | bytearray) -> Iterator[Metric]:
         """Per-extension families, rendered lazily from the de-duplicated records (``joined_rows``: each
-        record's label string is encoded once here and shared by all six families)."""
+        record's label string, made once by ``_unique``, is shared by all six families)."""
         email = self.options.include_email
-        # Escaped labels hold no raw newline: one encode for all of them, split again.
-        labels = "\n".join(rendered).encode("utf-8").split(b"\n") if rendered else []
 
         def key(e: Extension) -> tuple[str, ...]:
             return (e.extension, e.name)
@@ -248,20 +245,20 @@ class ScrapeCollector(Collector):
                 return labels, values
             return list(compress(labels, keep)), list(compress(values, keep))
 
-        available = list(map(_AVAILABLE, unique))
+        available = [e.available for e in unique]
         chosen, values = some([a is not None for a in available], available)
         yield family("pingaway_extension_available", chosen, list(map(_FLAG_ENDS.__getitem__, values)),
                      lambda: ((e, 1.0 if e.available else 0.0) for e in unique if e.available is not None))
         counted = Ends(lambda n: f"}} {n}\n")  # calls and state codes: small integers, a few distinct ones
-        calls = list(map(len, map(_CALLS, unique)))
+        calls = [len(e.calls) for e in unique]
         yield family("pingaway_extension_calls_active", labels, list(map(counted.__getitem__, calls)),
                      lambda: ((e, len(e.calls)) for e in unique))
         yield family("pingaway_extension_state", labels, list(map(counted.__getitem__, codes)),
                      lambda: ((e, float(c)) for e, c in zip(unique, codes, strict=True)))
-        untils = list(map(_UNTIL, unique))
+        untils = [e.until for e in unique]
         horizon = now + tally.WINDOWS[-1][1]
         # Back soon: away (not merely unknown), with a profile end in (now, now + the largest window].
-        soon = [u is not None and now < u <= horizon and a is False for u, a in zip(untils, available, strict=True)]
+        soon = [a is False and u is not None and now < u <= horizon for a, u in zip(available, untils, strict=True)]
         chosen, back = some(soon, unique)
         left = [e.until - now for e in back]  # (soon: until is not None)
         yield family("pingaway_extension_returning_seconds", chosen, [f"}} {x!r}\n".encode() for x in left],
@@ -277,22 +274,17 @@ class ScrapeCollector(Collector):
             info = [f',profile="{shown[e.profile]}",email="{escape(e.email)}"}} 1\n'.encode() for e in unique]
         else:
             info_ends = Ends(lambda p: f',profile="{shown[p]}"}} 1\n')
-            info = list(map(info_ends.__getitem__, map(_PROFILE, unique)))
+            info = list(map(info_ends.__getitem__, [e.profile for e in unique]))
         yield family("pingaway_extension_info", labels, info, lambda: ((e, 1.0) for e in unique), info_values,
                      ("email",) if email else ())
 
 
-# What the per-extension families read of each record, in C (``map`` over the records).
-_AVAILABLE = attrgetter("available")
-_CALLS = attrgetter("calls")
-_UNTIL = attrgetter("until")
-_PROFILE = attrgetter("profile")
 _FLAG_ENDS = {True: b"} 1\n", False: b"} 0\n"}
 
 
 def _by_profile(exts: list[Extension]) -> Counter[str]:
     """How many records have each profile name (``NO_PROFILE``: none)."""
-    counts: Counter[str | None] = Counter(map(_PROFILE, exts))
+    counts: Counter[str | None] = Counter([e.profile for e in exts])
     without = counts.pop(None, 0)
     named = cast("Counter[str]", counts)
     if without:
@@ -300,16 +292,17 @@ def _by_profile(exts: list[Extension]) -> Counter[str]:
     return named
 
 
-def _unique(exts: list[Extension], codes: bytes | bytearray) -> tuple[list[Extension], list[str], bytes | bytearray]:
+def _unique(exts: list[Extension], codes: bytes | bytearray) -> tuple[list[Extension], list[bytes], bytes | bytearray]:
     """De-duplicate on (extension, name): the records kept (the first of each pair), their label strings
-    (``extension="...",name="..."``, escaped) and their state codes. Usually nothing needs escaping and
-    nothing repeats: then the labels are made in one pass and the records and codes are returned as they are."""
+    (``extension="...",name="..."``, escaped, UTF-8) and their state codes. Usually nothing needs escaping
+    and nothing repeats: then the labels are made in one pass, encoded together (one encode, split again)
+    and the records and codes are returned as they are."""
     labels = [f'extension="{e.extension}",name="{e.name}"' for e in exts]
     joined = "".join(labels)
     if "\\" in joined or "\n" in joined or joined.count('"') != 4 * len(labels):
         labels = [f'extension="{escape(e.extension)}",name="{escape(e.name)}"' for e in exts]
-    if len(set(labels)) == len(labels):
-        return exts, labels, codes
+    if len(set(labels)) == len(labels):  # escaped labels hold no raw newline: one encode for all, split again
+        return exts, "\n".join(labels).encode("utf-8").split(b"\n") if labels else [], codes
     # The escaped label string is the de-duplication key: escaping is one-to-one.
     seen: set[str] = set()
     unique: list[Extension] = []
@@ -321,7 +314,7 @@ def _unique(exts: list[Extension], codes: bytes | bytearray) -> tuple[list[Exten
             unique.append(e)
             rendered.append(label)
             unique_codes.append(code)
-    return unique, rendered, unique_codes
+    return unique, "\n".join(rendered).encode("utf-8").split(b"\n"), unique_codes
 
 
 def build_info(with_samples: bool = True) -> Metric:

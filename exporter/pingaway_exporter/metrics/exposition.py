@@ -232,6 +232,16 @@ def _encode_small(metric: SmallFamily, openmetrics: bool) -> str | None:
     name = metric.name + SUFFIX[metric.type]
     out = [head]
     add = out.append
+    if len(plan) == 1:  # most small families have one label: no join and no list per row
+        (i, k), = plan
+        for values, v in metric.rows:
+            number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
+            value = values[i]
+            # escape(), inlined: a call per row counts here
+            if "\\" in value or '"' in value or "\n" in value:
+                value = value.translate(_ESCAPES)
+            add(f'{name}{{{k}{value}"}} {number}\n')
+        return "".join(out)
     for values, v in metric.rows:
         number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
         if not plan:
@@ -259,10 +269,13 @@ def _probe_families() -> list[Metric]:
                         ("z_label", "a_label", "m_label"))
     for i, (text, number) in enumerate([("plain", 0.0), ('q"uo\\te\n', 2.5), ("växel", 1e21), ("", -3.0)]):
         small.add_metric([text, str(i), text[::-1]], number)
+    one = SmallFamily("probe_pingaway_one", "One label.", "gauge", ("only",))
+    for text, number in [("plain", 1.0), ('q"uo\\te\n', -2.5), ("växel", 1e21)]:
+        one.add_metric([text], number)
     plain = SmallFamily("probe_pingaway_plain", "A gauge.", "gauge", ())
     for number in (1234567.0, float("nan"), float("inf"), -1e-9):
         plain.add_metric([], number)
-    return [errors, size, info, untyped, small, plain]
+    return [errors, size, info, untyped, small, one, plain]
 
 
 class Format:

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-from operator import attrgetter
 
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, Call, Extension
 
@@ -143,11 +142,6 @@ def _count_group(t: Tally, code: int, calls: tuple[Call, ...], available: bool |
             returning[i] += n
 
 
-_CALLS = attrgetter("calls")
-_AVAILABLE = attrgetter("available")
-_KEYWORDS = attrgetter("keywords")
-
-
 def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = True,
           codes: bytearray | None = None) -> tuple[Tally, dict[tuple[str, ...], Tally]]:
     """The domain's totals, and the totals per distinct ``keyWords`` tuple (records without keywords are in
@@ -158,9 +152,9 @@ def count(exts: Sequence[Extension], now: float | None = None, by_words: bool = 
     on all four are counted together (``Counter``, in C): a domain has thousands of people but a few hundred
     such kinds, so the rules run once per kind, not once per person."""
     n = len(exts)
-    calls = list(map(_CALLS, exts))  # (attrgetter in map: no bytecode per record)
-    available = list(map(_AVAILABLE, exts))
-    words = list(map(_KEYWORDS, exts)) if by_words else repeat((), n)
+    calls = [e.calls for e in exts]
+    available = [e.available for e in exts]
+    words = [e.keywords for e in exts] if by_words else repeat((), n)
     if now is None:
         windows: Iterable[int] = repeat(0, n)
     else:
@@ -197,9 +191,7 @@ def with_returning(total: Tally, per_words: dict[tuple[str, ...], Tally], exts: 
     changed: dict[tuple[str, ...], Tally] = {}
     windows = [w for _, w in WINDOWS]
     last = len(windows)
-    for e in exts:
-        if e.available or e.until is None:
-            continue
+    for e in [e for e in exts if e.available is False and e.until is not None]:
         left = returning(e, now)
         if left is None or left > windows[-1]:
             continue

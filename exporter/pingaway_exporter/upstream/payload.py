@@ -29,7 +29,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -67,7 +66,6 @@ PIECE = 256
 # unchanged: splitting a body into records first costs about half a whole decode, saved only when records repeat.
 LOW_REUSE = 4
 LOW_REUSE_PAUSE = 8
-_KEYWORDS = attrgetter("keywords")
 
 # Each extension record can become up to this many series (the six pingaway_extension_* families); the
 # bounds themselves (DEFAULT_MAX_SERIES, DEFAULT_MAX_KEYWORD_LISTS) are explained in config.values.
@@ -282,7 +280,7 @@ class Parser:
             last.clear()
             return
         self._reuse_paused = 0
-        last.replace(kept, charge(size, len(kept), sum(map(len, map(_KEYWORDS, kept.values())))))
+        last.replace(kept, charge(size, len(kept), sum([len(e.keywords or ()) for e in kept.values()])))
 
     def _normalise_run(self, run: list[WireExtension], texts: list[bytes], result: ParseResult,
                        kept: dict[bytes, WireExtension]) -> int:
