@@ -194,11 +194,16 @@ def plain_families():
     for name, v in zip(["Växel", 'q"uo\\te', "new\nline", "", "b\\"], (1e-7, 1e21, float("nan"), -0.0, 3),
                        strict=True):
         one_label.add_metric([name], v)
+    two_labels = SmallFamily("pingaway_two_labels", "Two labels: their own fast path.", "gauge", ("zone", "area"))
+    for name, v in zip(["Växel", 'q"uo\\te', "new\nline", "", "b\\"], (1e-7, 1e21, float("nan"), -0.0, 3),
+                       strict=True):
+        two_labels.add_metric([name, name[::-1]], v)
     unlabelled = new("pingaway_users")
     unlabelled.add_metric([], 52)
     small_dotted = SmallFamily("pingaway_small_dotted", "A label outside the legacy set.", "gauge", ("a.b",))
     small_dotted.add_metric(["z"], 1.0)
-    return up, errors, info, size, odd, created, stamped, dotted, lines, small, one_label, unlabelled, small_dotted
+    return (up, errors, info, size, odd, created, stamped, dotted, lines, small, one_label, two_labels, unlabelled,
+            small_dotted)
 
 
 @pytest.mark.parametrize("accept", ACCEPTS)

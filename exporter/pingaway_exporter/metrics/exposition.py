@@ -231,25 +231,51 @@ def _encode_small(metric: SmallFamily, openmetrics: bool) -> str | None:
         return None
     name = metric.name + SUFFIX[metric.type]
     out = [head]
-    add = out.append
-    if len(plan) == 1:  # most small families have one label: no join and no list per row
-        (i, k), = plan
-        for values, v in metric.rows:
-            number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
-            value = values[i]
-            # escape(), inlined: a call per row counts here
-            if "\\" in value or '"' in value or "\n" in value:
-                value = value.translate(_ESCAPES)
-            add(f'{name}{{{k}{value}"}} {number}\n')
-        return "".join(out)
-    for values, v in metric.rows:
+    write = _ROWS.get(len(plan), _rows)
+    write(name, plan, metric.rows, out.append)
+    return "".join(out)
+
+
+Rows = list[tuple[tuple[str, ...], float]]
+Plan = tuple[tuple[int, str], ...]
+
+
+def _rows(name: str, plan: Plan, rows: Rows, add: Callable[[str], object]) -> None:
+    """Rows of any number of labels (the label order worked out once, in ``plan``)."""
+    for values, v in rows:
         number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
         if not plan:
             add(f"{name} {number}\n")
             continue
         pairs = ",".join([f'{k}{escape(values[i])}"' for i, k in plan])
         add(f"{name}{{{pairs}}} {number}\n")
-    return "".join(out)
+
+
+def _rows_one(name: str, plan: Plan, rows: Rows, add: Callable[[str], object]) -> None:
+    """Rows of one label (most small families): no join and no list per row, the escape inlined."""
+    (i, k), = plan
+    for values, v in rows:
+        number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
+        value = values[i]
+        if "\\" in value or '"' in value or "\n" in value:
+            value = value.translate(_ESCAPES)
+        add(f'{name}{{{k}{value}"}} {number}\n')
+
+
+def _rows_two(name: str, plan: Plan, rows: Rows, add: Callable[[str], object]) -> None:
+    """Rows of two labels (the group families: the group and a state, line or window), as ``_rows_one``."""
+    (i, k), (j, m) = plan
+    for values, v in rows:
+        number = repr(v) if -_HUGE < v < _SMALL else _go_string(v)
+        first, second = values[i], values[j]
+        if "\\" in first or '"' in first or "\n" in first:
+            first = first.translate(_ESCAPES)
+        if "\\" in second or '"' in second or "\n" in second:
+            second = second.translate(_ESCAPES)
+        add(f'{name}{{{k}{first}",{m}{second}"}} {number}\n')
+
+
+_ROWS = {1: _rows_one, 2: _rows_two}
 
 
 def _probe_families() -> list[Metric]:
@@ -272,10 +298,13 @@ def _probe_families() -> list[Metric]:
     one = SmallFamily("probe_pingaway_one", "One label.", "gauge", ("only",))
     for text, number in [("plain", 1.0), ('q"uo\\te\n', -2.5), ("växel", 1e21)]:
         one.add_metric([text], number)
+    two = SmallFamily("probe_pingaway_two", "Two labels, to sort.", "gauge", ("z_group", "a_state"))
+    for text, number in [("plain", 1.0), ('q"uo\\te\n', -2.5), ("växel", 1e21)]:
+        two.add_metric([text, text[::-1]], number)
     plain = SmallFamily("probe_pingaway_plain", "A gauge.", "gauge", ())
     for number in (1234567.0, float("nan"), float("inf"), -1e-9):
         plain.add_metric([], number)
-    return [errors, size, info, untyped, small, one, plain]
+    return [errors, size, info, untyped, small, one, two, plain]
 
 
 class Format:
