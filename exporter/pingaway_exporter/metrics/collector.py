@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import compress
 from typing import Any, cast
 
@@ -245,29 +246,35 @@ class ScrapeCollector(Collector):
                 return labels, values
             return list(compress(labels, keep)), list(compress(values, keep))
 
+        # Each family's lists are let go once it is written (at 50,000 users each is about 400 KB).
         available = [e.available for e in unique]
         chosen, values = some([a is not None for a in available], available)
+        del available
         yield family("pingaway_extension_available", chosen, list(map(_FLAG_ENDS.__getitem__, values)),
                      lambda: ((e, 1.0 if e.available else 0.0) for e in unique if e.available is not None))
+        del chosen, values
         counted = Ends(lambda n: f"}} {n}\n")  # calls and state codes: small integers, a few distinct ones
-        calls = [len(e.calls) for e in unique]
-        yield family("pingaway_extension_calls_active", labels, list(map(counted.__getitem__, calls)),
+        yield family("pingaway_extension_calls_active", labels,
+                     list(map(counted.__getitem__, [len(e.calls) for e in unique])),
                      lambda: ((e, len(e.calls)) for e in unique))
         yield family("pingaway_extension_state", labels, list(map(counted.__getitem__, codes)),
                      lambda: ((e, float(c)) for e, c in zip(unique, codes, strict=True)))
-        untils = [e.until for e in unique]
         horizon = now + tally.WINDOWS[-1][1]
         # Back soon: away (not merely unknown), with a profile end in (now, now + the largest window].
-        soon = [a is False and u is not None and now < u <= horizon for a, u in zip(available, untils, strict=True)]
-        chosen, back = some(soon, unique)
-        left = [e.until - now for e in back]  # (soon: until is not None)
+        chosen, back = some([e.available is False and e.until is not None and now < e.until <= horizon
+                             for e in unique], unique)
+        left = [e.until - now for e in back]
         yield family("pingaway_extension_returning_seconds", chosen, [f"}} {x!r}\n".encode() for x in left],
-                     lambda: zip(back, left, strict=True))
-        chosen, ends_at = some([u is not None for u in untils], untils)
+                     partial(zip, back, left, strict=True))
+        del chosen, back, left
+        untils = [e.until for e in unique]
+        chosen, values = some([u is not None for u in untils], untils)
+        del untils
         until_ends = Ends(lambda u: f"}} {u!r}\n")
         yield family("pingaway_extension_profile_until_timestamp_seconds", chosen,
-                     list(map(until_ends.__getitem__, ends_at)),
+                     list(map(until_ends.__getitem__, values)),
                      lambda: ((e, e.until) for e in unique if e.until is not None))
+        del chosen, values
         # A few profile names, shared by thousands of records (the parser keeps one copy of each): escaped once.
         shown = {p: escape(p) if p else NO_PROFILE for p in {e.profile for e in unique}}
         if email:
@@ -279,6 +286,7 @@ class ScrapeCollector(Collector):
                      ("email",) if email else ())
 
 
+LABEL_BATCH = 4096  # labels made, encoded and split this many at a time (``_unique``)
 _FLAG_ENDS = {True: b"} 1\n", False: b"} 0\n"}
 
 
@@ -294,19 +302,24 @@ def _by_profile(exts: list[Extension]) -> Counter[str]:
 
 def _unique(exts: list[Extension], codes: bytes | bytearray) -> tuple[list[Extension], list[bytes], bytes | bytearray]:
     """De-duplicate on (extension, name): the records kept (the first of each pair), their label strings
-    (``extension="...",name="..."``, escaped, UTF-8) and their state codes. Usually nothing needs escaping
-    and nothing repeats: then the labels are made in one pass, encoded together (one encode, split again)
-    and the records and codes are returned as they are."""
-    labels = [f'extension="{e.extension}",name="{e.name}"' for e in exts]
-    joined = "".join(labels)
-    if "\\" in joined or "\n" in joined or joined.count('"') != 4 * len(labels):
-        labels = [f'extension="{escape(e.extension)}",name="{escape(e.name)}"' for e in exts]
-    if len(set(labels)) == len(labels):  # escaped labels hold no raw newline: one encode for all, split again
-        return exts, "\n".join(labels).encode("utf-8").split(b"\n") if labels else [], codes
+    (``extension="...",name="..."``, escaped, UTF-8) and their state codes. The labels are made
+    ``LABEL_BATCH`` at a time, each batch encoded at once and split again (escaped labels hold no raw
+    newline), so no text of them all is ever held beside them (about 15 MB at 50,000 users). Usually nothing
+    needs escaping and nothing repeats: then the records and codes are returned as they are."""
+    labels: list[bytes] = []
+    for start in range(0, len(exts), LABEL_BATCH):
+        batch = exts[start:start + LABEL_BATCH]
+        texts = [f'extension="{e.extension}",name="{e.name}"' for e in batch]
+        joined = "".join(texts)
+        if "\\" in joined or "\n" in joined or joined.count('"') != 4 * len(texts):
+            texts = [f'extension="{escape(e.extension)}",name="{escape(e.name)}"' for e in batch]
+        labels += "\n".join(texts).encode("utf-8").split(b"\n")
+    if len(set(labels)) == len(labels):
+        return exts, labels, codes
     # The escaped label string is the de-duplication key: escaping is one-to-one.
-    seen: set[str] = set()
+    seen: set[bytes] = set()
     unique: list[Extension] = []
-    rendered: list[str] = []
+    rendered: list[bytes] = []
     unique_codes = bytearray()
     for e, label, code in zip(exts, labels, codes, strict=True):
         if label not in seen:
@@ -314,7 +327,7 @@ def _unique(exts: list[Extension], codes: bytes | bytearray) -> tuple[list[Exten
             unique.append(e)
             rendered.append(label)
             unique_codes.append(code)
-    return unique, "\n".join(rendered).encode("utf-8").split(b"\n"), unique_codes
+    return unique, rendered, unique_codes
 
 
 def build_info(with_samples: bool = True) -> Metric:
