@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -232,13 +232,13 @@ class Parser:
         had = len(last)
         result = ParseResult(extensions=[])
         out = cast("list[WireExtension]", result.extensions)  # reused records: normalised already
-        kept: dict[bytes, WireExtension] = {}
         decode = self._one.decode
         known = last.getter()
-        seen: set[int] = set()  # ids of the keyWords tuples of reused records already counted
+        hits: list[WireExtension] = []
+        hit_texts: list[bytes] = []
+        fresh: dict[bytes, WireExtension] = {}  # the usable records this parse decoded, by their text
         texts: list[bytes] = []
         run: list[WireExtension] = []
-        size = reused = 0
         for i, raw in enumerate(raws):
             if not i % PIECE:
                 self._in_time()
@@ -249,20 +249,21 @@ class Parser:
                 texts.append(text)
                 continue
             if run:
-                size += self._normalise_run(run, texts, result, kept)
+                self._normalise_run(run, texts, result, fresh)
                 run, texts = [], []
-            words = record.keywords
-            if words and id(words) not in seen:
-                seen.add(id(words))
-                self._reused_words(words)
             out.append(record)
-            reused += 1
-            if text not in kept:
-                kept[text] = record
-                size += len(text)
+            hits.append(record)
+            hit_texts.append(text)
         if run:
-            size += self._normalise_run(run, texts, result, kept)
-        self._keep(last, kept, size, judged=had > 0, reused=reused, total=len(raws))
+            self._normalise_run(run, texts, result, fresh)
+        if fresh or len(hits) != had:  # records came or went: keep exactly this body's
+            # The reused records' keyWords lists count towards this parse's bound with the new ones. (With
+            # nothing new they are the last parse's lists, which were within it.)
+            for words in {id(w): w for w in [e.keywords for e in hits] if w}.values():
+                self._reused_words(words)
+            kept = dict(zip(hit_texts, hits, strict=True))
+            kept.update(fresh)
+            self._keep(last, kept, judged=had > 0, reused=len(hits), total=len(raws))
         return self._checked(result, len(raws))
 
     def _reused_words(self, words: tuple[str, ...]) -> None:
@@ -271,7 +272,7 @@ class Parser:
             self._count_words()
             self._word_tuples[words] = words
 
-    def _keep(self, last: LastRecords[WireExtension], kept: dict[bytes, WireExtension], size: int, *,
+    def _keep(self, last: LastRecords[WireExtension], kept: dict[bytes, WireExtension], *,
               judged: bool, reused: int, total: int) -> None:
         """Keep this parse's records for the next, or pause reuse when few of them were unchanged. A parse
         that had nothing to reuse (the first, or the one ending a pause) is not judged."""
@@ -280,27 +281,24 @@ class Parser:
             last.clear()
             return
         self._reuse_paused = 0
-        last.replace(kept, charge(size, len(kept), sum([len(e.keywords or ()) for e in kept.values()])))
+        words = sum([len(e.keywords or ()) for e in kept.values()])
+        last.replace(kept, charge(sum(map(len, kept)), len(kept), words))
 
     def _normalise_run(self, run: list[WireExtension], texts: list[bytes], result: ParseResult,
-                       kept: dict[bytes, WireExtension]) -> int:
-        """Normalise records decoded from ``texts`` onto ``result``; the usable ones go in ``kept`` by their
-        text. Returns the bytes of text added to ``kept``."""
+                       fresh: dict[bytes, WireExtension]) -> None:
+        """Normalise records decoded from ``texts`` onto ``result``; the usable ones go in ``fresh`` by their
+        text."""
         out = result.extensions
         before = len(out)
         self._normalise(run, result)
-        usable: Iterable[tuple[bytes, WireExtension]]
         if len(out) - before == len(run):  # none skipped: run[i] is the record appended i-th
-            usable = zip(texts, run, strict=True)
-        else:
-            appended = {id(e) for e in out[before:]}
-            usable = ((t, w) for t, w in zip(texts, run, strict=True) if id(w) in appended)
-        size = 0
-        for text, record in usable:
-            if text not in kept:
-                kept[text] = record
-                size += len(text)
-        return size
+            for text, record in zip(texts, run, strict=True):
+                fresh.setdefault(text, record)
+            return
+        appended = {id(e) for e in out[before:]}
+        for text, record in zip(texts, run, strict=True):
+            if id(record) in appended:
+                fresh.setdefault(text, record)
 
     def _forget_last(self) -> None:
         if self._last is not None:
