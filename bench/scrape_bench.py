@@ -34,6 +34,7 @@ benchmark runs (this 2-core VM's speed varies by up to 2x from one second to the
     python3 bench/scrape_bench.py --sizes 10000 --runs 9
     python3 bench/scrape_bench.py --gzip                   # compressed, as Prometheus asks
     python3 bench/scrape_bench.py --min-interval 30        # the default cache: peak RSS with the last result kept
+    python3 bench/scrape_bench.py --sizes 1000 --churn 0.1 # a tenth of the records changed before every scrape
     python3 bench/scrape_bench.py --sizes 1000 --exporter-src /tmp/before/exporter,exporter   # before, after
 
 By default the exporter is asked for an uncompressed response, so both
@@ -49,6 +50,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -136,8 +138,24 @@ def series_of(exposition: bytes) -> tuple[int, int]:
     return len(lines), sum(1 for line in lines if line.startswith(b"pingaway_extension_"))
 
 
+def churned(payload: list[dict[str, Any]], fraction: float, steps: int, seed: int = 1) -> list[list[dict[str, Any]]]:
+    """``steps`` payloads, each the one before with ``fraction`` of its records changed (a call started where
+    there was none, the calls ended where there were some): what the next scrape sees of a busy domain."""
+    rnd = random.Random(seed)
+    out, current = [], payload
+    for _ in range(steps):
+        current = list(current)
+        for i in rnd.sample(range(len(current)), round(fraction * len(current))):
+            record = dict(current[i])
+            record["calls"] = [] if record.get("calls") else [
+                {"callerid": "0700000000", "direction": "in", "linestatus": "up"}]
+            current[i] = record
+        out.append(current)
+    return out
+
+
 def bench(size: int, runs: int, per_extension: bool, gzip: bool, min_interval: str,
-          stdlib_floor: bool, src: str = str(ROOT / "exporter")) -> dict[str, Any]:
+          stdlib_floor: bool, src: str = str(ROOT / "exporter"), churn: float = 0.0) -> dict[str, Any]:
     domain = Domain(size=size)
     payload = domain.extensions(WEDNESDAY_1015)
     sim = Simulator(domain).start()
@@ -174,7 +192,11 @@ def bench(size: int, runs: int, per_extension: bool, gzip: bool, min_interval: s
         base: list[float] = []
         base_nogc: list[float] = []
         floor: list[float] = []
-        for _ in range(runs):  # the sides take turns: a change in the machine's speed reaches them alike
+        variants = churned(payload, churn, runs) if churn else []
+        for run in range(runs):  # the sides take turns: a change in the machine's speed reaches them alike
+            if variants:  # the next payload, serialised by an untimed request before the exporter asks for it
+                sim.set_payload(variants[run])
+                get(upstream, headers)
             start = time.perf_counter()
             get(url, scrape_headers)
             times.append(time.perf_counter() - start)
@@ -207,6 +229,9 @@ def main() -> None:
     ap.add_argument("--exporter-src", default=str(ROOT / "exporter"),
                     help="the exporter package's parent directory; A,B,...: each in turn, a row each (a before and "
                          "after in one run, e.g. with a `git archive HEAD~ exporter` unpacked elsewhere)")
+    ap.add_argument("--churn", type=float, default=0.0,
+                    help="change this fraction of the records before each timed scrape (0.1: a tenth), as a busy "
+                         "domain does between scrapes; the exporter reuses only the records that did not change")
     ap.add_argument("--stdlib-floor", action="store_true",
                     help="also time the old floor: the baseline decoded with the stdlib json instead of msgspec")
     a = ap.parse_args()
@@ -217,7 +242,7 @@ def main() -> None:
     srcs = a.exporter_src.split(",")
     for size in (int(s) for s in a.sizes.split(",")):
         for src in srcs:
-            r = bench(size, a.runs, not a.no_extensions, a.gzip, a.min_interval, a.stdlib_floor, src)
+            r = bench(size, a.runs, not a.no_extensions, a.gzip, a.min_interval, a.stdlib_floor, src, a.churn)
             assert r["baseline_lines"] == r["series"], r
             floor = f" {r['floor_s'] * 1000:>9.1f} ms" if r["floor_s"] is not None else ""
             which = f"  {src}" if len(srcs) > 1 else ""
