@@ -225,45 +225,49 @@ class Parser:
 
     def _reusing(self, body: bytes | bytearray, last: LastRecords[WireExtension]) -> ParseResult:
         """A small body split into its records undecoded; those whose text the last parse had are its
-        records again, the others are decoded and normalised (upstream.reuse). The strict decode's errors
-        propagate, as for the whole body: the caller then reads it by the slower paths."""
+        records again, the others are decoded and normalised (upstream.reuse). The texts and their lookup are
+        made by ``map`` (no bytecode per record); only the records not found are visited one run of them at a
+        time. The strict decode's errors propagate, as for the whole body: the caller then reads it by the
+        slower paths."""
         raws = RAW_LIST.decode(body)
         self._records(len(raws))
         had = len(last)
+        texts = list(map(bytes, raws))
+        found = list(map(last.getter(), texts))
+        self._in_time()
         result = ParseResult(extensions=[])
         out = cast("list[WireExtension]", result.extensions)  # reused records: normalised already
-        decode = self._one.decode
-        known = last.getter()
-        hits: list[WireExtension] = []
-        hit_texts: list[bytes] = []
+        if None not in found:
+            out += found  # type: ignore[arg-type] # (no None in it)
+            if len(found) != had:  # records went (or repeat): keep exactly this body's
+                self._keep(last, dict(zip(texts, found, strict=True)), judged=had > 0,  # type: ignore[arg-type]
+                           reused=len(found), total=len(found))
+            return self._checked(result, len(raws))
         fresh: dict[bytes, WireExtension] = {}  # the usable records this parse decoded, by their text
-        texts: list[bytes] = []
-        run: list[WireExtension] = []
-        for i, raw in enumerate(raws):
-            if not i % PIECE:
+        decode = self._one.decode
+        n = len(found)
+        at = 0
+        while at < n:
+            try:
+                start = found.index(None, at)
+            except ValueError:
+                start = n
+            out += found[at:start]  # type: ignore[arg-type] # reused: no None before ``start``
+            stop = start
+            while stop < n and found[stop] is None:
+                stop += 1
+            if stop > start:
                 self._in_time()
-            text = bytes(raw)
-            record = known(text)
-            if record is None:
-                run.append(decode(text))
-                texts.append(text)
-                continue
-            if run:
-                self._normalise_run(run, texts, result, fresh)
-                run, texts = [], []
-            out.append(record)
-            hits.append(record)
-            hit_texts.append(text)
-        if run:
-            self._normalise_run(run, texts, result, fresh)
-        if fresh or len(hits) != had:  # records came or went: keep exactly this body's
-            # The reused records' keyWords lists count towards this parse's bound with the new ones. (With
-            # nothing new they are the last parse's lists, which were within it.)
-            for words in {id(w): w for w in [e.keywords for e in hits] if w}.values():
-                self._reused_words(words)
-            kept = dict(zip(hit_texts, hits, strict=True))
-            kept.update(fresh)
-            self._keep(last, kept, judged=had > 0, reused=len(hits), total=len(raws))
+                self._normalise_run([decode(t) for t in texts[start:stop]], texts[start:stop], result, fresh)
+            at = stop
+        reused = [r for r in found if r is not None]
+        # The reused records' keyWords lists count towards this parse's bound with the new ones. (With nothing
+        # new they are the last parse's lists, which were within it.)
+        for words in {id(w): w for w in [e.keywords for e in reused] if w}.values():
+            self._reused_words(words)
+        kept = {t: r for t, r in zip(texts, found, strict=True) if r is not None}
+        kept.update(fresh)
+        self._keep(last, kept, judged=had > 0, reused=len(reused), total=n)
         return self._checked(result, len(raws))
 
     def _reused_words(self, words: tuple[str, ...]) -> None:
