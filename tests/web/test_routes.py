@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.demo.simulator import Simulator
 from pingaway_exporter.web.app import WebApp
 from pingaway_exporter.web.limits import Limits
-from pingaway_exporter.web.routes import LOADING, SCRAPE_TIMEOUT_HEADER, scrape_budget
+from pingaway_exporter.web.routes import LOADING, SCRAPE_TIMEOUT_HEADER, scrape_budget, target_names
 from pingaway_exporter.web.server import ExporterServer
 from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.metrics_util import samples, value
@@ -267,3 +268,11 @@ def test_while_the_config_loads_auth_comes_first(app_server, tmp_path):
     assert get(server, "/-/healthy", auth=(USER, PASSWORD)).status_code == 200
     server.load(None, WebApp(web_config=web))
     assert get(server, "/metrics", auth=(USER, PASSWORD)).status_code == 200
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("query", [
+    "target=shop", "target=", "target=a%20b", "target=a+b", "target=a&target=b", "other=1&target=x", "x=1",
+    "target=v%C3%A4xel", "", "target=a=b", "target=%ZZ", "target=a;b", "target=x&"])
+def test_target_names_read_as_parse_qs_does(query):
+    assert target_names(query) == parse_qs(query, keep_blank_values=True).get("target", [])

@@ -136,7 +136,7 @@ def _from_cache(req: Request, state: AppState) -> Response | None:
     pool = state.app.pool
     if pool is None or req.method != "GET" or req.path != "/probe":
         return None
-    names = parse_qs(req.query, keep_blank_values=True).get("target", [])
+    names = target_names(req.query)
     probe = pool.built(names[0]) if len(names) == 1 else None
     outcome = probe.target.from_cache() if probe is not None else None
     if probe is None or outcome is None:
@@ -146,6 +146,15 @@ def _from_cache(req: Request, state: AppState) -> Response | None:
     scrape = ScrapeCollector(probe.target, 0.0, state.app.collector, probe.view, team_views=state.app.team_views)
     chunks = cached_body(scrape, outcome, fmt, gzip_ok)
     return _metrics_response(fmt, gzip_ok, chunks) if chunks is not None else None
+
+
+def target_names(query: str) -> list[str]:
+    """The ``target`` values of a query string, as ``parse_qs(query, keep_blank_values=True)`` reads them. A
+    plain ``target=NAME`` (nothing to split or unquote) is read without it: the cached ``/probe`` answer is a
+    few hundred bytes to render, and parse_qs was 3 % of its CPU."""
+    if query.startswith("target=") and not any(c in query for c in "&%+"):
+        return [query[7:]]
+    return parse_qs(query, keep_blank_values=True).get("target", [])
 
 
 def answer(server: ServerView, req: Request) -> Response:
@@ -232,7 +241,7 @@ def _metrics(server: ServerView, req: Request, state: AppState) -> Response:
 def _probe(server: ServerView, req: Request, state: AppState) -> Response:
     """``/probe?target=NAME``: one declared target, looked up by name only, never by URL."""
     opts = state.app
-    names = parse_qs(req.query, keep_blank_values=True).get("target", [])
+    names = target_names(req.query)
     pool = opts.pool
     if len(names) != 1 or not names[0]:
         return Response.text(400, "exactly one target=NAME parameter is required\n")
