@@ -15,11 +15,14 @@ from itertools import pairwise
 import msgspec
 import pytest
 
+from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.failures import TIMEOUT, TOO_MANY_KEYWORD_LISTS
 from pingaway_exporter.upstream.payload import LOW_REUSE_PAUSE, PIECEWISE_FROM, Parser, ParseStopped
 from pingaway_exporter.upstream.reuse import Budget
+from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.fixtures import PAYLOAD
+from tests.helpers.metrics_util import samples
 
 pytestmark = pytest.mark.unit
 
@@ -168,3 +171,28 @@ def test_when_most_records_change_reuse_pauses_and_then_resumes():
     assert ids[LOW_REUSE_PAUSE] == ids[LOW_REUSE_PAUSE - 1]
     for r in results:
         same(r, Parser(reuse=False).parse_body(calm))
+
+
+def _answer_series(text: str) -> dict:
+    """The series of a /metrics answer that come from the upstream answer (not its moment, not the process's)."""
+    return {key: v for key, v in samples(text).items()
+            if key[0].startswith(("pingaway_extension_", "pingaway_users", "pingaway_group_", "pingaway_calls",
+                                  "pingaway_lines", "pingaway_profile_users", "pingaway_records_skipped"))}
+
+
+def test_a_changing_domain_over_http_is_exposed_as_a_fresh_exporter_exposes_it(sim, exporter_factory):
+    """Real parts: the simulator over HTTP, the production wiring. One exporter scrapes a domain whose records
+    change between scrapes (and so reuses the unchanged ones); after each scrape a fresh exporter, which has
+    nothing to reuse, scrapes the same answer. Every series derived from the answer must be the same."""
+    rnd = random.Random(7)
+    records = Domain(size=120).extensions(WEDNESDAY_1015)
+    long_lived = exporter_factory(sim)
+    for _ in range(6):
+        for i in rnd.sample(range(len(records)), 12):
+            record = dict(records[i])
+            record["calls"] = [] if record.get("calls") else [{"direction": "in", "linestatus": "ringing"}]
+            records[i] = record
+        sim.set_payload(list(records))
+        got = long_lived.get()
+        assert got.status_code == 200 and "pingaway_up 1.0" in got.text
+        assert _answer_series(got.text) == _answer_series(exporter_factory(sim).get().text)
