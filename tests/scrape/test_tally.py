@@ -94,6 +94,7 @@ def test_ready_is_available_and_neither_up_nor_ringing():
 def test_returning(available, until, left):
     e = ext(available=available, until=until)
     assert tally.returning(e, NOW) == left
+    assert tally.back_soon([e], NOW) == [left], "the rule over many records is the same rule"
     total, _ = tally.count([e], NOW)
     assert total.returning == ([1, 1, 1] if left is not None else [0, 0, 0]), "the pass counts the same people"
 
@@ -215,3 +216,9 @@ def test_the_pass_counts_what_the_rules_say_record_by_record(records, now):
     want_codes, want = _reference(records, now)
     assert list(codes) == want_codes
     assert {"total": _figures(total), **{w: _figures(t) for w, t in per_words.items()}} == want
+
+
+def test_back_soon_keeps_only_the_largest_window():
+    records = [ext(available=False, until=NOW + seconds) for seconds in (1, 3600, 3600.5, -1)]
+    assert tally.back_soon(records, NOW) == [1.0, 3600.0, None, None]
+    assert [tally.returning(e, NOW) for e in records] == [1.0, 3600.0, 3600.5, None]

@@ -259,14 +259,12 @@ class ScrapeCollector(Collector):
                      lambda: ((e, len(e.calls)) for e in unique))
         yield family("pingaway_extension_state", labels, list(map(counted.__getitem__, codes)),
                      lambda: ((e, float(c)) for e, c in zip(unique, codes, strict=True)))
-        horizon = now + tally.WINDOWS[-1][1]
-        # Back soon: away (not merely unknown), with a profile end in (now, now + the largest window].
-        chosen, back = some([e.available is False and e.until is not None and now < e.until <= horizon
-                             for e in unique], unique)
-        left = [e.until - now for e in back]
+        soon = tally.back_soon(unique, now)  # the back-soon rule, decided in tally
+        keep = [x is not None for x in soon]
+        chosen, left = some(keep, soon)
         yield family("pingaway_extension_returning_seconds", chosen, [f"}} {x!r}\n".encode() for x in left],
-                     partial(zip, back, left, strict=True))
-        del chosen, back, left
+                     partial(zip, list(compress(unique, keep)), left, strict=True))
+        del soon, keep, chosen, left
         untils = [e.until for e in unique]
         chosen, values = some([u is not None for u in untils], untils)
         del untils
