@@ -73,8 +73,8 @@ def returning(e: Extension, now: float) -> float | None:
 
 def back_soon(exts: Sequence[Extension], now: float) -> list[float | None]:
     """For each record, ``returning(e, now)`` when that is within the largest window, else None: the same rule
-    over many records at once, with no call per record (the per-extension family and ``with_returning``
-    read it for every person at every render)."""
+    over many records at once, with no call per record (the per-extension family reads it for every person
+    at every render)."""
     horizon = now + WINDOWS[-1][1]
     return [e.until - now if e.available is False and e.until is not None and now < e.until <= horizon else None
             for e in exts]
@@ -200,8 +200,9 @@ def with_returning(total: Tally, per_words: dict[tuple[str, ...], Tally], exts: 
     changed: dict[tuple[str, ...], Tally] = {}
     windows = [w for _, w in WINDOWS]
     last = len(windows)
-    for e, left in zip(exts, back_soon(exts, now), strict=True):
-        if left is None:
+    for e in [e for e in exts if e.available is False and e.until is not None]:  # (a cheap first cut)
+        left = returning(e, now)
+        if left is None or left > windows[-1]:
             continue
         first = next(i for i, w in enumerate(windows) if left <= w)
         for i in range(first, last):
