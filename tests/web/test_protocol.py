@@ -63,9 +63,14 @@ def test_http09_is_never_answered_as_http09():
     assert run(b"GET /\r\n") == []  # waits for a proper head; the head deadline closes it
 
 
-def test_lf_crlf_head_then_pipelined_request_gives_two_requests():  # P8
-    out = run(b"GET /-/healthy HTTP/1.1\nHost: x\n\r\n" + SMUGGLED)
-    assert [r.target for r in out if isinstance(r, Request)] == ["/-/healthy", "/-/ready"]
+@pytest.mark.parametrize("head", [
+    b"GET /-/healthy HTTP/1.1\nHost: x\n\r\n",  # P8: bare LFs, then CRLF
+    b"GET /-/healthy HTTP/1.1\r\nHost: x\n\n",
+    b"GET /-/healthy HTTP/1.1\rHost: x\r\n\r\n",  # a bare CR
+])
+def test_a_bare_lf_or_cr_is_one_400_and_the_pipelined_request_is_never_read(head):  # P8
+    out = run(head + SMUGGLED)
+    assert len(out) == 1 and isinstance(out[0], Response) and out[0].status == 400 and out[0].close
 
 
 def test_obs_fold_is_accepted_as_a_space_or_refused():

@@ -2,7 +2,7 @@
 
 One selector thread accepts connections, completes TLS handshakes, reads
 requests into each connection's strict HTTP/1.1 parser (``protocol``, on
-h11) and sends every answer without blocking. A complete request goes to a
+httptools) and sends every answer without blocking. A complete request goes to a
 worker from a bounded pool (``workers``), which computes the answer and
 hands it back; cheap fixed answers (``/-/healthy``, ``/-/ready``, refusals,
 a 401 to a request with no credentials) are made on the selector thread and

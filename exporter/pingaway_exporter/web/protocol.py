@@ -1,18 +1,29 @@
-"""HTTP/1.1 for one connection of the exporter's port, sans-IO, parsed by ``h11``: bytes in, requests and answers out.
+"""HTTP/1.1 for one connection of the exporter's port, sans-IO, parsed by ``httptools`` (llhttp): bytes in,
+requests and answers out.
 
-``h11`` does the RFC 9112 framing, strictly: a malformed header line,
-whitespace before a colon, a ``Content-Length`` that is not ASCII digits or
-that conflicts with another, a request line without a version (HTTP/0.9)
-are all errors, and a head ends exactly where the parser says it ends, so
-the transport and the routes can never disagree about it. Each error is
-answered with one ``400`` (``431`` for a head over the budget) and the
-connection is closed; a body is never parsed as a request. On top of
-``h11``, this module refuses what the exporter does not serve: a version
-other than 1.0 and 1.1 (the HTTP/2 preface), ``Transfer-Encoding`` on a
-request (411), and a body over ``max_body_bytes`` (413, before any of it is
-read). Answers are written here, framed exactly as ``h11`` frames them
-(``Protocol.respond``); a new ``h11`` parser takes each next request on the
-connection. Nothing here does I/O or reads a clock.
+llhttp, Node.js's parser, does the RFC 9112 syntax, strictly: a malformed
+header line, whitespace before a colon, a bare LF or CR, a
+``Content-Length`` that is not ASCII digits or that is repeated, a method
+it does not know, a bad character in the target are all errors. Each error
+is answered with one ``400`` (``431`` for a head over the budget) and the
+connection is closed; a body is never parsed as a request.
+
+The parser never sees more than one request. This module feeds it the
+bytes of the head up to the first empty line (``CRLF CRLF``, the only end
+a head can have when a bare LF is an error) and then exactly
+``Content-Length`` bytes of body, and checks that the parser agrees: the
+head complete exactly at that empty line, one message begun, the message
+complete exactly at the body's end. Any disagreement is a ``400``, so the
+framing the transport and the routes act on is the parser's. A new parser
+takes each next request; bytes after a request wait here, unparsed, until
+its answer is sent (``finish``). On top of the parser, this module refuses
+what the exporter does not serve: a request line other than exactly
+``method SP target SP HTTP/1.0|1.1`` (llhttp also takes RTSP and doubled
+spaces), an HTTP/1.1 request without exactly one ``Host``,
+``Transfer-Encoding`` on a request (411), and a body over
+``max_body_bytes`` (413, before any of it is read). Answers are written
+here (``Protocol.respond``), framed exactly as ``h11`` frames them. Nothing
+here does I/O or reads a clock.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import h11
+import httptools
 
 from pingaway_exporter import __version__
 
@@ -85,6 +96,42 @@ class Closed:
 CLOSED = Closed()
 
 
+class _Message:
+    """What the parser reports of one request (httptools calls these methods by name)."""
+
+    __slots__ = ("begun", "body", "complete", "head_done", "headers", "url")
+
+    def __init__(self) -> None:
+        self.begun = 0  # messages begun: more than one means the parser read past the bytes given to it
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_done = False
+        self.body: list[bytes] = []
+        self.complete = False
+
+    def on_message_begin(self) -> None:
+        self.begun += 1
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url  # may come in pieces, as the bytes arrive
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+_HEAD_END = b"\r\n\r\n"
+_OWS = " \t"
+
+
 class Protocol:
     """The HTTP/1.1 state of one connection. ``feed`` bytes, take ``next`` requests, ``respond`` to each.
 
@@ -94,78 +141,153 @@ class Protocol:
     """
 
     def __init__(self, max_head_bytes: int, max_body_bytes: int) -> None:
-        self._h = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
-        self.max_body = max_body_bytes
-        self._req: Request | None = None
-        self._body: list[bytes] = []
-        self._fresh = True  # no byte of the next request fed yet: leading empty lines are skipped
-        self.failed = False
         self.max_head = max_head_bytes
+        self.max_body = max_body_bytes
+        self.failed = False
         self.requests = 0  # complete requests so far
         self.received = 0  # bytes fed so far
-        self._cycle = 0  # bytes fed since this request began (h11 checks only a head still incomplete)
+        self._buf = bytearray()  # bytes received and not yet given to the parser (past the head's part fed)
+        self._eof = False  # the client closed its side
         self._version: str | None = None  # the HTTP version of the request being answered, once its line is read
         self._keep = False  # that request lets the connection be kept (HTTP/1.1, no "Connection: close")
         self._kept = False  # the answer sent keeps it
         self._answered = False  # respond has run for this request (or refusal)
+        self._cycle()
+
+    def _cycle(self) -> None:
+        """A new parser for the next request."""
+        self._msg = _Message()
+        self._parser = httptools.HttpRequestParser(self._msg)
+        self._fed = 0  # bytes at the front of _buf already fed to the parser (a head not yet complete)
+        self._body_left: int | None = None  # once the head is read: body bytes still to feed
+        self._head_end: int | None = None  # where in _buf the head ends, once the parser was given all of it
+        self._req: Request | None = None
+        self._out = False  # a request was handed out; nothing more until its answer is sent
+        self._fresh = True  # no byte of this request yet: leading empty lines are skipped
 
     def feed(self, data: bytes) -> None:
         """Bytes from the client; ``b""`` means it closed its side."""
         self.received += len(data)
-        if data and self._fresh:
-            data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request line are ignored
-            if not data:
-                return
-            self._fresh = False
-        self._cycle += len(data)
-        self._h.receive_data(data)
+        if not data:
+            self._eof = True
+            return
+        self._buf += data
 
     def next(self) -> Request | Response | Closed | None:
-        if self.failed:
+        if self.failed or self._out:
             return None
-        while True:
-            try:
-                event = self._h.next_event()
-            except h11.RemoteProtocolError as exc:
-                return self._refuse(exc.error_status_hint, "bad request: " + _reason(exc))
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return None
-            if isinstance(event, h11.ConnectionClosed):
-                return CLOSED
-            if isinstance(event, h11.Request):
-                refusal = self._start(event)
-                if refusal is not None:
-                    return refusal
-            elif isinstance(event, h11.Data):
-                self._body.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage) and self._req is not None:
-                req, self._req = self._req, None
-                req.body = b"".join(self._body)
-                self._body = []
-                self.requests += 1
-                return req
+        try:
+            return self._advance()
+        except httptools.HttpParserUpgrade:
+            # llhttp stops at the end of the head of an Upgrade or CONNECT request (never upgraded here)
+            end = self._head_end
+            return self._after_head(end) if end is not None and self._body_left is None else self._disagree()
+        except httptools.HttpParserError as exc:
+            return self._refuse(400, "bad request: " + _reason(exc))
 
-    def _start(self, event: h11.Request) -> Response | None:
-        if self._cycle - len(self._h.trailing_data[0]) > self.max_head:  # a head over budget that came whole
+    def _advance(self) -> Request | Response | Closed | None:
+        if self._fresh and self._buf:
+            if self._buf[0] in b"\r\n":  # RFC 9112 §2.2: empty lines before a request line are ignored
+                del self._buf[:len(self._buf) - len(self._buf.lstrip(b"\r\n"))]
+            self._fresh = not self._buf
+        if self._body_left is None:
+            return self._head()
+        return self._body()
+
+    def _head(self) -> Request | Response | Closed | None:
+        buf, fed = self._buf, self._fed
+        end = buf.find(_HEAD_END, max(0, fed - 3))
+        if end < 0:
+            if len(buf) > self.max_head:
+                return self._refuse(431, "request head too large")
+            if len(buf) > fed:  # the head so far: a syntax error is found now, not at the deadline
+                self._parser.feed_data(buf[fed:])
+                self._fed = len(buf)
+                if self._msg.head_done or self._msg.begun > 1:
+                    return self._disagree()
+            if self._eof:
+                return self._refuse(400, "bad request: the client closed in the middle of a request") \
+                    if buf else CLOSED
+            return None
+        end += len(_HEAD_END)
+        if end > self.max_head:
             return self._refuse(431, "request head too large")
-        version = event.http_version.decode("ascii", "replace")
+        self._head_end = end
+        self._parser.feed_data(buf[fed:end])
+        return self._after_head(end)
+
+    def _after_head(self, end: int) -> Request | Response | Closed | None:
+        """The parser has read the head, ``end`` bytes: check it, and take the body (if any)."""
+        buf, msg = self._buf, self._msg
+        if not msg.head_done or msg.begun != 1 or msg.body:
+            return self._disagree()
+        line = bytes(buf[:buf.index(b"\r\n")])
+        del buf[:end]
+        self._fed = 0
+        method = self._parser.get_method()
+        version = self._parser.get_http_version()
         self._version = version
-        if version not in ("1.0", "1.1"):  # the HTTP/2 preface (PRI * HTTP/2.0) and the like
-            return self._refuse(400, f"bad request: HTTP/{version[:8]} is not served here")
-        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers.raw_items()]
-        length, keep = 0, version == "1.1"
-        for k, v in headers:  # one pass over the few headers that matter here
+        if version not in ("1.0", "1.1") or line != b"%s %s HTTP/%s" % (method, msg.url, version.encode()):
+            shown = line[:48].decode("ascii", "backslashreplace")
+            return self._refuse(400, f"bad request: the request line is not 'METHOD TARGET HTTP/1.1' ({shown})")
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1").strip(_OWS)) for k, v in msg.headers]
+        framing = self._framing(headers, version)
+        if isinstance(framing, Response):
+            return framing
+        length, keep = framing
+        if msg.complete != (length == 0):  # the parser must end the message where Content-Length says
+            return self._disagree()
+        self._req = Request(method.decode("ascii"), msg.url.decode("latin-1"), version, headers)
+        self._keep = keep
+        self._body_left = length
+        return self._body()
+
+    def _framing(self, headers: list[tuple[str, str]], version: str) -> Response | tuple[int, bool]:
+        """The body's length and whether the connection may be kept, from the few headers that matter here;
+        or the refusal."""
+        length, keep, hosts = 0, version == "1.1", 0
+        for k, v in headers:
             if k == "transfer-encoding":
                 return self._refuse(411, "a request body must have a Content-Length")
-            if k == "content-length" and not length:
-                length = int(v)  # h11 checked: ASCII digits, and equal when repeated
+            if k == "content-length":
+                if not (v.isascii() and v.isdigit()):  # llhttp checks this too; int() must never raise here
+                    return self._refuse(400, "bad request: Content-Length is not a number")
+                length = int(v)
+            elif k == "host":
+                hosts += 1
             elif k == "connection" and "close" in (t.strip().lower() for t in v.split(",")):
                 keep = False
+        if hosts > 1 or (hosts == 0 and version == "1.1"):  # RFC 9112 §3.2
+            return self._refuse(400, "bad request: an HTTP/1.1 request needs exactly one Host header")
         if length > self.max_body:
             return self._refuse(413, f"request body over {self.max_body} bytes")
-        self._req = Request(event.method.decode("ascii"), event.target.decode("latin-1"), version, headers)
-        self._keep = keep
-        return None
+        return length, keep
+
+    def _body(self) -> Request | Response | Closed | None:
+        left = self._body_left or 0
+        if left:
+            take = min(left, len(self._buf))
+            if take:
+                self._parser.feed_data(self._buf[:take])
+                del self._buf[:take]
+                left -= take
+                self._body_left = left
+            if left:
+                return self._refuse(400, "bad request: the client closed in the middle of a body") \
+                    if self._eof else None
+            if not self._msg.complete or self._msg.begun != 1:
+                return self._disagree()
+        req = self._req
+        if req is None:  # pragma: no cover - _body runs only after _after_head set it
+            return self._disagree()
+        req.body = b"".join(self._msg.body)
+        self.requests += 1
+        self._out = True
+        return req
+
+    def _disagree(self) -> Response:
+        """The parser's framing and the bytes given to it do not agree: never guess which is right."""
+        return self._refuse(400, "bad request: the request's framing is ambiguous")
 
     def _refuse(self, status: int, why: str) -> Response:
         self.failed = True
@@ -221,21 +343,13 @@ class Protocol:
 
     def finish(self) -> bool:
         """After an answer is sent: True when the connection is kept, ready for the next request (a new
-        ``h11`` parser takes over the bytes already received after this request)."""
-        h = self._h
-        if not self._answered or not self._kept or h.their_state is not h11.DONE:
+        parser takes over the bytes already received after this request)."""
+        if not self._answered or not self._kept or not self._out:
             return False
-        data, closed = h.trailing_data
-        self._h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head)
-        if data:
-            self._h.receive_data(bytes(data))
-        if closed:
-            self._h.receive_data(b"")
         self._answered = self._kept = False
         self._keep = False
         self._version = None
-        self._cycle = len(data)
-        self._fresh = not self._cycle
+        self._cycle()
         return True
 
 
@@ -263,7 +377,6 @@ def _phrase(status: int) -> bytes:
         return b""
 
 
-def _reason(exc: h11.RemoteProtocolError) -> str:
-    """h11's message, without the echo of the client's bytes it sometimes carries."""
-    text = str(exc).split(":", 1)[0] if "bytearray(" in str(exc) else str(exc)
-    return text[:80].encode("ascii", "replace").decode("ascii")
+def _reason(exc: Exception) -> str:
+    """The parser's message (llhttp's fixed texts: never the client's bytes)."""
+    return str(exc)[:80].encode("ascii", "replace").decode("ascii")

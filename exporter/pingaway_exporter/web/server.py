@@ -1,7 +1,7 @@
 """The exporter's HTTP server: its routes (``routes``) on the bounded transport, with TLS and Basic auth.
 
 The transport is ``transport.BoundedServer``: one selector thread reads
-requests (``protocol``, on h11) within a byte budget and a deadline and sends
+requests (``protocol``, on httptools) within a byte budget and a deadline and sends
 every answer without blocking, a bounded pool of workers
 answers them, and ``routes`` turns each parsed request into an answer. With
 ``--web.config.file`` the socket speaks TLS (the handshake is non-blocking,
