@@ -14,7 +14,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.utils import floatToGoString
 
 from pingaway_exporter.metrics.catalogue import new
-from pingaway_exporter.metrics.exposition import Ends, Format, RowGauge, escape, joined_rows, render
+from pingaway_exporter.metrics.exposition import Ends, Format, RowGauge, escape, joined_rows, plain_lines, render
 from pingaway_exporter.metrics.families import SmallFamily
 from tests.helpers.metrics_util import exposition
 
@@ -248,3 +248,45 @@ def test_the_process_metrics_equal_prometheus_client(accept):
     families = list(registry.collect())  # one snapshot, so both writers see the same values
     encoder, _ = choose_encoder(accept)
     assert exposition(Registry(*families), accept) == encoder(Registry(*families)), ADAPTER
+
+
+PLAIN_VALUES = [(1.0, 3.2088539600372314, 0.0012), (0.0, None, 2.5), (1.0, 0.0, 1e21), (0.0, float("nan"), -1e-9),
+                (1.0, float("inf"), 1234567.0), (0.0, 1e-7, -0.0)]
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+@pytest.mark.parametrize("values", PLAIN_VALUES)
+def test_plain_lines_are_what_the_library_writes_for_the_same_families(accept, values):
+    """The moment of a cached answer, written from heads made once: the library's bytes for those families."""
+    from prometheus_client.exposition import choose_encoder
+
+    names = ("pingaway_scrape_cached", "pingaway_data_age_seconds", "pingaway_scrape_duration_seconds")
+
+    def families(with_values):
+        made = []
+        for name, value in zip(names, with_values, strict=True):
+            family = new(name)
+            if value is not None:
+                family.add_metric([], value)
+            made.append(family)
+        return made
+
+    fmt = Format(accept)
+    got = plain_lines(fmt, ("test", names), lambda: families((None,) * 3), values)
+    encoder, _ = choose_encoder(accept)
+    expected = encoder(Registry(*families(values))).removesuffix(b"# EOF\n")
+    if fmt.fast:
+        assert got == expected, ADAPTER
+    else:  # the library writes this format itself: the caller renders the families
+        assert got is None
+
+
+def test_plain_lines_leave_a_family_they_cannot_write_to_the_caller():
+    fmt = Format("")
+    dotted = SmallFamily("pingaway.dotted", "A name outside the legacy set.", "gauge", ())
+    assert plain_lines(fmt, "dotted", lambda: [dotted], [1.0]) is None
+    plain = new("pingaway_users")
+    assert plain_lines(fmt, "two values", lambda: [plain], [1.0, 2.0]) is None  # a value for every family
+    assert plain_lines(fmt, "one", lambda: [plain], [2.0]) == b"".join(
+        [exposition(Registry(plain), "").split(b"\n", 2)[0] + b"\n",
+         exposition(Registry(plain), "").split(b"\n", 2)[1] + b"\n", b"pingaway_users 2.0\n"])

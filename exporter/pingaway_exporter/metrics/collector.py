@@ -39,6 +39,9 @@ from pingaway_exporter.scrape.target import Outcome, Target
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT
 from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER, Extension
 
+# The families that change from scrape to scrape, in exposition order (``ScrapeCollector.moment``).
+MOMENT = ("pingaway_scrape_cached", "pingaway_data_age_seconds", "pingaway_scrape_duration_seconds")
+
 
 @dataclass(frozen=True)
 class CollectorOptions:
@@ -116,15 +119,18 @@ class ScrapeCollector(Collector):
     def moment(self, outcome: Outcome | None, started: float | None) -> Iterator[Metric]:
         """The families that change from scrape to scrape: from the cache or not, the age of the data, and this
         scrape's duration."""
-        from_cache = new("pingaway_scrape_cached")
-        age = new("pingaway_data_age_seconds")
-        duration = new("pingaway_scrape_duration_seconds")
-        if outcome is not None:
-            from_cache.add_metric([], 1.0 if outcome.cached else 0.0)
-            if outcome.ok:
-                age.add_metric([], max(0.0, self.target.clock() - outcome.finished_at))
-            duration.add_metric([], time.monotonic() - started if started is not None else outcome.duration)
-        yield from (from_cache, age, duration)
+        values = self.moment_values(outcome, started) if outcome is not None else (None, None, None)
+        for name, value in zip(MOMENT, values, strict=True):
+            metric = new(name)
+            if value is not None:
+                metric.add_metric([], value)
+            yield metric
+
+    def moment_values(self, outcome: Outcome, started: float | None) -> tuple[float, float | None, float]:
+        """The values of the ``MOMENT`` families (None: no sample), for a writer that makes their lines itself."""
+        age = max(0.0, self.target.clock() - outcome.finished_at) if outcome.ok else None
+        return (1.0 if outcome.cached else 0.0, age,
+                time.monotonic() - started if started is not None else outcome.duration)
 
     def shared(self, outcome: Outcome | None) -> Iterator[Metric]:
         """The families that depend only on the upstream answer, the config and the time of the first render:

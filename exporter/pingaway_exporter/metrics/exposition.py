@@ -364,6 +364,45 @@ def _fast_ok(encoder: Callable[[Any], bytes], content_type: str, openmetrics: bo
     return known
 
 
+_PLAIN: dict[tuple[str, Any], tuple[tuple[str, str], ...] | None] = {}  # (content type, key) -> heads and names
+
+
+def plain_lines(fmt: Format, key: Any, families: Callable[[], Iterable[Metric]],
+                values: Sequence[float | None]) -> bytes | None:
+    """Families of at most one unlabelled sample each, written as ``fmt`` writes them, with ``values`` (None: no
+    sample): their HELP and TYPE lines made once per content type and ``key`` from ``families()`` (the same
+    families, empty), then one line a value. For the few families a cached answer renders per scrape, where a
+    family object and its encode cost more than the line. None when ``_encode`` is not what the format's
+    encoder writes, or a family is not a plain one: then the caller renders the families."""
+    if not fmt.fast:
+        return None
+    slot = (fmt.content_type, key)
+    plan = _PLAIN.get(slot, ())
+    if plan == ():
+        plan = _plain_plan(families(), fmt.openmetrics)
+        if len(_PLAIN) < 64:
+            _PLAIN[slot] = plan
+    if plan is None or len(plan) != len(values):
+        return None
+    out = []
+    for (head, name), v in zip(plan, values, strict=True):
+        out.append(head)
+        if v is not None:
+            out.append(name + (repr(v) if -_HUGE < v < _SMALL else _go_string(v)) + "\n")
+    return "".join(out).encode("utf-8")
+
+
+def _plain_plan(families: Iterable[Metric], openmetrics: bool) -> tuple[tuple[str, str], ...] | None:
+    """Each family's HELP and TYPE lines and its sample's name and a space; None when one is not plain."""
+    plan = []
+    for f in families:
+        head = _head(f.name, f.type, f.documentation, f.unit, openmetrics) if f.type in _TYPES else None
+        if head is None:
+            return None
+        plan.append((head, f.name + _TYPES[f.type][0] + " "))
+    return tuple(plan)
+
+
 def render(registry: Collector, fmt: Format, sink: Callable[[bytes], Any]) -> None:
     """Encode the registry's families into ``sink``, a few hundred KB at a time at most."""
     render_families(registry.collect(), fmt, sink)

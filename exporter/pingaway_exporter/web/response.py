@@ -41,8 +41,8 @@ from itertools import chain
 
 from prometheus_client.core import Metric
 
-from pingaway_exporter.metrics.collector import ScrapeCollector
-from pingaway_exporter.metrics.exposition import Format, render_families
+from pingaway_exporter.metrics.collector import MOMENT, ScrapeCollector
+from pingaway_exporter.metrics.exposition import Format, plain_lines, render_families
 from pingaway_exporter.scrape.target import Outcome
 
 Sink = Callable[[bytes], object]
@@ -197,9 +197,15 @@ def _fixed(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok: bool
 
 def _moment(scrape: ScrapeCollector, outcome: Outcome, started: float | None, fmt: Format,
             after: Iterable[Metric]) -> bytes:
-    """The end of the answer, rendered for every scrape: its moment, ``after``, and OpenMetrics' ``# EOF``."""
+    """The end of the answer, rendered for every scrape: its moment, ``after``, and OpenMetrics' ``# EOF``. The
+    moment's three lines are written from heads made once per format (``plain_lines``) where it can be."""
     out: list[bytes] = []
-    render_families(chain(scrape.moment(outcome, started), after), fmt, out.append)
+    lines = plain_lines(fmt, MOMENT, lambda: scrape.moment(None, None), scrape.moment_values(outcome, started))
+    if lines is None:
+        render_families(chain(scrape.moment(outcome, started), after), fmt, out.append)
+    else:
+        out.append(lines)
+        render_families(after, fmt, out.append)
     return b"".join(out)
 
 
