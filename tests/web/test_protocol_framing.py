@@ -167,3 +167,15 @@ def test_a_close_in_the_middle_of_a_request_is_a_400_and_between_requests_a_clos
     p.feed(b"\r\n")
     p.feed(b"")
     assert p.next() is CLOSED
+
+
+@pytest.mark.parametrize("data", [
+    b"GET  /probe?target=a&token=s3cr3t-echo HTTP/1.1\r\nHost: x\r\n\r\n",  # the exporter's own check
+    b"GET /probe?target=a&token=s3cr3t-echo HTTP/1.1\nHost: x\n\n",  # llhttp's
+])
+def test_a_refusal_never_echoes_the_clients_bytes(data):
+    p = Protocol(max_head_bytes=4096, max_body_bytes=64)
+    p.feed(data)
+    refusal = p.next()
+    assert isinstance(refusal, Response) and refusal.status == 400
+    assert b"s3cr3t-echo" not in b"".join(p.respond(refusal, head_only=False))
