@@ -20,6 +20,7 @@ from pingaway_exporter.cli import run_check
 from pingaway_exporter.config.redact import PARTIAL_RUN, scrub
 from tests.helpers.figures import FIGURES
 from tests.helpers.metrics_util import samples, value
+from tests.helpers.process import free_port
 
 USER = "0812345"
 # A quote and a backslash: logfmt and JSON escape both, and redaction must still find the value.
@@ -134,8 +135,11 @@ def test_argparse_never_echoes_a_secret():
         ["--pingaway.username", USER, "--pingaway.password-file", "hunter2-Secret-99x"],
     ]
     for argv in runs:
-        proc = subprocess.run([sys.executable, "-m", "pingaway_exporter", *argv], capture_output=True, text=True,
-                              timeout=30, env={"PATH": "/usr/bin:/bin"})
+        # a port of its own: the port opens before the secret files are read, and the default one may be taken
+        # (a demo running beside the suite)
+        listen = ["--web.listen-address", f"127.0.0.1:{free_port()}"]
+        proc = subprocess.run([sys.executable, "-m", "pingaway_exporter", *listen, *argv], capture_output=True,
+                              text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
         assert_no_piece({"stderr": proc.stderr, "stdout": proc.stdout},
