@@ -13,10 +13,16 @@ answer and format), ``tail`` (the config files' reload state) and
 cache or not, the data's age and the scrape's duration). Everything but ``moment`` stays the same while
 the ``--pingaway.min-interval`` cache answers, so the web layer keeps it as
 bytes (``state`` says when it must be rendered again).
+
+An upstream call whose answer is the same as the last one's renders the same middle: ``middle_inputs`` says
+what the middle is rendered from (the records themselves, which the parser hands back as the very same
+objects when their text is unchanged, the settings in force, and what of the clock shows in it), so the web
+layer can keep the middle of a target's last answer and serve it again while those are the same.
 """
 
 from __future__ import annotations
 
+import operator
 import platform
 import time
 from collections import Counter
@@ -41,6 +47,31 @@ from pingaway_exporter.upstream.records import DIRECTIONS, LINE_STATUSES, OTHER,
 
 # The families that change from scrape to scrape, in exposition order (``ScrapeCollector.moment``).
 MOMENT = ("pingaway_scrape_cached", "pingaway_data_age_seconds", "pingaway_scrape_duration_seconds")
+# The most records an answer may have for its middle to be kept for the next answer (``middle_inputs``). Keeping
+# it keeps its records too, which for a changed answer are a generation the parser has let go; past a few
+# thousand users an answer seldom stays unchanged from one scrape to the next anyway.
+REUSE_RECORDS = 2000
+
+
+@dataclass(frozen=True, eq=False)
+class MiddleInputs:
+    """What ``ScrapeCollector.shared`` renders an answer's middle from, taken at the data clock's ``now`` (and
+    rendered at it). Only taken while no one is back within the largest window (then the clock shows in the
+    middle only through which groups are open)."""
+
+    records: list[Extension]
+    skipped: int
+    settings: object  # the settings in force: the very object (a reload makes a new one)
+    opened: tuple[bool, ...]  # each configured group open or not, at ``now``
+    now: float
+
+    def same_text(self, other: MiddleInputs) -> bool:
+        """Whether a middle rendered from ``other`` is, byte for byte, the one these render: the same records
+        (the same objects, in the same order: a record is never changed once made), the same settings and the
+        same groups open."""
+        mine, theirs = self.records, other.records
+        return (self.settings is other.settings and self.skipped == other.skipped and self.opened == other.opened
+                and len(mine) == len(theirs) and all(map(operator.is_, mine, theirs)))
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,7 @@ class ScrapeCollector(Collector):
         self.config = config  # groups and opening hours in effect (--config.file)
         self.web_config = web_config  # --web.config.file's reloads, on /metrics
         self.team_views = team_views  # where a good scrape leaves its groups' rows for the status page
+        self.kept_view: groups.TeamView | None = None  # the groups' rows the last render of ``shared`` kept
 
     def describe(self) -> Iterator[Metric]:
         yield from self.head(None)
@@ -132,14 +164,35 @@ class ScrapeCollector(Collector):
         return (1.0 if outcome.cached else 0.0, age,
                 time.monotonic() - started if started is not None else outcome.duration)
 
-    def shared(self, outcome: Outcome | None) -> Iterator[Metric]:
-        """The families that depend only on the upstream answer, the config and the time of the first render:
-        the same for every scrape that answer serves, so rendered once and shared (``web.response``)."""
+    def middle_inputs(self, outcome: Outcome) -> MiddleInputs | None:
+        """What ``shared(outcome, inputs.now)`` renders from, when that may be compared with another answer's
+        (``MiddleInputs.same_text``); None for a failed answer, one over ``REUSE_RECORDS`` records, or one
+        with someone back within the largest window (the seconds until they are back change every scrape)."""
+        result = outcome.result if outcome.ok else None
+        if result is None or len(result.extensions) > REUSE_RECORDS:
+            return None
+        now = self._now()
+        if any(x is not None for x in tally.back_soon(result.extensions, now)):
+            return None
+        settings = self.config.current if self.config is not None else None
+        configured = settings.groups if settings is not None and settings.groups is not None else ()
+        # Groups made from keywords (no groups: in the config) are always open.
+        return MiddleInputs(result.extensions, result.skipped, settings,
+                            tuple(g.schedule.is_open(now) for g in configured), now)
+
+    def _now(self) -> float:
+        """The data clock (shifted in --demo): opening hours and profile ends are judged on it."""
+        return self.config.clock() if self.config is not None else time.time()
+
+    def shared(self, outcome: Outcome | None, now: float | None = None) -> Iterator[Metric]:
+        """The families that depend only on the upstream answer, the config and the time of the first render
+        (``now``, by default the data clock's now): the same for every scrape that answer serves, so rendered
+        once and shared (``web.response``)."""
         result = outcome.result if (outcome is not None and outcome.ok) else None
         extensions = result.extensions if result is not None else None
         skipped = result.skipped if result is not None else None
-        # The data clock (shifted in --demo): opening hours and profile ends are judged on it.
-        now = self.config.clock() if self.config is not None else time.time()
+        if now is None:
+            now = self._now()
         counted = None
         codes: bytes | bytearray = b""  # each record's state, in record order, for pingaway_extension_state
         if extensions is not None:
@@ -162,8 +215,13 @@ class ScrapeCollector(Collector):
 
     def _keep(self, view: groups.TeamView) -> None:
         """The groups of this good scrape, for the status page's team view (never a reason to call upstream)."""
+        self.kept_view = view
         if self.team_views is not None:
             self.team_views.keep(self.target, view)
+
+    def keep_again(self, view: groups.TeamView, now: float) -> None:
+        """The groups of an earlier answer's middle, served again for this one: the same rows, as of ``now``."""
+        self._keep(groups.TeamView(now, view.groups))
 
     def _token_families(self, with_samples: bool) -> Iterator[Metric]:
         expiry = new("pingaway_token_expiry_timestamp_seconds")

@@ -8,6 +8,9 @@ outcome does and is computed once however many scrapes ask at the same
 moment: the first computes, the others wait for it (a render is bounded CPU
 work, never a network wait). At most ``limit`` values are kept; past that a
 value is computed for its caller alone.
+
+``Recent`` keeps what is derived from a state that moves on rather than from one answer: the head and tail of
+a target's answers (``web.response``), the same for every answer while the target's state is unchanged.
 """
 
 from __future__ import annotations
@@ -73,3 +76,40 @@ class Memo:
 
     def __len__(self) -> int:
         return len(self._slots)
+
+
+class Recent:
+    """The values of the last ``limit`` keys, thread-safe; the oldest key goes first. For values derived from
+    a state that moves on (an error counted, a token rotated) and seldom comes back: nothing is waited for,
+    and two callers that miss at once both compute (harmless: the work is bounded and gives the same value)."""
+
+    def __init__(self, limit: int = 4) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._values: dict[Hashable, Any] = {}
+        self.computed = 0  # computations run, for tests and figures
+
+    def peek(self, key: Hashable) -> Any:
+        """The value kept for ``key``, else None; never computes."""
+        with self._lock:
+            return self._values.get(key)
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The value kept for ``key``, or ``compute()``'s, then kept (dropping the oldest past ``limit``)."""
+        got = self.peek(key)
+        if got is None:
+            got = compute()
+            self.put(key, got, computed=True)
+        return got
+
+    def put(self, key: Hashable, value: Any, *, computed: bool = True) -> None:
+        """Keep ``value`` for ``key`` as the newest (dropping the oldest past ``limit``)."""
+        with self._lock:
+            self.computed += computed
+            self._values.pop(key, None)
+            while len(self._values) >= self.limit:
+                del self._values[next(iter(self._values))]
+            self._values[key] = value
+
+    def __len__(self) -> int:
+        return len(self._values)

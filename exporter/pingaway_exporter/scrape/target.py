@@ -18,7 +18,7 @@ from pingaway_exporter.config.errors import SecretError
 from pingaway_exporter.config.redact import shorten
 from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
-from pingaway_exporter.scrape.memo import Memo
+from pingaway_exporter.scrape.memo import Memo, Recent
 from pingaway_exporter.scrape.tally import Tally
 from pingaway_exporter.upstream.client import PingawayClient
 from pingaway_exporter.upstream.deadline import Deadline
@@ -177,6 +177,9 @@ class Target:
         self.last_failure: Outcome | None = None
         # (when, from the min-interval cache?) of the last answer to a scrape; last_outcome is its upstream call
         self.last_answer: tuple[float, bool] | None = None
+        # What the layers above derive from this target's state rather than from one answer (the head and tail
+        # of its answers: the same for every answer while no error is counted, no token rotated, no reload).
+        self.derived = Recent(limit=8)
 
     @property
     def upstream_calls(self) -> int:

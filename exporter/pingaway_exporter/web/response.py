@@ -32,7 +32,6 @@ type 0) whose trailer continues that CRC with zlib's running ``crc32``.
 from __future__ import annotations
 
 import struct
-import threading
 import zlib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -41,8 +40,10 @@ from itertools import chain
 
 from prometheus_client.core import Metric
 
-from pingaway_exporter.metrics.collector import MOMENT, ScrapeCollector
+from pingaway_exporter.metrics.collector import MOMENT, MiddleInputs, ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format, plain_lines, render_families
+from pingaway_exporter.metrics.groups import TeamView
+from pingaway_exporter.scrape.memo import Recent
 from pingaway_exporter.scrape.target import Outcome
 
 Sink = Callable[[bytes], object]
@@ -153,23 +154,15 @@ class Shared:
 
     def __init__(self, middle: Part, limit: int = 4) -> None:
         self.middle = middle
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._fixed: dict[Hashable, Part] = {}
+        self._fixed = Recent(limit)
 
     def peek(self, key: Hashable) -> Part | None:
-        with self._lock:
-            return self._fixed.get(key)
+        got: Part | None = self._fixed.peek(key)
+        return got
 
     def fixed(self, key: Hashable, build: Callable[[], Part]) -> Part:
         """The fixed part for ``key``, built now when it is not kept (two builds at once are harmless)."""
-        got = self.peek(key)
-        if got is None:
-            got = build()
-            with self._lock:
-                while len(self._fixed) >= self.limit:
-                    del self._fixed[next(iter(self._fixed))]
-                self._fixed[key] = got
+        got: Part = self._fixed.get(key, build)
         return got
 
 
@@ -183,16 +176,51 @@ def _fixed(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok: bool
     def run(families: Callable[[], Iterable[Metric]], first: bool = False) -> Part:
         return render_part(lambda sink: render_families(families(), fmt, sink, eof=False), gzip_ok, first=first)
 
+    state = scrape.state()
+
     def around(middle: Part) -> Part:
-        head, tail = run(lambda: scrape.head(outcome), first=True), run(lambda: scrape.tail(outcome))
+        # Head and tail depend on the answer only through its reason (none, or why it failed), so they are kept
+        # on the target for its state: an upstream call renders only its middle.
+        key = (fmt.content_type, gzip_ok, outcome.reason, state, _Same(scrape.config), _Same(scrape.web_config))
+        head, tail = scrape.target.derived.get(
+            key, lambda: (run(lambda: scrape.head(outcome), first=True), run(lambda: scrape.tail(outcome))))
         crc = crc32_combine(crc32_combine(head.crc, middle.crc, middle.size), tail.crc, tail.size)
         return Part(head.chunks + middle.chunks + tail.chunks, crc, head.size + middle.size + tail.size)
 
     if not outcome.ok:  # nothing worth sharing: a failed scrape's families carry no samples
         return around(run(lambda: scrape.shared(outcome)))
     shared: Shared = outcome.memo.get(_middle_key(scrape, fmt, gzip_ok),
-                                      lambda: Shared(run(lambda: scrape.shared(outcome))))
-    return shared.fixed(scrape.state(), lambda: around(shared.middle))
+                                      lambda: Shared(_middle(scrape, outcome, fmt, gzip_ok, run)))
+    return shared.fixed(state, lambda: around(shared.middle))
+
+
+@dataclass(frozen=True)
+class _Middle:
+    """The middle rendered for a target's answer, what it was rendered from, and the team view it kept."""
+
+    inputs: MiddleInputs
+    part: Part
+    view: TeamView | None
+
+
+def _middle(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok: bool,
+            run: Callable[[Callable[[], Iterable[Metric]]], Part]) -> Part:
+    """An answer's middle: the very one of the target's last answer when it renders the same text
+    (``ScrapeCollector.middle_inputs``: the same records, settings and open groups, and no one back soon),
+    else rendered now and kept for the next answer. A small domain that did not change since the last scrape
+    costs no render."""
+    inputs = scrape.middle_inputs(outcome)
+    if inputs is None:
+        return run(lambda: scrape.shared(outcome))
+    key = ("middle", fmt.content_type, gzip_ok, scrape.options)
+    last: _Middle | None = scrape.target.derived.peek(key)
+    if last is not None and last.inputs.same_text(inputs):
+        if last.view is not None:
+            scrape.keep_again(last.view, inputs.now)
+        return last.part
+    part = run(lambda: scrape.shared(outcome, inputs.now))
+    scrape.target.derived.put(key, _Middle(inputs, part, scrape.kept_view))
+    return part
 
 
 def _moment(scrape: ScrapeCollector, outcome: Outcome, started: float | None, fmt: Format,
