@@ -4,6 +4,13 @@
     python bench/capacity_bench.py --max-concurrent 4       # the old default, for comparison
     python bench/capacity_bench.py --connections new        # a new connection per scrape (Prometheus 1.x)
     python bench/capacity_bench.py --rounds 1               # the first interval only
+    python bench/capacity_bench.py --office busy            # the simulated offices mid-morning, whatever the hour
+
+The simulated office is live: at night its people are away until the morning and nothing changes from one
+scrape to the next (an answer's middle is then kept from the last one, no render), in the working day they
+come and go and take calls (most answers are rendered anew). ``--office`` picks the office's zone: ``local``
+(Europe/Stockholm, so the figure depends on the hour it is run), ``busy`` (a fixed-offset zone where it is
+10:00-11:00 now: the working day's load) or ``quiet`` (one where it is 02:00-03:00).
 
 The simulator runs as its own process (``python -m pingaway_exporter.demo``) with the ``slow_headers`` fault
 (every answer waits ``--latency`` before its headers), and every declared target points at it with one
@@ -41,6 +48,8 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 ERROR = re.compile(r'^pingaway_scrape_error\{reason="([^"]+)"\} 1(?:\.0)?$', re.M)
 UP = re.compile(r"^pingaway_up (\S+)", re.M)
@@ -83,10 +92,21 @@ def sockets(pid: int) -> int:
     return sum(link.startswith("socket:") for link in links)
 
 
-def start_simulator(work: str, users: int, latency: float) -> tuple[subprocess.Popen[str], str]:
+def office_zone(office: str, now: float) -> str:
+    """The simulated office's zone: Stockholm, or a fixed-offset zone where it is now 10:xx (busy) or 02:xx."""
+    if office == "local":
+        return "Europe/Stockholm"
+    hour = time.gmtime(now).tm_hour
+    offset = ((10 if office == "busy" else 2) - hour) % 24
+    if offset > 14:  # the zones run from UTC-12 to UTC+14
+        offset -= 24
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"  # (POSIX signs: Etc/GMT-9 is UTC+9)
+
+
+def start_simulator(work: str, users: int, latency: float, zone: str) -> tuple[subprocess.Popen[str], str]:
     token = os.path.join(work, "token")
     sim = subprocess.Popen([sys.executable, "-m", "pingaway_exporter.demo", "--port", "0", "--users", str(users),
-                            "--token-file", token], stdout=subprocess.PIPE, text=True)
+                            "--token-file", token, "--timezone", zone], stdout=subprocess.PIPE, text=True)
     assert sim.stdout is not None
     url = sim.stdout.readline().split()[-1]
     sim.stdout.readline()
@@ -197,7 +217,10 @@ def scrape(connections: Connections, name: str, tally: Tally) -> None:
 
 def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as work:
-        sim, url = start_simulator(work, args.users, args.latency)
+        zone = office_zone(args.office, time.time())
+        local = datetime.now(ZoneInfo(zone))
+        print(f"the simulated offices: {zone}, where it is {local:%A %H:%M}")
+        sim, url = start_simulator(work, args.users, args.latency, zone)
         try:
             proc, base, ready, log = start_exporter(work, url, args.targets, args.max_concurrent)
             try:
@@ -259,6 +282,8 @@ def main() -> None:
     p.add_argument("--max-concurrent", type=int, default=None, help="--pingaway.max-concurrent-requests")
     p.add_argument("--connections", choices=("keep-alive", "new"), default="keep-alive",
                    help="reuse idle connections, as Prometheus does (default), or open one per scrape")
+    p.add_argument("--office", choices=("local", "busy", "quiet"), default="local",
+                   help="the simulated offices' hour: Stockholm's now (default), mid-morning, or the small hours")
     run(p.parse_args())
 
 

@@ -427,6 +427,26 @@ def test_a_shutdown_asked_for_before_the_loop_starts_ends_it_at_once():
         server.server_close()
 
 
+def test_a_loop_started_after_the_server_was_closed_returns_at_once_without_an_error():
+    # A fixture that closes its server before the serving thread got to run (seen as a ValueError for the
+    # closed wake pipe in the thread, a PytestUnhandledThreadExceptionWarning).
+    server = AbortingServer(("127.0.0.1", 0), Limits(max_connections=8, workers=2))
+    server.shutdown()
+    server.server_close()
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.serve_forever(0.05)
+        except BaseException as exc:  # noqa: BLE001 -- what the test is about
+            errors.append(exc)
+
+    runner = threading.Thread(target=serve, daemon=True)
+    runner.start()
+    runner.join(10)
+    assert not runner.is_alive() and errors == []
+
+
 def test_pending_sees_bytes_that_nobody_has_read():
     from pingaway_exporter.web.connection import pending
 

@@ -121,7 +121,11 @@ class BoundedServer:
 
     def serve_forever(self, poll_interval: float = 0.25) -> None:
         # _stop is not reset here: a shutdown asked for before the loop starts (a SIGTERM during startup)
-        # must end it at once, not be forgotten.
+        # must end it at once, not be forgotten. Nor may a loop start on a closed server (a thread started
+        # just before a test or a shutdown closed it): its sockets are gone, so it returns at once.
+        if self._stop:
+            self._stopped.set()
+            return
         self._stopped.clear()
         # The selector's data says what is ready: a Conn is a client; anything else is the method to call
         # (the listening socket accepts, the wake pipe is drained).
