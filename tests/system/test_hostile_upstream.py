@@ -389,7 +389,11 @@ def test_with_a_real_prometheus(sim, tmp_path):
     from tests.helpers.tools import need_tool
 
     binary = need_tool("prometheus")
-    sim.set_fault("slow_headers", delay=0.3)
+    # Every upstream answer takes 0.15 s: still 1,500 times the flood's timeout, so none of its calls can finish,
+    # and it leaves a scrape that needs a new call 0.35 s of the 0.5 s Prometheus's 1 s timeout gives the
+    # exporter (--web.timeout-offset 0.5 s) for its own work. With 0.3 s (0.2 s left) it failed under two suites
+    # on two cores: a call that missed its deadline left no cache, and the next scrapes missed theirs too.
+    sim.set_fault("slow_headers", delay=0.15)
     exp = ExporterProcess(sim)
     prom = None
     try:
