@@ -10,7 +10,8 @@ work, never a network wait). At most ``limit`` values are kept; past that a
 value is computed for its caller alone.
 
 ``Recent`` keeps what is derived from a state that moves on rather than from one answer: the head and tail of
-a target's answers (``web.response``), the same for every answer while the target's state is unchanged.
+a target's answers, the same for every answer while the target's state is unchanged, and the middle of its
+last answer, served again for the next while that renders the same text (``web.response``).
 """
 
 from __future__ import annotations

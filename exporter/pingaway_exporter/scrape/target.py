@@ -177,8 +177,9 @@ class Target:
         self.last_failure: Outcome | None = None
         # (when, from the min-interval cache?) of the last answer to a scrape; last_outcome is its upstream call
         self.last_answer: tuple[float, bool] | None = None
-        # What the layers above derive from this target's state rather than from one answer (the head and tail
-        # of its answers: the same for every answer while no error is counted, no token rotated, no reload).
+        # What the layers above derive from this target's state rather than from one answer: the head and tail
+        # of its answers (the same for every answer while no error is counted, no token rotated, no reload),
+        # and the middle of its last answer (served again while the next renders the same text).
         self.derived = Recent(limit=8)
 
     @property
