@@ -1,4 +1,4 @@
-"""scrape.memo in process: computed once per key however many ask at once; failures and a full memo."""
+"""scrape.memo in process: computed once per key however many ask at once; failures, a full memo; Recent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pingaway_exporter.scrape.memo import Memo
+from pingaway_exporter.scrape.memo import Memo, Recent
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +69,35 @@ def test_peek_gives_only_a_value_already_computed():
     release.set()
     worker.join(10)
     assert memo.peek("k") == "done" and memo.computed == 1
+
+
+# -- Recent: the last few values of a state that moves on ------------------------------------------------
+
+def test_recent_keeps_the_last_keys_and_drops_the_oldest():
+    recent = Recent(limit=2)
+    assert recent.get("a", lambda: 1) == 1 and recent.get("b", lambda: 2) == 2
+    assert recent.get("a", lambda: 99) == 1, "kept: not computed again"
+    recent.put("a", 10)  # put makes "a" the newest, so "b" is the oldest
+    recent.get("c", lambda: 3)
+    assert recent.peek("b") is None and recent.peek("a") == 10 and recent.peek("c") == 3
+    assert len(recent) == 2 and recent.computed == 4
+
+
+def test_recent_computes_for_every_caller_that_misses_and_keeps_one_value():
+    recent, calls = Recent(), []
+    barrier = threading.Barrier(4)
+
+    def compute() -> str:
+        calls.append(1)
+        return "rendered"
+
+    def ask() -> None:
+        barrier.wait(10)
+        recent.get("k", compute)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert 1 <= len(calls) <= 4 and recent.peek("k") == "rendered" and len(recent) == 1
