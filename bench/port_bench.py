@@ -19,6 +19,7 @@ cost: exporter CPU per scrape of /metrics and /probe, with every scrape calling 
 
     python3 bench/port_bench.py --attacks p4,cost
     python3 bench/port_bench.py --attacks cost --cost-users 50 --runs 5 --exporter-src /tmp/old/exporter,exporter
+    python3 bench/port_bench.py --attacks cost --cost-users 50 --cost-data moving   # every uncached answer rendered
                                                      # before and after, the two checkouts taking turns
 
 The cheroot server answers a fixed 200 with no upstream call at all, so its figures are a lower bound for
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 
@@ -264,18 +266,26 @@ def p123(srv: Server) -> str:
     return "\n".join(lines)
 
 
-def per_scrape_cpu(srv: Server, path: str, n: int) -> float:
-    """Exporter CPU (ms) per scrape over ``n`` scrapes on one keep-alive connection, after one to warm up."""
+def per_scrape_cpu(srv: Server, path: str, n: int, between: Callable[[int], object] | None = None) -> float:
+    """Exporter CPU (ms) per scrape over ``n`` scrapes on one keep-alive connection, after one to warm up;
+    ``between(i)`` before the i-th (the simulator's next payload, say: it costs the simulator, not the exporter)."""
     with httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=120) as client:
         client.get(path).raise_for_status()
         cpu0 = cpu_seconds(srv.proc.pid)
-        for _ in range(n):
+        for i in range(n):
+            if between is not None:
+                between(i)
             client.get(path).raise_for_status()
         return (cpu_seconds(srv.proc.pid) - cpu0) / n * 1000
 
 
-def cost(srcs: list[str], sim: Simulator, sizes: tuple[int, ...] = (50, 50_000), runs: int = 1) -> str:
-    """Per size, path and checkout: the median of ``runs`` figures, the checkouts taking turns in each run."""
+def cost(srcs: list[str], sim: Simulator, sizes: tuple[int, ...] = (50, 50_000), runs: int = 1,
+         data: str = "fixed") -> str:
+    """Per size, path and checkout: the median of ``runs`` figures, the checkouts taking turns in each run.
+    ``data``: ``fixed`` serves one payload throughout (an uncached scrape of an unchanged domain serves the
+    middle kept from the last one: no render); ``moving`` serves the office as it is one minute later before
+    each uncached scrape (ten payloads from 10:15 on, in turns: people come and go, so every answer is
+    rendered)."""
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         token = Path(tmp) / "token"
@@ -288,7 +298,13 @@ def cost(srcs: list[str], sim: Simulator, sizes: tuple[int, ...] = (50, 50_000),
             # /proc counts CPU in 10 ms ticks: 800 cached answers of 0.15 ms are 12 ticks, +-8 % from the count
             # alone; 4,000 make that +-1.6 %
             cached_n = 20 * n if users < 10_000 else 4 * n
-            sim.set_payload(Domain(size=users).extensions(WEDNESDAY_1015))
+            domain = Domain(size=users)
+            sim.set_payload(domain.extensions(WEDNESDAY_1015))
+            moving = [domain.extensions(WEDNESDAY_1015 + 60 * i) for i in range(10)] if data == "moving" else []
+
+            def next_minute(i: int, moving: list[list[dict[str, object]]] = moving) -> None:
+                sim.set_payload(moving[i % len(moving)])
+
             for path in ("/metrics", "/probe?target=t"):
                 got: dict[tuple[str, str], list[float]] = {}
                 for _ in range(runs):
@@ -297,8 +313,10 @@ def cost(srcs: list[str], sim: Simulator, sizes: tuple[int, ...] = (50, 50_000),
                             srv = Server("exporter", src, sim, None, ("--config.file", str(config),
                                                                       "--pingaway.min-interval", interval))
                             try:
+                                uncached = interval == "0"
                                 got.setdefault((src, interval), []).append(
-                                    per_scrape_cpu(srv, path, n if interval == "0" else cached_n))
+                                    per_scrape_cpu(srv, path, n if uncached else cached_n,
+                                                   next_minute if uncached and moving else None))
                             finally:
                                 srv.stop()
                 for src in srcs:
@@ -320,6 +338,9 @@ def main() -> None:
     ap.add_argument("--attacks", default="h1,m2,m2b")
     ap.add_argument("--cost-users", default="50,50000", help="cost: the domain sizes (comma-separated)")
     ap.add_argument("--runs", type=int, default=1, help="cost: runs per figure (the median is shown)")
+    ap.add_argument("--cost-data", choices=("fixed", "moving"), default="fixed",
+                    help="cost: one payload throughout (an unchanged domain's answer is not rendered again), or the "
+                         "office a minute later before each uncached scrape (every answer rendered)")
     args = ap.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
@@ -330,7 +351,7 @@ def main() -> None:
             if name == "cost":
                 # --exporter-src A,B: the checkouts take turns, for a before and after in one run
                 print(cost(args.exporter_src.split(","), sim, tuple(int(u) for u in args.cost_users.split(",")),
-                           args.runs), flush=True)
+                           args.runs, args.cost_data), flush=True)
                 continue
             if name == "p4":
                 sim.set_payload(Domain(size=50_000).extensions(WEDNESDAY_1015))
