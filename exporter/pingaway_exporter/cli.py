@@ -23,7 +23,7 @@ from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.config.targetfiles import load_config
 from pingaway_exporter.config.values import iso_utc
 from pingaway_exporter.logs import setup as setup_logging
-from pingaway_exporter.memory import tune_malloc
+from pingaway_exporter.memory import release_free_heap, tune_malloc
 from pingaway_exporter.metrics.collector import CollectorOptions
 from pingaway_exporter.metrics.groups import TeamView
 from pingaway_exporter.metrics.groups import families as group_families
@@ -101,8 +101,8 @@ def build_target(cfg: Flags, slots: UpstreamSlots | None = None, clock: Callable
                             transport=transport)
     parser = Parser(cfg.timezone, keep_email=cfg.include_email, max_series=cfg.max_series,
                     max_keyword_lists=cfg.max_keyword_lists)
-    target = Target("default", client, parser,
-                    min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout, clock=wall)
+    target = Target("default", client, parser, min_interval=cfg.min_interval, slots=slots, timeout=cfg.timeout,
+                    clock=wall, release_heap=release_free_heap)
     return target, sim
 
 
@@ -231,7 +231,7 @@ def _probe_targets(cfg: Flags, reloader: SettingsReloader, slots: UpstreamSlots,
     pool = TargetPool(reloader, TargetDefaults(
         timeout=cfg.timeout, min_interval=cfg.min_interval, max_body=cfg.max_body, include_email=cfg.include_email,
         token_opaque=cfg.token_opaque, warn_before=cfg.token_expiry_warning, max_series=cfg.max_series,
-        max_keyword_lists=cfg.max_keyword_lists), slots,
+        max_keyword_lists=cfg.max_keyword_lists, release_heap=release_free_heap), slots,
         transport=SharedTransport(shared))
     reloader.validators.append(pool.validate)
     try:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 
 import httpx
 import pytest
 
+from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.scrape.memo import Memo
 from pingaway_exporter.scrape.tally import Tally
-from pingaway_exporter.scrape.target import Counts, Outcome
+from pingaway_exporter.scrape.target import LARGE_BODY, Counts, Outcome
 from pingaway_exporter.upstream.payload import ParseResult
 from pingaway_exporter.web.routes import scrape_budget
+from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.faults import wait_idle
 from tests.helpers.metrics_util import samples, value
 
@@ -177,3 +180,21 @@ def test_from_cache_serves_only_within_the_min_interval_and_never_calls(sim, exp
     assert target.last_answer is not None and target.last_answer[1] is True
     target.min_interval = 0.0  # expired
     assert target.from_cache() is None and sim.request_count() == 1
+
+
+def test_the_call_after_a_large_body_hands_the_free_heap_back_first(sim, exporter_factory):
+    """A body of at least LARGE_BODY bytes: the target's next upstream call first calls ``release_heap``
+    (memory.release_free_heap in the command), so that body's successor does not come on top of what the last
+    answer freed. After small bodies it is never called."""
+    exp = exporter_factory(sim, timeout=30.0)
+    calls: list[int] = []
+    exp.target.release_heap = lambda: calls.append(exp.target.upstream_calls)  # the call it comes before
+    large = Domain(size=5000).extensions(WEDNESDAY_1015)
+    assert len(json.dumps(large).encode()) >= LARGE_BODY
+    for payload, expected in [(large, []), (large, [2]), (None, [2, 3]), (None, [2, 3])]:
+        if payload is None:
+            sim.set_payload(Domain(size=10).extensions(WEDNESDAY_1015))
+        else:
+            sim.set_payload(payload)
+        assert value(samples(exp.get().text), "pingaway_up") == 1
+        assert calls == expected, exp.target.upstream_calls

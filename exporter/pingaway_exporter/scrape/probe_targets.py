@@ -47,6 +47,7 @@ class TargetDefaults:
     warn_before: float = 7 * 86400.0
     max_series: int = DEFAULT_MAX_SERIES
     max_keyword_lists: int = DEFAULT_MAX_KEYWORD_LISTS
+    release_heap: Callable[[], object] | None = None  # handed to every target (``Target.release_heap``)
 
 
 class TargetView:
@@ -188,7 +189,7 @@ class TargetPool:
                         max_series=d.max_series, max_keyword_lists=d.max_keyword_lists)
         min_interval = spec.min_interval if spec.min_interval is not None else d.min_interval
         return Target(spec.name, client, parser, min_interval=min_interval, slots=self.slots,
-                      timeout=spec.timeout or d.timeout)
+                      timeout=spec.timeout or d.timeout, release_heap=d.release_heap)
 
 
 def _close_when_idle(target: Target, limit: float = 60.0,

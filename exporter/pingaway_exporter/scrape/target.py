@@ -20,7 +20,7 @@ from pingaway_exporter.scrape import tally
 from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded
 from pingaway_exporter.scrape.memo import Memo, Recent
 from pingaway_exporter.scrape.tally import Tally
-from pingaway_exporter.upstream.client import PingawayClient
+from pingaway_exporter.upstream.client import PingawayClient, Response
 from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.failures import REASONS, TIMEOUT, FetchError
 from pingaway_exporter.upstream.payload import Parser, ParseResult, ParseStopped, PayloadError
@@ -31,6 +31,9 @@ from pingaway_exporter.upstream.token_claims import TokenClaims
 # of scrapes with tiny timeouts, each cutting its own call short, must not
 # become a flood of upstream requests. 0 with --pingaway.min-interval 0.
 RETRY_GAP = 1.0
+# A body this large makes the target hand the heap's free pages back before its next upstream call (the
+# ``release_heap`` it is given: ``memory.release_free_heap``), so that body does not come on top of them.
+LARGE_BODY = 1 << 20
 
 log = logging.getLogger("pingaway_exporter.scrape")
 
@@ -154,13 +157,15 @@ class Target:
 
     def __init__(self, name: str, client: PingawayClient, parser: Parser, *, min_interval: float = 0.0,
                  slots: UpstreamSlots | None = None, timeout: float | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, release_heap: Callable[[], object] | None = None) -> None:
         self.name = name
         self.clock = clock  # the wall clock of this exporter's own timestamps (when a scrape finished)
         self.client = client
         self.parser = parser
         self.min_interval = min_interval
         self.slots = slots
+        self.release_heap = release_heap
+        self._large_body = False  # the last upstream body was at least LARGE_BODY bytes
         # The last good outcome *with* its records, kept only when the
         # min-interval cache is on (it costs tens of MB at 50k extensions).
         # (when, the outcome, the same marked as cached: what every scrape it serves gets)
@@ -269,11 +274,7 @@ class Target:
             return self._failed(TIMEOUT, f"no free upstream slot before the deadline (at most {self.slots.limit} "
                                          "requests in flight across all targets)", started)
         try:
-            try:
-                response = self.client.fetch_extensions(inner_deadline)
-            finally:
-                if self.slots is not None:
-                    self.slots.release()
+            response = self._fetch(inner_deadline)
             result = self.parser.parse_body(response.body, response.content_type, inner_deadline)
             del response  # the body (up to --pingaway.max-response-size) goes before the records are counted
             counts = Counts.of(result)
@@ -295,6 +296,18 @@ class Target:
         log.debug("scrape ok", extra={"fields": {"target": self.name, "extensions": len(result.extensions),
                                                  "duration_seconds": round(duration, 3)}})
         return Outcome(result, None, "", duration, self.clock(), counts)
+
+    def _fetch(self, deadline: Deadline) -> Response:
+        """The upstream call, in the slot the caller holds (given back here, however the call ends)."""
+        try:
+            if self._large_body and self.release_heap is not None:
+                self.release_heap()  # what the last large answer freed, handed back before this body comes
+            response = self.client.fetch_extensions(deadline)
+        finally:
+            if self.slots is not None:
+                self.slots.release()
+        self._large_body = len(response.body) >= LARGE_BODY
+        return response
 
     def _failed(self, reason: str, detail: str, started: float) -> Outcome:
         detail = shorten(detail, 300)
