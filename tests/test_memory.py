@@ -64,5 +64,6 @@ def test_release_free_heap_hands_back_what_was_freed_below_the_top_of_the_heap()
 
 
 def test_release_free_heap_without_a_c_library_does_nothing(monkeypatch):
-    monkeypatch.setattr(memory, "_TRIM", [None])
+    monkeypatch.setattr(memory, "_TRIM", [])  # looked up afresh, where there is no C library to find
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "/nonexistent/libc-for-the-test.so")
     assert memory.release_free_heap() is False

@@ -112,11 +112,12 @@ def test_a_day_of_answers_equals_answers_rendered_afresh(office):
 
 
 def test_an_unchanged_list_is_rendered_once(sim, exporter_factory):
-    sim.set_payload(Domain(size=10).extensions(at("03:00:00")))  # night: everyone away until tomorrow
-    exp = exporter_factory(sim, clock=lambda: at("03:00:00"))
+    sim.set_payload(Domain(size=10).extensions(at("03:00:00")))  # night: everyone away until the morning
+    night = SettingsReloader(clock=lambda: at("03:00:00"))  # the data clock, pinned
+    exp = exporter_factory(sim, clock=lambda: at("03:00:00"), config=night)
     fmt = Format("")
-    first = scrape_body(collector(exp, None), fmt, False, ())
-    again = scrape_body(collector(exp, None), fmt, False, ())
+    first = scrape_body(collector(exp, night), fmt, False, ())
+    again = scrape_body(collector(exp, night), fmt, False, ())
     assert kept(again, first), "the same list again: nothing rendered"
     assert exp.target.upstream_calls == 2
     assert without_moment(b"".join(first).decode()) == without_moment(b"".join(again).decode())
@@ -168,11 +169,28 @@ def test_a_reload_renders_the_middle_again(sim, exporter_factory, tmp_path):
 
 def test_more_records_than_kept_are_rendered_every_time(sim, exporter_factory):
     sim.set_payload(Domain(size=REUSE_RECORDS + 1).extensions(at("03:00:00")))
-    exp = exporter_factory(sim, clock=lambda: at("03:00:00"))
-    first = scrape_body(collector(exp, None), Format(""), False, ())
-    again = scrape_body(collector(exp, None), Format(""), False, ())
+    night = SettingsReloader(clock=lambda: at("03:00:00"))
+    exp = exporter_factory(sim, clock=lambda: at("03:00:00"), config=night)
+    first = scrape_body(collector(exp, night), Format(""), False, ())
+    again = scrape_body(collector(exp, night), Format(""), False, ())
     assert not kept(again, first)
     assert without_moment(b"".join(first).decode()) == without_moment(b"".join(again).decode())
+
+
+def test_an_answer_that_cannot_be_compared_lets_the_kept_middle_go(sim, exporter_factory):
+    """Someone back soon: that answer is rendered, and the middle kept from the quiet one before is let go (it
+    held that answer's records, and could not serve the next answer either)."""
+    clock = Clock(at("03:00:00"))
+    config = SettingsReloader(clock=clock)
+    exp = exporter_factory(sim, clock=clock, config=config)
+    sim.set_payload(Domain(size=10).extensions(at("03:00:00")))
+    scrape_body(collector(exp, config), Format(""), False, ())
+    kept = len(exp.target.derived)  # the head and tail, and the middle
+    clock.now = WEDNESDAY_1015
+    sim.set_payload(Domain(size=30).extensions(WEDNESDAY_1015))  # someone back within the hour
+    text = b"".join(scrape_body(collector(exp, config), Format(""), False, ())).decode()
+    assert "pingaway_extension_returning_seconds{" in text
+    assert len(exp.target.derived) == kept - 1
 
 
 def test_a_kept_middle_keeps_the_team_view_current(office):

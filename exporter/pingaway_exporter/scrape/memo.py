@@ -100,17 +100,22 @@ class Recent:
         got = self.peek(key)
         if got is None:
             got = compute()
-            self.put(key, got, computed=True)
+            self.put(key, got)
         return got
 
-    def put(self, key: Hashable, value: Any, *, computed: bool = True) -> None:
-        """Keep ``value`` for ``key`` as the newest (dropping the oldest past ``limit``)."""
+    def put(self, key: Hashable, value: Any) -> None:
+        """Keep a value computed for ``key`` as the newest (dropping the oldest past ``limit``)."""
         with self._lock:
-            self.computed += computed
+            self.computed += 1
             self._values.pop(key, None)
             while len(self._values) >= self.limit:
                 del self._values[next(iter(self._values))]
             self._values[key] = value
+
+    def discard(self, key: Hashable) -> None:
+        """Keep nothing for ``key``."""
+        with self._lock:
+            self._values.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._values)

@@ -270,6 +270,7 @@ class Target:
         # reason (slow headers, trickling body, ...) is what gets reported.
         started = time.monotonic()
         inner_deadline = deadline.earlier(min(0.05, max(0.0, deadline.remaining() * 0.05)))
+        self._hand_back_heap()
         if self.slots is not None and not self.slots.acquire(inner_deadline):
             return self._failed(TIMEOUT, f"no free upstream slot before the deadline (at most {self.slots.limit} "
                                          "requests in flight across all targets)", started)
@@ -300,14 +301,18 @@ class Target:
     def _fetch(self, deadline: Deadline) -> Response:
         """The upstream call, in the slot the caller holds (given back here, however the call ends)."""
         try:
-            if self._large_body and self.release_heap is not None:
-                self.release_heap()  # what the last large answer freed, handed back before this body comes
             response = self.client.fetch_extensions(deadline)
         finally:
             if self.slots is not None:
                 self.slots.release()
         self._large_body = len(response.body) >= LARGE_BODY
         return response
+
+    def _hand_back_heap(self) -> None:
+        """After a large body, what its answer freed goes back to the kernel before the next body comes (outside
+        the upstream slot: it takes up to a millisecond)."""
+        if self._large_body and self.release_heap is not None:
+            self.release_heap()
 
     def _failed(self, reason: str, detail: str, started: float) -> Outcome:
         detail = shorten(detail, 300)

@@ -210,9 +210,10 @@ def _middle(scrape: ScrapeCollector, outcome: Outcome, fmt: Format, gzip_ok: boo
     else rendered now and kept for the next answer. A small domain that did not change since the last scrape
     costs no render."""
     inputs = scrape.middle_inputs(outcome)
-    if inputs is None:
-        return run(lambda: scrape.shared(outcome))
     key = ("middle", fmt.content_type, gzip_ok, scrape.options)
+    if inputs is None:  # not comparable: whatever was kept could not serve the next answer either
+        scrape.target.derived.discard(key)
+        return run(lambda: scrape.shared(outcome))
     last: _Middle | None = scrape.target.derived.peek(key)
     if last is not None and last.inputs.same_text(inputs):
         if last.view is not None:
