@@ -23,7 +23,8 @@ a new one per scrape). The load runs for ``--rounds`` intervals in a row (defaul
 round: a target's state is made on its first scrape, so the first round measures that as well, and the second
 is the steady state of a process that has served every target before.
 Printed, not asserted: the exporter's CPU time over the load (user + system, from /proc) as a fraction of one
-core, scrapes answered ``pingaway_up 1``, those that failed
+core, its threads' context switches a scrape (each thread woken costs CPU; from /proc, threads that ended
+during the round not counted), scrapes answered ``pingaway_up 1``, those that failed
 and why (``pingaway_scrape_error`` reasons; "no free upstream slot" lines in its log), the latency of the
 answers, the upstream connections open at the end (``/proc/PID/fd`` sockets), and peak RSS (VmHWM).
 """
@@ -77,6 +78,16 @@ def cpu_times(pid: int) -> tuple[float, float]:
         fields = f.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def context_switches(pid: int) -> int:
+    """Context switches of the process's threads alive now (voluntary and not; a thread that ended is not
+    counted, so a round's figure is a lower bound when threads come and go)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/status") as f:
+            total += sum(int(line.split()[1]) for line in f if line.split(":")[0].endswith("ctxt_switches"))
+    return total
 
 
 def status_kib(pid: int, key: str) -> int:
@@ -244,7 +255,7 @@ def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) 
     with ThreadPoolExecutor(max_workers=256) as pool:
         for r in range(args.rounds):
             tally = Tally()
-            (user0, sys0), t0 = cpu_times(pid), time.monotonic()
+            (user0, sys0), switches0, t0 = cpu_times(pid), context_switches(pid), time.monotonic()
             futures = []
             for i in range(args.targets):
                 wait = t0 + i * gap - time.monotonic()
@@ -254,6 +265,7 @@ def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) 
             for f in futures:
                 f.result()
             (user1, sys1), wall = cpu_times(pid), time.monotonic() - t0
+            switches = context_switches(pid) - switches0
             user, system = user1 - user0, sys1 - sys0
             cpu = user + system
             with open(log, errors="replace") as f:
@@ -262,7 +274,8 @@ def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) 
             first = " (the first: each target's state is made on its first scrape)" if r == 0 and args.rounds > 1 \
                 else " (every target's state made already)" if r else ""
             print(f"  round {r + 1}{first}: load {wall:.1f} s; exporter CPU {cpu:.1f} s "
-                  f"({user:.1f} user, {system:.1f} system) = {cpu / wall:.3f} of a core")
+                  f"({user:.1f} user, {system:.1f} system) = {cpu / wall:.3f} of a core; "
+                  f"{switches / args.targets:.1f} context switches a scrape")
             print(f"    scrapes: {tally.up} up of {len(secs)}; failed: {dict(sorted(tally.failed.items())) or 'none'}; "
                   f"'no free upstream slot' log lines so far: {no_slot}")
             p99 = secs[int(len(secs) * 0.99) - 1]

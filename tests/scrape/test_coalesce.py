@@ -288,6 +288,65 @@ def test_an_exception_counts_as_a_failure_for_the_gap():
     assert exc.value.spaced and c.started == 1
 
 
+class WhereWork(Work):
+    """Work that also notes the thread it ran on."""
+
+    def __init__(self, clock) -> None:
+        super().__init__(clock=clock)
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, deadline: Deadline):
+        self.threads.append(threading.current_thread())
+        return super().__call__(deadline)
+
+
+def test_a_scrape_that_may_wait_nearly_the_cap_runs_the_call_itself_under_its_own_deadline():
+    clock = Clock()
+    work = WhereWork(clock)
+    c = Coalescer(work, monotonic=clock, cap=60.0)
+    now = clock()
+    starter = Waiter(c, now + 55)  # 55 s of a 60 s cap: at least INLINE_SHARE of it
+    work.wait_entered()
+    assert work.threads == [starter]  # on the scrape's own thread: no runner to hand it to and back
+    (call_deadline,) = work.deadlines
+    assert call_deadline.at == now + 55
+    later = Waiter(c, now + 59)
+    wait_until(lambda: c.waiting == 2, "a later scrape joins the call")
+    assert call_deadline.at == now + 55, "the starter's deadline is final: it answers by it"
+    work.release.set()
+    assert starter.done().result == later.done().result == "answer 1"
+    assert c.started == 1 and not c.busy
+
+
+def test_a_scrape_with_a_short_deadline_hands_the_call_to_a_runner_that_a_later_waiter_may_keep_going():
+    clock = Clock()
+    work = WhereWork(clock)
+    c = Coalescer(work, monotonic=clock, cap=60.0, name="t")
+    now = clock()
+    hasty = Waiter(c, now + 0.3)  # far below the cap: its own thread must answer by its deadline
+    work.wait_entered()
+    (runner,) = work.threads
+    assert runner is not hasty and runner.name == "fetch-t"
+    (call_deadline,) = work.deadlines
+    patient = Waiter(c, now + WAIT)
+    wait_until(lambda: call_deadline.at == now + WAIT, "the patient scrape moves the call's deadline later")
+    assert isinstance(hasty.done().error, DeadlineExceeded)  # by its own deadline, with the call still running
+    assert patient.is_alive()
+    work.release.set()
+    assert patient.done().result == "answer 1" and c.started == 1
+
+
+def test_without_a_cap_every_call_goes_to_a_runner():
+    clock = Clock()
+    work = WhereWork(clock)
+    c = Coalescer(work, monotonic=clock)
+    starter = Waiter(c, clock() + WAIT)
+    work.wait_entered()
+    assert work.threads[0] is not starter  # an uncapped call may be moved later without bound
+    work.release.set()
+    assert starter.done().result == "answer 1"
+
+
 def test_calls_run_on_threads_kept_from_earlier_calls_and_idle_ones_end():
     runners = Runners(idle=1.0)
     seen: list[tuple[int, str]] = []

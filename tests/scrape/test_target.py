@@ -10,15 +10,21 @@ import time
 import httpx
 import pytest
 
+from pingaway_exporter.config.secret import SecretSource
 from pingaway_exporter.demo.domain import Domain
 from pingaway_exporter.scrape.memo import Memo
 from pingaway_exporter.scrape.tally import Tally
-from pingaway_exporter.scrape.target import LARGE_BODY, Counts, Outcome
-from pingaway_exporter.upstream.payload import ParseResult
+from pingaway_exporter.scrape.target import LARGE_BODY, Counts, Outcome, Target
+from pingaway_exporter.upstream.auth import TokenState
+from pingaway_exporter.upstream.client import PingawayClient
+from pingaway_exporter.upstream.network import DeadlineTransport
+from pingaway_exporter.upstream.payload import Parser, ParseResult
+from pingaway_exporter.upstream.resolve import Resolver
 from pingaway_exporter.web.routes import scrape_budget
 from tests.helpers.clock import WEDNESDAY_1015
 from tests.helpers.faults import wait_idle
 from tests.helpers.metrics_util import samples, value
+from tests.helpers.resolver import HeldLookup
 
 
 @pytest.mark.parametrize(("header", "cap", "offset", "expected"), [
@@ -198,3 +204,25 @@ def test_the_call_after_a_large_body_hands_the_free_heap_back_first(sim, exporte
             sim.set_payload(payload)
         assert value(samples(exp.get().text), "pingaway_up") == 1
         assert calls == expected, exp.target.upstream_calls
+
+
+def test_a_scrape_running_its_own_call_answers_by_its_deadline_while_the_resolver_is_silent(sim):
+    """With the whole budget (no shorter Prometheus timeout) the call runs on the scrape's own thread
+    (``coalesce.INLINE_SHARE``); a name lookup that never finishes must not hold that thread past the
+    deadline, as it would with ``getaddrinfo`` called there directly."""
+    lookup = HeldLookup()
+    transport = DeadlineTransport(resolver=Resolver(lookup=lookup))
+    client = PingawayClient("http://pbx.example/api/", TokenState(SecretSource("token", value=sim.issue_token())),
+                            transport=transport, clock=sim.clock)
+    target = Target("t", client, Parser(), timeout=0.5)
+    try:
+        started = time.monotonic()
+        outcome = target.scrape(started + 0.5)
+        assert time.monotonic() - started < 2.0  # at the deadline, not when the resolver gives up
+        assert outcome.reason == "timeout" and lookup.asked == ["pbx.example"]
+        assert outcome.detail.startswith("no complete answer within 0.")  # the deadline's own reason
+        assert not target.busy  # the call ended with its scrape; only the lookup's own thread waits on
+    finally:
+        lookup.release.set()
+        target.close()
+        transport.close()

@@ -68,6 +68,41 @@ def test_a_large_write_is_a_chunk_as_it_is_between_the_gathered_small_ones():
     assert chunks[1] is block  # sent as it was written, not copied
 
 
+class CountingZip:
+    """zlib's compressor, noting what each ``compress`` was given (every call lets go of the GIL)."""
+
+    def __init__(self, made: list[CountingZip], *args) -> None:
+        self.inner = real_compressobj(*args)
+        self.given: list[bytes] = []
+        made.append(self)
+
+    def compress(self, data: bytes) -> bytes:
+        self.given.append(data)
+        return self.inner.compress(data)
+
+    def flush(self, mode: int) -> bytes:
+        return self.inner.flush(mode)
+
+
+real_compressobj = zlib.compressobj
+
+
+def test_gzip_compresses_small_writes_together_and_a_large_one_as_it_is(monkeypatch):
+    made: list[CountingZip] = []
+    monkeypatch.setattr(zlib, "compressobj", lambda *args: CountingZip(made, *args))
+    lines = [b"x{user=\"%d\"} 1\n" % i for i in range(200)]  # a small domain's render: many small writes
+    block = bytes(range(256)) * 1024  # 256 KiB: a large domain's family rows
+    part = render_part(writes(*lines, block, *lines), True, before=(0, 0))
+    (zip_,) = made
+    assert zip_.given == [b"".join(lines), block, b"".join(lines)]  # three calls, not 401
+    assert zip_.given[1] is block  # compressed as it was written, not copied
+    assert gzip.decompress(b"".join(part.chunks)) == b"".join(lines) + block + b"".join(lines)
+    many = [b"y 1\n" * 1024] * 40  # 160 KiB in 4 KiB writes: compressed CHUNK bytes at a time
+    made.clear()
+    render_part(writes(*many), True)
+    assert [len(g) for g in made[0].given] == [CHUNK, CHUNK, 32 * 1024]
+
+
 @pytest.mark.parametrize("first", [True, False])
 def test_gzip_chunks_are_the_stream_whatever_the_sizes_of_the_writes(first):
     rnd = os.urandom(3 * CHUNK)  # incompressible: deflate hands back large pieces

@@ -2,16 +2,19 @@
 
 An HA pair of Prometheus servers, a Grafana "refresh" and a curl all landing
 at once must cost the vendor one request, not four. The first caller starts
-the work on a background thread (one kept from an earlier call, when one is
-idle); everyone who arrives while it runs waits for the same result. The
-rules that keep one client from spoiling the call for the others:
+the work, and everyone who arrives while it runs waits for the same result.
+The work runs on the first caller's own thread when that caller may wait
+(nearly) as long as the call may run at all (``INLINE_SHARE`` of the cap),
+else on a background thread (one kept from an earlier call, when one is
+idle). The rules that keep one client from spoiling the call for the others:
 
 - Every waiter answers by its *own* deadline, whatever the call does.
 - The call runs under the *longest* deadline among its waiters, capped by
   the target's timeout: a waiter that joins with a later deadline moves the
   call's deadline later (see ``Deadline.extend``). A short
   ``X-Prometheus-Scrape-Timeout-Seconds`` therefore shortens only the
-  answer of the scrape that sent it.
+  answer of the scrape that sent it. A call run on its first caller's thread
+  keeps that caller's deadline, within a tenth of the cap of the longest.
 - The call's deadline covers the whole exchange (connect, headers, body;
   the client enforces it on every socket operation), so once the last waiter
   has given up, the call ends and its connection is closed.
@@ -99,6 +102,14 @@ class Runners:
 
 _RUNNERS = Runners()
 
+# A call runs on the thread of the scrape that starts it, not on a runner, when that scrape may wait at least
+# this share of the cap (Prometheus's scrape timeout at or above --pingaway.timeout, less the offset, as usual).
+# Its deadline is then that scrape's own, which no later waiter may move: it is within a tenth of the cap of
+# where they could have moved it. Handing the call to a runner and its answer back cost two thread wakes and
+# their GIL hand-offs: 28 context switches a scrape against 16 with 5,000 targets a minute
+# (bench/capacity_bench.py, perf stat).
+INLINE_SHARE = 0.9
+
 
 class DeadlineExceeded(Exception):
     """The caller's deadline passed while the shared call was still running (or before one could start)."""
@@ -137,35 +148,43 @@ class Coalescer(Generic[T]):
         while True:
             with self._lock:
                 now = self._monotonic()
-                call, wait = self._join_or_start(deadline, now)
+                call, wait, here = self._join_or_start(deadline, now)
             if call is not None:
+                if here:
+                    self._execute(call)
                 return self._answer(call, deadline)
             if now + wait >= deadline:
                 raise DeadlineExceeded(f"the last upstream call failed less than {self.retry_gap:g}s ago; "
                                        "the next may start only after this scrape's deadline", spaced=True)
             time.sleep(wait)
 
-    def _join_or_start(self, deadline: float, now: float) -> tuple[_Call[T] | None, float]:
-        """Under the lock: the call this scrape waits for (joined or started), or how long until one may start."""
+    def _join_or_start(self, deadline: float, now: float) -> tuple[_Call[T] | None, float, bool]:
+        """Under the lock: the call this scrape waits for (joined or started), or how long until one may start;
+        and whether the caller is to run the call it started on its own thread (``INLINE_SHARE``)."""
         call = self._inflight
         if call is not None and (call.done.is_set() or call.deadline.at <= now):
             call = None  # never join a call that is already past its deadline
         if call is not None:
             call.deadline.extend(deadline)
             self.waiting += 1
-            return call, 0.0
+            return call, 0.0, False
         wait = self._next_start - now
         if wait > 0 and self._gap_budget is not None and deadline - now > 2 * self._gap_budget:
             wait = 0.0  # that call failed for want of time, and this scrape has more of it
         if wait > 0:
-            return None, wait
+            return None, wait, False
         cap = now + self.cap if self.cap is not None else None
+        here = False
+        if cap is not None and self.cap is not None and deadline - now >= INLINE_SHARE * self.cap:
+            here = True
+            cap = min(deadline, cap)  # no one may move it past this scrape's deadline, (nearly) the cap anyway
         call = self._inflight = _Call(Deadline(deadline, cap, self._monotonic))
         self.started += 1
         self._running += 1
         self.waiting += 1
-        _RUNNERS.run(lambda: self._execute(call), f"fetch-{self._name}")
-        return call, 0.0
+        if not here:
+            _RUNNERS.run(lambda: self._execute(call), f"fetch-{self._name}")
+        return call, 0.0, here
 
     def _answer(self, call: _Call[T], deadline: float) -> T:
         try:

@@ -8,8 +8,9 @@ httpx timeouts apply per phase (connect, each read, ...), so a server that
 trickles a byte every second would never trip them. While a request runs
 inside ``bounded_by(deadline)``, this backend gives each socket operation
 only what is left of that deadline, so the whole exchange, headers
-included, ends by it. A blocked read waits in slices of ``READ_SLICE``,
-because a coalesced call's deadline may move later while it waits.
+included, ends by it; the host name is looked up by it too (``resolve``).
+A blocked read waits in slices of ``READ_SLICE``, because a coalesced
+call's deadline may move later while it waits.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import httpx
 from httpcore import SOCKET_OPTION
 
 from pingaway_exporter.upstream.deadline import Deadline
+from pingaway_exporter.upstream.resolve import Resolver
 
 READ_SLICE = 0.5  # seconds a blocked read waits before it looks at its (perhaps extended) deadline again
 
@@ -118,13 +120,31 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
+    def __init__(self, resolver: Resolver) -> None:
         self._inner = httpcore.SyncBackend()
+        self._resolver = resolver
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_tcp(host, port, _clamp(timeout, "connect"), local_address,
-                                                       socket_options))
+        # The name is looked up by the deadline (``resolve``), then each address is tried in turn, as
+        # ``socket.create_connection`` does, each connect by the deadline as well.
+        try:
+            addresses = self._resolver.addresses(host, port, _clamp(timeout, "connect"))
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        failed: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return _DeadlineStream(self._inner.connect_tcp(address, port, _clamp(timeout, "connect"),
+                                                               local_address, socket_options))
+            except httpcore.ConnectTimeout:  # noqa: PERF203 -- one attempt an address, as create_connection does
+                raise
+            except httpcore.ConnectError as exc:
+                failed = exc
+        assert failed is not None  # noqa: S101 -- the resolver gives at least one address
+        raise failed
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,  # pragma: no cover - not used
                             socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
@@ -202,7 +222,7 @@ class DeadlineTransport(httpx.BaseTransport):
     """
 
     def __init__(self, *, max_connections: int = 32, max_keepalive: int | None = None, keepalive_expiry: float = 5.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, resolver: Resolver | None = None) -> None:
         self.max_connections = max_connections
         if max_keepalive is None:
             max_keepalive = max_connections
@@ -210,7 +230,7 @@ class DeadlineTransport(httpx.BaseTransport):
             ssl_context=ssl_context if ssl_context is not None else shared_ssl_context(),
             max_connections=max_connections, max_keepalive_connections=min(max_keepalive, max_connections),
             keepalive_expiry=keepalive_expiry, http1=True, http2=False, retries=0,
-            network_backend=_DeadlineBackend())
+            network_backend=_DeadlineBackend(resolver if resolver is not None else Resolver()))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         req = httpcore.Request(

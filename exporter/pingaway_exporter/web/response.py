@@ -104,27 +104,63 @@ def render_part(render: Callable[[Sink], None], gzip_ok: bool, *, first: bool = 
     With ``gzip_ok`` the chunks are raw deflate, preceded by the gzip header when ``first``; ``before``
     (the CRC-32 and size of all the text before this run) makes this the last run: the stream is
     finished and the trailer added. Without either, the run ends on a byte boundary, so another can follow.
+    The text is gathered (``_Text``) and compressed about ``CHUNK`` bytes at a time, not write by write.
     """
     out = _Chunks()
-    if gzip_ok and first:
+    if not gzip_ok:
+        render(out.add)
+        return Part(out.done())
+    if first:
         out.add(GZIP_HEADER)
-    zip_ = zlib.compressobj(1, zlib.DEFLATED, -15) if gzip_ok else None
-    crc = size = 0
+    text = _Text(out)
+    render(text.add)
+    text.compress()
+    out.add(text.zip.flush(zlib.Z_SYNC_FLUSH if before is None else zlib.Z_FINISH))
+    if before is not None:
+        out.add(struct.pack("<II", crc32_combine(before[0], text.crc, text.size),
+                            (before[1] + text.size) & 0xFFFFFFFF))
+    return Part(out.done(), text.crc, text.size)
 
-    def sink(data: bytes) -> None:
-        nonlocal crc, size
-        if zip_ is not None:
-            crc = zlib.crc32(data, crc)
-            size += len(data)
-            data = zip_.compress(data)
-        out.add(data)
 
-    render(sink if zip_ is not None else out.add)
-    if zip_ is not None:
-        out.add(zip_.flush(zlib.Z_SYNC_FLUSH if before is None else zlib.Z_FINISH))
-        if before is not None:
-            out.add(struct.pack("<II", crc32_combine(before[0], crc, size), (before[1] + size) & 0xFFFFFFFF))
-    return Part(out.done(), crc, size)
+class _Text:
+    """A run's text on its way into gzip: writes gathered up to about ``CHUNK`` bytes, then compressed (and
+    their CRC-32 taken) as one. Each ``compress`` lets go of the GIL and takes it back, and a small domain's
+    render makes dozens of writes: with five thousand targets scraped a minute, every one of those was a
+    chance for another thread to take the GIL and for this one to wait for it again (a context switch each)."""
+
+    __slots__ = ("_held", "_out", "_small", "crc", "size", "zip")
+
+    def __init__(self, out: _Chunks) -> None:
+        self._out = out
+        self._small: list[bytes] = []
+        self._held = 0
+        self.zip = zlib.compressobj(1, zlib.DEFLATED, -15)
+        self.crc = 0
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        if len(data) >= CHUNK:  # a family's rows: compressed as it is, never copied
+            self.compress()
+            self._compress(data)
+            return
+        self._small.append(data)
+        self._held += len(data)
+        if self._held >= CHUNK:
+            self.compress()
+
+    def compress(self) -> None:
+        """Compress what is gathered."""
+        small = self._small
+        if small:
+            data = small[0] if len(small) == 1 else b"".join(small)
+            small.clear()
+            self._held = 0
+            self._compress(data)
+
+    def _compress(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        self._out.add(self.zip.compress(data))
 
 
 def render_body(render: Callable[[Sink], None], gzip_ok: bool) -> tuple[bytes, ...]:

@@ -1,10 +1,13 @@
-"""The worker side of the exporter's port: a bounded pool of threads that compute answers and never do I/O.
+"""The worker side of the exporter's port: a bounded pool of threads that compute answers, never a client's I/O.
 
 Only a complete request (head and its small body, both read by the
 selector) reaches a worker. Threads are started on demand, up to
 ``Limits.workers``, and kept for the next request. A worker turns a
 ``Request`` into a ``Response`` and hands it back; the selector thread
 sends it. So a client that reads slowly costs a buffer, never a thread.
+A scrape's upstream call runs on its worker when the scrape may wait
+(nearly) as long as the call may run (``scrape.coalesce``), each of its
+steps by the scrape's deadline.
 
 A connection closed while its request waits in the queue (swept past its
 deadline, or evicted at the cap) is skipped when a worker reaches it. Every
