@@ -3,7 +3,6 @@ target), what they say while the config file loads, and ``scrape_budget``."""
 
 from __future__ import annotations
 
-import gc
 import gzip
 import threading
 import time
@@ -277,23 +276,3 @@ def test_while_the_config_loads_auth_comes_first(app_server, tmp_path):
     "target=v%C3%A4xel", "", "target=a=b", "target=%ZZ", "target=a;b", "target=x&"])
 def test_target_names_read_as_parse_qs_does(query):
     assert target_names(query) == parse_qs(query, keep_blank_values=True).get("target", [])
-
-
-def test_gc_is_not_paused_while_a_scrape_waits_for_upstream(sim, exporter_factory):
-    """The render pauses cyclic GC (``gc_paused``), the parse too; the wait for upstream must not: with calls
-    overlapping under load, a pause held across them would leave GC paused nearly all the time."""
-    running = exporter_factory(sim, timeout=10.0)
-    sim.set_fault("slow_headers", delay=1.0, remaining=1)
-    assert gc.isenabled()
-    answer: dict[str, httpx.Response] = {}
-    t = threading.Thread(target=lambda: answer.update(resp=running.get(timeout=WAIT)))
-    t.start()
-    end = time.monotonic() + WAIT
-    while sim.stats.in_flight == 0:  # the scrape's upstream call is under way
-        assert time.monotonic() < end, "the upstream call never started"
-        time.sleep(0.01)
-    time.sleep(0.2)  # well inside the call's 1 s wait for its headers
-    enabled = gc.isenabled()
-    t.join(WAIT)
-    assert enabled, "GC was paused while the scrape waited for upstream"
-    assert value(samples(answer["resp"].text), "pingaway_up") == 1 and gc.isenabled()

@@ -168,11 +168,9 @@ def render_body(render: Callable[[Sink], None], gzip_ok: bool) -> tuple[bytes, .
     return render_part(render, gzip_ok, before=(0, 0)).chunks
 
 
-def scrape_body(scrape: ScrapeCollector, fmt: Format, gzip_ok: bool, after: Iterable[Metric],
-                ran: tuple[Outcome, float] | None = None) -> tuple[bytes, ...]:
-    """The answer to one scrape, ``after`` (runtime metrics) at its end; all but its moment shared (module doc).
-    ``ran``: what ``scrape.run()`` gave, when the caller ran the scrape already."""
-    outcome, started = ran if ran is not None else scrape.run()
+def scrape_body(scrape: ScrapeCollector, fmt: Format, gzip_ok: bool, after: Iterable[Metric]) -> tuple[bytes, ...]:
+    """The answer to one scrape, ``after`` (runtime metrics) at its end; all but its moment shared (module doc)."""
+    outcome, started = scrape.run()
     return _finish(_fixed(scrape, outcome, fmt, gzip_ok), _moment(scrape, outcome, started, fmt, after), gzip_ok)
 
 

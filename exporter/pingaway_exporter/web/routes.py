@@ -265,12 +265,9 @@ def _expose(req: Request, collector: ScrapeCollector | ExporterCollector, runtim
     gzip_ok = gzip_accepted(req.header("accept-encoding") or "")
     after = _RUNTIME if runtime else ()
     try:
-        # The upstream call (which pauses GC for its own parse) runs before the pause: a scrape waits for it for
-        # most of its time, and with calls overlapping, GC paused across them would seldom run at all.
-        ran = collector.run() if isinstance(collector, ScrapeCollector) else None
         with gc_paused():  # tens of thousands of short-lived, acyclic objects
             if isinstance(collector, ScrapeCollector):
-                chunks = scrape_body(collector, fmt, gzip_ok, (m for c in after for m in c.collect()), ran)
+                chunks = scrape_body(collector, fmt, gzip_ok, (m for c in after for m in c.collect()))
             else:
                 chunks = render_body(
                     lambda sink: render_families((m for c in (collector, *after) for m in c.collect()), fmt, sink),
