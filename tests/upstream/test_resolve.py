@@ -166,3 +166,17 @@ def test_when_no_address_connects_the_last_refusal_is_the_error():
             c.get(f"http://pbx.example:{port}/extensions/")
     finally:
         transport.close()
+
+
+def test_a_lookup_whose_thread_cannot_start_is_refused_and_not_kept(monkeypatch):
+    r = Resolver(lookup=lambda host, port, *a: infos("192.0.2.9", port=port))
+
+    def no_thread(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as m:
+        m.setattr(threading.Thread, "start", no_thread)
+        with pytest.raises(OSError, match=r"cannot start the name lookup of pbx\.example"):
+            r.addresses("pbx.example", 443, WAIT)
+    assert r.running == 0  # not left waiting for a thread that never ran
+    assert r.addresses("pbx.example", 443, WAIT) == ["192.0.2.9"]  # the next try looks it up

@@ -60,8 +60,12 @@ class Resolver:
                     raise OSError(f"{self.limit} name lookups are still running (is the resolver answering?); "
                                   f"not starting another for {host}")
                 running = self._running[key] = _Running()
-                threading.Thread(target=self._run, args=(key, running), name=f"resolve-{host}"[:64],
-                                 daemon=True).start()
+                try:
+                    threading.Thread(target=self._run, args=(key, running), name=f"resolve-{host}"[:64],
+                                     daemon=True).start()
+                except RuntimeError as exc:  # no thread to be had: this lookup never runs, so it is not kept
+                    del self._running[key]
+                    raise OSError(f"cannot start the name lookup of {host}: {exc}") from None
         if not running.done.wait(timeout):
             raise TimeoutError(f"the name lookup of {host} did not finish before the scrape deadline")
         if running.error:
