@@ -16,6 +16,7 @@ import pytest
 
 from pingaway_exporter.scrape.coalesce import Coalescer, DeadlineExceeded, Runners
 from pingaway_exporter.upstream.deadline import Deadline, as_deadline
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -81,13 +82,6 @@ class Waiter(threading.Thread):
         self.join(WAIT)
         assert not self.is_alive(), "the waiter did not answer"
         return self
-
-
-def wait_until(predicate, what: str) -> None:
-    end = time.monotonic() + WAIT
-    while not predicate():
-        assert time.monotonic() < end, what
-        time.sleep(0.005)
 
 
 # ---- Deadline -----------------------------------------------------------------------------------------------

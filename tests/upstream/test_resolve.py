@@ -20,17 +20,11 @@ from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.network import DeadlineTransport, bounded_by
 from pingaway_exporter.upstream.resolve import Resolver
 from tests.helpers.resolver import HeldLookup, infos
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
 WAIT = 10.0
-
-
-def wait_until(predicate, what: str) -> None:
-    end = time.monotonic() + WAIT
-    while not predicate():
-        assert time.monotonic() < end, what
-        time.sleep(0.005)
 
 
 def test_a_literal_address_is_not_looked_up():
