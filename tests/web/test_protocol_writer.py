@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from pingaway_exporter.web.protocol import _SERVER_TEXT, CLOSED, Protocol, Response, _phrase
+from pingaway_exporter.web.protocol import _SERVER_TEXT, CLOSED, Protocol, Request, Response, _phrase
 
 pytestmark = pytest.mark.unit
 
@@ -142,3 +142,18 @@ def test_a_client_that_closes_after_its_request_is_answered_and_then_gone():
     p.respond(Response.text(200, "ok\n"), head_only=False)
     assert p.finish()
     assert p.next() is CLOSED
+
+
+@pytest.mark.parametrize(("after", "quiet"), [
+    ([], True),  # nothing more: a worker may send the answer itself
+    ([b"G"], False),  # one byte of a pipelined request
+    ([b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"], False),
+    ([b""], False),  # the client closed its side
+])
+def test_quiet_says_whether_anything_came_after_the_request_being_answered(after, quiet):
+    p = Protocol(max_head_bytes=8192, max_body_bytes=1024)
+    p.feed(b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+    assert isinstance(p.next(), Request)
+    for data in after:
+        p.feed(data)
+    assert p.quiet() is quiet

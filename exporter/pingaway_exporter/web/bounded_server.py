@@ -4,7 +4,9 @@ One selector thread accepts connections, completes TLS handshakes, reads
 requests into each connection's strict HTTP/1.1 parser (``protocol``, on
 httptools) and sends every answer without blocking. A complete request goes to a
 worker from a bounded pool (``workers``), which computes the answer and
-hands it back; cheap fixed answers (``/-/healthy``, ``/-/ready``, refusals,
+hands it back (or, for a small answer on a plain connection that has sent
+nothing more, sends it itself if the socket takes it whole at once: this saves
+waking the selector thread for every scrape); cheap fixed answers (``/-/healthy``, ``/-/ready``, refusals,
 a 401 to a request with no credentials) are made on the selector thread and
 need no worker, so open paths cannot starve ``/metrics``. Sending costs a
 buffer, not a thread: a connection holds at most one answer (its next
@@ -59,6 +61,10 @@ _SEND_MAX = 256 * 1024  # bytes per send call, so one fast reader cannot hold th
 _TURN = 16  # answers one connection gets per selector turn; then it waits its turn (pipelined floods)
 _JOIN_MAX = 64 * 1024  # an answer up to this size is joined and sent in one call (a copy costs less than sends)
 
+# What a worker hands back: its answer to frame and send, the rest of an answer it framed and began to send
+# (bytes), or None: close the connection.
+_Returned = tuple[Conn, Request, "Response | bytes | None"]
+
 
 class BoundedServer:
     """Accept loop, protocol driver and worker pool; subclasses implement ``handle`` (and ``quick``)."""
@@ -80,7 +86,8 @@ class BoundedServer:
         self._count = 0
         self._unsent = UnsentBytes()  # what answers not yet taken hold, a chunk shared by many counted once
         self._again: list[Conn] = []  # connections with pipelined requests left over from their turn
-        self._returned: queue.SimpleQueue[tuple[Conn, Request, Response]] = queue.SimpleQueue()
+        self._returned: queue.SimpleQueue[_Returned] = queue.SimpleQueue()
+        self._owner = threading.Lock()  # a worker rearming a connection it sent on, against its closing
         self._workers = WorkerPool(limits.workers, self.handle, self._served)
         self._stop = False
         self._running = threading.Event()
@@ -288,9 +295,10 @@ class BoundedServer:
         conn.events = events
 
     def _close(self, conn: Conn) -> None:
-        if conn.closed:
-            return
-        conn.closed = True
+        with self._owner:
+            if conn.closed:
+                return
+            conn.closed = True
         if conn.events:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._sel.unregister(conn.sock)
@@ -442,9 +450,13 @@ class BoundedServer:
             log.debug("cannot frame an answer; connection closed", exc_info=True)
             self._close(conn)
             return
-        now = self.clock()
         if len(chunks) > 1 and sum(len(c) for c in chunks) <= _JOIN_MAX:
             chunks = [b"".join(chunks)]  # a small answer goes out in one send, not one per part
+        self._hold(conn, chunks)
+
+    def _hold(self, conn: Conn, chunks: list[bytes]) -> None:
+        """Start writing an answer's framed bytes."""
+        now = self.clock()
         views = [memoryview(c) for c in chunks]
         conn.out.extend(views)
         conn.unsent = sum(v.nbytes for v in views)
@@ -502,19 +514,68 @@ class BoundedServer:
     # -- workers ----------------------------------------------------------------------
 
     def _served(self, conn: Conn, request: Request, response: Response) -> None:
-        """A worker has an answer for ``conn``: the selector thread sends it."""
-        self._returned.put((conn, request, response))
-        self._wake()
+        """A worker has an answer for ``conn``: sent here at once when it can be (``_send_now``), else the
+        selector thread sends it."""
+        item = self._send_now(conn, request, response)
+        if item is not None:
+            self._returned.put(item)
+            self._wake()
+
+    def _send_now(self, conn: Conn, request: Request, response: Response) -> _Returned | None:
+        """On the worker's thread: a small answer on a plain connection with nothing more received is framed and
+        sent at once if the socket takes it (never waiting), and the connection is rearmed for its next request:
+        the selector thread is not woken for it. None when that is done; else what the selector does next.
+
+        Under ``_owner``, which ``_close`` takes to mark a connection closed before closing its socket: so the
+        worker never sends on, or registers, a descriptor already closed (and perhaps reused)."""
+        if isinstance(conn.sock, ssl.SSLSocket) or response.length > _JOIN_MAX:
+            return conn, request, response
+        with self._owner:
+            if self._stop or conn.closed or not conn.proto.quiet():
+                return conn, request, response
+            try:
+                chunks = conn.proto.respond(response, request.method == "HEAD", self.response_headers())
+            except ValueError:
+                return conn, request, response  # the selector frames it again, fails again, and closes
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return conn, request, None
+            if sent < len(data):
+                return conn, request, data[sent:]
+            if not conn.proto.finish():
+                return conn, request, None
+            # The selector thread may look at this connection as soon as it is registered, or sweep it at any
+            # time: the deadline comes before the state, and both before the registration.
+            conn.deadline = self.clock() + self.limits.idle_timeout
+            conn.empty_reads = 0
+            conn.state = State.IDLE
+            conn.events = R
+            try:
+                self._sel.register(conn.sock, R, conn)
+            except (KeyError, ValueError, OSError):
+                conn.events = 0
+                return conn, request, None
+        return None
 
     def _take_returned(self) -> None:
         while True:
             try:
-                conn, request, response = self._returned.get_nowait()
+                conn, request, answer = self._returned.get_nowait()
             except queue.Empty:
                 return
             if conn.closed:
                 continue
-            if self._stop:
-                response.close = True
-            self._respond(conn, request, response)
+            if answer is None:  # the worker found the connection unusable
+                self._close(conn)
+                continue
+            if isinstance(answer, bytes):  # framed by the worker; the rest of it to send
+                self._hold(conn, [answer])
+            else:
+                if self._stop:
+                    answer.close = True
+                self._respond(conn, request, answer)
             self._pump(conn)

@@ -2,8 +2,11 @@
 
 The selector thread owns every ``Conn``: it feeds the bytes it reads to the
 connection's ``protocol.Protocol`` and sends the answer's chunks (``out``)
-without blocking. A worker never touches the socket, so the selector can
-close a connection at any time and the open-connection count always comes
+without blocking. The one exception: a worker sends a small answer on a plain
+connection itself when the socket takes it whole at once, and rearms the
+connection, under the lock the selector takes to close one
+(``BoundedServer._send_now``); it never waits on the socket, so the selector
+can close a connection at any time and the open-connection count always comes
 down. ``listen`` makes the port's listening socket, and ``waiting`` says whether a client waits in its
 backlog.
 """

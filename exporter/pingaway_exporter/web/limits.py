@@ -18,8 +18,9 @@ limits hold whatever clients send:
   the bytes trickle in (slowloris).
 - ``idle_timeout``: a keep-alive connection may wait this long for its next
   request.
-- ``workers``: threads computing answers, at most. A worker never sends:
-  the selector thread does, without blocking.
+- ``workers``: threads computing answers, at most. A worker never waits on
+  a client: it sends a small answer itself only when the socket takes all
+  of it at once; otherwise the selector thread sends it, without blocking.
 - ``queue_timeout``: a complete request may wait this long for a worker;
   past it the connection is closed.
 - ``write_timeout``: a response must be taken by the client within this of

@@ -341,6 +341,10 @@ class Protocol:
         self._kept = self._keep and not resp.close and not ends_by_close and not self.failed
         return lines, chunked
 
+    def quiet(self) -> bool:
+        """No byte received past the request being answered, and the client has not closed its side."""
+        return not self._buf and not self._eof
+
     def finish(self) -> bool:
         """After an answer is sent: True when the connection is kept, ready for the next request (a new
         parser takes over the bytes already received after this request)."""

@@ -1,10 +1,12 @@
-"""The worker side of the exporter's port: a bounded pool of threads that compute answers, never a client's I/O.
+"""The worker side of the exporter's port: a bounded pool of threads that compute answers and never wait on a client.
 
 Only a complete request (head and its small body, both read by the
 selector) reaches a worker. Threads are started on demand, up to
 ``Limits.workers``, and kept for the next request. A worker turns a
 ``Request`` into a ``Response`` and hands it back; the selector thread
-sends it. So a client that reads slowly costs a buffer, never a thread.
+sends it (a small answer the socket takes whole at once is sent by the
+worker: ``BoundedServer._send_now``). So a client that reads slowly costs a
+buffer, never a thread.
 A scrape's upstream call runs on its worker when the scrape may wait
 (nearly) as long as the call may run (``scrape.coalesce``), each of its
 steps by the scrape's deadline.
