@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from pingaway_exporter.upstream.network import (
     request_timeout,
     shared_ssl_context,
 )
+from tests.helpers.certs import CA
 
 pytestmark = pytest.mark.unit
 
@@ -36,8 +38,9 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\no
 class Server:
     """Accepts on loopback; ``answer(conn, request_bytes)`` decides what each request gets."""
 
-    def __init__(self, answer: Callable[[socket.socket, bytes], bool]) -> None:
+    def __init__(self, answer: Callable[[socket.socket, bytes], bool], tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
+        self.tls = tls
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
@@ -64,6 +67,14 @@ class Server:
             t.start()
 
     def serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            conn.settimeout(WAIT)
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                conn.close()
+                return
+            self.conns.append(conn)
         with conn:
             conn.settimeout(WAIT)
             buf = b""
@@ -84,7 +95,7 @@ class Server:
                         return
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def close(self) -> None:
         self.done.set()
@@ -99,8 +110,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(answer: Callable[[socket.socket, bytes], bool]) -> Iterator[Server]:
-    server = Server(answer)
+def serving(answer: Callable[[socket.socket, bytes], bool], tls: ssl.SSLContext | None = None) -> Iterator[Server]:
+    server = Server(answer, tls)
     try:
         yield server
     finally:
@@ -319,3 +330,81 @@ def test_the_tls_context_is_made_once_and_verifies():
         assert isinstance(t, DeadlineTransport) and t.connections() == 0
     finally:
         t.close()
+
+
+# ---- TLS, and a peer that does not read -----------------------------------------------------------------------
+
+@pytest.fixture
+def tls_pair(tmp_path):
+    """(server context, client context) from a throwaway CA: the upstream as it runs in production, on HTTPS."""
+    ca = CA(tmp_path)
+    pair = ca.issue("upstream")
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pair.cert, pair.key)
+    return server_ctx, ssl.create_default_context(cafile=str(ca.pem))
+
+
+BIG = bytes(i % 251 for i in range(300_000))  # many TLS records, more than a socket buffer holds at once
+
+
+def test_over_tls_large_answers_are_read_whole_on_one_kept_connection(tls_pair):
+    server_ctx, client_ctx = tls_pair
+
+    def big(conn: socket.socket, head: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BIG) + BIG)
+        return True
+
+    t = DeadlineTransport(max_connections=2, ssl_context=client_ctx)
+    try:
+        with serving(big, server_ctx) as server, client(t) as c, bounded_by(Deadline(time.monotonic() + WAIT)):
+            for _ in range(3):
+                assert c.get(server.url("/extensions/")).content == BIG
+            assert server.accepted == 1, "one kept TLS connection for all three"
+    finally:
+        t.close()
+
+
+def test_over_tls_a_silent_server_ends_by_the_deadline(tls_pair):
+    server_ctx, client_ctx = tls_pair
+    t = DeadlineTransport(max_connections=2, ssl_context=client_ctx)
+    try:
+        with serving(silent, server_ctx) as server, client(t) as c:
+            started = time.monotonic()
+            with bounded_by(Deadline(time.monotonic() + 0.5)), pytest.raises(httpx.ReadTimeout):
+                c.get(server.url())
+            assert time.monotonic() - started < WAIT
+            assert server.got_request.is_set(), "the handshake and the request went through first"
+    finally:
+        t.close()
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_request_body_the_peer_does_not_read_ends_by_the_deadline_as_a_write_timeout(tls_pair, tls):
+    # A write waits for the socket only as long as the deadline allows (a login's POST, say, to a peer that
+    # has stopped reading): 20 MB is more than the socket buffers take.
+    server_ctx, client_ctx = tls_pair
+    stalled = threading.Event()
+    done = threading.Event()
+
+    def handshake_only(sock: socket.socket) -> None:
+        with sock:
+            conn = server_ctx.wrap_socket(sock, server_side=True) if tls else sock
+            stalled.set()
+            done.wait(WAIT)  # then reads nothing
+            conn.close()
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        threading.Thread(target=lambda: handshake_only(listener.accept()[0]), daemon=True).start()
+        t = DeadlineTransport(max_connections=2, ssl_context=client_ctx)
+        try:
+            with client(t) as c:
+                started = time.monotonic()
+                url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/auth/login"
+                with bounded_by(Deadline(time.monotonic() + 1.0)), pytest.raises(httpx.WriteTimeout):
+                    c.post(url, content=b"x" * 20_000_000)
+                assert time.monotonic() - started < WAIT
+                assert stalled.is_set()
+        finally:
+            done.set()
+            t.close()

@@ -259,11 +259,10 @@ class PingawayClient:
     def _get(self, headers: dict[str, str], deadline: Deadline, method: str) -> Response:
         if deadline.remaining() <= 0:
             raise FetchError(TIMEOUT, "no time left before the scrape deadline")
-        hint = self._refusal_hint(method)
         bounds = transport_errors(self.base_url, self._monotonic)
         with bounds, bounded_by(deadline):  # noqa: SIM117 -- the bounds, then the request
             with self._exchange("GET", self.extensions_url, headers, deadline) as resp:
-                self._check_status(resp, hint)
+                self._check_status(resp, method)
                 body = read_body(resp, deadline, self.max_body_bytes)
                 return Response(body=body, content_type=resp.headers.get("content-type", ""))
 
@@ -318,11 +317,14 @@ class PingawayClient:
         user = self.session.username if self.session is not None else "?"
         return f"the API refused the session cookie of the login as {user!r}"
 
-    def _check_status(self, resp: httpx.Response, hint: str = "check the token") -> None:
+    def _check_status(self, resp: httpx.Response, method: str | None = None) -> None:
+        """A ``FetchError`` for a status that is not 2xx; a refusal names the credential ``method`` sent (its
+        hint is made only then: it looks at the token file's path, a system call every scrape otherwise)."""
         code = resp.status_code
         if 200 <= code < 300:
             return
         if code in (401, 403):
+            hint = self._refusal_hint(method) if method is not None else "check the token"
             raise FetchError(UNAUTHORIZED, f"upstream answered HTTP {code}; {hint}", code)
         if code == 429:
             now = self._clock()

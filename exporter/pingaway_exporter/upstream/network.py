@@ -15,6 +15,9 @@ call's deadline may move later while it waits.
 
 from __future__ import annotations
 
+import math
+import select
+import socket
 import ssl
 import threading
 import time
@@ -62,10 +65,20 @@ def _clamp(timeout: float | None, kind: str) -> float | None:
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    """A socket stream whose every operation ends by the current request's deadline."""
+    """A socket stream whose every operation ends by the current request's deadline.
+
+    Reads and writes go straight to the socket, made non-blocking once: an operation is tried first and
+    waits (``poll``) only when the socket is not ready, by what is left of the deadline. httpcore's own stream
+    set the socket's timeout before each read and write (a system call each) and polled before every
+    send, each a release of the interpreter lock; the first read after a request is sent polls first, since
+    the answer cannot be there yet. TLS sockets work the same way (``SSLWantReadError`` and
+    ``SSLWantWriteError`` say which way to wait); the TLS handshake is httpcore's, by the connect deadline."""
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
+        self._sock: socket.socket = inner.get_extra_info("socket")
+        self._sock.setblocking(False)
+        self._polls: dict[int, select.poll] = {}  # one poll object a direction, registered once
         self._reads = 0  # reads that returned bytes since the last write
         self._last = b""  # the bytes of the latest read
         self._dirty = False  # read past the end of a response: never reuse
@@ -84,26 +97,61 @@ class _DeadlineStream(httpcore.NetworkStream):
         if not ok:
             self._dirty = True
 
+    def _ready(self, events: int, seconds: float | None) -> bool:
+        """Wait until the socket is ready for ``events`` (at most ``seconds``; None: no limit)."""
+        poll = self._polls.get(events)
+        if poll is None:
+            poll = self._polls[events] = select.poll()
+            poll.register(self._sock, events)
+        return bool(poll.poll(None if seconds is None else max(0, math.ceil(seconds * 1000))))
+
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         # Waits in slices: a coalesced call's deadline may move later while a read is blocked, and a
         # read already waiting must then go on waiting rather than give up at the old deadline.
         started = time.monotonic()
+        sock = self._sock
+        want = 0
+        if self._reads == 0 and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            want = select.POLLIN  # just written: the answer cannot be there yet, so wait before reading
         while True:
-            wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "read")
+            if want:
+                wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "read")
+                self._ready(want, None if wait is None else min(wait, READ_SLICE))
+                # then read; if nothing came, _clamp raises once the deadline (as it now stands) has passed
             try:
-                data = self._inner.read(max_bytes, None if wait is None else min(wait, READ_SLICE))
-                if data:
-                    self._reads += 1
-                    self._last = data
-                return data
-            except httpcore.ReadTimeout:
-                if wait is None:
-                    raise
-                # loop: _clamp raises once the deadline (as it now stands) or the read's own timeout has passed
+                data = sock.recv(max_bytes)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                want = select.POLLIN
+                continue
+            except ssl.SSLWantWriteError:  # the TLS layer must write first
+                want = select.POLLOUT
+                continue
+            except OSError as exc:
+                raise httpcore.ReadError(str(exc)) from exc
+            if data:
+                self._reads += 1
+                self._last = data
+            return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._reads = 0
-        self._inner.write(buffer, _clamp(timeout, "write"))
+        started = time.monotonic()
+        sock = self._sock
+        view = memoryview(buffer)
+        while view:
+            try:
+                sent = sock.send(view)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                want = select.POLLOUT
+            except ssl.SSLWantReadError:  # the TLS layer must read first
+                want = select.POLLIN
+            except OSError as exc:
+                raise httpcore.WriteError(str(exc)) from exc
+            else:
+                view = view[sent:]
+                continue
+            wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "write")
+            self._ready(want, wait)
 
     def close(self) -> None:
         self._inner.close()
@@ -114,8 +162,8 @@ class _DeadlineStream(httpcore.NetworkStream):
         return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, "connect")))
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable" and self._dirty:  # httpcore then closes an idle connection, never reuses it
-            return True
+        if info == "is_readable":  # httpcore then closes an idle connection, never reuses it
+            return self._dirty or self._sock.fileno() < 0 or self._ready(select.POLLIN, 0)
         return self._inner.get_extra_info(info)
 
 
