@@ -23,10 +23,8 @@ and over and costs more than the decode itself.
 
 from __future__ import annotations
 
-import gc
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
@@ -37,6 +35,7 @@ import msgspec
 from pingaway_exporter.config.values import DEFAULT_MAX_KEYWORD_LISTS, DEFAULT_MAX_SERIES
 from pingaway_exporter.upstream.deadline import Deadline
 from pingaway_exporter.upstream.failures import TIMEOUT, TOO_MANY_KEYWORD_LISTS, TOO_MANY_SERIES
+from pingaway_exporter.upstream.gc_pause import gc_paused
 from pingaway_exporter.upstream.lenient import BadRecord, available, json_type, lenient_json, unusable
 from pingaway_exporter.upstream.records import (
     CALLS,
@@ -98,27 +97,6 @@ class ParseResult:
     def note(self, bucket: dict[str, int], text: str) -> None:
         if text in bucket or len(bucket) < 20:
             bucket[text] = bucket.get(text, 0) + 1
-
-
-_GC_LOCK = threading.Lock()
-_GC = {"pauses": 0, "resume": False}
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause cyclic GC across threads; it resumes when the last pauser leaves."""
-    with _GC_LOCK:
-        if _GC["pauses"] == 0:
-            _GC["resume"] = gc.isenabled()
-            gc.disable()
-        _GC["pauses"] += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC["pauses"] -= 1
-            if _GC["pauses"] == 0 and _GC["resume"]:
-                gc.enable()
 
 
 class Parser:

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from pingaway_exporter.metrics.collector import ExporterCollector, ScrapeCollector
 from pingaway_exporter.metrics.exposition import Format, render_families
-from pingaway_exporter.upstream.payload import gc_paused
+from pingaway_exporter.upstream.gc_pause import gc_paused
 from pingaway_exporter.web.app import AppState
 from pingaway_exporter.web.basic_auth import BasicAuthChecker
 from pingaway_exporter.web.landing import landing_page
