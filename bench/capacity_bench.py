@@ -47,6 +47,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -231,17 +232,27 @@ def run(args: argparse.Namespace) -> None:
         zone = office_zone(args.office, time.time())
         local = datetime.now(ZoneInfo(zone))
         print(f"the simulated offices: {zone}, where it is {local:%A %H:%M}")
-        sim, url = start_simulator(work, args.users, args.latency, zone)
+        with serving(work, args.users, args.latency, zone, args.targets, args.max_concurrent) as (proc, base,
+                                                                                                  ready, log):
+            load(args, proc.pid, base, ready, log)
+
+
+@contextlib.contextmanager
+def serving(work: str, users: int, latency: float, zone: str, targets: int,
+            max_concurrent: int | None) -> Iterator[tuple[subprocess.Popen[bytes], str, float, str]]:
+    """The simulator and the exporter, each its own process, stopped on the way out: (exporter, its base URL,
+    seconds until it was ready, its log file)."""
+    sim, url = start_simulator(work, users, latency, zone)
+    try:
+        proc, base, ready, log = start_exporter(work, url, targets, max_concurrent)
         try:
-            proc, base, ready, log = start_exporter(work, url, args.targets, args.max_concurrent)
-            try:
-                load(args, proc.pid, base, ready, log)
-            finally:
-                proc.terminate()
-                proc.wait(30)
+            yield proc, base, ready, log
         finally:
-            sim.terminate()
-            sim.wait(10)
+            proc.terminate()
+            proc.wait(30)
+    finally:
+        sim.terminate()
+        sim.wait(10)
 
 
 def load(args: argparse.Namespace, pid: int, base: str, ready: float, log: str) -> None:

@@ -53,25 +53,15 @@ def main() -> None:
     args = p.parse_args()
     if args.min_interval is not None:
         os.environ["PINGAWAY_MIN_INTERVAL"] = args.min_interval
-    with tempfile.TemporaryDirectory() as work:
-        sim, url = cb.start_simulator(work, 10, 0.0, cb.office_zone("busy", time.time()))
-        try:
-            proc, base, _, _ = cb.start_exporter(work, url, TARGETS, None)
-            try:
-                warm = cb.Connections(base, keep_alive=True)
-                for i in range(TARGETS):
-                    warm.get(f"/probe?target=d{i}")
-                for _ in range(args.runs):
-                    for path in args.paths.split(","):
-                        for gap in (float(g) for g in args.gaps.split(",")):
-                            print(measure(base, proc.pid, path, args.requests, gap), flush=True)
-            finally:
-                proc.terminate()
-                proc.wait(30)
-        finally:
-            sim.terminate()
-            sim.wait(10)
-
+    with tempfile.TemporaryDirectory() as work, \
+            cb.serving(work, 10, 0.0, cb.office_zone("busy", time.time()), TARGETS, None) as (proc, base, _, _):
+        warm = cb.Connections(base, keep_alive=True)
+        for i in range(TARGETS):
+            warm.get(f"/probe?target=d{i}")
+        for _ in range(args.runs):
+            for path in args.paths.split(","):
+                for gap in (float(g) for g in args.gaps.split(",")):
+                    print(measure(base, proc.pid, path, args.requests, gap), flush=True)
 
 if __name__ == "__main__":
     main()
