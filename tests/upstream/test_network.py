@@ -408,3 +408,22 @@ def test_a_request_body_the_peer_does_not_read_ends_by_the_deadline_as_a_write_t
         finally:
             done.set()
             t.close()
+
+
+def test_a_read_after_the_deadline_fails_even_when_bytes_are_waiting(transport):
+    # An upstream that keeps bytes coming must not keep the exchange going past the deadline: every read is by
+    # it, not only one that has to wait.
+    now = [0.0]
+    deadline = Deadline(30.0, monotonic=lambda: now[0])
+    body = b"x" * 300_000  # more than one read takes
+
+    def big(conn: socket.socket, head: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return True
+
+    with serving(big) as server, client(transport) as c, bounded_by(deadline), \
+            c.stream("GET", server.url()) as resp:
+        time.sleep(0.2)  # the rest of the body is in the socket by now
+        now[0] = 30.0  # and the deadline passes
+        with pytest.raises(httpx.ReadTimeout, match="deadline passed before this read"):
+            resp.read()

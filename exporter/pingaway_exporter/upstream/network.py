@@ -114,10 +114,11 @@ class _DeadlineStream(httpcore.NetworkStream):
         if self._reads == 0 and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             want = select.POLLIN  # just written: the answer cannot be there yet, so wait before reading
         while True:
+            # Every try, ready or not, is by the deadline (as it now stands): an upstream that keeps bytes coming
+            # does not keep a read going past it.
+            wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "read")
             if want:
-                wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "read")
                 self._ready(want, None if wait is None else min(wait, READ_SLICE))
-                # then read; if nothing came, _clamp raises once the deadline (as it now stands) has passed
             try:
                 data = sock.recv(max_bytes)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
@@ -139,6 +140,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         sock = self._sock
         view = memoryview(buffer)
         while view:
+            wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "write")
             try:
                 sent = sock.send(view)
             except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
@@ -150,7 +152,6 @@ class _DeadlineStream(httpcore.NetworkStream):
             else:
                 view = view[sent:]
                 continue
-            wait = _clamp(None if timeout is None else timeout - (time.monotonic() - started), "write")
             self._ready(want, wait)
 
     def close(self) -> None:
