@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 
@@ -330,4 +331,64 @@ def test_many_keep_alive_clients_each_get_every_answer(serve):
         t.start()
     for t in threads:
         t.join(60)
+    assert failures == []
+
+
+class LateEcho(Echo):
+    """Echo whose every worker-served request moves its clock past the queue deadline, as a slow scrape would:
+    from then until the worker rearms the connection, the deadline sweep sees it as due."""
+
+    def handle(self, request: Request) -> Response:
+        self.clock.now += 1000.0  # type: ignore[attr-defined]
+        return super().handle(request)
+
+
+def test_the_deadline_sweep_never_closes_a_connection_its_worker_has_just_rearmed():
+    # The sweep listed the connections past their deadline, then read each one's state. A worker that sent
+    # an answer and rearmed its connection in between (a new idle deadline, state IDLE) saw it closed under
+    # the client's next request (1 CI run in 4). Widened here: many silent connections after the one in use
+    # make the sweep's list long, a constant stream of /quick keeps the selector thread sweeping, and a
+    # 1 µs switch interval interleaves the threads finely. The old sweep failed this 6 runs of 6.
+    limits = Limits(idle_timeout=1e9, header_timeout=1e9, queue_timeout=10.0)
+    servers = [LateEcho(("127.0.0.1", 0), limits, clock=Clock()) for _ in range(2)]
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def keep_selector_busy(server: Echo) -> None:
+        with connect(server) as s:
+            while not stop.is_set():
+                ask(s, "/quick")
+
+    def client(server: Echo) -> None:
+        n = 0
+        try:
+            with connect(server) as s, contextlib.ExitStack() as silent:
+                for _ in range(200):
+                    silent.enter_context(connect(server))
+                while not stop.is_set():
+                    n += 1
+                    head, body = ask(s, f"/{n}")
+                    if body != f"GET /{n}\n".encode():
+                        failures.append(f"request {n}: {head[:40]!r} {body!r}")
+                        return
+        except OSError as exc:
+            failures.append(f"request {n}: {exc!r}")
+
+    threads = [threading.Thread(target=s.serve_forever, args=(0.02,), daemon=True) for s in servers]
+    threads += [threading.Thread(target=f, args=(s,), daemon=True) for s in servers
+                for f in (keep_selector_busy, client)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        for t in threads[len(servers):]:
+            t.join(WAIT)
+        for server in servers:
+            server.shutdown()
+            server.server_close()
     assert failures == []

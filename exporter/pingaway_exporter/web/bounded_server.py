@@ -299,6 +299,11 @@ class BoundedServer:
             if conn.closed:
                 return
             conn.closed = True
+        self._release(conn)
+
+    def _release(self, conn: Conn) -> None:
+        """Everything a connection marked closed holds: its registration, its queued request, its unsent
+        answer and its socket. On the selector thread only."""
         if conn.events:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._sel.unregister(conn.sock)
@@ -344,11 +349,18 @@ class BoundedServer:
             log.debug(message)
 
     def _sweep(self, now: float) -> None:
+        """Close the connections past their deadline. Each is judged again under ``_owner``: a worker that has
+        just sent an answer rearms its connection (a new deadline, state IDLE) under that lock, and a judgement
+        made on the deadline read before would close a connection the client is about to use."""
         for conn in [c for c in self._conns if now >= c.deadline]:
-            if conn.state == State.WORKER and not self._workers.cancel(conn):
-                continue  # a worker is computing it: bounded by the scrape's own deadline
+            with self._owner:
+                if conn.closed or now < conn.deadline:
+                    continue  # closed already, or rearmed by its worker since the list was made
+                if conn.state == State.WORKER and not self._workers.cancel(conn):
+                    continue  # a worker is computing it: bounded by the scrape's own deadline
+                conn.closed = True
             log.debug("closing a connection past its deadline", extra={"fields": {"state": conn.state}})
-            self._close(conn)
+            self._release(conn)
 
     # -- one connection ---------------------------------------------------------------
 
