@@ -50,6 +50,8 @@ class Echo(BoundedServer):
         return Response.text(200, f"{request.method} {request.target}\n")
 
     def quick(self, request: Request) -> Response | None:
+        if request.path == "/quick/big":  # larger than a socket takes at once, smaller than a joined answer
+            return Response.text(200, "quick\n" * 6000)
         return Response.text(200, "quick\n") if request.path == "/quick" else None
 
     def response_headers(self) -> list[tuple[str, str]]:
@@ -392,3 +394,27 @@ def test_the_deadline_sweep_never_closes_a_connection_its_worker_has_just_rearme
             server.shutdown()
             server.server_close()
     assert failures == []
+
+
+def test_quick_answers_a_client_reads_late_arrive_whole_and_in_order(serve):
+    # The selector thread sends a small answer at once when the socket takes it, and keeps what it does not
+    # take: a client with a small receive buffer that pipelines 200 requests for 36 kB answers and reads only
+    # after a pause fills the socket, so answers are taken in part, and must still arrive byte-exact.
+    server = serve()
+    n = 200
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(WAIT)
+        s.connect(server.server_address[:2])
+        head, body = ask(s, "/quick/big")
+        assert body == b"quick\n" * 6000
+        one = head + b"\r\n\r\n" + body  # every answer to /quick/big is these very bytes
+        sender = threading.Thread(
+            target=s.sendall, args=(b"GET /quick/big HTTP/1.1\r\nHost: x\r\n\r\n" * n,), daemon=True)
+        sender.start()
+        time.sleep(0.5)  # the answers pile up in the socket meanwhile
+        got = bytearray()
+        while len(got) < n * len(one) and (chunk := s.recv(65536)):
+            got += chunk
+        sender.join(WAIT)
+    assert got == one * n

@@ -86,7 +86,7 @@ class Response:
 
     @property
     def length(self) -> int:
-        return sum(len(c) for c in self.body)
+        return sum(map(len, self.body))
 
 
 class Closed:
@@ -174,8 +174,8 @@ class Protocol:
         self._buf += data
 
     def next(self) -> Request | Response | Closed | None:
-        if self.failed or self._out:
-            return None
+        if self.failed or self._out or not (self._buf or self._eof):
+            return None  # (with nothing buffered, a request has no byte yet: its head starts with the next)
         try:
             return self._advance()
         except httptools.HttpParserUpgrade:
