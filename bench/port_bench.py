@@ -15,7 +15,9 @@ p123: the port rows P1-P3 at full size, 480 connections each (below the 512 cap)
 P4:  a 50,000-user domain; 128 sockets with 1 KiB receive buffers fetch /metrics from the min-interval cache
      (half identity, half gzip) and never read. Peak RSS (VmHWM) before and with them, threads, /-/healthy.
 cost: exporter CPU per scrape of /metrics and /probe, with every scrape calling upstream
-     (--pingaway.min-interval 0) and from the cache (the default), at 50 and 50,000 users.
+     (--pingaway.min-interval 0) and from the cache (the default), at 50 and 50,000 users; and of /-/healthy
+     on the same client, the floor of any request on this port at this pace (a request that comes after the
+     exporter sat idle costs more CPU on a VM: bench/wake_bench.py).
 
     python3 bench/port_bench.py --attacks p4,cost
     python3 bench/port_bench.py --attacks cost --cost-users 50 --runs 5 --exporter-src /tmp/old/exporter,exporter
@@ -317,16 +319,19 @@ def cost(srcs: list[str], sim: Simulator, sizes: tuple[int, ...] = (50, 50_000),
                                 got.setdefault((src, interval), []).append(
                                     per_scrape_cpu(srv, path, n if uncached else cached_n,
                                                    next_minute if uncached and moving else None))
+                                if not uncached:
+                                    got.setdefault((src, "healthy"), []).append(
+                                        per_scrape_cpu(srv, "/-/healthy", cached_n))
                             finally:
                                 srv.stop()
                 for src in srcs:
-                    unc, cached = got[(src, "0")], got[(src, "30s")]
+                    unc, cached, floor = got[(src, "0")], got[(src, "30s")], got[(src, "healthy")]
                     who = f" [{src}]" if len(srcs) > 1 else ""
                     pairs = ", ".join(f"{u:.2f}/{c:.2f}" for u, c in zip(unc, cached, strict=True))
                     each = f"; runs {pairs}" if runs > 1 else ""
                     lines.append(f"cost{who}: {path} at {users:,} users: {median(unc):.2f} ms CPU per uncached "
-                                 f"scrape, {median(cached):.2f} ms cached ({median(cached) / median(unc):.2f} of it)"
-                                 + each)
+                                 f"scrape, {median(cached):.2f} ms cached ({median(cached) / median(unc):.2f} of it), "
+                                 f"/-/healthy {median(floor):.2f} ms" + each)
     sim.set_payload(Domain(size=60).extensions(WEDNESDAY_1015))
     return "\n".join(lines)
 
