@@ -88,6 +88,12 @@ def ask(s: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
     return read_answer(s, WAIT)
 
 
+def echo_mismatch(s: socket.socket, path: str) -> str | None:
+    """Ask ``path`` on ``s``; None when Echo answers it, else what came instead."""
+    head, body = ask(s, path)
+    return None if body == f"GET {path}\n".encode() else f"{path}: {head[:40]!r} {body!r}"
+
+
 def closed_by_server(s: socket.socket) -> bool:
     """True when the server closes ``s`` within WAIT seconds (EOF or a reset)."""
     s.settimeout(WAIT)
@@ -321,9 +327,8 @@ def test_many_keep_alive_clients_each_get_every_answer(serve):
         try:
             with connect(server) as s:
                 for i in range(250):
-                    head, body = ask(s, f"/{n}/{i}")
-                    if body != f"GET /{n}/{i}\n".encode():
-                        failures.append(f"client {n}, request {i}: {head[:40]!r} {body!r}")
+                    if (wrong := echo_mismatch(s, f"/{n}/{i}")) is not None:
+                        failures.append(wrong)
                         return
         except OSError as exc:
             failures.append(f"client {n}: {exc!r}")
@@ -350,7 +355,7 @@ def test_the_deadline_sweep_never_closes_a_connection_its_worker_has_just_rearme
     # an answer and rearmed its connection in between (a new idle deadline, state IDLE) saw it closed under
     # the client's next request (1 CI run in 4). Widened here: many silent connections after the one in use
     # make the sweep's list long, a constant stream of /quick keeps the selector thread sweeping, and a
-    # 1 µs switch interval interleaves the threads finely. The old sweep failed this 6 runs of 6.
+    # 1 µs switch interval interleaves the threads finely. The old sweep failed this 9 runs of 9.
     limits = Limits(idle_timeout=1e9, header_timeout=1e9, queue_timeout=10.0)
     servers = [LateEcho(("127.0.0.1", 0), limits, clock=Clock()) for _ in range(2)]
     stop = threading.Event()
@@ -369,9 +374,8 @@ def test_the_deadline_sweep_never_closes_a_connection_its_worker_has_just_rearme
                     silent.enter_context(connect(server))
                 while not stop.is_set():
                     n += 1
-                    head, body = ask(s, f"/{n}")
-                    if body != f"GET /{n}\n".encode():
-                        failures.append(f"request {n}: {head[:40]!r} {body!r}")
+                    if (wrong := echo_mismatch(s, f"/{n}")) is not None:
+                        failures.append(wrong)
                         return
         except OSError as exc:
             failures.append(f"request {n}: {exc!r}")

@@ -66,6 +66,16 @@ _JOIN_MAX = 64 * 1024  # an answer up to this size is joined and sent in one cal
 _Returned = tuple[Conn, Request, "Response | bytes | None"]
 
 
+def _send_once(sock: socket.socket, data: bytes) -> int | None:
+    """How much of ``data`` a non-blocking socket takes in one ``send`` (0: none just now); None: it is broken."""
+    try:
+        return sock.send(data)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError:
+        return None
+
+
 class BoundedServer:
     """Accept loop, protocol driver and worker pool; subclasses implement ``handle`` (and ``quick``)."""
 
@@ -463,21 +473,17 @@ class BoundedServer:
             log.debug("cannot frame an answer; connection closed", exc_info=True)
             self._close(conn)
             return
-        if len(chunks) == 1 or sum(map(len, chunks)) <= _JOIN_MAX:
+        if sum(map(len, chunks)) <= _JOIN_MAX:
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # a small answer: one send, not one a part
-            if len(data) <= _JOIN_MAX and not isinstance(conn.sock, ssl.SSLSocket):
+            chunks = [data]
+            if not isinstance(conn.sock, ssl.SSLSocket):
                 # Sent at once when the socket takes it (nearly always): no views to keep and account for;
                 # ``_write`` then finds nothing left and readies the connection (counted as one answer there).
-                try:
-                    sent = conn.sock.send(data)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError:
+                sent = _send_once(conn.sock, data)
+                if sent is None:
                     self._close(conn)
                     return
                 chunks = [data[sent:]] if sent < len(data) else []
-            else:
-                chunks = [data]
         self._hold(conn, chunks)
 
     def _hold(self, conn: Conn, chunks: list[bytes]) -> None:
@@ -564,11 +570,8 @@ class BoundedServer:
             except ValueError:
                 return conn, request, response  # the selector frames it again, fails again, and closes
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            try:
-                sent = conn.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
+            sent = _send_once(conn.sock, data)
+            if sent is None:
                 return conn, request, None
             if sent < len(data):
                 return conn, request, data[sent:]
